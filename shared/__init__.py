@@ -1,0 +1,1 @@
+"""coinstream's common library: what every exchange worker shares, and nothing more."""

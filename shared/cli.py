@@ -1,0 +1,93 @@
+"""The command line every worker shares: `python -m workers.<exchange> [options]`.
+
+Errors a user can fix (bad arguments, bad config, Kafka unreachable, a topic missing)
+print one line and exit non-zero, with no traceback. supervisord then marks the
+worker FATAL after its start retries instead of restarting it forever.
+"""
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import uvloop
+
+from shared import config as configuration
+from shared import log as logging_setup
+from shared.capture import Recorder
+from shared.sink import KafkaSink, Sink, SinkError, StdoutSink, spool_dir
+from shared.stats import Stats
+from shared.venue import Venue
+from shared.worker import Worker
+
+EXIT_USAGE = 2
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _arguments(name: str, argv: list[str] | None) -> argparse.Namespace:
+    parser = _OneLineParser(
+        prog=f"python -m workers.{name}",
+        description=f"Collect {name} tickers into Kafka.",
+    )
+    parser.add_argument("--config", metavar="PATH", help="override file layered on config/ "
+                        f"(default: ${configuration.ENV_OVERRIDE_FILE}, if set)")
+    parser.add_argument("--sink", choices=("kafka", "stdout"), default="kafka",
+                        help="kafka (default), or stdout: one record JSON per line")
+    parser.add_argument("--record", metavar="FILE", type=Path,
+                        help="append every raw frame and REST body received to FILE")
+    parser.add_argument("--replay", metavar="FILE", type=Path,
+                        help="feed a capture FILE through the parser instead of the network, then exit")
+    return parser.parse_args(argv)
+
+
+def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
+    name = venue_class.name
+    arguments = _arguments(name, argv)
+    log = logging_setup.setup(name)
+
+    def fail(code: int, message: str) -> NoReturn:
+        print(f"coinstream {name}: error: {message}", file=sys.stderr)
+        sys.exit(code)
+
+    try:
+        config = configuration.load(arguments.config)
+        exchange = config.exchange(name)
+        runtime = config.runtime_for(name)
+    except configuration.ConfigError as error:
+        fail(EXIT_CONFIG, str(error))
+    if arguments.replay is not None and not arguments.replay.is_file():
+        fail(EXIT_USAGE, f"--replay: {arguments.replay}: no such file")
+
+    stats = Stats()
+    sink: Sink
+    if arguments.sink == "stdout":
+        sink = StdoutSink(stats)
+    else:
+        try:
+            kafka_sink = KafkaSink(
+                config.kafka.producer, config.ticker_topic(name), config.topics.dead_letter,
+                spool_dir(), name, stats, log,
+            )
+            kafka_sink.check_ready(timeout_s=runtime.rest_timeout_s)
+        except SinkError as error:
+            fail(EXIT_UNAVAILABLE if "unreachable" in str(error) else EXIT_CONFIG,
+                 f"{config.source_files[-1]}: {error}")
+        sink = kafka_sink
+
+    recorder = Recorder(arguments.record) if arguments.record else None
+    venue = venue_class(exchange.ws_url, exchange.rest_url)
+    worker = Worker(venue, exchange, runtime, sink, stats, log, recorder)
+    if arguments.replay is not None:
+        worker.replay(arguments.replay)
+        sink.close(runtime.stop_timeout_s)
+        if recorder is not None:
+            recorder.close()
+        return
+    uvloop.run(worker.run())

@@ -1,0 +1,274 @@
+"""Configuration: shipped YAML defaults, one optional override file, and the environment.
+
+Layers, later wins:
+  1. config/coinstream.yaml and config/exchanges/<name>.yaml, shipped with the code
+     (users leave them as they are, so upgrades never conflict with local settings);
+  2. an override file: --config PATH, else $COINSTREAM_CONFIG;
+  3. $COINSTREAM_KAFKA_BOOTSTRAP_SERVERS for kafka.producer["bootstrap.servers"].
+Any string value may name environment variables as ${NAME}, so secrets such as SASL
+passwords stay out of files. The merged tree is converted into the Structs below; a
+problem is reported as one ConfigError line naming the file, the key and what is wrong.
+"""
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import yaml
+
+EXCHANGES = (
+    "upbit", "bithumb", "coinone", "korbit",
+    "okx", "bybit", "gateio",
+    "binance", "kraken", "coinbase",
+)
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_FILE = CONFIG_DIR / "coinstream.yaml"
+EXCHANGE_DIR = CONFIG_DIR / "exchanges"
+ENV_OVERRIDE_FILE = "COINSTREAM_CONFIG"
+ENV_BOOTSTRAP = "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+UnifiedSymbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+-[A-Z0-9]+$")]
+Asset = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+$")]
+
+
+class ConfigError(Exception):
+    """One line: '<file>: <key>: <problem>'."""
+
+
+class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    watchdog_s: Seconds = 30.0  # no frame for this long: reconnect
+    rest_fallback_after_s: Seconds = 10.0  # socket silent this long: poll REST
+    rest_poll_interval_s: Seconds = 2.0
+    rest_timeout_s: Seconds = 10.0
+    backoff_initial_s: Seconds = 1.0
+    backoff_max_s: Seconds = 60.0
+    stats_interval_s: Seconds = 60.0
+    stop_timeout_s: Seconds = 20.0  # keep below supervisord's stopwaitsecs
+    max_frame_bytes: Annotated[int, msgspec.Meta(gt=0)] = 4 * 1024 * 1024
+
+
+class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    ws_url: str
+    rest_url: str
+    # Exactly one of: an explicit list in unified form, or every market quoted in these.
+    symbols: list[UnifiedSymbol] | None = None
+    quotes: list[Asset] | None = None
+    runtime: dict[str, Any] = {}
+
+
+class Topics(msgspec.Struct, forbid_unknown_fields=True):
+    ticker: str = "coinstream.ticker"
+    dead_letter: str = "coinstream.dead-letter"
+    # Per-exchange ticker topics, e.g. {upbit: korea.ticker}, to reproduce the seed's
+    # regional topics. Exchanges not named use `ticker`.
+    ticker_by_exchange: dict[str, str] = {}
+    partitions: Annotated[int, msgspec.Meta(ge=1)] = 6
+    replication_factor: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+
+class Kafka(msgspec.Struct, forbid_unknown_fields=True):
+    producer: dict[str, str | int | float | bool]
+    # `make run` starts the bundled single-node broker when this is true.
+    local_broker: bool = True
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    kafka: Kafka
+    topics: Topics = msgspec.field(default_factory=Topics)
+    runtime: Runtime = msgspec.field(default_factory=Runtime)
+    exchanges: dict[str, ExchangeConfig] = {}
+    source_files: list[str] = []
+
+    def ticker_topic(self, exchange: str) -> str:
+        return self.topics.ticker_by_exchange.get(exchange, self.topics.ticker)
+
+    def all_topics(self) -> list[str]:
+        names = {self.topics.ticker, self.topics.dead_letter, *self.topics.ticker_by_exchange.values()}
+        return sorted(names)
+
+    def exchange(self, name: str) -> ExchangeConfig:
+        try:
+            return self.exchanges[name]
+        except KeyError:
+            raise ConfigError(f"{self.source_files[-1]}: exchanges.{name}: missing") from None
+
+    def runtime_for(self, name: str) -> Runtime:
+        """The shared runtime settings with the exchange's own overrides applied."""
+        overrides = self.exchange(name).runtime
+        if not overrides:
+            return self.runtime
+        return msgspec.convert(
+            msgspec.structs.asdict(self.runtime) | overrides, Runtime
+        )
+
+
+def load(override: str | os.PathLike[str] | None = None) -> Config:
+    layers = [(str(DEFAULT_FILE), _read_yaml(DEFAULT_FILE))]
+    for path in sorted(EXCHANGE_DIR.glob("*.yaml")):
+        layers.append((str(path), {"exchanges": {path.stem: _read_yaml(path)}}))
+    override = override or os.environ.get(ENV_OVERRIDE_FILE)
+    if override:
+        layers.append((str(override), _read_yaml(Path(override))))
+    merged: dict[str, Any] = {}
+    for _, tree in layers:
+        merged = _deep_merge(merged, tree)
+    bootstrap = os.environ.get(ENV_BOOTSTRAP)
+    if bootstrap:
+        merged.setdefault("kafka", {}).setdefault("producer", {})["bootstrap.servers"] = bootstrap
+    merged = _expand_env(merged, layers, ())
+    merged["source_files"] = [name for name, _ in layers]
+    # Exchanges are converted one by one: msgspec's error path hides mapping keys,
+    # and the exchange's name is the part of the key a user needs most.
+    exchanges = merged.pop("exchanges", None) or {}
+    try:
+        config = msgspec.convert(merged, Config)
+    except msgspec.ValidationError as error:
+        raise ConfigError(_describe(error, layers)) from None
+    if not isinstance(exchanges, dict):
+        raise ConfigError(f"{_origin(('exchanges',), layers)}: exchanges: expected a mapping")
+    for name, section in exchanges.items():
+        config.exchanges[name] = _convert_exchange(str(name), section, layers)
+    _check_topics(config, layers)
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: {where}: malformed YAML: {problem}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: top level: expected a mapping, got {type(tree).__name__}")
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    # An exchange's symbol choice is one setting in two spellings: a layer that
+    # gives either one replaces the choice made below it.
+    for either, other in (("symbols", "quotes"), ("quotes", "symbols")):
+        if either in top:
+            merged.pop(other, None)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(node: Any, layers: list[tuple[str, dict[str, Any]]], path: tuple[str, ...]) -> Any:
+    if isinstance(node, dict):
+        return {key: _expand_env(value, layers, (*path, str(key))) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(value, layers, (*path, str(index))) for index, value in enumerate(node)]
+    if isinstance(node, str):
+        def substitute(match: re.Match[str]) -> str:
+            value = os.environ.get(match.group(1))
+            if value is None:
+                key = ".".join(path)
+                raise ConfigError(
+                    f"{_origin(path, layers)}: {key}: environment variable {match.group(1)} is not set"
+                )
+            return value
+        return _ENV_REF.sub(substitute, node)
+    return node
+
+
+def _origin(path: tuple[str, ...], layers: list[tuple[str, dict[str, Any]]]) -> str:
+    """The file that set the value at `path`, the last layer winning; else the last file."""
+    for name, tree in reversed(layers):
+        node: Any = tree
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            return name
+    return layers[-1][0]
+
+
+_AT = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
+
+
+def _describe(error: msgspec.ValidationError, layers: list[tuple[str, dict[str, Any]]]) -> str:
+    path, problem = _key_and_problem(error)
+    return f"{_origin(tuple(path), layers)}: {'.'.join(path) or 'top level'}: {problem}"
+
+
+def _key_and_problem(error: msgspec.ValidationError) -> tuple[list[str], str]:
+    match = _AT.match(str(error))
+    assert match is not None  # the pattern matches any string
+    problem = match.group("problem")
+    path = [part for part in re.split(r"\.|\[|\]", match.group("path") or "") if part]
+    unknown = _UNKNOWN.match(problem)
+    missing = _MISSING.match(problem)
+    if unknown:
+        path.append(unknown.group("key"))
+        problem = "unknown key"
+    elif missing:
+        path.append(missing.group("key"))
+        problem = "required key is missing"
+    return path, problem
+
+
+def _convert_exchange(
+    name: str, section: Any, layers: list[tuple[str, dict[str, Any]]]
+) -> ExchangeConfig:
+    where = _origin(("exchanges", name), layers)
+    if name not in EXCHANGES:
+        raise ConfigError(
+            f"{where}: exchanges.{name}: unknown exchange (known: {', '.join(EXCHANGES)})"
+        )
+    try:
+        exchange = msgspec.convert(section, ExchangeConfig)
+    except msgspec.ValidationError as error:
+        raise _exchange_error(name, (), error, layers) from None
+    try:
+        msgspec.convert(exchange.runtime, Runtime)
+    except msgspec.ValidationError as error:
+        raise _exchange_error(name, ("runtime",), error, layers) from None
+    if (exchange.symbols is None) == (exchange.quotes is None):
+        raise ConfigError(
+            f"{where}: exchanges.{name}: set exactly one of 'symbols' (a list such as "
+            f"[BTC-USDT]) or 'quotes' (every market quoted in these, such as [KRW])"
+        )
+    for key, chosen in (("symbols", exchange.symbols), ("quotes", exchange.quotes)):
+        if chosen is not None and not chosen:
+            raise ConfigError(f"{where}: exchanges.{name}.{key}: the list is empty")
+    return exchange
+
+
+def _exchange_error(
+    name: str,
+    prefix: tuple[str, ...],
+    error: msgspec.ValidationError,
+    layers: list[tuple[str, dict[str, Any]]],
+) -> ConfigError:
+    path, problem = _key_and_problem(error)
+    key_path = ("exchanges", name, *prefix, *path)
+    return ConfigError(f"{_origin(key_path, layers)}: {'.'.join(key_path)}: {problem}")
+
+
+def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:
+    for name in config.topics.ticker_by_exchange:
+        if name not in EXCHANGES:
+            where = _origin(("topics", "ticker_by_exchange", name), layers)
+            raise ConfigError(f"{where}: topics.ticker_by_exchange.{name}: unknown exchange")

@@ -1,0 +1,55 @@
+"""Logging for workers: one line per event, on stderr, which supervisord writes to the
+worker's own log file. The line starts with the timestamp, the level and the exchange,
+so that grep and journalctl habits work: `2026-11-24T06:15:57.123Z INFO binance ...`.
+"""
+
+import logging
+import sys
+import time
+
+
+class _UtcFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+def setup(exchange: str, level: int = logging.INFO) -> logging.Logger:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_UtcFormatter(f"%(asctime)s %(levelname)s {exchange} %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # websockets logs every handshake failure with a traceback; coinstream logs each
+    # connection event itself, once, in one line.
+    logging.getLogger("websockets").setLevel(logging.CRITICAL)
+    return logging.getLogger("coinstream")
+
+
+class Throttled:
+    """Logs the first few events of a kind per interval; the counters carry the rest.
+
+    A storm of bad frames must not become a storm of log lines: every event is
+    still counted, and the once-a-minute counters line reports the totals.
+    """
+
+    def __init__(self, log: logging.Logger, per_interval: int = 5, interval_s: float = 60.0) -> None:
+        self._log = log
+        self._per_interval = per_interval
+        self._interval_s = interval_s
+        self._window_start = 0.0
+        self._seen: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self._interval_s:
+            self._window_start = now
+            self._seen.clear()
+        count = self._seen.get(kind, 0) + 1
+        self._seen[kind] = count
+        if count <= self._per_interval:
+            self._log.warning(message, *args)
+        elif count == self._per_interval + 1:
+            self._log.warning("more %s this minute; see the counters line", kind)

@@ -1,0 +1,76 @@
+"""Exact decimal text: the only form a price or size takes inside coinstream.
+
+Exchanges send numbers either as JSON strings ("0.35210000") or as JSON numbers
+(158219000.00000000, 0E-8, 1.16539E8). Both arrive here as text and leave as plain
+decimal text equal to the exchange's value: no float is ever built. Text that is
+already plain passes through untouched (the common case, kept cheap); only text with
+an exponent goes through Decimal.
+"""
+
+import re
+from decimal import Decimal, InvalidOperation
+
+import msgspec
+
+
+class NumberError(ValueError):
+    """A price or size field that is not a decimal number."""
+
+
+def plain(text: str) -> str:
+    """Return `text` as a plain decimal string, without exponent, of the same value."""
+    if "E" in text or "e" in text:
+        return _expand_exponent(text)
+    return text
+
+
+def _expand_exponent(text: str) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise NumberError(f"not a decimal number: {text!r}") from None
+    if not value.is_finite():
+        raise NumberError(f"not a finite number: {text!r}")
+    # format 'f' writes every digit of the coefficient with no exponent:
+    # 0E-8 -> 0.00000000, 1.16539E+8 -> 116539000, 7.9276E-4 -> 0.00079276.
+    return format(value, "f")
+
+
+def plain_or_none(text: str | None) -> str | None:
+    return None if text is None else plain(text)
+
+
+def raw_plain(raw: msgspec.Raw) -> str:
+    """Plain decimal text of a JSON number (or numeric JSON string) kept as msgspec.Raw.
+
+    Decoding a number field as Raw keeps the exchange's exact digits, which a float
+    would lose (95078733694.3792000000000000 has more digits than a double holds).
+    """
+    value = raw_plain_or_none(raw)
+    if value is None:
+        raise NumberError("null where a number is required")
+    return value
+
+
+# Default for an optional Raw number field: msgspec cannot make Raw optional with
+# `| None`, so a missing field decodes as this JSON null instead.
+ABSENT = msgspec.Raw(b"null")
+
+
+def raw_plain_or_none(raw: msgspec.Raw) -> str | None:
+    text = str(raw, "utf-8")
+    first = text[0]
+    if first == '"':
+        # A quoted number was not checked by the JSON decoder: check it here.
+        text = text[1:-1]
+        if not _DECIMAL.fullmatch(text):
+            raise NumberError(f"not a decimal number: {text!r}")
+    elif first not in _NUMBER_START:
+        if text == "null":
+            return None
+        raise NumberError(f"not a number: {text[:40]!r}")
+    return plain(text)
+
+
+_NUMBER_START = frozenset("-0123456789")
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")

@@ -1,0 +1,228 @@
+"""Where records go: Kafka (the product) or stdout (replays, debugging).
+
+A sink stamps each record with the run id and the next sequence number, encodes it
+once with a reused msgspec encoder, and hands it on without waiting. Kafka delivery
+is asynchronous: librdkafka batches (linger.ms), retries, and reports each delivery
+through a callback that the event loop serves with a steady poll().
+"""
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from shared.log import Throttled
+from shared.record import DeadLetter, Ticker
+from shared.stats import Stats
+
+POLL_INTERVAL_S = 0.02
+# Records held back while librdkafka's queue is full. Past this the reader pauses,
+# which pushes back on the exchange socket instead of growing memory.
+BACKLOG_HIGH_WATER = 50_000
+
+
+class SinkError(Exception):
+    """The sink cannot start (Kafka unreachable, a topic missing): one line, exit non-zero."""
+
+
+class Sink(Protocol):
+    stats: Stats
+    run: str
+
+    def publish(self, ticker: Ticker) -> None: ...
+    def dead_letter(self, letter: DeadLetter) -> None: ...
+    def congested(self) -> bool: ...
+    def queue_depth(self) -> int: ...
+    async def serve(self) -> None: ...
+    def close(self, timeout_s: float) -> None: ...
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class StdoutSink:
+    """Records as JSON lines on stdout; dead letters as JSON lines on stderr."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.run = new_run_id()
+        self._seq = 0
+        self._encoder = msgspec.json.Encoder()
+        self._out = sys.stdout.buffer
+        self._err = sys.stderr.buffer
+
+    def publish(self, ticker: Ticker) -> None:
+        self._seq += 1
+        ticker.run = self.run
+        ticker.seq = self._seq
+        self._out.write(self._encoder.encode(ticker) + b"\n")
+        self.stats.records += 1
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        letter.run = self.run
+        self._err.write(b"dead-letter " + self._encoder.encode(letter) + b"\n")
+        self._err.flush()
+        self.stats.dead_letters += 1
+
+    def congested(self) -> bool:
+        return False
+
+    def queue_depth(self) -> int:
+        return 0
+
+    async def serve(self) -> None:
+        while True:
+            self._out.flush()
+            await asyncio.sleep(0.2)
+
+    def close(self, timeout_s: float) -> None:
+        self._out.flush()
+
+
+class KafkaSink:
+    def __init__(
+        self,
+        producer_config: dict[str, str | int | float | bool],
+        ticker_topic: str,
+        dead_letter_topic: str,
+        spool_dir: Path,
+        exchange: str,
+        stats: Stats,
+        log: logging.Logger,
+    ) -> None:
+        self.stats = stats
+        self.run = new_run_id()
+        self._log = log
+        self._throttled = Throttled(log)
+        self._ticker_topic = ticker_topic
+        self._dead_letter_topic = dead_letter_topic
+        self._undelivered_path = spool_dir / f"{exchange}.undelivered.jsonl"
+        self._seq = 0
+        self._encoder = msgspec.json.Encoder()
+        self._keys: dict[str, bytes] = {}
+        self._backlog: deque[tuple[str, bytes, bytes]] = deque()
+        try:
+            self._producer = Producer({**producer_config, "error_cb": self._on_error})
+        except KafkaException as error:
+            raise SinkError(f"kafka.producer: {error.args[0].str()}") from None
+
+    def check_ready(self, timeout_s: float) -> None:
+        """Fail fast, in one line, when the cluster or a topic is not there."""
+        try:
+            metadata = self._producer.list_topics(timeout=timeout_s)
+        except KafkaException as error:
+            raise SinkError(f"Kafka unreachable: {error.args[0].str()}") from None
+        for topic in (self._ticker_topic, self._dead_letter_topic):
+            if topic not in metadata.topics:
+                raise SinkError(
+                    f"Kafka topic {topic!r} does not exist: create the topics with "
+                    f"'python -m shared.topics' (make run does this)"
+                )
+
+    # Hot path: no await, no logging, one encode, one produce. ---------------------
+
+    def publish(self, ticker: Ticker) -> None:
+        self._seq += 1
+        ticker.run = self.run
+        ticker.seq = self._seq
+        key = self._keys.get(ticker.symbol)
+        if key is None:
+            key = self._keys[ticker.symbol] = f"{ticker.exchange}:{ticker.symbol}".encode()
+        self._send(self._ticker_topic, self._encoder.encode(ticker), key)
+        self.stats.records += 1
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        letter.run = self.run
+        self._send(self._dead_letter_topic, self._encoder.encode(letter), letter.exchange.encode())
+        self.stats.dead_letters += 1
+
+    def _send(self, topic: str, value: bytes, key: bytes) -> None:
+        if self._backlog:
+            # Keep order: nothing may overtake records already waiting.
+            self._backlog.append((topic, value, key))
+            return
+        try:
+            self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+        except BufferError:
+            self._backlog.append((topic, value, key))
+
+    def congested(self) -> bool:
+        return len(self._backlog) >= BACKLOG_HIGH_WATER
+
+    def queue_depth(self) -> int:
+        return len(self._producer) + len(self._backlog)
+
+    # Delivery reports, served by the poll loop. --------------------------------------
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.stats.delivered += 1
+            return
+        # Kafka refused the record for good, or it was purged at exit: keep it on disk.
+        self.stats.delivery_failures += 1
+        self._spool(message.topic() or "", message.key() or b"", message.value() or b"", error.str())
+
+    def _spool(self, topic: str, key: bytes, value: bytes, error: str) -> None:
+        self._throttled.warning(
+            "undelivered records", "record not delivered (%s); kept in %s", error, self._undelivered_path
+        )
+        line = msgspec.json.encode(
+            {"topic": topic, "key": key.decode(), "value": value.decode(), "error": error}
+        )
+        self._undelivered_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._undelivered_path, "ab") as spool:
+            spool.write(line + b"\n")
+        self.stats.spooled += 1
+
+    def _on_error(self, error: KafkaError) -> None:
+        self._throttled.warning("kafka errors", "kafka: %s", error.str())
+
+    async def serve(self) -> None:
+        """Serve delivery callbacks and drain the backlog, on a steady cadence."""
+        while True:
+            self._producer.poll(0)
+            self._drain_backlog()
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    def _drain_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            topic, value, key = backlog[0]
+            try:
+                self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+            except BufferError:
+                return
+            backlog.popleft()
+
+    def close(self, timeout_s: float) -> None:
+        """Flush everything within timeout_s; spool whatever Kafka did not take."""
+        deadline = time.monotonic() + timeout_s
+        while self._backlog and time.monotonic() < deadline:
+            self._drain_backlog()
+            self._producer.poll(0.1)
+        remaining = self._producer.flush(max(0.0, deadline - time.monotonic()))
+        if remaining or self._backlog:
+            self._log.error(
+                "Kafka did not take %d records within %.0f s; writing them to %s",
+                remaining + len(self._backlog), timeout_s, self._undelivered_path,
+            )
+            # Purged records come back through the delivery callback with an error,
+            # which spools them.
+            self._producer.purge()
+            self._producer.poll(0)
+            for topic, value, key in self._backlog:
+                self._spool(topic, key, value, "not produced before exit")
+            self._backlog.clear()
+
+
+def spool_dir() -> Path:
+    return Path(os.environ.get("COINSTREAM_SPOOL_DIR", "spool"))

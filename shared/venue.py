@@ -1,0 +1,110 @@
+"""What a worker module says about its exchange, and nothing else.
+
+A worker module (workers/<exchange>.py) subclasses `Venue` and reads like the
+exchange's doc page: endpoints, subscribe, keepalive, parse. Everything that runs the
+protocol (connections, reconnects, REST polling, Kafka) is in shared.worker.
+"""
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+from shared.record import FrameError, Ticker
+
+
+class Market(msgspec.Struct, frozen=True):
+    raw: str  # the exchange's own id, exactly as its ticker frames spell it
+    base: str
+    quote: str
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.base}-{self.quote}"
+
+
+class Venue(ABC):
+    """One exchange's public ticker protocol."""
+
+    name: ClassVar[str]
+
+    # --- WebSocket -----------------------------------------------------------------
+    # Markets on one connection, from the exchange's per-connection limits.
+    markets_per_connection: ClassVar[int] = 200
+    # RFC 6455 pings sent by the client (seconds); None where the exchange forbids them.
+    protocol_ping_interval_s: ClassVar[float | None] = 20.0
+    # Application-level ping text (e.g. '{"op":"ping"}') and its interval, for
+    # exchanges whose server only counts its own protocol messages as traffic.
+    app_ping: ClassVar[str | None] = None
+    app_ping_interval_s: ClassVar[float] = 20.0
+    # Pause between subscribe messages on one connection (message-rate limits).
+    subscribe_gap_s: ClassVar[float] = 0.0
+    # Extra HTTP headers on the WebSocket handshake and on REST calls.
+    headers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, ws_url: str, rest_url: str) -> None:
+        self.ws_base = ws_url.rstrip("/")
+        self.rest_base = rest_url.rstrip("/")
+        # raw id -> unified symbol; filled from the config or the market list.
+        self.symbols: dict[str, str] = {}
+
+    def learn(self, markets: list[Market]) -> None:
+        for market in markets:
+            self.symbols[market.raw] = market.symbol
+
+    def symbol_of(self, raw: str) -> str:
+        try:
+            return self.symbols[raw]
+        except KeyError:
+            raise FrameError(f"unknown symbol {raw!r}") from None
+
+    # Each exchange implements the methods below. ------------------------------------
+
+    @abstractmethod
+    def market(self, base: str, quote: str) -> Market:
+        """The market for a unified BASE-QUOTE pair, without asking the exchange."""
+
+    def ws_url(self, markets: list[Market]) -> str:
+        return self.ws_base
+
+    @abstractmethod
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        ...
+
+    @abstractmethod
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        """Tickers in one frame; [] for acks, pongs, heartbeats and status frames.
+
+        Raises FrameError for a payload that breaks the protocol (dead-lettered),
+        ExchangeError for a well-formed error from the exchange (logged, counted).
+        """
+
+    @abstractmethod
+    def market_list_url(self) -> str:
+        ...
+
+    @abstractmethod
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        ...
+
+    @abstractmethod
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        ...
+
+    @abstractmethod
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        ...
+
+    # Shared by every exchange. ------------------------------------------------------
+
+    def parse_rest(self, url: str, body: bytes, received_ns: int, quotes: list[str]) -> list[Ticker]:
+        """Route one REST body by its URL: the market list teaches symbols, the rest are tickers.
+
+        Live runs and --replay both come through here, so a replay learns the same
+        symbols from a recorded market list that the live run learned.
+        """
+        if urlsplit(url).path == urlsplit(self.market_list_url()).path:
+            self.learn(self.parse_market_list(body, quotes))
+            return []
+        return self.parse_rest_ticker(body, received_ns)

@@ -1,0 +1,342 @@
+"""The worker runtime: one exchange, its sockets, its REST fallback, its sink.
+
+  startup   resolve markets (config list, or the exchange's market list), REST snapshot
+  stream    one task per connection: connect, subscribe, keep alive, read frames;
+            a watchdog closes a socket that goes silent; reconnects back off with
+            jitter, never give up, and resubscribe
+  fallback  while a connection has delivered nothing for rest_fallback_after_s,
+            poll REST for its markets; stop as soon as the socket delivers again
+  sink      records to Kafka without awaiting; delivery reports on a steady poll
+  stop      SIGTERM/SIGINT: close sockets, flush within stop_timeout_s, exit 0
+"""
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from pathlib import Path
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from shared import capture
+from shared.config import ExchangeConfig, Runtime
+from shared.log import Throttled
+from shared.record import DeadLetter, ExchangeError, ServerRestart
+from shared.rest import RestClient, RestUnavailable
+from shared.sink import Sink
+from shared.stats import Stats
+from shared.venue import Market, Venue
+
+
+class Worker:
+    def __init__(
+        self,
+        venue: Venue,
+        exchange: ExchangeConfig,
+        runtime: Runtime,
+        sink: Sink,
+        stats: Stats,
+        log: logging.Logger,
+        recorder: capture.Recorder | None = None,
+    ) -> None:
+        self.venue = venue
+        self.exchange = exchange
+        self.runtime = runtime
+        self.sink = sink
+        self.stats = stats
+        self.log = log
+        self.recorder = recorder
+        self.quotes = exchange.quotes or []
+        self.replaying = False
+        self.throttled = Throttled(log)
+        self._rest = RestClient(
+            venue.headers, runtime.rest_timeout_s, runtime.backoff_initial_s,
+            runtime.backoff_max_s, stats, log,
+        )
+        if exchange.symbols:
+            markets = [venue.market(*symbol.split("-", 1)) for symbol in exchange.symbols]
+            venue.learn(markets)
+
+    # One path for every payload, live or replayed. -----------------------------------
+
+    def on_frame(self, frame: bytes, received_ns: int, url: str) -> int:
+        """Publish the tickers in one WebSocket frame; returns how many."""
+        self.stats.frames += 1
+        if self.recorder is not None:
+            self.recorder.write("ws", url, frame, received_ns)
+        try:
+            tickers = self.venue.parse_ws(frame, received_ns)
+        except ServerRestart:
+            if self.replaying:
+                return 0
+            raise  # the connection reconnects at once
+        except ExchangeError as error:
+            self.stats.exchange_errors += 1
+            self.throttled.warning("exchange errors", "%s: %s", url, error)
+            return 0
+        except Exception as error:  # any failure to parse is the frame's fault: dead-letter it
+            self._dead_letter(error, received_ns, "ws", url, frame)
+            return 0
+        publish = self.sink.publish
+        for ticker in tickers:
+            publish(ticker)
+        return len(tickers)
+
+    def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
+        if self.recorder is not None:
+            self.recorder.write("rest", url, body, received_ns)
+        try:
+            tickers = self.venue.parse_rest(url, body, received_ns, self.quotes)
+        except ExchangeError as error:
+            self.stats.exchange_errors += 1
+            self.throttled.warning("exchange errors", "%s: %s", url, error)
+            return 0
+        except Exception as error:
+            self._dead_letter(error, received_ns, "rest", url, body)
+            return 0
+        for ticker in tickers:
+            self.sink.publish(ticker)
+        return len(tickers)
+
+    def _dead_letter(self, error: Exception, received_ns: int, source: str, url: str, raw: bytes) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        self.throttled.warning("dead letters", "dead letter from %s: %s", url, reason)
+        self.sink.dead_letter(
+            DeadLetter(self.venue.name, reason, received_ns, source, url,  # type: ignore[arg-type]
+                       raw.decode("utf-8", errors="replace"))
+        )
+
+    # Live run. ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        background = [
+            asyncio.create_task(self.sink.serve(), name="sink"),
+            asyncio.create_task(self._report_stats(), name="stats"),
+        ]
+        collect = asyncio.create_task(self._collect(), name="collect")
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({collect, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if collect in done:
+            collect.result()  # a crash here is a bug: let it surface
+        self.log.info("stopping: closing sockets, flushing %d queued records", self.sink.queue_depth())
+        for task in (collect, *background):
+            task.cancel()
+        await asyncio.gather(collect, *background, return_exceptions=True)
+        self._rest.close()
+        self.sink.close(self.runtime.stop_timeout_s)
+        if self.recorder is not None:
+            self.recorder.close()
+        self.stats.report(self.log, self.sink.queue_depth())
+        self.log.info("stopped")
+
+    async def _collect(self) -> None:
+        markets = await self._resolve_markets()
+        self.log.info(
+            "run %s: %d markets on %d connection(s)", self.sink.run, len(markets),
+            -(-len(markets) // self.venue.markets_per_connection),
+        )
+        await self.rest_poll(markets, "snapshot")
+        per = self.venue.markets_per_connection
+        connections = [Connection(self, markets[i:i + per], i // per) for i in range(0, len(markets), per)]
+        async with asyncio.TaskGroup() as group:
+            for connection in connections:
+                group.create_task(connection.stream())
+                group.create_task(connection.fallback())
+
+    async def _resolve_markets(self) -> list[Market]:
+        if self.exchange.symbols:
+            return [self.venue.market(*symbol.split("-", 1)) for symbol in self.exchange.symbols]
+        url = self.venue.market_list_url()
+        delay = self.runtime.backoff_initial_s
+        while True:
+            try:
+                body, received_ns = await self._rest.get(url)
+                self.on_rest_body(body, received_ns, url)
+                markets = self.venue.parse_market_list(body, self.quotes)
+            except (RestUnavailable, ExchangeError, msgspec.DecodeError, ValueError) as error:
+                self.log.error("market list unavailable (%s); retrying in %.0f s", error, delay)
+            else:
+                if markets:
+                    return markets
+                self.log.error("no market quoted in %s on %s; retrying in %.0f s", self.quotes, url, delay)
+            await asyncio.sleep(delay * random.uniform(1.0, 1.5))
+            delay = min(delay * 2, self.runtime.backoff_max_s)
+
+    async def rest_poll(self, markets: list[Market], why: str) -> int:
+        published = 0
+        for url in self.venue.rest_ticker_urls(markets):
+            try:
+                body, received_ns = await self._rest.get(url)
+            except (RestUnavailable, ExchangeError) as error:
+                self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
+                continue
+            published += self.on_rest_body(body, received_ns, url)
+        return published
+
+    async def _report_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.runtime.stats_interval_s)
+            self.stats.report(self.log, self.sink.queue_depth())
+
+    # Replay. ------------------------------------------------------------------------
+
+    def replay(self, path: Path) -> None:
+        self.replaying = True
+        for number, line, item in capture.read(path):
+            if isinstance(item, capture.Captured):
+                data = item.data.encode("utf-8")
+                if item.kind == "ws":
+                    self.on_frame(data, item.ts, item.url)
+                else:
+                    self.on_rest_body(data, item.ts, item.url)
+            else:
+                self._dead_letter(item, time.time_ns(), "ws", f"{path}:{number}", line)
+
+
+class Connection:
+    """One WebSocket connection carrying a share of the markets."""
+
+    def __init__(self, worker: Worker, markets: list[Market], index: int) -> None:
+        self.worker = worker
+        self.markets = markets
+        self._opened = time.monotonic()
+        self._stalled = False
+        self.name = f"{worker.venue.name}#{index}"
+        self.url = worker.venue.ws_url(markets)
+        self.last_frame = time.monotonic()
+        # Until the socket delivers its first tickers, the fallback counts from start.
+        self.last_ws_record = time.monotonic()
+
+    async def stream(self) -> None:
+        runtime = self.worker.runtime
+        delay = runtime.backoff_initial_s
+        while True:
+            delivered = False
+            try:
+                delivered = await self._session()
+                reason = "closed by peer"
+            except ServerRestart as announced:
+                delivered = True
+                reason = f"restart announced: {announced}"
+            except ConnectionClosed as closed:
+                delivered = self.last_ws_record > self._opened
+                if self._stalled:
+                    reason = f"stalled: no frame for {runtime.watchdog_s:.0f} s"
+                else:
+                    reason = f"closed {closed.rcvd.code if closed.rcvd else 'abnormally'}"
+                    if closed.rcvd and closed.rcvd.reason:
+                        reason += f" ({closed.rcvd.reason})"
+            except InvalidStatus as error:
+                reason = f"handshake refused: HTTP {error.response.status_code}"
+            except (OSError, InvalidHandshake, TimeoutError) as error:
+                reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            if delivered:
+                delay = runtime.backoff_initial_s
+            self.worker.stats.reconnects[_reason_key(reason)] += 1
+            wait = delay * random.uniform(0.5, 1.5)
+            self.worker.log.warning("%s: %s; reconnecting in %.1f s", self.name, reason, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, runtime.backoff_max_s)
+
+    async def _session(self) -> bool:
+        worker = self.worker
+        venue = worker.venue
+        self._opened = time.monotonic()
+        self._stalled = False
+        async with connect(
+            self.url,
+            compression=None,  # permessage-deflate costs ~2 µs a frame; no exchange needs it
+            max_size=worker.runtime.max_frame_bytes,
+            ping_interval=venue.protocol_ping_interval_s,
+            ping_timeout=venue.protocol_ping_interval_s,
+            open_timeout=worker.runtime.rest_timeout_s,
+            close_timeout=2,
+            additional_headers=venue.headers,
+            user_agent_header="coinstream/0.1",
+            max_queue=64,
+        ) as socket:
+            for message in venue.subscribe_messages(self.markets):
+                await socket.send(message)
+                if venue.subscribe_gap_s:
+                    await asyncio.sleep(venue.subscribe_gap_s)
+            worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
+            self.last_frame = time.monotonic()
+            guards = [asyncio.create_task(self._watchdog(socket))]
+            if venue.app_ping is not None:
+                guards.append(asyncio.create_task(self._app_ping(socket, venue.app_ping)))
+            try:
+                await self._read(socket)
+            finally:
+                for guard in guards:
+                    guard.cancel()
+        return self.last_ws_record > self._opened
+
+    async def _read(self, socket: ClientConnection) -> None:
+        on_frame = self.worker.on_frame
+        sink = self.worker.sink
+        url = self.url
+        monotonic = time.monotonic
+        time_ns = time.time_ns
+        while True:
+            frame = await socket.recv(decode=False)
+            now = monotonic()
+            self.last_frame = now
+            if on_frame(frame, time_ns(), url):  # type: ignore[arg-type]
+                self.last_ws_record = now
+            if sink.congested():
+                await self._wait_for_sink()
+
+    async def _wait_for_sink(self) -> None:
+        """Stop reading while Kafka's queue is full: TCP pushes back on the exchange."""
+        self.worker.throttled.warning("backpressure", "%s: Kafka queue full, pausing reads", self.name)
+        while self.worker.sink.congested():
+            await asyncio.sleep(0.05)
+        self.last_frame = time.monotonic()
+
+    async def _watchdog(self, socket: ClientConnection) -> None:
+        limit = self.worker.runtime.watchdog_s
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            if time.monotonic() - self.last_frame > limit:
+                self._stalled = True
+                # The peer may be gone without a FIN; don't wait for its close frame.
+                socket.transport.abort()
+                return
+
+    async def _app_ping(self, socket: ClientConnection, text: str) -> None:
+        while True:
+            await asyncio.sleep(self.worker.venue.app_ping_interval_s)
+            await socket.send(text)
+
+    async def fallback(self) -> None:
+        """Poll REST for this connection's markets while its socket delivers nothing."""
+        runtime = self.worker.runtime
+        polling = False
+        while True:
+            silent_s = time.monotonic() - self.last_ws_record
+            if silent_s >= runtime.rest_fallback_after_s:
+                if not polling:
+                    self.worker.log.warning(
+                        "%s: no data for %.0f s; polling REST every %.1f s",
+                        self.name, silent_s, runtime.rest_poll_interval_s,
+                    )
+                    polling = True
+                await self.worker.rest_poll(self.markets, "fallback")
+                await asyncio.sleep(runtime.rest_poll_interval_s)
+            else:
+                if polling:
+                    self.worker.log.info("%s: socket delivers again; REST polling stopped", self.name)
+                    polling = False
+                await asyncio.sleep(min(1.0, runtime.rest_fallback_after_s - silent_s))
+
+
+def _reason_key(reason: str) -> str:
+    """A short, bounded label for the reconnect counters."""
+    return reason.split(":", 1)[0].split(" (", 1)[0].replace(" ", "_")

@@ -1,0 +1,1 @@
+"""One module per exchange; `python -m workers.<exchange>` runs its worker process."""

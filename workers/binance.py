@@ -1,0 +1,163 @@
+"""Binance Spot: the `<symbol>@ticker` stream on the combined-stream endpoint.
+
+Endpoints   wss://stream.binance.com:9443/stream (combined: {"stream", "data"} frames)
+            https://data-api.binance.vision (public market data REST)
+Subscribe   {"method":"SUBSCRIBE","params":["btcusdt@ticker",...],"id":1}
+            ack {"result":null,"id":1}; stream names are lower case, and an unknown
+            name is accepted silently and never sends data.
+Limits      5 incoming messages/s per connection (pings count), 1024 streams per
+            connection, 300 connects per 5 min per IP, 24 h connection lifetime.
+Keepalive   the server pings every 20 s and drops a client that doesn't pong within
+            a minute; websockets answers pings by itself.
+Ticker      every number is a JSON string; E is the event time in ms. A
+            {"e":"serverShutdown"} event announces a restart: reconnect at once.
+REST        /api/v3/ticker/24hr?symbols=[...] (weight 2 up to 20 symbols, 40 up to 100)
+            /api/v3/exchangeInfo for the market list (base/quote are not derivable
+            from the symbol string: BTCUSDT vs BTCUSDC, 1000SATSUSDT)
+"""
+
+import json
+from urllib.parse import quote
+
+import msgspec
+
+from shared import cli
+from shared.numbers import plain
+from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
+from shared.venue import Market, Venue
+
+REST_SYMBOLS_PER_CALL = 100
+
+
+class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker"):
+    E: int
+    s: str
+    c: str
+    b: str
+    B: str
+    a: str
+    A: str
+    o: str
+    h: str
+    l: str  # noqa: E741 - Binance's own key
+    v: str
+    q: str
+
+
+class ServerShutdown(msgspec.Struct, tag_field="e", tag="serverShutdown"):
+    E: int
+
+
+class ErrorBody(msgspec.Struct):
+    code: int
+    msg: str
+
+
+class Frame(msgspec.Struct):
+    """Every frame the combined stream sends: a stream event, an ack, or an error."""
+
+    stream: str | None = None
+    data: TickerEvent | ServerShutdown | None = None
+    id: int | str | None = None
+    result: None = None
+    code: int | None = None
+    msg: str | None = None
+    error: ErrorBody | None = None
+
+
+class RestTicker(msgspec.Struct):
+    symbol: str
+    lastPrice: str
+    bidPrice: str
+    bidQty: str
+    askPrice: str
+    askQty: str
+    openPrice: str
+    highPrice: str
+    lowPrice: str
+    volume: str
+    quoteVolume: str
+    closeTime: int
+
+
+class SymbolInfo(msgspec.Struct):
+    symbol: str
+    status: str
+    baseAsset: str
+    quoteAsset: str
+
+
+class ExchangeInfo(msgspec.Struct):
+    symbols: list[SymbolInfo]
+
+
+class Binance(Venue):
+    name = "binance"
+    markets_per_connection = 200  # well under the 1024-stream cap; one subscribe message each
+    protocol_ping_interval_s = 20.0  # counts toward 5 msg/s: one every 20 s is harmless
+
+    _frames = msgspec.json.Decoder(Frame)
+    _rest_tickers = msgspec.json.Decoder(list[RestTicker])
+    _exchange_info = msgspec.json.Decoder(ExchangeInfo)
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=base + quote, base=base, quote=quote)
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        streams = [market.raw.lower() + "@ticker" for market in markets]
+        return [json.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1})]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        message = self._frames.decode(frame)
+        event = message.data
+        if type(event) is TickerEvent:
+            raw = event.s
+            return [Ticker(
+                self.name, self.symbol_of(raw), raw, plain(event.c),
+                plain(event.b), plain(event.a), plain(event.B), plain(event.A),
+                plain(event.o), plain(event.h), plain(event.l), plain(event.v), plain(event.q),
+                event.E, received_ns, "ws",
+            )]
+        if type(event) is ServerShutdown:
+            raise ServerRestart("serverShutdown event")
+        if message.error is not None:
+            raise ExchangeError(f"error {message.error.code}: {message.error.msg}")
+        if message.code is not None:
+            raise ExchangeError(f"error {message.code}: {message.msg}")
+        if message.id is not None and message.stream is None:
+            return []  # subscribe ack: {"result":null,"id":1}
+        raise FrameError("neither a ticker event, an ack nor an error")
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/api/v3/exchangeInfo?permissions=SPOT"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        wanted = set(quotes)
+        return [
+            Market(raw=info.symbol, base=info.baseAsset, quote=info.quoteAsset)
+            for info in self._exchange_info.decode(body).symbols
+            if info.status == "TRADING" and info.quoteAsset in wanted
+        ]
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        urls = []
+        for start in range(0, len(markets), REST_SYMBOLS_PER_CALL):
+            chunk = [market.raw for market in markets[start:start + REST_SYMBOLS_PER_CALL]]
+            symbols = quote(json.dumps(chunk, separators=(",", ":")))
+            urls.append(f"{self.rest_base}/api/v3/ticker/24hr?symbols={symbols}")
+        return urls
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        return [
+            Ticker(
+                self.name, self.symbol_of(item.symbol), item.symbol, plain(item.lastPrice),
+                plain(item.bidPrice), plain(item.askPrice), plain(item.bidQty), plain(item.askQty),
+                plain(item.openPrice), plain(item.highPrice), plain(item.lowPrice),
+                plain(item.volume), plain(item.quoteVolume), item.closeTime, received_ns, "rest",
+            )
+            for item in self._rest_tickers.decode(body)
+        ]
+
+
+if __name__ == "__main__":
+    cli.main(Binance)

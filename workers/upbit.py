@@ -1,0 +1,143 @@
+"""Upbit (Korea): the public `ticker` type on the v1 quotation socket.
+
+Endpoints   wss://api.upbit.com/websocket/v1, https://api.upbit.com/v1
+Subscribe   one JSON array: [{"ticket": <uuid>}, {"type": "ticker", "codes": [...]},
+            {"format": "DEFAULT"}]. Codes are upper case QUOTE-BASE (KRW-BTC). A new
+            request replaces the whole subscription of the connection, so every
+            connection sends its complete list once. No ack: the first SNAPSHOT frame
+            is the confirmation; unknown codes are ignored silently.
+Limits      5 connects/s per IP; 5 messages/s and 100/min per connection. No Origin
+            header (it drops the limit to 1 request per 10 s).
+Keepalive   the client pings (RFC 6455); idle sockets are dropped after ~60 s on the
+            wire (docs say 120 s). `{"status":"UP"}` frames answer a text PING.
+Frames      binary (opcode 2) UTF-8 JSON. Prices are JSON numbers printed with raw
+            BigDecimal scale: 158219000.00000000, 0E-8, 1.16539E8, and fractions
+            longer than a double holds, so they are kept as raw text, never floats.
+Errors      {"error":{"name":"NO_TICKET","message":...}}, then the server closes (1000).
+Ticker      open/high/low are the UTC day (reset 09:00 KST); *_24h are rolling.
+            `timestamp` is the server's ms epoch; no best bid/ask in this type.
+REST        /v1/ticker?markets=KRW-BTC,... (one unknown code fails the whole call
+            with 404); /v1/market/all for the market list. 10 req/s per group per IP.
+"""
+
+import json
+import uuid
+
+import msgspec
+
+from shared import cli
+from shared.numbers import ABSENT, raw_plain, raw_plain_or_none
+from shared.record import ExchangeError, FrameError, Ticker
+from shared.venue import Market, Venue
+
+REST_MARKETS_PER_CALL = 100
+
+
+class ErrorBody(msgspec.Struct):
+    name: str | int
+    message: str
+
+
+class Frame(msgspec.Struct):
+    """A DEFAULT-format ticker, a status frame or an error: only the keys we use."""
+
+    type: str | None = None
+    code: str | None = None
+    trade_price: msgspec.Raw = ABSENT
+    opening_price: msgspec.Raw = ABSENT
+    high_price: msgspec.Raw = ABSENT
+    low_price: msgspec.Raw = ABSENT
+    acc_trade_volume_24h: msgspec.Raw = ABSENT
+    acc_trade_price_24h: msgspec.Raw = ABSENT
+    timestamp: int | None = None
+    status: str | None = None
+    error: ErrorBody | None = None
+
+
+class RestTicker(msgspec.Struct):
+    market: str
+    trade_price: msgspec.Raw
+    opening_price: msgspec.Raw = ABSENT
+    high_price: msgspec.Raw = ABSENT
+    low_price: msgspec.Raw = ABSENT
+    acc_trade_volume_24h: msgspec.Raw = ABSENT
+    acc_trade_price_24h: msgspec.Raw = ABSENT
+    timestamp: int | None = None
+
+
+class MarketInfo(msgspec.Struct):
+    market: str
+
+
+class Upbit(Venue):
+    name = "upbit"
+    # One connection can carry all ~855 markets; 300 keeps a dropped socket's blast
+    # radius small while staying within 5 connects/s.
+    markets_per_connection = 300
+    protocol_ping_interval_s = 20.0
+
+    _frames = msgspec.json.Decoder(Frame)
+    _rest_tickers = msgspec.json.Decoder(list[RestTicker])
+    _market_list = msgspec.json.Decoder(list[MarketInfo])
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=f"{quote}-{base}", base=base, quote=quote)
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        return [json.dumps([
+            {"ticket": str(uuid.uuid4())},
+            {"type": "ticker", "codes": [market.raw for market in markets]},
+            {"format": "DEFAULT"},
+        ])]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        message = self._frames.decode(frame)
+        if message.type == "ticker" and message.code is not None:
+            raw = message.code
+            return [Ticker(
+                self.name, self.symbol_of(raw), raw, raw_plain(message.trade_price),
+                None, None, None, None,
+                raw_plain_or_none(message.opening_price), raw_plain_or_none(message.high_price),
+                raw_plain_or_none(message.low_price), raw_plain_or_none(message.acc_trade_volume_24h),
+                raw_plain_or_none(message.acc_trade_price_24h), message.timestamp, received_ns, "ws",
+            )]
+        if message.status is not None:
+            return []  # {"status":"UP"}: keepalive answer
+        if message.error is not None:
+            raise ExchangeError(f"{message.error.name}: {message.error.message}")
+        raise FrameError("neither a ticker, a status nor an error frame")
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/v1/market/all"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        wanted = set(quotes)
+        markets = []
+        for info in self._market_list.decode(body):
+            quote, _, base = info.market.partition("-")
+            if quote in wanted and base:
+                markets.append(Market(raw=info.market, base=base, quote=quote))
+        return markets
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        return [
+            f"{self.rest_base}/v1/ticker?markets="
+            + ",".join(market.raw for market in markets[start:start + REST_MARKETS_PER_CALL])
+            for start in range(0, len(markets), REST_MARKETS_PER_CALL)
+        ]
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        return [
+            Ticker(
+                self.name, self.symbol_of(item.market), item.market, raw_plain(item.trade_price),
+                None, None, None, None,
+                raw_plain_or_none(item.opening_price), raw_plain_or_none(item.high_price),
+                raw_plain_or_none(item.low_price), raw_plain_or_none(item.acc_trade_volume_24h),
+                raw_plain_or_none(item.acc_trade_price_24h), item.timestamp, received_ns, "rest",
+            )
+            for item in self._rest_tickers.decode(body)
+        ]
+
+
+if __name__ == "__main__":
+    cli.main(Upbit)
