@@ -35,6 +35,7 @@ JAVA="${JAVA:-java}"
 # pom.xml is the single place that names the Kafka version; the cache dir is per version
 # so that bumping it never mixes jars of two releases on one classpath.
 VERSION="$(sed -n 's:.*<kafka\.version>\([^<]*\)</kafka\.version>.*:\1:p' "$HERE/pom.xml")"
+[[ -n "$VERSION" ]] || { echo "kafka-local: no <kafka.version> in $HERE/pom.xml" >&2; exit 1; }
 LIBS="$CACHE/kafka-libs-$VERSION"
 CORE_JAR="$LIBS/kafka_2.13-$VERSION.jar"
 
@@ -53,8 +54,9 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # parent stays a zombie until reaped, and kill -0 succeeds on zombies.
 alive() { local st; st="$(ps -o stat= -p "$1" 2>/dev/null)" && [[ $st != Z* ]]; }
 
-# PID of the broker started from this run dir, if it is still alive. Checking the command
-# line (not just kill -0) keeps a stale PID file whose PID was reused from looking alive.
+# PID of the broker started from this run dir, if it is still alive. The command line is
+# checked so that a stale PID file, whose PID the system has since given to another
+# process, does not count as a running broker.
 running_pid() {
   local pid
   [[ -f "$PID_FILE" ]] || return 1

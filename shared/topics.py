@@ -1,0 +1,81 @@
+"""python -m shared.topics [--config PATH]: create the configured topics, idempotently.
+
+Creates every ticker topic and the dead-letter topic with the configured partitions
+and replication factor. Topics that already exist are left as they are (and reported
+if their partition count differs); running it twice is harmless.
+"""
+
+import argparse
+import sys
+from typing import NoReturn
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from shared import config as configuration
+
+# librdkafka properties an AdminClient accepts from the producer's settings: the
+# connection and security ones, not the producer-only ones (acks, linger.ms, ...).
+_CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
+
+
+def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
+    """Create missing topics; return one line per topic describing what happened."""
+    admin_config = {key: value for key, value in config.kafka.producer.items()
+                    if key.startswith(_CONNECTION_PREFIXES)}
+    admin = AdminClient(admin_config)
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as error:
+        raise configuration.ConfigError(
+            f"{config.source_files[-1]}: kafka.producer.bootstrap.servers: Kafka unreachable at "
+            f"{admin_config.get('bootstrap.servers')}: {error.args[0].str()}"
+        ) from None
+    report = []
+    wanted = config.all_topics()
+    missing = [name for name in wanted if name not in existing]
+    for name in wanted:
+        if name in existing:
+            partitions = len(existing[name].partitions)
+            note = "" if partitions == config.topics.partitions else (
+                f" (has {partitions} partitions, config says {config.topics.partitions})")
+            report.append(f"exists  {name}{note}")
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(name, config.topics.partitions, config.topics.replication_factor) for name in missing],
+            operation_timeout=timeout_s, request_timeout=timeout_s,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                report.append(f"created {name} partitions={config.topics.partitions} "
+                              f"replication={config.topics.replication_factor}")
+            except KafkaException as error:
+                if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    report.append(f"exists  {name}")  # created concurrently
+                else:
+                    raise configuration.ConfigError(
+                        f"{config.source_files[-1]}: topics: cannot create {name}: {error.args[0].str()}"
+                    ) from None
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.topics", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
+    arguments = parser.parse_args(argv)
+
+    def fail(message: str) -> NoReturn:
+        print(f"coinstream topics: error: {message}", file=sys.stderr)
+        sys.exit(78)
+
+    try:
+        config = configuration.load(arguments.config)
+        for line in ensure(config):
+            print(f"topics: {line}")
+    except configuration.ConfigError as error:
+        fail(str(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""The simulator's machinery: one server per exchange on 127.0.0.1, WebSocket and HTTP
+on the same port, a ticker generator at a controllable rate, and fault injection.
+
+Each exchange mode (simulator/<exchange>.py) subclasses `ExchangeSim` and speaks that
+exchange's protocol: which paths upgrade to WebSocket, how subscriptions and acks
+look, how a ticker frame is shaped, and which REST endpoints exist.
+
+Control, on every exchange's port (plain GET, answers JSON):
+  /_sim/stats                          frames sent, connections, subscriptions
+  /_sim/rate?per_s=N                   ticker frames per second on each connection
+  /_sim/fault?kind=K[&code=C][&seconds=S][&count=N]
+      close       abrupt TCP close of every open socket (no close frame)
+      close_code  close frame with code C (default 1011) on every socket
+      stall       sockets stay open but send nothing (and answer no ping) for S s
+      garbage     the next N frames on each socket are garbage bytes
+      wrong_shape the next N frames are valid JSON of the wrong shape
+      unknown_symbol  the next N tickers carry a symbol nobody subscribed to
+      http_429    the next N REST calls answer 429 with Retry-After: S
+      http_500    the next N REST calls answer 500
+      slow_rest   the next N REST calls answer after S s
+      refuse      stop listening for S s: new connections are refused
+      ws_down     refuse WebSocket upgrades (HTTP 503) for S s; REST keeps working
+"""
+
+import asyncio
+import json
+import logging
+import random
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http import HTTPStatus
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+log = logging.getLogger("simulator")
+
+
+@dataclass
+class Quote:
+    """One market's moving state, in integer ticks so that no float touches a price."""
+
+    base: str
+    quote: str
+    ticks: int  # price = ticks * 10**-scale
+    scale: int
+    volume_ticks: int = 10**12
+
+    def step(self, rng: random.Random) -> None:
+        self.ticks = max(1, self.ticks + rng.randint(-3, 3))
+        self.volume_ticks += rng.randint(0, 10**6)
+
+    def price(self, offset: int = 0) -> Decimal:
+        return Decimal(self.ticks + offset).scaleb(-self.scale)
+
+    def volume(self) -> Decimal:
+        return Decimal(self.volume_ticks).scaleb(-8)
+
+
+def fixed(value: Decimal, places: int = 8) -> str:
+    """Decimal text with exactly `places` decimals, as exchanges print prices."""
+    return f"{value:.{places}f}"
+
+
+def java_big_decimal(value: Decimal) -> str:
+    """How Java's BigDecimal.toString() may print a value: 1.16539E8, 0E-8."""
+    if value == 0:
+        return "0E-8"
+    sign, digits, exponent = value.normalize().as_tuple()
+    assert isinstance(exponent, int)
+    coefficient = "".join(map(str, digits))
+    adjusted = exponent + len(digits) - 1
+    mantissa = coefficient[0] + ("." + coefficient[1:] if len(coefficient) > 1 else "")
+    return f"{'-' if sign else ''}{mantissa}E{adjusted}"
+
+
+@dataclass
+class Faults:
+    garbage: int = 0
+    wrong_shape: int = 0
+    unknown_symbol: int = 0
+    http_429: int = 0
+    retry_after_s: float = 1.0
+    http_500: int = 0
+    slow_rest: int = 0
+    slow_rest_s: float = 0.0
+    stalled_until: float = 0.0
+    ws_down_until: float = 0.0
+
+
+@dataclass
+class Counters:
+    frames: int = 0
+    connections: int = 0
+    rest_calls: int = 0
+    subscriptions: dict[str, int] = field(default_factory=dict)
+
+
+BASES = ("BTC", "ETH", "XRP", "SOL", "DOGE", "ADA", "TRX", "LINK", "DOT", "AVAX", "SHIB", "BCH")
+
+
+def universe(quote: str, count: int) -> list[tuple[str, str]]:
+    """`count` markets quoted in `quote`: well-known bases first, then made-up ones."""
+    bases = list(BASES[:count]) + [f"SIM{index:04d}" for index in range(count - len(BASES))]
+    return [(base, quote) for base in bases]
+
+
+class ExchangeSim(ABC):
+    name: ClassVar[str]
+    # The quote currency of the simulated universe (USDT on Binance, KRW on Upbit).
+    default_quote: ClassVar[str]
+    # Paths that upgrade to WebSocket.
+    ws_paths: ClassVar[tuple[str, ...]]
+    # Server-side protocol pings (Binance pings every 20 s); None: the server never pings.
+    server_ping_interval_s: ClassVar[float | None] = None
+    # Frames sent as binary (opcode 2) rather than text.
+    binary_frames: ClassVar[bool] = False
+
+    def __init__(self, markets: list[tuple[str, str]], rate_per_s: float, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.quotes = {self.market_id(base, quote): self._new_quote(base, quote, index)
+                       for index, (base, quote) in enumerate(markets)}
+        self.rate_per_s = rate_per_s
+        self.faults = Faults()
+        self.counters = Counters()
+        self.sockets: set[ServerConnection] = set()
+        self.server: Server | None = None
+        self.port = 0
+        self._journal: Any = None
+
+    # (digits, scale) pairs that spread prices over many magnitudes:
+    # 115831.96, 123.45678, 0.12345678, 0.00012345, 158219000.
+    SHAPES: ClassVar[tuple[tuple[int, int], ...]] = ((8, 2), (8, 5), (8, 8), (5, 8), (9, 0))
+
+    def _new_quote(self, base: str, quote: str, index: int) -> Quote:
+        digits, scale = self.SHAPES[index % len(self.SHAPES)]
+        return Quote(base, quote, ticks=self.rng.randint(10 ** (digits - 1), 10**digits - 1), scale=scale)
+
+    # Exchange modes implement these. -----------------------------------------------
+
+    @abstractmethod
+    def market_id(self, base: str, quote: str) -> str:
+        """The exchange's own id for a market."""
+
+    @abstractmethod
+    async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
+        """Answer one client message; return the socket's market ids if it (re)subscribed."""
+
+    @abstractmethod
+    def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
+        """One ticker frame, shaped exactly like the exchange's."""
+
+    def wrong_shape_frame(self) -> str:
+        return json.dumps({"unexpected": [1, 2, 3]})
+
+    @abstractmethod
+    def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """(HTTP status, JSON-able body or pre-encoded str) for a REST path."""
+
+    # Serving. ---------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = await serve(
+            self._connection, host, port,
+            process_request=self._process_request,
+            ping_interval=self.server_ping_interval_s,
+            ping_timeout=60 if self.server_ping_interval_s else None,
+            compression=None,
+            max_size=2**20,
+        )
+        self.port = self.server.sockets[0].getsockname()[1] if not port else port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def refuse(self, seconds: float) -> None:
+        """Close the listening socket for `seconds`, then listen again on the same port."""
+        await self.stop()
+        await asyncio.sleep(seconds)
+        await self.start(port=self.port)
+
+    def journal_to(self, path: str) -> None:
+        self._journal = open(path, "a", buffering=1)
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        query = parse_qs(parts.query)
+        if parts.path.startswith("/_sim/"):
+            return _json_response(200, await self._control(parts.path[len("/_sim/"):], query))
+        if parts.path in self.ws_paths and "upgrade" in request.headers.get("Connection", "").lower():
+            if time.monotonic() < self.faults.ws_down_until:
+                return _json_response(503, {"error": "simulated outage"})
+            return None
+        self.counters.rest_calls += 1
+        return await self._rest_response(parts.path, query)
+
+    async def _rest_response(self, path: str, query: dict[str, list[str]]) -> Response:
+        faults = self.faults
+        if faults.slow_rest > 0:
+            faults.slow_rest -= 1
+            await asyncio.sleep(faults.slow_rest_s)
+        if faults.http_429 > 0:
+            faults.http_429 -= 1
+            response = _json_response(429, {"error": "too many requests"})
+            response.headers["Retry-After"] = f"{faults.retry_after_s:g}"
+            return response
+        if faults.http_500 > 0:
+            faults.http_500 -= 1
+            return _json_response(500, {"error": "internal error"})
+        status, body = self.rest(path, query)
+        return _json_response(status, body)
+
+    async def _control(self, command: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        def arg(key: str, default: float) -> float:
+            return float(query.get(key, [default])[0])
+
+        if command == "stats":
+            return {"port": self.port, "frames": self.counters.frames, "connections": len(self.sockets),
+                    "connections_total": self.counters.connections, "rest_calls": self.counters.rest_calls,
+                    "rate_per_s": self.rate_per_s}
+        if command == "rate":
+            self.rate_per_s = arg("per_s", self.rate_per_s)
+            return {"rate_per_s": self.rate_per_s}
+        if command != "fault":
+            return {"error": f"unknown command {command}"}
+        kind = query.get("kind", [""])[0]
+        count = int(arg("count", 1))
+        seconds = arg("seconds", 5)
+        faults = self.faults
+        if kind == "close":
+            for socket in list(self.sockets):
+                socket.transport.abort()
+        elif kind == "close_code":
+            code = int(arg("code", 1011))
+            for socket in list(self.sockets):
+                asyncio.create_task(socket.close(code, "simulated close"))
+        elif kind == "stall":
+            faults.stalled_until = time.monotonic() + seconds
+            for socket in list(self.sockets):
+                # Not even pongs: a stalled peer reads nothing.
+                socket.transport.pause_reading()
+                asyncio.get_running_loop().call_later(seconds, _resume_reading, socket)
+        elif kind in ("garbage", "wrong_shape", "unknown_symbol", "http_429", "http_500"):
+            setattr(faults, kind, getattr(faults, kind) + count)
+            if kind == "http_429":
+                faults.retry_after_s = seconds
+        elif kind == "slow_rest":
+            faults.slow_rest += count
+            faults.slow_rest_s = seconds
+        elif kind == "refuse":
+            asyncio.create_task(self.refuse(seconds))
+        elif kind == "ws_down":
+            faults.ws_down_until = time.monotonic() + seconds
+            for socket in list(self.sockets):
+                socket.transport.abort()
+        else:
+            return {"error": f"unknown fault {kind}"}
+        return {"ok": kind}
+
+    async def _connection(self, socket: ServerConnection) -> None:
+        self.sockets.add(socket)
+        self.counters.connections += 1
+        subscribed: list[str] = []
+        sender: asyncio.Task[None] | None = None
+        try:
+            async for message in socket:
+                markets = await self.on_message(socket, message)
+                if markets is None:
+                    continue
+                subscribed = markets
+                if sender is None:
+                    sender = asyncio.create_task(self._send_tickers(socket, lambda: subscribed))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sockets.discard(socket)
+            if sender is not None:
+                sender.cancel()
+
+    async def _send_tickers(self, socket: ServerConnection, subscribed: Any) -> None:
+        """Send ticker frames round-robin over the subscription at rate_per_s."""
+        index = 0
+        started = time.monotonic()
+        sent = 0
+        try:
+            while True:
+                markets = subscribed()
+                if not markets or self.rate_per_s <= 0 or time.monotonic() < self.faults.stalled_until:
+                    await asyncio.sleep(0.05)
+                    started, sent = time.monotonic(), 0
+                    continue
+                # Send what the rate allows by now, in one burst, then sleep briefly.
+                due = int((time.monotonic() - started) * self.rate_per_s) - sent
+                for _ in range(min(due, 5000)):
+                    market_id = markets[index % len(markets)]
+                    index += 1
+                    await self._send(socket, self._next_frame(market_id))
+                    sent += 1
+                await asyncio.sleep(min(0.05, 1 / self.rate_per_s) if self.rate_per_s < 1000 else 0.001)
+        except ConnectionClosed:
+            pass
+
+    def _next_frame(self, market_id: str) -> str:
+        faults = self.faults
+        if faults.garbage > 0:
+            faults.garbage -= 1
+            return "\x00\x01garbage{not json"
+        if faults.wrong_shape > 0:
+            faults.wrong_shape -= 1
+            return self.wrong_shape_frame()
+        quote = self.quotes[market_id]
+        quote.step(self.rng)
+        if faults.unknown_symbol > 0:
+            faults.unknown_symbol -= 1
+            market_id = self.market_id("NOPE", quote.quote)
+        return self.ticker_frame(market_id, quote, int(time.time() * 1000))
+
+    async def _send(self, socket: ServerConnection, frame: str) -> None:
+        """Send one data frame; the journal keeps every one, for exactness checks."""
+        await socket.send(frame.encode() if self.binary_frames else frame)
+        self.counters.frames += 1
+        if self._journal is not None:
+            self._journal.write(frame + "\n")
+
+
+def _resume_reading(socket: ServerConnection) -> None:
+    if not socket.transport.is_closing():
+        socket.transport.resume_reading()
+
+
+def _json_response(status: int, body: Any) -> Response:
+    payload = body if isinstance(body, str) else json.dumps(body)
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload.encode())))])
+    return Response(status, HTTPStatus(status).phrase, headers, payload.encode())

@@ -1,0 +1,133 @@
+"""Upbit as the simulator plays it: binary frames, one JSON-array request that replaces
+the connection's whole subscription, DEFAULT-format tickers whose numbers are JSON
+numbers printed like Java's BigDecimal (trailing zeros, 0E-8, 1.16539E8), error frames
+followed by a close, and the /v1 REST endpoints."""
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+
+from simulator.core import ExchangeSim, Quote, fixed, java_big_decimal
+
+
+class UpbitSim(ExchangeSim):
+    name = "upbit"
+    default_quote = "KRW"
+    ws_paths = ("/websocket/v1",)
+    binary_frames = True
+
+    def market_id(self, base: str, quote: str) -> str:
+        return f"{quote}-{base}"
+
+    async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
+        if message in ("PING", b"PING"):
+            await socket.send(b'{"status":"UP"}')
+            return None
+        try:
+            request = json.loads(message)
+        except ValueError:
+            return await self._error(socket, "WRONG_FORMAT", "요청 형식이 올바르지 않습니다.")
+        if not isinstance(request, list) or not request:
+            return await self._error(socket, "WRONG_FORMAT", "요청 형식이 올바르지 않습니다.")
+        if not any(isinstance(item, dict) and item.get("ticket") for item in request):
+            return await self._error(socket, "NO_TICKET", "티켓이 존재하지 않거나, 유효하지 않습니다.")
+        codes: list[str] = []
+        for item in request:
+            if isinstance(item, dict) and "type" in item:
+                if item["type"] != "ticker":
+                    return await self._error(socket, "INVALID_PARAM", "잘못된 요청입니다.")
+                # Unknown or lower-case codes are ignored silently, as on the real socket.
+                codes += [code for code in item.get("codes", []) if code in self.quotes]
+        # The new request replaces the previous subscription; send the snapshots first.
+        now_ms = int(time.time() * 1000)
+        for code in codes:
+            await self._send(socket, self._frame(code, self.quotes[code], now_ms, "SNAPSHOT"))
+        return codes
+
+    async def _error(self, socket: ServerConnection, name: str, message: str) -> None:
+        await socket.send(json.dumps({"error": {"name": name, "message": message}}, ensure_ascii=False).encode())
+        await asyncio.sleep(0.15)
+        await socket.close(1000)
+        return None
+
+    def _number(self, value: Decimal) -> str:
+        # Mostly fixed scale with trailing zeros; now and then the exponent form.
+        if self.rng.random() < 0.1:
+            return java_big_decimal(value)
+        return fixed(value)
+
+    def _fields(self, code: str, quote: Quote, now_ms: int) -> dict[str, str]:
+        last = quote.price()
+        previous = quote.price(-40)
+        return {
+            "opening_price": self._number(previous), "high_price": self._number(quote.price(30)),
+            "low_price": self._number(quote.price(-60)), "trade_price": self._number(last),
+            "prev_closing_price": self._number(previous), "change": "RISE",
+            "change_price": self._number(last - previous), "change_rate": "0.0000063211",
+            "trade_volume": "0.00006321", "acc_trade_price": "95078733694.3792000000000000",
+            "acc_trade_volume": fixed(quote.volume()),
+        }
+
+    def _frame(self, code: str, quote: Quote, now_ms: int, stream_type: str) -> str:
+        fields = self._fields(code, quote, now_ms)
+        volume = quote.volume()
+        # Numbers are written by hand: json.dumps would turn them into strings.
+        return (
+            f'{{"type":"ticker","code":"{code}","opening_price":{fields["opening_price"]},'
+            f'"high_price":{fields["high_price"]},"low_price":{fields["low_price"]},'
+            f'"trade_price":{fields["trade_price"]},"prev_closing_price":{fields["prev_closing_price"]},'
+            f'"acc_trade_price":{fields["acc_trade_price"]},"change":"RISE",'
+            f'"change_price":{fields["change_price"]},"signed_change_price":{fields["change_price"]},'
+            f'"change_rate":0.0000063211,"signed_change_rate":0.0000063211,"ask_bid":"BID",'
+            f'"trade_volume":0.00006321,"acc_trade_volume":{fields["acc_trade_volume"]},'
+            f'"trade_date":"20250926","trade_time":"082645","trade_timestamp":{now_ms - 131},'
+            f'"acc_ask_volume":341.67985038,"acc_bid_volume":258.34909014,'
+            f'"highest_52_week_price":169900000.00000000,"highest_52_week_date":"2025-08-14",'
+            f'"lowest_52_week_price":80635000.00000000,"lowest_52_week_date":"2024-10-10",'
+            f'"market_state":"ACTIVE","is_trading_suspended":false,"delisting_date":null,'
+            f'"market_warning":"NONE","timestamp":{now_ms},'
+            f'"acc_trade_price_24h":{self._number(volume * quote.price())},'
+            f'"acc_trade_volume_24h":{self._number(volume)},"stream_type":"{stream_type}"}}'
+        )
+
+    def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
+        return self._frame(market_id, quote, now_ms, "REALTIME")
+
+    def wrong_shape_frame(self) -> str:
+        return '{"type":"ticker","code":"KRW-BTC","trade_price":{"nested":true}}'
+
+    def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if path == "/v1/market/all":
+            return 200, [{"market": code, "korean_name": quote.base, "english_name": quote.base}
+                         for code, quote in self.quotes.items()]
+        if path == "/v1/ticker":
+            codes = query.get("markets", [""])[0].split(",")
+            if any(code.upper() not in self.quotes for code in codes):
+                return 404, {"error": {"name": 404, "message": "Code not found"}}
+            now_ms = int(time.time() * 1000)
+            return 200, "[" + ",".join(self._rest_item(code.upper(), now_ms) for code in codes) + "]"
+        return 404, {"error": {"name": 404, "message": "Not found"}}
+
+    def _rest_item(self, code: str, now_ms: int) -> str:
+        quote = self.quotes[code]
+        fields = self._fields(code, quote, now_ms)
+        volume = quote.volume()
+        return (
+            f'{{"market":"{code}","trade_date":"20250730","trade_time":"170315",'
+            f'"trade_date_kst":"20250731","trade_time_kst":"020315","trade_timestamp":{now_ms - 37},'
+            f'"opening_price":{fields["opening_price"]},"high_price":{fields["high_price"]},'
+            f'"low_price":{fields["low_price"]},"trade_price":{fields["trade_price"]},'
+            f'"prev_closing_price":{fields["prev_closing_price"]},"change":"RISE",'
+            f'"change_price":{fields["change_price"]},"change_rate":0.0017283860,'
+            f'"signed_change_price":{fields["change_price"]},"signed_change_rate":0.0017283860,'
+            f'"trade_volume":0.02543652,"acc_trade_price":{fields["acc_trade_price"]},'
+            f'"acc_trade_price_24h":{self._number(volume * quote.price())},'
+            f'"acc_trade_volume":{fields["acc_trade_volume"]},"acc_trade_volume_24h":{self._number(volume)},'
+            f'"highest_52_week_price":166800000.00000000,"highest_52_week_date":"2025-07-14",'
+            f'"lowest_52_week_price":72100000.00000000,"lowest_52_week_date":"2024-08-05",'
+            f'"timestamp":{now_ms}}}'
+        )
