@@ -1,0 +1,148 @@
+"""Each worker process against the exchange simulator and the real local broker.
+
+Every test is parametrized over the exchanges that have a worker and a simulator
+mode; the checks read back from Kafka what the worker produced.
+"""
+
+import re
+import signal
+import time
+from decimal import Decimal
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from tests import reference
+from tests.harness import (Simulator, WorkerProcess, assert_contiguous, consume, override_file,
+                           topic_size, wait_until)
+
+pytestmark = pytest.mark.integration
+
+EXCHANGES = sorted(reference.PARSERS)
+PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
+def _setup(exchange: str, kafka: str, simulator: Callable[..., Simulator], worker: Callable[..., WorkerProcess],
+           tmp_path: Any, rate: float = 50, markets: int = 5, runtime: dict[str, Any] | None = None,
+           ) -> tuple[Simulator, WorkerProcess, dict[str, str]]:
+    sim = simulator(exchange, rate=rate, markets=markets)
+    config = override_file(tmp_path, kafka, sim.config["exchanges"], runtime)
+    topics = yaml.safe_load(config.read_text())["topics"]
+    process = worker(exchange, config)
+    return sim, process, {"ticker": topics["ticker"], "dead_letter": topics["dead_letter"]}
+
+
+def _values(messages: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [value for _, value in messages]
+
+
+def _ws_count(messages: list[tuple[str, dict[str, Any]]]) -> int:
+    return sum(1 for _, value in messages if value["source"] == "ws")
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_records_are_exact_keyed_and_contiguous(exchange: str, kafka: str, simulator: Any, worker: Any,
+                                                tmp_path: Any) -> None:
+    sim, process, topics = _setup(exchange, kafka, simulator, worker, tmp_path)
+    messages = consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= 150, timeout_s=60)
+    records = _values(messages)
+
+    # Keyed "<exchange>:<symbol>", unified symbols, one run, seq 1..n without gaps.
+    symbols = set(sim.config["exchanges"][exchange]["symbols"])
+    for key, record in messages:
+        assert key == f"{exchange}:{record['symbol']}"
+        assert record["exchange"] == exchange
+        assert record["symbol"] in symbols
+    assert len(assert_contiguous(records)) == 1
+
+    # The startup REST snapshot comes first: one record per market.
+    snapshot = [record for record in records if record["seq"] <= len(symbols)]
+    assert {record["source"] for record in snapshot} == {"rest"}
+    assert {record["symbol"] for record in snapshot} == symbols
+
+    # Every number equals what the simulator sent, digit for digit, in plain notation.
+    expected = {}
+    for line in sim.journal(exchange):
+        parsed = reference.PARSERS[exchange](line)
+        if parsed is not None:
+            expected[(parsed["raw_symbol"], parsed["exchange_ts"], parsed["last"])] = parsed
+    checked = 0
+    for record in records:
+        if record["source"] != "ws":
+            continue
+        want = expected[(record["raw_symbol"], record["exchange_ts"], Decimal(record["last"]))]
+        for field in reference.NUMBER_FIELDS:
+            got = record[field]
+            if want[field] is None:
+                assert got is None, field
+                continue
+            assert isinstance(got, str) and PLAIN_DECIMAL.match(got), (field, got)
+            assert Decimal(got) == want[field], (field, got, want[field])
+        assert record["exchange_ts"] == want["exchange_ts"]
+        checked += 1
+    assert checked >= 150
+    assert process.stop() == 0
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_rest_fallback_while_socket_is_down(exchange: str, kafka: str, simulator: Any, worker: Any,
+                                            tmp_path: Any) -> None:
+    sim, process, topics = _setup(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= 20, timeout_s=60)
+    down_at = time.time_ns()
+    sim.fault(exchange, "ws_down", seconds=8)
+
+    def rest_after_fault(got: list[tuple[str, dict[str, Any]]]) -> bool:
+        return sum(1 for _, v in got if v["source"] == "rest" and v["received_ns"] > down_at) >= 10
+
+    messages = consume(kafka, topics["ticker"], rest_after_fault, timeout_s=60)
+    first_rest = min(v["received_ns"] for _, v in messages if v["source"] == "rest" and v["received_ns"] > down_at)
+    # Fallback starts within rest_fallback_after_s (2 s) plus one poll and some slack.
+    assert (first_rest - down_at) / 1e9 < 6
+
+    # The socket comes back, delivers again, and polling stops.
+    wait_until(lambda: "REST polling stopped" in process.log(), 60, "the socket to deliver again")
+    messages = consume(kafka, topics["ticker"],
+                       lambda got: any(v["source"] == "ws" and v["received_ns"] > down_at + 8e9 for _, v in got))
+    assert_contiguous(_values(messages))
+    assert process.stop() == 0
+    log = process.log()
+    assert "handshake refused: HTTP 503" in log
+    assert "polling REST" in log
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_garbage_frame_is_dead_lettered_raw(exchange: str, kafka: str, simulator: Any, worker: Any,
+                                            tmp_path: Any) -> None:
+    sim, process, topics = _setup(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= 10, timeout_s=60)
+    sim.fault(exchange, "garbage", count=1)
+    letters = consume(kafka, topics["dead_letter"], lambda got: len(got) >= 1)
+    key, letter = letters[0]
+    assert key == exchange
+    assert letter["exchange"] == exchange
+    assert letter["raw"] == "\x00\x01garbage{not json"
+    assert letter["source"] == "ws"
+    assert "DecodeError" in letter["error"]
+    # The worker goes on.
+    after = time.time_ns()
+    consume(kafka, topics["ticker"], lambda got: any(v["received_ns"] > after for _, v in got))
+    assert process.stop() == 0
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_sigterm_under_load_loses_nothing(exchange: str, kafka: str, simulator: Any, worker: Any,
+                                          tmp_path: Any) -> None:
+    sim, process, topics = _setup(exchange, kafka, simulator, worker, tmp_path, rate=3000, markets=20)
+    consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= 1000, timeout_s=60)
+    time.sleep(2)
+    assert process.stop(signal.SIGTERM) == 0
+    final = re.findall(r"counters frames=\d+ records=(\d+) .* delivered=(\d+) delivery_failures=(\d+)",
+                       process.log())[-1]
+    published, delivered, failures = map(int, final)
+    assert published == delivered and failures == 0, final
+    assert topic_size(kafka, topics["ticker"]) == published
+    records = _values(consume(kafka, topics["ticker"], lambda got: len(got) >= published))
+    assert assert_contiguous(records) == {records[0]["run"]: published}
+    assert published > 3000
