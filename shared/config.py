@@ -48,6 +48,8 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     stats_interval_s: Seconds = 60.0
     stop_timeout_s: Seconds = 20.0  # keep below supervisord's stopwaitsecs
     max_frame_bytes: Annotated[int, msgspec.Meta(gt=0)] = 4 * 1024 * 1024
+    # Keepalive interval (protocol and application pings); unset: the exchange's own.
+    ping_interval_s: Seconds | None = None
 
 
 class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):

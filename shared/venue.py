@@ -34,12 +34,15 @@ class Venue(ABC):
     markets_per_connection: ClassVar[int] = 200
     # RFC 6455 pings sent by the client (seconds); None where the exchange forbids them.
     protocol_ping_interval_s: ClassVar[float | None] = 20.0
-    # Application-level ping text (e.g. '{"op":"ping"}') and its interval, for
-    # exchanges whose server only counts its own protocol messages as traffic.
-    app_ping: ClassVar[str | None] = None
+    # Interval of the application-level ping (see app_ping), for exchanges whose
+    # server only counts its own protocol messages as traffic.
     app_ping_interval_s: ClassVar[float] = 20.0
     # Pause between subscribe messages on one connection (message-rate limits).
     subscribe_gap_s: ClassVar[float] = 0.0
+    # Pause between opening two connections (connection-rate limits).
+    connect_gap_s: ClassVar[float] = 0.0
+    # Least time between two REST calls (request-rate limits).
+    rest_min_interval_s: ClassVar[float] = 0.0
     # Extra HTTP headers on the WebSocket handshake and on REST calls.
     headers: ClassVar[dict[str, str]] = {}
 
@@ -67,6 +70,10 @@ class Venue(ABC):
 
     def ws_url(self, markets: list[Market]) -> str:
         return self.ws_base
+
+    def app_ping(self) -> str | None:
+        """The application-level ping message ('{"op":"ping"}'), or None if the exchange has none."""
+        return None
 
     @abstractmethod
     def subscribe_messages(self, markets: list[Market]) -> list[str]:

@@ -171,7 +171,9 @@ class Worker:
 
     async def rest_poll(self, markets: list[Market], why: str) -> int:
         published = 0
-        for url in self.venue.rest_ticker_urls(markets):
+        for number, url in enumerate(self.venue.rest_ticker_urls(markets)):
+            if number and self.venue.rest_min_interval_s:
+                await asyncio.sleep(self.venue.rest_min_interval_s)
             try:
                 body, received_ns = await self._rest.get(url)
             except (RestUnavailable, ExchangeError) as error:
@@ -210,6 +212,9 @@ class Connection:
         self._stalled = False
         self.name = f"{worker.venue.name}#{index}"
         self.url = worker.venue.ws_url(markets)
+        self.index = index
+        protocol_ping = worker.venue.protocol_ping_interval_s
+        self._protocol_ping_s = protocol_ping and (worker.runtime.ping_interval_s or protocol_ping)
         self.last_frame = time.monotonic()
         # Until the socket delivers its first tickers, the fallback counts from start.
         self.last_ws_record = time.monotonic()
@@ -217,6 +222,8 @@ class Connection:
     async def stream(self) -> None:
         runtime = self.worker.runtime
         delay = runtime.backoff_initial_s
+        # Stagger the first connects within the exchange's connection-rate limit.
+        await asyncio.sleep(self.index * self.worker.venue.connect_gap_s)
         while True:
             delivered = False
             try:
@@ -254,8 +261,8 @@ class Connection:
             self.url,
             compression=None,  # permessage-deflate costs ~2 µs a frame; no exchange needs it
             max_size=worker.runtime.max_frame_bytes,
-            ping_interval=venue.protocol_ping_interval_s,
-            ping_timeout=venue.protocol_ping_interval_s,
+            ping_interval=self._protocol_ping_s,
+            ping_timeout=self._protocol_ping_s,
             open_timeout=worker.runtime.rest_timeout_s,
             close_timeout=2,
             additional_headers=venue.headers,
@@ -269,8 +276,9 @@ class Connection:
             worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
             self.last_frame = time.monotonic()
             guards = [asyncio.create_task(self._watchdog(socket))]
-            if venue.app_ping is not None:
-                guards.append(asyncio.create_task(self._app_ping(socket, venue.app_ping)))
+            ping = venue.app_ping()
+            if ping is not None:
+                guards.append(asyncio.create_task(self._app_ping(socket, ping)))
             try:
                 await self._read(socket)
             finally:
@@ -311,8 +319,9 @@ class Connection:
                 return
 
     async def _app_ping(self, socket: ClientConnection, text: str) -> None:
+        interval = self.worker.runtime.ping_interval_s or self.worker.venue.app_ping_interval_s
         while True:
-            await asyncio.sleep(self.worker.venue.app_ping_interval_s)
+            await asyncio.sleep(interval)
             await socket.send(text)
 
     async def fallback(self) -> None:

@@ -8,6 +8,7 @@ look, how a ticker frame is shaped, and which REST endpoints exist.
 Control, on every exchange's port (plain GET, answers JSON):
   /_sim/stats                          frames sent, connections, subscriptions
   /_sim/rate?per_s=N                   ticker frames per second on each connection
+  /_sim/idle?seconds=S                 keepalive rule: close clients silent for S s (0: off)
   /_sim/fault?kind=K[&code=C][&seconds=S][&count=N]
       close       abrupt TCP close of every open socket (no close frame)
       close_code  close frame with code C (default 1011) on every socket
@@ -121,6 +122,9 @@ class ExchangeSim(ABC):
     server_ping_interval_s: ClassVar[float | None] = None
     # Frames sent as binary (opcode 2) rather than text.
     binary_frames: ClassVar[bool] = False
+    # Close a socket whose client sent no message for this long (the exchange's
+    # keepalive rule); None: never. Tests shorten it with /_sim/idle?seconds=S.
+    client_idle_timeout_s: ClassVar[float | None] = None
 
     def __init__(self, markets: list[tuple[str, str]], rate_per_s: float, seed: int = 1) -> None:
         self.rng = random.Random(seed)
@@ -132,6 +136,7 @@ class ExchangeSim(ABC):
         self.sockets: set[ServerConnection] = set()
         self.server: Server | None = None
         self.port = 0
+        self.idle_timeout_s = self.client_idle_timeout_s
         self._journal: Any = None
 
     # (digits, scale) pairs that spread prices over many magnitudes:
@@ -226,6 +231,9 @@ class ExchangeSim(ABC):
             return {"port": self.port, "frames": self.counters.frames, "connections": len(self.sockets),
                     "connections_total": self.counters.connections, "rest_calls": self.counters.rest_calls,
                     "rate_per_s": self.rate_per_s}
+        if command == "idle":
+            self.idle_timeout_s = arg("seconds", 0) or None
+            return {"idle_timeout_s": self.idle_timeout_s}
         if command == "rate":
             self.rate_per_s = arg("per_s", self.rate_per_s)
             return {"rate_per_s": self.rate_per_s}
@@ -265,13 +273,27 @@ class ExchangeSim(ABC):
             return {"error": f"unknown fault {kind}"}
         return {"ok": kind}
 
+    async def close_idle(self, socket: ServerConnection) -> None:
+        """Close a client that broke the keepalive rule, the way the exchange does."""
+        socket.transport.abort()
+
+    async def _idle_watch(self, socket: ServerConnection, last_message: list[float]) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            if self.idle_timeout_s and time.monotonic() - last_message[0] > self.idle_timeout_s:
+                await self.close_idle(socket)
+                return
+
     async def _connection(self, socket: ServerConnection) -> None:
         self.sockets.add(socket)
         self.counters.connections += 1
         subscribed: list[str] = []
         sender: asyncio.Task[None] | None = None
+        last_message = [time.monotonic()]
+        idle_watch = asyncio.create_task(self._idle_watch(socket, last_message))
         try:
             async for message in socket:
+                last_message[0] = time.monotonic()
                 markets = await self.on_message(socket, message)
                 if markets is None:
                     continue
@@ -282,6 +304,7 @@ class ExchangeSim(ABC):
             pass
         finally:
             self.sockets.discard(socket)
+            idle_watch.cancel()
             if sender is not None:
                 sender.cancel()
 

@@ -1,0 +1,60 @@
+"""shared.numbers keeps every digit and writes plain notation."""
+
+from decimal import Decimal
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.numbers import ABSENT, NumberError, plain, raw_plain, raw_plain_or_none
+
+
+class Holder(msgspec.Struct):
+    value: msgspec.Raw = ABSENT
+
+
+def _raw(json_value: str) -> msgspec.Raw:
+    return msgspec.json.decode(('{"value":' + json_value + "}").encode(), type=Holder).value
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0.00012345000", "0.00012345000"),
+    ("1.16539E8", "116539000"),
+    ("0E-8", "0.00000000"),
+    ("7.9276E-4", "0.00079276"),
+    ("-1.5e-3", "-0.0015"),
+    ("158219000.00000000", "158219000.00000000"),
+    ("95078733694.3792000000000000", "95078733694.3792000000000000"),
+])
+def test_plain_keeps_the_exact_value(text: str, expected: str) -> None:
+    assert plain(text) == expected
+    assert Decimal(plain(text)) == Decimal(text)
+
+
+@pytest.mark.parametrize("json_value, expected", [
+    ("0E-8", "0.00000000"), ("1.16539E8", "116539000"), ('"0.35210000"', "0.35210000"),
+    ("31883000", "31883000"), ("null", None),
+])
+def test_raw_numbers_and_numeric_strings(json_value: str, expected: str | None) -> None:
+    assert raw_plain_or_none(_raw(json_value)) == expected
+
+
+def test_missing_field_is_none_and_required_null_is_an_error() -> None:
+    assert raw_plain_or_none(msgspec.json.decode(b"{}", type=Holder).value) is None
+    with pytest.raises(NumberError):
+        raw_plain(_raw("null"))
+
+
+@pytest.mark.parametrize("json_value", ['"abc"', "[1]", '{"a":1}', "true", '"1e"', '"NaN"'])
+def test_non_numbers_are_rejected(json_value: str) -> None:
+    with pytest.raises(NumberError):
+        raw_plain_or_none(_raw(json_value))
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+def test_any_decimal_round_trips_exactly_through_json_text(value: Decimal) -> None:
+    for text in (str(value), f"{value:E}", format(value, "f")):
+        result = raw_plain(_raw(text))
+        assert "E" not in result and "e" not in result
+        assert Decimal(result) == value
