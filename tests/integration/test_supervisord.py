@@ -1,0 +1,130 @@
+"""The shipped supervisord.conf, run for real: every enabled worker delivers to Kafka,
+`supervisorctl restart <one>` restarts only that one, and a bad config ends FATAL.
+
+The conf is used as shipped except that its logs/ and run/ directories are moved into
+the test's temporary directory (so a developer's running collector is not touched).
+"""
+
+import configparser
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import ROOT, assert_contiguous, consume, override_file, wait_until
+
+pytestmark = pytest.mark.integration
+
+SUPERVISORD = Path(sys.executable).parent / "supervisord"
+SUPERVISORCTL = Path(sys.executable).parent / "supervisorctl"
+
+
+def enabled_workers() -> list[str]:
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "supervisord.conf")
+    return [section.split(":", 1)[1] for section in parser.sections()
+            if section.startswith("program:") and parser.getboolean(section, "autostart", fallback=True)]
+
+
+class Supervisor:
+    def __init__(self, workdir: Path, override: Path) -> None:
+        text = (ROOT / "supervisord.conf").read_text()
+        text = text.replace("%(here)s/run", str(workdir / "run")).replace("%(here)s/logs", str(workdir / "logs"))
+        text = text.replace("%(here)s", str(ROOT))
+        (workdir / "run").mkdir()
+        (workdir / "logs").mkdir()
+        self.conf = workdir / "supervisord.conf"
+        self.conf.write_text(text)
+        self.logs = workdir / "logs"
+        env = dict(os.environ, COINSTREAM_CONFIG=str(override), COINSTREAM_SPOOL_DIR=str(workdir / "spool"))
+        self.process = subprocess.Popen([str(SUPERVISORD), "-c", str(self.conf)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.socket = workdir / "run" / "supervisor.sock"
+
+    def ctl(self, *args: str) -> str:
+        done = subprocess.run([str(SUPERVISORCTL), "-c", str(self.conf), *args],
+                              capture_output=True, text=True, timeout=60)
+        return done.stdout
+
+    def states(self) -> dict[str, tuple[str, str]]:
+        """program -> (state, pid or '')"""
+        result = {}
+        for line in self.ctl("status").splitlines():
+            match = re.match(r"^(\S+)\s+(\S+)\s*(?:pid (\d+))?", line)
+            if match:
+                result[match.group(1)] = (match.group(2), match.group(3) or "")
+        return result
+
+    def stop(self) -> None:
+        self.ctl("shutdown")
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def test_all_enabled_workers_deliver_and_restart_one(kafka: str, simulator: Any, tmp_path: Path) -> None:
+    exchanges = enabled_workers()
+    assert {"binance", "upbit"} <= set(exchanges)
+    sim = simulator(*exchanges, rate=20, markets=3)
+    override = override_file(tmp_path, kafka, sim.config["exchanges"])
+    topic = yaml.safe_load(override.read_text())["topics"]["ticker"]
+    supervisor = Supervisor(tmp_path, override)
+    try:
+        # supervisorctl's socket is its owner's only.
+        wait_until(lambda: supervisor.socket.exists(), 30, "supervisord's socket")
+        assert stat.S_IMODE(supervisor.socket.stat().st_mode) == 0o700
+
+        wait_until(lambda: all(supervisor.states().get(name, ("",))[0] == "RUNNING" for name in exchanges),
+                   60, "every enabled worker RUNNING")
+
+        def every_exchange(got: list[tuple[str, dict[str, Any]]]) -> bool:
+            return {value["exchange"] for _, value in got if value["source"] == "ws"} >= set(exchanges)
+
+        consume(kafka, topic, every_exchange, timeout_s=90)
+
+        target = "kraken" if "kraken" in exchanges else "binance"
+        before = supervisor.states()
+        assert target + ": stopped" in supervisor.ctl("restart", target)
+        after = wait_until(lambda: (s := supervisor.states()) and s[target][0] == "RUNNING" and s, 30,
+                           f"{target} RUNNING again")
+        assert after[target][1] != before[target][1], "restarted worker has a new pid"
+        for name in exchanges:
+            if name != target:
+                assert after[name] == before[name], f"{name} was touched by restarting {target}"
+
+        # The restarted worker continues under a new run, numbered from 1 again.
+        restarted_at = time.time_ns()
+
+        def new_run_flows(got: list[tuple[str, dict[str, Any]]]) -> bool:
+            return sum(1 for _, v in got if v["exchange"] == target and v["received_ns"] > restarted_at
+                       and v["source"] == "ws") >= 5
+
+        messages = consume(kafka, topic, new_run_flows, timeout_s=60)
+        runs = assert_contiguous([v for _, v in messages if v["exchange"] == target])
+        assert len(runs) == 2, f"{target}: expected the first and the restarted run, got {runs}"
+        for name in exchanges:
+            assert "Traceback" not in (supervisor.logs / f"{name}.log").read_text()
+    finally:
+        supervisor.stop()
+
+
+def test_bad_config_goes_fatal_with_one_clear_line(kafka: str, tmp_path: Path) -> None:
+    override = tmp_path / "broken.yaml"
+    override.write_text(f"kafka: {{producer: {{bootstrap.servers: '{kafka}'}}}}\n"
+                        "exchanges: {binance: {symbol: [BTC-USDT]}}\n")
+    supervisor = Supervisor(tmp_path, override)
+    try:
+        wait_until(lambda: supervisor.states().get("binance", ("",))[0] == "FATAL", 60, "binance FATAL")
+        log = (supervisor.logs / "binance.log").read_text().splitlines()
+        expected = f"coinstream binance: error: {override}: exchanges.binance.symbol: unknown key"
+        assert log == [expected] * 4, log  # the first start and its three retries, nothing else
+    finally:
+        supervisor.stop()
