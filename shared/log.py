@@ -42,14 +42,30 @@ class Throttled:
         self._window_start = 0.0
         self._seen: dict[str, int] = {}
 
-    def warning(self, kind: str, message: str, *args: object) -> None:
+    def allow(self, kind: str) -> bool:
+        """True for the first few events of `kind` in this interval."""
         now = time.monotonic()
         if now - self._window_start >= self._interval_s:
             self._window_start = now
             self._seen.clear()
         count = self._seen.get(kind, 0) + 1
         self._seen[kind] = count
-        if count <= self._per_interval:
-            self._log.warning(message, *args)
-        elif count == self._per_interval + 1:
+        if count == self._per_interval + 1:
             self._log.warning("more %s this minute; see the counters line", kind)
+        return count <= self._per_interval
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        if self.allow(kind):
+            self._log.warning(message, *args)
+
+
+class ThrottleFilter(logging.Filter):
+    """The same throttling for a library that logs through a Logger (librdkafka)."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        super().__init__()
+        self._throttled = Throttled(log)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # librdkafka messages read "FAIL [thrd:...]: ...": the first word is the kind.
+        return self._throttled.allow("kafka " + str(record.msg).split(" ", 1)[0])

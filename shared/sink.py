@@ -19,7 +19,7 @@ from typing import Protocol
 import msgspec
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from shared.log import Throttled
+from shared.log import ThrottleFilter, Throttled
 from shared.record import DeadLetter, Ticker
 from shared.stats import Stats
 
@@ -103,6 +103,7 @@ class KafkaSink:
         self.run = new_run_id()
         self._log = log
         self._throttled = Throttled(log)
+        self._bootstrap = producer_config.get("bootstrap.servers")
         self._ticker_topic = ticker_topic
         self._dead_letter_topic = dead_letter_topic
         self._undelivered_path = spool_dir / f"{exchange}.undelivered.jsonl"
@@ -110,8 +111,11 @@ class KafkaSink:
         self._encoder = msgspec.json.Encoder()
         self._keys: dict[str, bytes] = {}
         self._backlog: deque[tuple[str, bytes, bytes]] = deque()
+        # librdkafka logs through Python logging, throttled, instead of raw to stderr.
+        kafka_log = logging.getLogger("coinstream.kafka")
+        kafka_log.addFilter(ThrottleFilter(log))
         try:
-            self._producer = Producer({**producer_config, "error_cb": self._on_error})
+            self._producer = Producer({**producer_config, "error_cb": self._on_error, "logger": kafka_log})
         except KafkaException as error:
             raise SinkError(f"kafka.producer: {error.args[0].str()}") from None
 
@@ -120,11 +124,13 @@ class KafkaSink:
         try:
             metadata = self._producer.list_topics(timeout=timeout_s)
         except KafkaException as error:
-            raise SinkError(f"Kafka unreachable: {error.args[0].str()}") from None
+            raise SinkError(
+                f"kafka.producer.bootstrap.servers: Kafka unreachable at {self._bootstrap}: {error.args[0].str()}"
+            ) from None
         for topic in (self._ticker_topic, self._dead_letter_topic):
             if topic not in metadata.topics:
                 raise SinkError(
-                    f"Kafka topic {topic!r} does not exist: create the topics with "
+                    f"topics: Kafka topic {topic!r} does not exist: create the topics with "
                     f"'python -m shared.topics' (make run does this)"
                 )
 

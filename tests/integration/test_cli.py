@@ -1,0 +1,103 @@
+"""The worker command line as a user meets it: clear one-line errors, --record and --replay."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import reference
+from tests.harness import ROOT, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def run_worker(exchange: str, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", f"workers.{exchange}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("exchanges: {binance: {symbols: [BTC-USDT]\n", "malformed YAML"),
+    ("exchanges: {binance: {symbol: [BTC-USDT]}}\n", "exchanges.binance.symbol: unknown key"),
+    ("runtime: {watchdog_s: soon}\n", "runtime.watchdog_s: Expected `float`, got `str`"),
+    ("exchanges: {binanceus: {ws_url: a, rest_url: b, symbols: [BTC-USD]}}\n", "exchanges.binanceus: unknown exchange"),
+    ("exchanges: {binance: {symbols: null}}\n", "set exactly one of 'symbols'"),
+    ("kafka: {producer: {sasl.password: '${COINSTREAM_TEST_UNSET_SECRET}'}}\n",
+     "kafka.producer.sasl.password: environment variable COINSTREAM_TEST_UNSET_SECRET is not set"),
+    ("kafka: {producer: {linger.milliseconds: 5}}\n", 'No such configuration property: "linger.milliseconds"'),
+])
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml_text)
+    done = run_worker("binance", "--config", str(override))
+    assert done.returncode == 78
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"coinstream binance: error: {override}:")
+    assert message in lines[0]
+
+
+def test_bad_argument_is_one_line() -> None:
+    done = run_worker("binance", "--sink", "carrier-pigeon")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "invalid choice: 'carrier-pigeon'" in done.stderr
+
+
+def test_unreachable_kafka_is_one_line(tmp_path: Path) -> None:
+    override = tmp_path / "override.yaml"
+    override.write_text(f"kafka: {{producer: {{bootstrap.servers: '127.0.0.1:{free_port()}'}}}}\n"
+                        "runtime: {rest_timeout_s: 2}\n")
+    done = run_worker("binance", "--config", str(override))
+    assert done.returncode == 69
+    [line] = done.stderr.strip().splitlines()
+    assert "Kafka unreachable" in line and "Traceback" not in done.stderr
+
+
+def test_missing_topic_is_one_line(kafka: str, tmp_path: Path) -> None:
+    override = tmp_path / "override.yaml"
+    override.write_text(f"kafka: {{producer: {{bootstrap.servers: '{kafka}'}}}}\n"
+                        "topics: {ticker: no.such.topic}\n")
+    done = run_worker("binance", "--config", str(override))
+    assert done.returncode == 78
+    [line] = done.stderr.strip().splitlines()
+    assert "Kafka topic 'no.such.topic' does not exist" in line
+
+
+@pytest.mark.parametrize("exchange", sorted(reference.PARSERS))
+def test_replay_prints_exactly_what_the_live_run_produced(exchange: str, simulator: Any, tmp_path: Path) -> None:
+    sim = simulator(exchange, rate=50, markets=4)
+    capture = tmp_path / "capture.jsonl"
+    live = subprocess.Popen([sys.executable, "-m", f"workers.{exchange}", "--config", str(sim.config_path),
+                             "--sink", "stdout", "--record", str(capture)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    wait_until(lambda: capture.exists() and capture.read_text().count('"kind":"ws"') > 40, 30, "live frames")
+    sim.fault(exchange, "garbage", count=1)
+    time.sleep(0.5)
+    live.send_signal(signal.SIGTERM)
+    live_out, _ = live.communicate(timeout=30)
+    assert live.returncode == 0
+
+    # A line that is not a capture item is dead-lettered and the replay goes on.
+    with open(capture, "a") as appended:
+        appended.write("this is not json\n")
+    replayed = run_worker(exchange, "--config", str(sim.config_path), "--sink", "stdout", "--replay", str(capture))
+    assert replayed.returncode == 0
+
+    def comparable(stdout: str) -> list[dict[str, Any]]:
+        records = [json.loads(line) for line in stdout.splitlines()]
+        for record in records:
+            record.pop("run")
+        return records
+
+    live_records, replay_records = comparable(live_out), comparable(replayed.stdout)
+    assert len(live_records) > 40
+    assert replay_records == live_records
+    dead = [line for line in replayed.stderr.splitlines() if line.startswith("dead-letter ")]
+    assert len(dead) == 2, replayed.stderr  # the simulator's garbage frame and the bad line
+    assert any('"raw":"this is not json"' in line for line in dead)
