@@ -172,6 +172,7 @@ class KafkaSink:
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             self.stats.delivered += 1
+            self.stats.observe_delivery(message.latency() or 0.0)
             return
         # Kafka refused the record for good, or it was purged at exit: keep it on disk.
         self.stats.delivery_failures += 1

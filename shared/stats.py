@@ -1,7 +1,12 @@
 """Counters every worker keeps, and the once-a-minute line that reports them."""
 
 import logging
+from bisect import bisect_left
 from collections import Counter
+
+# Upper bounds (ms) of the delivery-latency histogram: produce() to delivery report.
+LATENCY_BOUNDS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000, 5000, float("inf"))
+_LATENCY_BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
 
 
 class Stats:
@@ -17,6 +22,23 @@ class Stats:
         self.delivered = 0
         self.delivery_failures = 0
         self.spooled = 0
+        # Delivery latencies since the last report, bucketed (LATENCY_BOUNDS_MS).
+        self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
+
+    def observe_delivery(self, latency_s: float) -> None:
+        self.latency_counts[bisect_left(_LATENCY_BOUNDS_S, latency_s)] += 1
+
+    def latency_percentile_ms(self, fraction: float) -> float | None:
+        """Upper bound of the bucket holding that fraction of deliveries, or None if none."""
+        total = sum(self.latency_counts)
+        if not total:
+            return None
+        running = 0
+        for bound, count in zip(LATENCY_BOUNDS_MS, self.latency_counts):
+            running += count
+            if running >= fraction * total:
+                return bound
+        return LATENCY_BOUNDS_MS[-1]
 
     def line(self, queue_depth: int) -> str:
         reasons = ",".join(f"{reason}={count}" for reason, count in sorted(self.reconnects.items()))
@@ -27,8 +49,11 @@ class Stats:
             f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "
-            f"spooled={self.spooled}"
+            f"spooled={self.spooled} "
+            f"delivery_p50_ms<={self.latency_percentile_ms(0.5)} delivery_p99_ms<={self.latency_percentile_ms(0.99)}"
         )
 
     def report(self, log: logging.Logger, queue_depth: int) -> None:
+        """Log the counters line; the latency percentiles cover the time since the last one."""
         log.info(self.line(queue_depth))
+        self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)

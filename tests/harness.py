@@ -62,7 +62,7 @@ class Broker:
 class Simulator:
     """`python -m simulator` in its own process, as a user would run it."""
 
-    def __init__(self, workdir: Path, exchanges: list[str], rate: float, markets: int) -> None:
+    def __init__(self, workdir: Path, exchanges: list[str], rate: float, markets: int, journal: bool = True) -> None:
         self.config_path = workdir / "simulator.yaml"
         self.journal_dir = workdir / "journal"
         self.log_path = workdir / "simulator.log"
@@ -70,7 +70,7 @@ class Simulator:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "simulator", *[arg for name in exchanges for arg in ("--exchange", name)],
              "--rate", str(rate), "--markets", str(markets), "--write-config", str(self.config_path),
-             "--journal-dir", str(self.journal_dir)],
+             *(["--journal-dir", str(self.journal_dir)] if journal else [])],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True,
         )
         assert self.process.stdout is not None
