@@ -12,7 +12,8 @@ Control, on every exchange's port (plain GET, answers JSON):
   /_sim/fault?kind=K[&code=C][&seconds=S][&count=N]
       close       abrupt TCP close of every open socket (no close frame)
       close_code  close frame with code C (default 1011) on every socket
-      stall       sockets stay open but send nothing (and answer no ping) for S s
+      stall       open sockets stay open but send nothing (and answer no ping) for S s;
+                  new connections work
       garbage     the next N frames on each socket are garbage bytes
       wrong_shape the next N frames are valid JSON of the wrong shape
       unknown_symbol  the next N tickers carry a symbol nobody subscribed to
@@ -32,13 +33,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import Event
 
 log = logging.getLogger("simulator")
 
@@ -91,7 +94,8 @@ class Faults:
     http_500: int = 0
     slow_rest: int = 0
     slow_rest_s: float = 0.0
-    stalled_until: float = 0.0
+    # Sockets that stay open but send nothing, until the time given (monotonic).
+    stalled: dict[ServerConnection, float] = field(default_factory=dict)
     ws_down_until: float = 0.0
 
 
@@ -125,6 +129,11 @@ class ExchangeSim(ABC):
     # Close a socket whose client sent no message for this long (the exchange's
     # keepalive rule); None: never. Tests shorten it with /_sim/idle?seconds=S.
     client_idle_timeout_s: ClassVar[float | None] = None
+    # The client's RFC 6455 pings count as messages for that rule (exchanges whose
+    # keepalive is the protocol ping, not an application message).
+    client_pings_count: ClassVar[bool] = False
+    # Close a client that has not subscribed this long after connecting; None: never.
+    subscribe_deadline_s: ClassVar[float | None] = None
 
     def __init__(self, markets: list[tuple[str, str]], rate_per_s: float, seed: int = 1) -> None:
         self.rng = random.Random(seed)
@@ -174,6 +183,7 @@ class ExchangeSim(ABC):
         self.server = await serve(
             self._connection, host, port,
             process_request=self._process_request,
+            create_connection=_PingNotingConnection,
             ping_interval=self.server_ping_interval_s,
             ping_timeout=60 if self.server_ping_interval_s else None,
             compression=None,
@@ -188,7 +198,9 @@ class ExchangeSim(ABC):
 
     async def refuse(self, seconds: float) -> None:
         """Close the listening socket for `seconds`, then listen again on the same port."""
-        await self.stop()
+        assert self.server is not None
+        # Not stop(): waiting for every connection to finish closing could outlast `seconds`.
+        self.server.close()
         await asyncio.sleep(seconds)
         await self.start(port=self.port)
 
@@ -251,8 +263,8 @@ class ExchangeSim(ABC):
             for socket in list(self.sockets):
                 asyncio.create_task(socket.close(code, "simulated close"))
         elif kind == "stall":
-            faults.stalled_until = time.monotonic() + seconds
             for socket in list(self.sockets):
+                faults.stalled[socket] = time.monotonic() + seconds
                 # Not even pongs: a stalled peer reads nothing.
                 socket.transport.pause_reading()
                 asyncio.get_running_loop().call_later(seconds, _resume_reading, socket)
@@ -277,10 +289,17 @@ class ExchangeSim(ABC):
         """Close a client that broke the keepalive rule, the way the exchange does."""
         socket.transport.abort()
 
-    async def _idle_watch(self, socket: ServerConnection, last_message: list[float]) -> None:
+    async def _idle_watch(self, socket: ServerConnection, last_message: list[float],
+                          subscribed: Callable[[], list[str]]) -> None:
+        opened = time.monotonic()
         while True:
             await asyncio.sleep(0.2)
-            if self.idle_timeout_s and time.monotonic() - last_message[0] > self.idle_timeout_s:
+            now = time.monotonic()
+            heard = last_message[0]
+            if self.client_pings_count and isinstance(socket, _PingNotingConnection):
+                heard = max(heard, socket.last_ping)
+            late = self.subscribe_deadline_s and not subscribed() and now - opened > self.subscribe_deadline_s
+            if late or (self.idle_timeout_s and now - heard > self.idle_timeout_s):
                 await self.close_idle(socket)
                 return
 
@@ -290,7 +309,7 @@ class ExchangeSim(ABC):
         subscribed: list[str] = []
         sender: asyncio.Task[None] | None = None
         last_message = [time.monotonic()]
-        idle_watch = asyncio.create_task(self._idle_watch(socket, last_message))
+        idle_watch = asyncio.create_task(self._idle_watch(socket, last_message, lambda: subscribed))
         try:
             async for message in socket:
                 last_message[0] = time.monotonic()
@@ -304,6 +323,7 @@ class ExchangeSim(ABC):
             pass
         finally:
             self.sockets.discard(socket)
+            self.faults.stalled.pop(socket, None)
             idle_watch.cancel()
             if sender is not None:
                 sender.cancel()
@@ -316,7 +336,7 @@ class ExchangeSim(ABC):
         try:
             while True:
                 markets = subscribed()
-                if not markets or self.rate_per_s <= 0 or time.monotonic() < self.faults.stalled_until:
+                if not markets or self.rate_per_s <= 0 or time.monotonic() < self.faults.stalled.get(socket, 0):
                     await asyncio.sleep(0.05)
                     started, sent = time.monotonic(), 0
                     continue
@@ -352,6 +372,17 @@ class ExchangeSim(ABC):
         self.counters.frames += 1
         if self._journal is not None:
             self._journal.write(frame + "\n")
+
+
+class _PingNotingConnection(ServerConnection):
+    """A server connection that notes when its client last sent an RFC 6455 ping."""
+
+    last_ping = 0.0
+
+    def process_event(self, event: Event) -> None:
+        if isinstance(event, Frame) and event.opcode is Opcode.PING:
+            self.last_ping = time.monotonic()
+        super().process_event(event)
 
 
 def _resume_reading(socket: ServerConnection) -> None:
