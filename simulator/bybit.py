@@ -1,0 +1,162 @@
+"""Bybit Spot (v5) as the simulator plays it: {"op":...} requests with at most 10 args
+per subscribe, one ack per request, spot-style pongs to {"op":"ping"}, clients that stop
+pinging closed, snapshot-only `tickers.*` pushes with string numbers printed without
+trailing zeros (80900, 84547.99), and the /v5/market REST endpoints with their
+{"retCode","retMsg","result","retExtInfo","time"} envelope."""
+
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+
+from simulator.core import BASES, ExchangeSim, Quote
+
+ARGS_PER_SUBSCRIBE = 10
+TOPIC_PREFIX = "tickers."
+
+
+def _bybit_number(value: Decimal) -> str:
+    """Bybit prints decimals without trailing zeros and never with an exponent."""
+    return format(value.normalize(), "f")
+
+
+def _compact(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+class BybitSim(ExchangeSim):
+    name = "bybit"
+    default_quote = "USDT"
+    ws_paths = ("/v5/public/spot",)
+    # The documented cut is ~10 min without pings or data; a minute is stricter, so a
+    # worker that forgets to ping fails here long before it would in production.
+    client_idle_timeout_s = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cross_sequence = 64_027_791_513
+
+    def market_id(self, base: str, quote: str) -> str:
+        return base + quote
+
+    async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
+        try:
+            request = json.loads(message)
+            op = request["op"]
+        except (ValueError, KeyError, TypeError):
+            await self._reply(socket, {}, False, "Invalid request", None)
+            return None
+        if op == "ping":
+            await self._reply(socket, request, True, "pong", "ping")
+            return None
+        if op not in ("subscribe", "unsubscribe"):
+            await self._reply(socket, request, False, f"Invalid op: {op}", op)
+            return None
+        args = request.get("args")
+        if not isinstance(args, list) or not args:
+            await self._reply(socket, request, False, "Invalid args", op)
+            return None
+        if len(args) > ARGS_PER_SUBSCRIBE:
+            # Bybit's encoder escapes '>' as \u003e; the frame is written by hand to keep it.
+            await socket.send(
+                f'{{"success":false,"ret_msg":"args size \\u003e{ARGS_PER_SUBSCRIBE}",'
+                f'"conn_id":"{_conn_id(socket)}","op":"{op}"}}'
+            )
+            return None
+        invalid = [topic for topic in args
+                   if not (isinstance(topic, str) and topic.startswith(TOPIC_PREFIX)
+                           and topic[len(TOPIC_PREFIX):] in self.quotes)]
+        if invalid:
+            # One bad topic fails the whole request.
+            await self._reply(socket, request, False, f"Invalid topic: {invalid}", op)
+            return None
+        subscribed: list[str] = getattr(socket, "bybit_markets", [])
+        for market_id in (topic[len(TOPIC_PREFIX):] for topic in args):
+            if op == "subscribe" and market_id not in subscribed:
+                subscribed.append(market_id)
+            elif op == "unsubscribe" and market_id in subscribed:
+                subscribed.remove(market_id)
+        socket.bybit_markets = subscribed  # type: ignore[attr-defined]
+        await self._reply(socket, request, True, op, op)
+        return subscribed
+
+    async def _reply(self, socket: ServerConnection, request: dict[str, Any], success: bool, ret_msg: str,
+                     op: str | None) -> None:
+        """An ack, pong or error in Bybit's key order; req_id only when the request had one."""
+        reply: dict[str, Any] = {"success": success, "ret_msg": ret_msg, "conn_id": _conn_id(socket)}
+        if "req_id" in request:
+            reply["req_id"] = request["req_id"]
+        if op is not None:
+            reply["op"] = op
+        await socket.send(_compact(reply))
+
+    def _fields(self, market_id: str, quote: Quote) -> dict[str, str]:
+        last = quote.price()
+        previous = quote.price(-40)
+        volume = quote.volume()
+        return {
+            "symbol": market_id, "lastPrice": _bybit_number(last),
+            "highPrice24h": _bybit_number(quote.price(30)), "lowPrice24h": _bybit_number(quote.price(-60)),
+            "prevPrice24h": _bybit_number(previous), "volume24h": _bybit_number(volume),
+            "turnover24h": _bybit_number(volume * last),
+            "price24hPcnt": _bybit_number(((last - previous) / previous).quantize(Decimal("0.0001"))),
+            # "" for coins that are not collateral, as on the real feed.
+            "usdIndexPrice": _bybit_number(quote.price(-2)) if quote.base in BASES else "",
+        }
+
+    def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
+        self.cross_sequence += 1
+        return _compact({"topic": TOPIC_PREFIX + market_id, "ts": now_ms, "type": "snapshot",
+                         "cs": self.cross_sequence, "data": self._fields(market_id, quote)})
+
+    def wrong_shape_frame(self) -> str:
+        # A ticker whose price is a JSON number and whose other fields are missing.
+        return ('{"topic":"tickers.BTCUSDT","ts":1740835319867,"type":"snapshot","cs":1,'
+                '"data":{"symbol":"BTCUSDT","lastPrice":84547.99}}')
+
+    def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        now_ms = int(time.time() * 1000)
+        if path not in ("/v5/market/tickers", "/v5/market/instruments-info"):
+            return 404, _envelope(10001, "Not Found", {}, now_ms)
+        if query.get("category") != ["spot"]:
+            return 200, _envelope(10001, "Illegal category", {}, now_ms)
+        symbols = query.get("symbol", list(self.quotes))
+        if any(symbol not in self.quotes for symbol in symbols):
+            return 200, _envelope(10001, "Not supported symbols", {}, now_ms)
+        if path == "/v5/market/tickers":
+            items = [self._rest_ticker(symbol) for symbol in symbols]
+        else:
+            items = [self._instrument(symbol) for symbol in symbols]
+        return 200, _envelope(0, "OK", {"category": "spot", "list": items}, now_ms)
+
+    def _rest_ticker(self, market_id: str) -> dict[str, str]:
+        quote = self.quotes[market_id]
+        fields = self._fields(market_id, quote)
+        return {
+            "symbol": market_id, "bid1Price": _bybit_number(quote.price(-1)), "bid1Size": "2",
+            "ask1Price": fields["lastPrice"], "ask1Size": "1.862172", "lastPrice": fields["lastPrice"],
+            **{key: fields[key] for key in ("prevPrice24h", "price24hPcnt", "highPrice24h", "lowPrice24h",
+                                            "turnover24h", "volume24h", "usdIndexPrice")},
+        }
+
+    def _instrument(self, market_id: str) -> dict[str, Any]:
+        quote = self.quotes[market_id]
+        return {
+            "symbol": market_id, "baseCoin": quote.base, "quoteCoin": quote.quote, "innovation": "0",
+            "status": "Trading", "marginTrading": "utaOnly", "stTag": "0",
+            "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.0000001",
+                              "minOrderQty": "0.000011", "maxOrderQty": "83", "minOrderAmt": "5",
+                              "maxOrderAmt": "8000000"},
+            "priceFilter": {"tickSize": _bybit_number(Decimal(1).scaleb(-quote.scale))},
+            "symbolType": "",
+        }
+
+
+def _conn_id(socket: ServerConnection) -> str:
+    return f"{id(socket):x}-sim"
+
+
+def _envelope(code: int, message: str, result: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    return {"retCode": code, "retMsg": message, "result": result, "retExtInfo": {}, "time": now_ms}

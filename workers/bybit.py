@@ -1,0 +1,184 @@
+"""Bybit Spot (API v5): the public `tickers.{symbol}` topic on the spot socket.
+
+Endpoints   wss://stream.bybit.com/v5/public/spot, https://api.bybit.com
+Subscribe   {"op":"subscribe","args":["tickers.BTCUSDT",...]}; spot takes at most 10
+            args per request (more: {"success":false,"ret_msg":"args size >10"}), and a
+            failed request fails as a whole. One ack per request:
+            {"success":true,"ret_msg":"subscribe","conn_id":...,"op":"subscribe"}
+            (req_id and conn_id are present only sometimes).
+Limits      the args of one connection may total 21,000 characters (~1,000 topics);
+            500 new connections per 5 min per IP; 1,000 spot connections per IP.
+Keepalive   the client sends {"op":"ping"} every 20 s; spot answers
+            {"success":true,"ret_msg":"pong","op":"ping"} (other markets answer with
+            "op":"pong", older servers {"pong":<ms>}: all three are accepted). A socket
+            with neither pings nor data is cut after ~10 min.
+Ticker      {"topic":"tickers.BTCUSDT","ts":<ms>,"type":"snapshot","cs":<seq>,"data":{...}};
+            spot sends full snapshots only, every 50 ms while the market moves. Prices
+            and volumes are JSON strings; ts (the frame's generation time) is a number.
+            prevPrice24h (the price 24 h ago) is the rolling open; volume24h is in the
+            base coin, turnover24h in the quote coin. There is no best bid/ask in the
+            spot ticker, so those stay null. The docs call `data` an array; every spot
+            payload seen is an object, and both are accepted.
+REST        /v5/market/tickers?category=spot without `symbol` returns every spot market
+            in one call (bid1/ask1 included), which beats one call per symbol under the
+            600 requests per 5 s per IP budget; markets this worker does not collect are
+            skipped (so while one connection falls back, its poll refreshes the other
+            connections' markets too). /v5/market/instruments-info?category=spot is the market list (no
+            pagination on spot; base/quote are not derivable from BTCUSDC vs BTCUSDE).
+            Errors come back as HTTP 200 with a non-zero retCode.
+"""
+
+import json
+from typing import Generic, TypeVar
+
+import msgspec
+
+from shared import cli
+from shared.numbers import plain
+from shared.record import ExchangeError, FrameError, Source, Ticker
+from shared.venue import Market, Venue
+
+ARGS_PER_SUBSCRIBE = 10  # the spot cap
+
+
+class TickerData(msgspec.Struct):
+    symbol: str
+    lastPrice: str
+    prevPrice24h: str
+    highPrice24h: str
+    lowPrice24h: str
+    volume24h: str
+    turnover24h: str
+
+
+class Frame(msgspec.Struct):
+    """A ticker push, an ack, a pong or an error: only the keys we use."""
+
+    ts: int | None = None
+    data: TickerData | list[TickerData] | None = None
+    op: str | None = None
+    success: bool | None = None
+    ret_msg: str | None = None
+    pong: int | str | None = None  # legacy {"pong":<ms>}, seen both ways
+
+
+class RestTicker(TickerData):
+    bid1Price: str = ""
+    bid1Size: str = ""
+    ask1Price: str = ""
+    ask1Size: str = ""
+
+
+class Instrument(msgspec.Struct):
+    symbol: str
+    baseCoin: str
+    quoteCoin: str
+    status: str
+
+
+Item = TypeVar("Item")
+
+
+class ListResult(msgspec.Struct, Generic[Item]):
+    # An error answer carries "result":{}, hence the default.
+    items: list[Item] = msgspec.field(name="list", default_factory=list)
+
+
+class Envelope(msgspec.Struct, Generic[Item]):
+    retCode: int
+    retMsg: str
+    result: ListResult[Item]
+    time: int | None = None
+
+    def checked(self) -> list[Item]:
+        if self.retCode != 0:
+            raise ExchangeError(f"retCode {self.retCode}: {self.retMsg}")
+        return self.result.items
+
+
+def _optional(text: str) -> str | None:
+    # Bybit writes "" where it has no value (usdIndexPrice; bid1/ask1 of an empty book).
+    return plain(text) if text else None
+
+
+class Bybit(Venue):
+    name = "bybit"
+    # 500 topics of up to ~27 characters stay under the 21,000-character args budget.
+    markets_per_connection = 500
+    protocol_ping_interval_s = 20.0  # allowed, and catches a dead peer between app pings
+    app_ping_interval_s = 20.0
+    connect_gap_s = 0.6  # 500 connects per 5 min per IP, sustained
+
+    _frames = msgspec.json.Decoder(Frame)
+    _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])
+    _instruments = msgspec.json.Decoder(Envelope[Instrument])
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=base + quote, base=base, quote=quote)
+
+    def app_ping(self) -> str:
+        return '{"op":"ping"}'
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        topics = [f"tickers.{market.raw}" for market in markets]
+        return [
+            json.dumps({"op": "subscribe", "args": topics[start:start + ARGS_PER_SUBSCRIBE]})
+            for start in range(0, len(topics), ARGS_PER_SUBSCRIBE)
+        ]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        message = self._frames.decode(frame)
+        data = message.data
+        if data is not None:
+            if message.ts is None:
+                raise FrameError("ticker data without ts")
+            items = data if type(data) is list else [data]
+            return [self._ws_ticker(item, message.ts, received_ns) for item in items]
+        if message.success is False:
+            raise ExchangeError(f"{message.op}: {message.ret_msg}")
+        if message.success or message.op == "pong" or message.pong is not None:
+            return []  # subscribe/unsubscribe ack or pong
+        raise FrameError("neither a ticker, an ack, a pong nor an error")
+
+    def _ws_ticker(self, item: TickerData, ts: int, received_ns: int) -> Ticker:
+        if not item.lastPrice:
+            raise FrameError(f"ticker for {item.symbol!r} without lastPrice")
+        return self._ticker(item, None, None, None, None, ts, received_ns, "ws")
+
+    def _ticker(self, item: TickerData, bid: str | None, ask: str | None, bid_size: str | None,
+                ask_size: str | None, ts: int | None, received_ns: int, source: Source) -> Ticker:
+        raw = item.symbol
+        return Ticker(
+            self.name, self.symbol_of(raw), raw, plain(item.lastPrice), bid, ask, bid_size, ask_size,
+            _optional(item.prevPrice24h), _optional(item.highPrice24h), _optional(item.lowPrice24h),
+            _optional(item.volume24h), _optional(item.turnover24h), ts, received_ns, source,
+        )
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/v5/market/instruments-info?category=spot"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        wanted = set(quotes)
+        return [
+            Market(raw=info.symbol, base=info.baseCoin, quote=info.quoteCoin)
+            for info in self._instruments.decode(body).checked()
+            if info.status == "Trading" and info.quoteCoin in wanted
+        ]
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        return [f"{self.rest_base}/v5/market/tickers?category=spot"]
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        envelope = self._rest_tickers.decode(body)
+        collected = self.symbols
+        return [
+            self._ticker(item, _optional(item.bid1Price), _optional(item.ask1Price), _optional(item.bid1Size),
+                         _optional(item.ask1Size), envelope.time, received_ns, "rest")
+            # lastPrice is "" for a market that has not traded yet: nothing to report.
+            for item in envelope.checked()
+            if item.symbol in collected and item.lastPrice
+        ]
+
+
+if __name__ == "__main__":
+    cli.main(Bybit)
