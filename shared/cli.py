@@ -16,7 +16,7 @@ import uvloop
 from shared import config as configuration
 from shared import log as logging_setup
 from shared.capture import Recorder
-from shared.sink import KafkaSink, Sink, SinkError, StdoutSink, spool_dir
+from shared.sink import KafkaSink, Sink, SinkError, StdoutSink
 from shared.stats import Stats
 from shared.venue import Venue
 from shared.worker import Worker
@@ -73,7 +73,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         try:
             kafka_sink = KafkaSink(
                 config.kafka.producer, config.ticker_topic(name), config.topics.dead_letter,
-                spool_dir(), name, stats, log,
+                config.kafka.spool, name, stats, log,
             )
             kafka_sink.check_ready(timeout_s=runtime.rest_timeout_s)
         except SinkError as error:

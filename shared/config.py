@@ -13,7 +13,7 @@ problem is reported as one ConfigError line naming the file, the key and what is
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -71,8 +71,17 @@ class Topics(msgspec.Struct, forbid_unknown_fields=True):
     replication_factor: Annotated[int, msgspec.Meta(ge=1)] = 1
 
 
+class Spool(msgspec.Struct, forbid_unknown_fields=True):
+    """Where records wait on disk when Kafka is away longer than its queue can hold."""
+
+    dir: str = "spool"  # relative to the worker's working directory (the repo under supervisord)
+    max_mb: Annotated[int, msgspec.Meta(gt=0)] = 1024  # per exchange
+    when_full: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+
+
 class Kafka(msgspec.Struct, forbid_unknown_fields=True):
     producer: dict[str, str | int | float | bool]
+    spool: Spool = msgspec.field(default_factory=Spool)
     # `make run` starts the bundled single-node broker when this is true.
     local_broker: bool = True
 

@@ -8,25 +8,22 @@ through a callback that the event loop serves with a steady poll().
 
 import asyncio
 import logging
-import os
 import sys
 import time
 import uuid
-from collections import deque
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from shared.config import Spool as SpoolConfig
 from shared.log import ThrottleFilter, Throttled
 from shared.record import DeadLetter, Ticker
+from shared.spool import DiskSpool
 from shared.stats import Stats
 
 POLL_INTERVAL_S = 0.02
-# Records held back while librdkafka's queue is full. Past this the reader pauses,
-# which pushes back on the exchange socket instead of growing memory.
-BACKLOG_HIGH_WATER = 50_000
 
 
 class SinkError(Exception):
@@ -39,7 +36,6 @@ class Sink(Protocol):
 
     def publish(self, ticker: Ticker) -> None: ...
     def dead_letter(self, letter: DeadLetter) -> None: ...
-    def congested(self) -> bool: ...
     def queue_depth(self) -> int: ...
     async def serve(self) -> None: ...
     def close(self, timeout_s: float) -> None: ...
@@ -73,9 +69,6 @@ class StdoutSink:
         self._err.flush()
         self.stats.dead_letters += 1
 
-    def congested(self) -> bool:
-        return False
-
     def queue_depth(self) -> int:
         return 0
 
@@ -94,7 +87,7 @@ class KafkaSink:
         producer_config: dict[str, str | int | float | bool],
         ticker_topic: str,
         dead_letter_topic: str,
-        spool_dir: Path,
+        spool: SpoolConfig,
         exchange: str,
         stats: Stats,
         log: logging.Logger,
@@ -106,11 +99,12 @@ class KafkaSink:
         self._bootstrap = producer_config.get("bootstrap.servers")
         self._ticker_topic = ticker_topic
         self._dead_letter_topic = dead_letter_topic
-        self._undelivered_path = spool_dir / f"{exchange}.undelivered.jsonl"
+        self._undelivered_path = Path(spool.dir) / f"{exchange}.undelivered.jsonl"
         self._seq = 0
         self._encoder = msgspec.json.Encoder()
         self._keys: dict[str, bytes] = {}
-        self._backlog: deque[tuple[str, bytes, bytes]] = deque()
+        self._spool = DiskSpool(Path(spool.dir), exchange, spool.max_mb * 1024 * 1024, spool.when_full, stats, log)
+        self._purged: list[tuple[str, bytes, bytes]] = []
         # librdkafka logs through Python logging, throttled, instead of raw to stderr.
         kafka_log = logging.getLogger("coinstream.kafka")
         kafka_log.addFilter(ThrottleFilter(log))
@@ -152,20 +146,18 @@ class KafkaSink:
         self.stats.dead_letters += 1
 
     def _send(self, topic: str, value: bytes, key: bytes) -> None:
-        if self._backlog:
-            # Keep order: nothing may overtake records already waiting.
-            self._backlog.append((topic, value, key))
+        if self._spool:
+            # Keep order: nothing may overtake records already waiting on disk.
+            self._spool.append(topic, key, value)
             return
         try:
             self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
         except BufferError:
-            self._backlog.append((topic, value, key))
-
-    def congested(self) -> bool:
-        return len(self._backlog) >= BACKLOG_HIGH_WATER
+            # librdkafka's queue is full (Kafka away for long): spill to disk.
+            self._spool.append(topic, key, value)
 
     def queue_depth(self) -> int:
-        return len(self._producer) + len(self._backlog)
+        return len(self._producer)
 
     # Delivery reports, served by the poll loop. --------------------------------------
 
@@ -174,62 +166,59 @@ class KafkaSink:
             self.stats.delivered += 1
             self.stats.observe_delivery(message.latency() or 0.0)
             return
-        # Kafka refused the record for good, or it was purged at exit: keep it on disk.
+        record = (message.topic() or "", message.key() or b"", message.value() or b"")
+        if error.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self._purged.append(record)  # not refused: we stopped waiting at exit
+            return
+        # Kafka refused the record for good (too large, topic gone...): keep it on disk.
         self.stats.delivery_failures += 1
-        self._spool(message.topic() or "", message.key() or b"", message.value() or b"", error.str())
-
-    def _spool(self, topic: str, key: bytes, value: bytes, error: str) -> None:
         self._throttled.warning(
-            "undelivered records", "record not delivered (%s); kept in %s", error, self._undelivered_path
+            "undelivered records", "record not delivered (%s); kept in %s", error.str(), self._undelivered_path
         )
-        line = msgspec.json.encode(
-            {"topic": topic, "key": key.decode(), "value": value.decode(), "error": error}
-        )
+        line = msgspec.json.encode({"topic": record[0], "key": record[1].decode(),
+                                    "value": record[2].decode(), "error": error.str()})
         self._undelivered_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._undelivered_path, "ab") as spool:
-            spool.write(line + b"\n")
-        self.stats.spooled += 1
+        with open(self._undelivered_path, "ab") as undelivered:
+            undelivered.write(line + b"\n")
 
     def _on_error(self, error: KafkaError) -> None:
         self._throttled.warning("kafka errors", "kafka: %s", error.str())
 
     async def serve(self) -> None:
-        """Serve delivery callbacks and drain the backlog, on a steady cadence."""
+        """Serve delivery callbacks and drain the spool, on a steady cadence."""
         while True:
             self._producer.poll(0)
-            self._drain_backlog()
+            if self._spool:
+                self._drain_spool()
+            self.stats.spool_bytes = self._spool.size_bytes
             await asyncio.sleep(POLL_INTERVAL_S)
 
-    def _drain_backlog(self) -> None:
-        backlog = self._backlog
-        while backlog:
-            topic, value, key = backlog[0]
+    def _drain_spool(self) -> None:
+        spool = self._spool
+        while (record := spool.peek()) is not None:
+            topic, key, value = record
             try:
                 self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
             except BufferError:
                 return
-            backlog.popleft()
+            spool.pop()
 
     def close(self, timeout_s: float) -> None:
-        """Flush everything within timeout_s; spool whatever Kafka did not take."""
+        """Flush within timeout_s; what Kafka did not take stays in the spool for the next run."""
         deadline = time.monotonic() + timeout_s
-        while self._backlog and time.monotonic() < deadline:
-            self._drain_backlog()
+        while self._spool and time.monotonic() < deadline:
+            self._drain_spool()
             self._producer.poll(0.1)
         remaining = self._producer.flush(max(0.0, deadline - time.monotonic()))
-        if remaining or self._backlog:
-            self._log.error(
-                "Kafka did not take %d records within %.0f s; writing them to %s",
-                remaining + len(self._backlog), timeout_s, self._undelivered_path,
-            )
-            # Purged records come back through the delivery callback with an error,
-            # which spools them.
+        if remaining:
+            # Purged records come back through the delivery callback, oldest first.
             self._producer.purge()
             self._producer.poll(0)
-            for topic, value, key in self._backlog:
-                self._spool(topic, key, value, "not produced before exit")
-            self._backlog.clear()
-
-
-def spool_dir() -> Path:
-    return Path(os.environ.get("COINSTREAM_SPOOL_DIR", "spool"))
+            self._spool.prepend(self._purged)
+        if self._spool:
+            self._log.error(
+                "Kafka did not take %d bytes of records within %.0f s; they stay in the spool "
+                "and are sent first on the next start", self._spool.size_bytes, timeout_s,
+            )
+        self.stats.spool_bytes = self._spool.size_bytes
+        self._spool.close()

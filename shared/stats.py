@@ -22,6 +22,8 @@ class Stats:
         self.delivered = 0
         self.delivery_failures = 0
         self.spooled = 0
+        self.spool_dropped = 0
+        self.spool_bytes = 0
         # Delivery latencies since the last report, bucketed (LATENCY_BOUNDS_MS).
         self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
 
@@ -49,7 +51,7 @@ class Stats:
             f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "
-            f"spooled={self.spooled} "
+            f"spooled={self.spooled} spool_bytes={self.spool_bytes} spool_dropped={self.spool_dropped} "
             f"delivery_p50_ms<={self.latency_percentile_ms(0.5)} delivery_p99_ms<={self.latency_percentile_ms(0.99)}"
         )
 

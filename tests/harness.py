@@ -49,9 +49,9 @@ class Broker:
                         KAFKA_RUN_DIR=str(run_dir))
         self.bootstrap = ""
 
-    def start(self) -> str:
-        out = subprocess.run([str(KAFKA_LOCAL), "start", "--fresh"], env=self.env, check=True,
-                             capture_output=True, text=True, timeout=300)
+    def start(self, fresh: bool = True) -> str:
+        out = subprocess.run([str(KAFKA_LOCAL), "start", *(["--fresh"] if fresh else [])], env=self.env,
+                             check=True, capture_output=True, text=True, timeout=300)
         self.bootstrap = out.stdout.strip().splitlines()[-1]
         return self.bootstrap
 
@@ -109,7 +109,8 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
     """An override file: the simulator's endpoints, the test broker, and topics of its own."""
     tag = uuid.uuid4().hex[:8]
     override = {
-        "kafka": {"producer": {"bootstrap.servers": bootstrap, "linger.ms": 5}},
+        "kafka": {"producer": {"bootstrap.servers": bootstrap, "linger.ms": 5},
+                  "spool": {"dir": str(workdir / f"spool-{tag}")}},
         "topics": {"ticker": f"test.{tag}.ticker", "dead_letter": f"test.{tag}.dead-letter", "partitions": 3},
         "runtime": {"watchdog_s": 5, "rest_fallback_after_s": 2, "rest_poll_interval_s": 0.5,
                     "backoff_initial_s": 0.2, "backoff_max_s": 1, "stats_interval_s": 5,
@@ -129,10 +130,9 @@ class WorkerProcess:
         self.exchange = exchange
         self.log_path = workdir / f"{exchange}-{uuid.uuid4().hex[:6]}.log"
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, COINSTREAM_SPOOL_DIR=str(workdir / "spool"))
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"workers.{exchange}", "--config", str(config_path), *extra],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
     def log(self) -> str:

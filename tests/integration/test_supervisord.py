@@ -43,7 +43,7 @@ class Supervisor:
         self.conf = workdir / "supervisord.conf"
         self.conf.write_text(text)
         self.logs = workdir / "logs"
-        env = dict(os.environ, COINSTREAM_CONFIG=str(override), COINSTREAM_SPOOL_DIR=str(workdir / "spool"))
+        env = dict(os.environ, COINSTREAM_CONFIG=str(override))
         self.process = subprocess.Popen([str(SUPERVISORD), "-c", str(self.conf)], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.socket = workdir / "run" / "supervisor.sock"

@@ -1,0 +1,75 @@
+"""The on-disk spool: first in, first out, bounded, explicit when full, durable across runs."""
+
+import logging
+from pathlib import Path
+
+from shared.spool import DiskSpool
+from shared.stats import Stats
+
+LOG = logging.getLogger("test")
+
+
+def drain(spool: DiskSpool) -> list[bytes]:
+    values = []
+    while (record := spool.peek()) is not None:
+        values.append(record[2])
+        spool.pop()
+    return values
+
+
+def record(number: int) -> tuple[str, bytes, bytes]:
+    return "t", b"k", b'{"seq":%d}' % number
+
+
+def test_records_come_back_in_order_across_segments(tmp_path: Path) -> None:
+    stats = Stats()
+    spool = DiskSpool(tmp_path, "binance", 8 * 1024, "drop_oldest", stats, LOG)
+    for number in range(200):
+        spool.append(*record(number))
+    assert len(list(tmp_path.glob("*.spool"))) > 1
+    assert drain(spool) == [record(n)[2] for n in range(200)]
+    assert not spool and stats.spooled == 200 and stats.spool_dropped == 0
+    spool.append(*record(200))
+    assert drain(spool) == [record(200)[2]]
+
+
+def test_interleaved_appends_and_reads(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path, "x", 1024 * 1024, "drop_oldest", Stats(), LOG)
+    seen = []
+    for number in range(50):
+        spool.append(*record(number))
+        if number % 3 == 0:
+            seen += drain(spool)
+    seen += drain(spool)
+    assert seen == [record(n)[2] for n in range(50)]
+
+
+def test_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    stats = Stats()
+    spool = DiskSpool(tmp_path, "x", 2000, "drop_oldest", stats, LOG)
+    for number in range(300):
+        spool.append(*record(number))
+    kept = drain(spool)
+    assert stats.spool_dropped + len(kept) == 300 and stats.spool_dropped > 0
+    assert kept == [record(n)[2] for n in range(300 - len(kept), 300)]  # the newest survive, in order
+
+
+def test_full_spool_drops_the_newest_and_counts_them(tmp_path: Path) -> None:
+    stats = Stats()
+    spool = DiskSpool(tmp_path, "x", 2000, "drop_newest", stats, LOG)
+    for number in range(300):
+        spool.append(*record(number))
+    kept = drain(spool)
+    assert stats.spool_dropped + len(kept) == 300 and stats.spool_dropped > 0
+    assert kept == [record(n)[2] for n in range(len(kept))]  # the oldest survive
+
+
+def test_a_spool_left_by_an_earlier_run_is_read_first(tmp_path: Path) -> None:
+    first = DiskSpool(tmp_path, "x", 1024 * 1024, "drop_oldest", Stats(), LOG)
+    for number in range(5, 10):
+        first.append(*record(number))
+    first.prepend([record(n) for n in range(5)])  # purged at exit: older than the spilled ones
+    first.close()
+    second = DiskSpool(tmp_path, "x", 1024 * 1024, "drop_oldest", Stats(), LOG)
+    second.append(*record(10))
+    assert drain(second) == [record(n)[2] for n in range(11)]
