@@ -24,6 +24,17 @@ class Market(msgspec.Struct, frozen=True):
         return f"{self.base}-{self.quote}"
 
 
+def comma_joined_urls(prefix: str, markets: list[Market], per_call: int) -> list[str]:
+    """`prefix` + the markets' raw ids comma-separated, at most `per_call` ids a URL.
+
+    For REST ticker endpoints that take a list, such as /v1/ticker?markets=KRW-BTC,KRW-ETH.
+    """
+    return [
+        prefix + ",".join(market.raw for market in markets[start:start + per_call])
+        for start in range(0, len(markets), per_call)
+    ]
+
+
 class Venue(ABC):
     """One exchange's public ticker protocol."""
 
@@ -72,7 +83,10 @@ class Venue(ABC):
         return self.ws_base
 
     def app_ping(self) -> str | None:
-        """The application-level ping message ('{"op":"ping"}'), or None if the exchange has none."""
+        """The application-level ping message ('{"op":"ping"}'), or None if the exchange has none.
+
+        Called again for every ping, so a ping may carry the current time.
+        """
         return None
 
     @abstractmethod

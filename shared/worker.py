@@ -276,9 +276,8 @@ class Connection:
             worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
             self.last_frame = time.monotonic()
             guards = [asyncio.create_task(self._watchdog(socket))]
-            ping = venue.app_ping()
-            if ping is not None:
-                guards.append(asyncio.create_task(self._app_ping(socket, ping)))
+            if venue.app_ping() is not None:
+                guards.append(asyncio.create_task(self._app_ping(socket)))
             try:
                 await self._read(socket)
             finally:
@@ -288,7 +287,6 @@ class Connection:
 
     async def _read(self, socket: ClientConnection) -> None:
         on_frame = self.worker.on_frame
-        sink = self.worker.sink
         url = self.url
         monotonic = time.monotonic
         time_ns = time.time_ns
@@ -298,15 +296,6 @@ class Connection:
             self.last_frame = now
             if on_frame(frame, time_ns(), url):  # type: ignore[arg-type]
                 self.last_ws_record = now
-            if sink.congested():
-                await self._wait_for_sink()
-
-    async def _wait_for_sink(self) -> None:
-        """Stop reading while Kafka's queue is full: TCP pushes back on the exchange."""
-        self.worker.throttled.warning("backpressure", "%s: Kafka queue full, pausing reads", self.name)
-        while self.worker.sink.congested():
-            await asyncio.sleep(0.05)
-        self.last_frame = time.monotonic()
 
     async def _watchdog(self, socket: ClientConnection) -> None:
         limit = self.worker.runtime.watchdog_s
@@ -318,11 +307,15 @@ class Connection:
                 socket.transport.abort()
                 return
 
-    async def _app_ping(self, socket: ClientConnection, text: str) -> None:
-        interval = self.worker.runtime.ping_interval_s or self.worker.venue.app_ping_interval_s
+    async def _app_ping(self, socket: ClientConnection) -> None:
+        venue = self.worker.venue
+        interval = self.worker.runtime.ping_interval_s or venue.app_ping_interval_s
         while True:
             await asyncio.sleep(interval)
-            await socket.send(text)
+            # Built anew for every ping: some carry the current time (Gate's spot.ping).
+            ping = venue.app_ping()
+            if ping is not None:
+                await socket.send(ping)
 
     async def fallback(self) -> None:
         """Poll REST for this connection's markets while its socket delivers nothing."""
