@@ -1,0 +1,155 @@
+"""Gate Spot (API v4) as the simulator plays it: the /ws/v4/ socket (trailing slash
+included), {"time","channel","event","payload"} requests with one ack each, a request
+with one unknown pair refused as a whole, spot.pong answers to spot.ping, clients that
+send nothing for a minute closed, `spot.tickers` updates whose numbers are JSON strings
+without trailing zeros (29968.3, 215375.1010537074991), an `upgrade` notice on demand
+(/_sim/upgrade), and the /api/v4/spot REST endpoints with their bare JSON arrays."""
+
+import json
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+
+from simulator.core import ExchangeSim, Quote
+
+CHANNEL = "spot.tickers"
+PERCENT = Decimal("0.01")
+
+
+def _gate_number(value: Decimal) -> str:
+    """Gate prints decimals as short as they go, never with an exponent."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _compact(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _conn_id(socket: ServerConnection) -> str:
+    return f"{id(socket):016x}"[-16:]
+
+
+class GateioSim(ExchangeSim):
+    name = "gateio"
+    default_quote = "USDT"
+    ws_paths = ("/ws/v4/",)
+    # The maintainers' figure: a socket with no traffic for over a minute is closed.
+    client_idle_timeout_s = 60.0
+
+    def market_id(self, base: str, quote: str) -> str:
+        return f"{base}_{quote}"
+
+    async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
+        try:
+            request = json.loads(message)
+            channel, event = request["channel"], request.get("event", "")
+        except (ValueError, KeyError, TypeError):
+            await self._reply(socket, {}, "", "", error=(1, "Invalid request body format"))
+            return None
+        if channel == "spot.ping":
+            await self._reply(socket, request, "spot.pong", "")
+            return None
+        if channel != CHANNEL:
+            await self._reply(socket, request, channel, event, error=(2, f"unknown channel {channel}"))
+            return None
+        if event not in ("subscribe", "unsubscribe"):
+            await self._reply(socket, request, channel, event, error=(2, f"unknown event {event}"))
+            return None
+        payload = request.get("payload")
+        if not isinstance(payload, list) or not payload:
+            await self._reply(socket, request, channel, event, error=(2, "payload must be a list of currency pairs"))
+            return None
+        unknown = [pair for pair in payload if pair not in self.quotes]
+        if unknown:
+            # One bad pair fails the whole request; nothing in it is subscribed.
+            await self._reply(socket, request, channel, event, error=(2, f"unknown currency pair {unknown[0]}"))
+            return None
+        subscribed: list[str] = getattr(socket, "gateio_pairs", [])
+        for pair in payload:
+            if event == "subscribe" and pair not in subscribed:
+                subscribed.append(pair)
+            elif event == "unsubscribe" and pair in subscribed:
+                subscribed.remove(pair)
+        socket.gateio_pairs = subscribed  # type: ignore[attr-defined]
+        await self._reply(socket, request, channel, event, result={"status": "success"})
+        return subscribed
+
+    async def _reply(self, socket: ServerConnection, request: dict[str, Any], channel: str, event: str,
+                     result: dict[str, str] | None = None, error: tuple[int, str] | None = None) -> None:
+        """An ack, pong or error in the live key order: the client's time and id echoed."""
+        now_ms = int(time.time() * 1000)
+        trace_id = uuid.uuid4().hex
+        reply: dict[str, Any] = {"time": request.get("time", now_ms // 1000), "time_ms": now_ms}
+        if "id" in request:
+            reply["id"] = request["id"]
+        reply |= {"conn_id": _conn_id(socket), "trace_id": trace_id, "channel": channel, "event": event}
+        if "payload" in request:
+            reply["payload"] = request["payload"]
+        if error is not None:
+            reply["error"] = {"code": error[0], "message": error[1]}
+            result = {"status": "fail"}
+        elif channel == "spot.pong":
+            reply["error"] = None  # the documented pong spells it out; live acks leave it out
+        reply |= {"result": result, "requestId": trace_id}
+        await socket.send(_compact(reply))
+
+    def _result(self, pair: str, quote: Quote) -> dict[str, str]:
+        last = quote.price()
+        opened = quote.price(-40)
+        volume = quote.volume()
+        return {
+            "currency_pair": pair, "last": _gate_number(last),
+            "lowest_ask": _gate_number(quote.price(1)), "highest_bid": _gate_number(quote.price(-1)),
+            "change_percentage": _gate_number(((last - opened) * 100 / opened).quantize(PERCENT)),
+            "base_volume": _gate_number(volume), "quote_volume": _gate_number(volume * last),
+            "high_24h": _gate_number(quote.price(30)), "low_24h": _gate_number(quote.price(-60)),
+        }
+
+    def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
+        return _compact({"time": now_ms // 1000, "time_ms": now_ms, "channel": CHANNEL, "event": "update",
+                         "result": self._result(market_id, quote)})
+
+    def wrong_shape_frame(self) -> str:
+        # A ticker whose price is a JSON number, which Gate never sends.
+        return ('{"time":1669107766,"time_ms":1669107766406,"channel":"spot.tickers","event":"update",'
+                '"result":{"currency_pair":"BTC_USDT","last":15743.4}}')
+
+    async def _control(self, command: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        if command != "upgrade":
+            return await super()._control(command, query)
+        # Gate's notice that the server is being upgraded: clients reconnect.
+        now_ms = int(time.time() * 1000)
+        notice = _compact({"time": now_ms // 1000, "time_ms": now_ms, "channel": CHANNEL, "event": "upgrade",
+                           "error": None, "result": None})
+        for socket in list(self.sockets):
+            await socket.send(notice)
+        return {"ok": command, "sockets": len(self.sockets)}
+
+    def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if path == "/api/v4/spot/currency_pairs":
+            return 200, [self._pair(pair, quote) for pair, quote in self.quotes.items()]
+        if path == "/api/v4/spot/tickers":
+            pairs = query.get("currency_pair", list(self.quotes))
+            for pair in pairs:
+                if pair not in self.quotes:
+                    return 400, {"label": "INVALID_CURRENCY", "message": f"Invalid currency {pair.split('_')[0]}"}
+            return 200, [self._rest_ticker(pair) for pair in pairs]
+        return 404, {"label": "NOT_FOUND", "message": f"{path} not found"}
+
+    def _rest_ticker(self, pair: str) -> dict[str, str]:
+        result = self._result(pair, self.quotes[pair])
+        change = result["change_percentage"]
+        return {**result, "change_utc0": change, "change_utc8": change}
+
+    @staticmethod
+    def _pair(pair: str, quote: Quote) -> dict[str, Any]:
+        return {
+            "id": pair, "base": quote.base, "quote": quote.quote, "fee": "0.2", "min_base_amount": "0.00001",
+            "min_quote_amount": "3", "amount_precision": 6, "precision": quote.scale, "trade_status": "tradable",
+            "sell_start": 1516378650, "buy_start": 1516378650, "delisting_time": 0, "type": "normal",
+            "st_tag": False,
+        }

@@ -1,0 +1,195 @@
+"""Kraken parsing on verbatim payloads (tests/fixtures/kraken, see SOURCES.md there)."""
+
+import json
+import re
+
+import pytest
+
+from shared.record import ExchangeError, FrameError, ServerRestart
+from tests.conftest import fixture_bytes
+from workers.kraken import Kraken
+
+ASSET_PAIRS = json.dumps({"error": [], "result": {
+    "XXBTZUSD": {"altname": "XBTUSD", "wsname": "XBT/USD", "base": "XXBT", "quote": "ZUSD", "status": "online"},
+    "XXBTZUSD.d": {"altname": "XBTUSD.d", "base": "XXBT", "quote": "ZUSD"},
+    "XDGUSD": {"altname": "XDGUSD", "wsname": "XDG/USD", "base": "XXDG", "quote": "ZUSD", "status": "online"},
+    "SOLUSD": {"altname": "SOLUSD", "wsname": "SOL/USD", "base": "SOL", "quote": "ZUSD"},
+    "LUNAUSD": {"altname": "LUNAUSD", "wsname": "LUNA/USD", "base": "LUNA", "quote": "ZUSD", "status": "delisted"},
+    "XETHXXBT": {"altname": "ETHXBT", "wsname": "ETH/XBT", "base": "XETH", "quote": "XXBT", "status": "online"},
+}}).encode()
+
+
+@pytest.fixture
+def venue() -> Kraken:
+    kraken = Kraken("wss://ws.kraken.com/v2", "https://api.kraken.com")
+    kraken.learn([kraken.market("USDT", "USD"), kraken.market("ALGO", "USD"), kraken.market("BTC", "USDT")])
+    return kraken
+
+
+def test_real_ticker_keeps_every_digit(venue: Kraken) -> None:
+    [ticker] = venue.parse_ws(fixture_bytes("kraken", "ws_ticker_1.json"), 7)
+    assert (ticker.exchange, ticker.symbol, ticker.raw_symbol) == ("kraken", "USDT-USD", "USDT/USD")
+    assert (ticker.last, ticker.bid, ticker.ask) == ("0.99981", "0.99980", "0.99981")
+    assert (ticker.bid_size, ticker.ask_size) == ("44620.68691883", "1087605.70466858")
+    assert (ticker.high_24h, ticker.low_24h, ticker.volume_24h) == ("1.00000", "0.99959", "270638277.50461281")
+    # v2 has no open price and no quote volume; vwap * volume would not be exact.
+    assert (ticker.open_24h, ticker.quote_volume_24h) == (None, None)
+    # 2026-09-24T03:54:18.054886Z, truncated to the millisecond.
+    assert (ticker.exchange_ts, ticker.received_ns, ticker.source) == (1790222058054, 7, "ws")
+
+
+def test_doc_ticker_pretty_printed(venue: Kraken) -> None:
+    [ticker] = venue.parse_ws(fixture_bytes("kraken", "ws_ticker_2_doc.json"), 1)
+    assert (ticker.symbol, ticker.last, ticker.bid, ticker.ask) == ("ALGO-USD", "0.10035", "0.10025", "0.10036")
+    assert (ticker.bid_size, ticker.ask_size) == ("740.0", "1361.44813783")
+    assert (ticker.high_24h, ticker.low_24h, ticker.volume_24h) == ("0.10285", "0.09979", "997038.98383185")
+    assert ticker.exchange_ts == 1695632671742  # 2023-09-25T09:04:31.742648Z
+
+
+def test_string_numbers_are_accepted_too(venue: Kraken) -> None:
+    # The docs and Kraken's SDK say decimal strings; the wire sends numbers. Both work.
+    frame = fixture_bytes("kraken", "ws_ticker_1.json")
+    for key in (b"bid", b"last", b"volume", b"high"):
+        start = frame.index(b'"' + key + b'":') + len(key) + 3
+        end = frame.index(b",", start)
+        frame = frame[:start] + b'"' + frame[start:end] + b'"' + frame[end:]
+    [ticker] = venue.parse_ws(frame, 1)
+    assert (ticker.bid, ticker.last, ticker.volume_24h, ticker.high_24h) == (
+        "0.99980", "0.99981", "270638277.50461281", "1.00000")
+
+
+def test_exponent_form_becomes_plain(venue: Kraken) -> None:
+    frame = fixture_bytes("kraken", "ws_ticker_1.json").replace(b'"volume":270638277.50461281', b'"volume":2.7E8')
+    [ticker] = venue.parse_ws(frame, 1)
+    assert ticker.volume_24h == "270000000"
+
+
+def test_ticker_without_timestamp_has_no_exchange_ts(venue: Kraken) -> None:
+    frame = fixture_bytes("kraken", "ws_ticker_1.json").replace(b',"timestamp":"2026-09-24T03:54:18.054886Z"', b"")
+    [ticker] = venue.parse_ws(frame, 1)
+    assert (ticker.exchange_ts, ticker.last) == (None, "0.99981")
+
+
+@pytest.mark.parametrize("name", ["ws_status.json", "ws_heartbeat.json", "ws_subscribe_ack.json", "ws_pong.json"])
+def test_status_heartbeat_ack_and_pong_are_not_tickers(venue: Kraken, name: str) -> None:
+    assert venue.parse_ws(fixture_bytes("kraken", name), 1) == []
+
+
+@pytest.mark.parametrize("name, says", [
+    ("ws_subscribe_error.json", "subscribe NOPE/USD: Currency pair not supported NOPE/USD"),
+    ("ws_v2_pair_not_supported_xbt.json", "subscribe XBT/EUR: Currency pair not supported XBT/EUR"),
+    ("ws_ping_error_unsupported_field.json", "ping: Unsupported field: 'params'"),
+])
+def test_method_errors(venue: Kraken, name: str, says: str) -> None:
+    with pytest.raises(ExchangeError, match=re.escape(says)):
+        venue.parse_ws(fixture_bytes("kraken", name), 1)
+
+
+def test_message_rate_error(venue: Kraken) -> None:
+    # The spelling quoted from Kraken's rate-limit guide (kraken.md §1.6), capital E.
+    with pytest.raises(ExchangeError, match="Exceeded msg rate"):
+        venue.parse_ws(b'{"Error": "Exceeded msg rate"}', 1)
+
+
+def test_cloudflare_restart_text_asks_for_a_reconnect(venue: Kraken) -> None:
+    with pytest.raises(ServerRestart):
+        venue.parse_ws(fixture_bytes("kraken", "ws_cloudflare_restarting.txt"), 1)
+
+
+def test_other_text_that_is_not_json_is_a_decode_error(venue: Kraken) -> None:
+    with pytest.raises(ValueError) as caught:
+        venue.parse_ws(b"\x00\x01garbage{not json", 1)
+    assert not isinstance(caught.value, ExchangeError)
+
+
+def test_v1_ticker_array_is_rejected_not_misread(venue: Kraken) -> None:
+    with pytest.raises(Exception) as caught:
+        venue.parse_ws(fixture_bytes("kraken", "ws_v1_ticker_legacy.json"), 1)
+    assert not isinstance(caught.value, (ExchangeError, ServerRestart))
+
+
+def test_unknown_symbol_is_a_frame_error(venue: Kraken) -> None:
+    frame = fixture_bytes("kraken", "ws_ticker_1.json").replace(b'"USDT/USD"', b'"NOPE/USD"')
+    with pytest.raises(FrameError, match="unknown symbol 'NOPE/USD'"):
+        venue.parse_ws(frame, 1)
+
+
+@pytest.mark.parametrize("frame", [
+    fixture_bytes("kraken", "ws_ticker_1.json").replace(b'"last":0.99981', b'"last":null'),
+    b'{"channel":"ticker","type":"update","data":[]}',
+    b'{"channel":"ticker","type":"update","data":[{"symbol":"USDT/USD","last":{"nested":true}}]}',
+    b'{"unexpected":[1,2,3]}',
+])
+def test_broken_tickers_are_rejected(venue: Kraken, frame: bytes) -> None:
+    with pytest.raises(ValueError) as caught:
+        venue.parse_ws(frame, 1)
+    assert not isinstance(caught.value, ExchangeError)
+
+
+def test_market_list_maps_v1_names_to_v2_and_records_rest_keys(venue: Kraken) -> None:
+    markets = venue.parse_market_list(ASSET_PAIRS, ["USD"])
+    # Dark pool (.d) and delisted pairs are left out; a missing status is accepted.
+    assert [(m.raw, m.symbol) for m in markets] == [
+        ("BTC/USD", "BTC-USD"), ("DOGE/USD", "DOGE-USD"), ("SOL/USD", "SOL-USD")]
+    assert [(m.raw, m.symbol) for m in venue.parse_market_list(ASSET_PAIRS, ["BTC"])] == [("ETH/BTC", "ETH-BTC")]
+    assert venue.rest_keys["BTC/USD"] == "XXBTZUSD" and venue.rest_symbols["XETHXXBT"] == "ETH/BTC"
+
+
+def test_rest_urls_look_up_rest_keys_until_asset_pairs_named_them(venue: Kraken) -> None:
+    markets = [venue.market("BTC", "USD"), venue.market("DOGE", "USD")]
+    assert venue.rest_ticker_urls(markets) == [
+        "https://api.kraken.com/0/public/AssetPairs?pair=XBTUSD,XDGUSD",
+        "https://api.kraken.com/0/public/Ticker?pair=XBTUSD,XDGUSD",
+    ]
+    venue.parse_rest("https://api.kraken.com/0/public/AssetPairs?pair=XBTUSD,XDGUSD", ASSET_PAIRS, 1, [])
+    assert venue.rest_ticker_urls(markets) == ["https://api.kraken.com/0/public/Ticker?pair=XXBTZUSD,XDGUSD"]
+
+
+def test_rest_urls_respect_the_per_call_cap(venue: Kraken) -> None:
+    markets = [venue.market(f"SIM{index:03d}", "USD") for index in range(120)]
+    urls = venue.rest_ticker_urls(markets)
+    assert [url.split("?")[0].rsplit("/", 1)[1] for url in urls] == ["AssetPairs"] * 3 + ["Ticker"] * 3
+    assert [url.count(",") + 1 for url in urls[3:]] == [50, 50, 20]
+
+
+def test_rest_ticker_after_asset_pairs(venue: Kraken) -> None:
+    assert venue.parse_rest("https://api.kraken.com/0/public/AssetPairs?pair=XBTUSDT",
+                            fixture_bytes("kraken", "rest_asset_pairs.json"), 1, []) == []
+    [ticker] = venue.parse_rest("https://api.kraken.com/0/public/Ticker?pair=XBTUSDT",
+                                fixture_bytes("kraken", "rest_ticker.json"), 5, [])
+    assert (ticker.symbol, ticker.raw_symbol, ticker.source) == ("BTC-USDT", "BTC/USDT", "rest")
+    assert (ticker.last, ticker.bid, ticker.ask) == ("105899.40000", "105944.20000", "105944.30000")
+    assert (ticker.bid_size, ticker.ask_size) == ("1.000", "1.000")
+    # The rolling 24 h column, not "today".
+    assert (ticker.high_24h, ticker.low_24h, ticker.volume_24h) == ("106613.10000", "104711.00000", "163.28908096")
+    # `o` is today's open (since 00:00 UTC), not a 24 h open; REST has no timestamp.
+    assert (ticker.open_24h, ticker.quote_volume_24h, ticker.exchange_ts, ticker.received_ns) == (None, None, None, 5)
+
+
+def test_rest_key_not_in_asset_pairs_is_a_frame_error(venue: Kraken) -> None:
+    with pytest.raises(FrameError, match="XBTUSDT"):
+        venue.parse_rest_ticker(fixture_bytes("kraken", "rest_ticker.json"), 1)
+
+
+@pytest.mark.parametrize("url", ["https://api.kraken.com/0/public/Ticker?pair=NOPEUSD",
+                                 "https://api.kraken.com/0/public/AssetPairs?pair=NOPEUSD"])
+def test_rest_error_envelope(venue: Kraken, url: str) -> None:
+    with pytest.raises(ExchangeError, match="EQuery:Unknown asset pair"):
+        venue.parse_rest(url, b'{"error":["EQuery:Unknown asset pair"]}', 1, [])
+
+
+def test_subscribe_uses_v2_names_in_batches(venue: Kraken) -> None:
+    sample = json.loads(fixture_bytes("kraken", "ws_subscribe.json"))
+    markets = [venue.market("BTC", "USD")] + [venue.market(f"SIM{index:03d}", "USD") for index in range(59)]
+    first, second = map(json.loads, venue.subscribe_messages(markets))
+    assert first["method"] == sample["method"] and first["params"]["channel"] == sample["params"]["channel"]
+    assert first["params"] == {"channel": "ticker", "symbol": [m.raw for m in markets[:50]],
+                               "event_trigger": "trades", "snapshot": True}
+    assert first["params"]["symbol"][0] == "BTC/USD"
+    assert second["params"]["symbol"] == [m.raw for m in markets[50:]]
+
+
+def test_app_ping_has_the_documented_shape(venue: Kraken) -> None:
+    sample = json.loads(fixture_bytes("kraken", "ws_ping_request_doc.json"))
+    ping = json.loads(venue.app_ping())
+    assert ping.keys() == sample.keys() and ping["method"] == "ping" and isinstance(ping["req_id"], int)

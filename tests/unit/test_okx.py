@@ -1,0 +1,206 @@
+"""OKX parsing on verbatim payloads (tests/fixtures/okx, see SOURCES.md there)."""
+
+import json
+
+import msgspec
+import pytest
+
+from shared.record import ExchangeError, FrameError, ServerRestart
+from tests.conftest import fixture_bytes
+from workers.okx import Okx
+
+REST = "https://www.okx.com"
+
+
+@pytest.fixture
+def venue() -> Okx:
+    okx = Okx("wss://ws.okx.com:8443/ws/v5/public", REST)
+    okx.learn([okx.market("BTC", "USDT"), okx.market("ETH", "USDT")])
+    return okx
+
+
+def test_real_ticker_every_field(venue: Okx) -> None:
+    [ticker] = venue.parse_ws(fixture_bytes("okx", "ws_ticker_1.json"), 7)
+    assert (ticker.exchange, ticker.symbol, ticker.raw_symbol) == ("okx", "BTC-USDT", "BTC-USDT")
+    assert (ticker.last, ticker.bid, ticker.ask) == ("30236", "30228.6", "30228.7")
+    assert (ticker.bid_size, ticker.ask_size) == ("0.23393", "1.55896972")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("29700.4", "31073", "28020.3")
+    # SPOT: vol24h is in the base currency, volCcy24h in the quote currency.
+    assert (ticker.volume_24h, ticker.quote_volume_24h) == ("17602.13085371", "525802090.62716611")
+    assert (ticker.exchange_ts, ticker.received_ns, ticker.source) == (1652459224956, 7, "ws")
+
+
+def test_next_ticker_of_the_recording(venue: Okx) -> None:
+    [ticker] = venue.parse_ws(fixture_bytes("okx", "ws_ticker_1b_next.json"), 8)
+    assert (ticker.last, ticker.volume_24h, ticker.quote_volume_24h) == (
+        "30243.5", "17602.13889433", "525802333.80365708")
+    assert ticker.exchange_ts == 1652459226124
+
+
+def test_pretty_printed_doc_ticker(venue: Okx) -> None:
+    [ticker] = venue.parse_ws(fixture_bytes("okx", "ws_ticker_doc.json"), 1)
+    assert (ticker.last, ticker.bid, ticker.ask, ticker.bid_size, ticker.ask_size) == (
+        "9999.99", "8888.88", "9999.99", "5", "11")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("9000", "10000", "8888.88")
+    assert (ticker.volume_24h, ticker.quote_volume_24h, ticker.exchange_ts) == ("2222", "2222", 1597026383085)
+
+
+def test_ts_as_a_json_number_and_exponent_prices(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json")
+    frame = frame.replace(b'"ts":"1652459224956"', b'"ts":1652459224956')
+    frame = frame.replace(b'"last":"30236"', b'"last":"3.0236E4"').replace(b'"bidSz":"0.23393"', b'"bidSz":"0E-8"')
+    [ticker] = venue.parse_ws(frame, 1)
+    assert (ticker.last, ticker.bid_size, ticker.exchange_ts) == ("30236", "0.00000000", 1652459224956)
+
+
+def test_empty_book_fields_become_null(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json")
+    for key in (b"bidPx", b"bidSz", b"askPx", b"askSz"):
+        frame = frame.replace(b'"' + key + b'":"', b'"' + key + b'":"",' + b'"_' + key + b'":"')
+    [ticker] = venue.parse_ws(frame, 1)
+    assert (ticker.bid, ticker.ask, ticker.bid_size, ticker.ask_size) == (None, None, None, None)
+    assert ticker.last == "30236"
+
+
+def test_a_price_as_a_json_number_is_rejected(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b'"last":"30236"', b'"last":30236')
+    with pytest.raises(msgspec.ValidationError):
+        venue.parse_ws(frame, 1)
+
+
+@pytest.mark.parametrize("ts", [b'"ts":"1652459224956.5"', b'"ts":"soon"', b'"ts":""'])
+def test_a_bad_ts_is_rejected(venue: Okx, ts: bytes) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b'"ts":"1652459224956"', ts)
+    with pytest.raises(msgspec.ValidationError):
+        venue.parse_ws(frame, 1)
+
+
+def test_a_ticker_without_last_price_is_a_frame_error(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b'"last":"30236"', b'"last":""')
+    with pytest.raises(FrameError, match="without a last price"):
+        venue.parse_ws(frame, 1)
+
+
+def test_data_of_another_channel_is_not_read_as_a_ticker(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b'"channel":"tickers"', b'"channel":"index-tickers"')
+    with pytest.raises(FrameError, match="other than tickers"):
+        venue.parse_ws(frame, 1)
+
+
+def test_unknown_symbol_is_a_frame_error(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b"BTC-USDT", b"NOPE-USDT")
+    with pytest.raises(FrameError, match="unknown symbol 'NOPE-USDT'"):
+        venue.parse_ws(frame, 1)
+
+
+@pytest.mark.parametrize("name", ["ws_subscribe_ack_doc.json", "ws_subscribe_ack_real_2022.json",
+                                  "ws_subscribe_ack_real_2026_trades.json"])
+def test_acks_with_and_without_id_and_conn_id(venue: Okx, name: str) -> None:
+    assert venue.parse_ws(fixture_bytes("okx", name), 1) == []
+
+
+def test_unsubscribe_ack(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_subscribe_ack_real_2022.json").replace(b'"subscribe"', b'"unsubscribe"')
+    assert venue.parse_ws(frame, 1) == []
+
+
+def test_text_pong_is_keepalive(venue: Okx) -> None:
+    assert venue.parse_ws(fixture_bytes("okx", "ws_pong.txt"), 1) == []
+
+
+def test_app_ping_is_the_text_ping(venue: Okx) -> None:
+    assert venue.app_ping() == fixture_bytes("okx", "ws_ping.txt").decode()
+    assert venue.protocol_ping_interval_s is None
+    assert venue.app_ping_interval_s < 30
+
+
+@pytest.mark.parametrize(("name", "code"), [("ws_error_60012_doc.json", "60012"), ("ws_error_60018.json", "60018")])
+def test_error_frames(venue: Okx, name: str, code: str) -> None:
+    with pytest.raises(ExchangeError, match=f"error {code}: "):
+        venue.parse_ws(fixture_bytes("okx", name), 1)
+
+
+def test_service_upgrade_notice_asks_for_a_reconnect(venue: Okx) -> None:
+    with pytest.raises(ServerRestart, match="64008"):
+        venue.parse_ws(fixture_bytes("okx", "ws_notice_64008_doc.json"), 1)
+
+
+def test_other_notices_are_exchange_errors(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_notice_64008_doc.json").replace(b'"64008"', b'"64009"')
+    with pytest.raises(ExchangeError, match="notice 64009"):
+        venue.parse_ws(frame, 1)
+
+
+@pytest.mark.parametrize("frame", [b"ping", b'{"event":"login","code":"0"}', b'{"unexpected":[1,2,3]}',
+                                   fixture_bytes("okx", "ws_subscribe_request_doc.json")])
+def test_anything_else_is_not_misread(venue: Okx, frame: bytes) -> None:
+    with pytest.raises(Exception) as caught:
+        venue.parse_ws(frame, 1)
+    assert not isinstance(caught.value, (ExchangeError, ServerRestart))
+
+
+def test_subscribe_is_one_request_with_one_arg_per_instrument(venue: Okx) -> None:
+    [message] = venue.subscribe_messages([venue.market("BTC", "USDT"), venue.market("ETH", "USDT")])
+    assert message == ('{"op":"subscribe","args":[{"channel":"tickers","instId":"BTC-USDT"},'
+                       '{"channel":"tickers","instId":"ETH-USDT"}]}')
+    # The documented request, without the optional id, has the same shape.
+    documented = json.loads(fixture_bytes("okx", "ws_subscribe_request_doc.json"))
+    documented.pop("id")
+    [single] = venue.subscribe_messages([venue.market("BTC", "USDT")])
+    assert json.loads(single) == documented
+
+
+def test_a_full_connection_subscribes_within_the_request_size_cap(venue: Okx) -> None:
+    markets = [venue.market(f"SIM{index:04d}", "USDT") for index in range(venue.markets_per_connection)]
+    [message] = venue.subscribe_messages(markets)
+    assert len(message.encode()) < 64 * 1024
+
+
+def test_rest_ticker(venue: Okx) -> None:
+    [url] = venue.rest_ticker_urls([venue.market("BTC", "USDT")])
+    assert url == f"{REST}/api/v5/market/tickers?instType=SPOT"
+    [ticker] = venue.parse_rest(url, fixture_bytes("okx", "rest_ticker.json"), 3, [])
+    assert (ticker.symbol, ticker.raw_symbol, ticker.source, ticker.received_ns) == (
+        "BTC-USDT", "BTC-USDT", "rest", 3)
+    assert (ticker.last, ticker.bid, ticker.ask, ticker.bid_size, ticker.ask_size) == (
+        "16839.1", "16839", "16839.1", "0.16038", "5.93754444")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("16659.1", "16988", "16651.7")
+    assert (ticker.volume_24h, ticker.quote_volume_24h) == ("5150.98223027", "86702682.03645192")
+    assert ticker.exchange_ts == 1672863560203
+
+
+def test_rest_skips_markets_not_collected_and_untraded_ones(venue: Okx) -> None:
+    item = json.loads(fixture_bytes("okx", "rest_ticker.json"))["data"][0]
+    others = [item | {"instId": "BTC-USDT-SWAP", "instType": "SWAP"}, item | {"instId": "ETH-USDT", "last": ""}]
+    body = json.dumps({"code": "0", "msg": "", "data": [*others, item]}).encode()
+    tickers = venue.parse_rest(f"{REST}/api/v5/market/tickers?instType=SPOT", body, 1, [])
+    assert [ticker.symbol for ticker in tickers] == ["BTC-USDT"]
+
+
+def test_rest_error_envelope(venue: Okx) -> None:
+    body = b'{"code":"51000","msg":"Parameter instType error","data":[]}'
+    with pytest.raises(ExchangeError, match="code 51000: Parameter instType error"):
+        venue.parse_rest(f"{REST}/api/v5/market/tickers?instType=SPOT", body, 1, [])
+
+
+def test_market_list_teaches_live_markets_by_quote(venue: Okx) -> None:
+    url = venue.market_list_url()
+    assert url == f"{REST}/api/v5/public/instruments?instType=SPOT"
+    document = json.loads(fixture_bytes("okx", "rest_instruments_spot_doc.json"))
+    [btc] = document["data"]
+    document["data"] += [btc | {"instId": "ETH-BTC", "baseCcy": "ETH", "quoteCcy": "BTC"},
+                         btc | {"instId": "LUNA-USDT", "baseCcy": "LUNA", "state": "suspend"},
+                         btc | {"instId": "1INCH-USDT", "baseCcy": "1INCH"}]
+    markets = venue.parse_market_list(json.dumps(document).encode(), ["USDT"])
+    assert [(market.raw, market.symbol) for market in markets] == [("BTC-USDT", "BTC-USDT"),
+                                                                   ("1INCH-USDT", "1INCH-USDT")]
+    okx = Okx("wss://ws.okx.com:8443/ws/v5/public", REST)
+    assert okx.parse_rest(url, fixture_bytes("okx", "rest_instruments_spot_doc.json"), 1, ["USDT"]) == []
+    assert okx.symbol_of("BTC-USDT") == "BTC-USDT"
+    with pytest.raises(FrameError):
+        okx.symbol_of("ETH-BTC")
+
+
+def test_market_list_error_envelope(venue: Okx) -> None:
+    with pytest.raises(ExchangeError, match="code 50011"):
+        venue.parse_market_list(b'{"code":"50011","msg":"Too Many Requests","data":[]}', ["USDT"])

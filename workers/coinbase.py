@@ -1,0 +1,212 @@
+"""Coinbase Exchange (spot): the public `ticker` and `heartbeat` channels of the feed.
+
+Endpoints   wss://ws-feed.exchange.coinbase.com, https://api.exchange.coinbase.com (the
+            old *.pro.coinbase.com hosts are dead). Not the Advanced Trade API
+            (advanced-trade-ws.coinbase.com), whose tickers carry no trade time.
+Subscribe   {"type":"subscribe","product_ids":[...],"channels":["ticker","heartbeat"]}
+            within 5 s of connecting, or the server disconnects. Product ids are upper
+            case BASE-QUOTE (BTC-USD), the unified form itself. The ack
+            {"type":"subscriptions","channels":[{"name":...,"product_ids":[...]}]}
+            lists the connection's whole subscription; channel names in it vary
+            (ticker_batch was acked as "ticker_1000"), so it is not inspected. A bad
+            request answers {"type":"error","message":"Failed to subscribe","reason":...}.
+            Every frame has a `type`; the docs reserve the right to add types and ask
+            clients to ignore those they don't know.
+Limits      8 connects or subscribes/s per IP (bursts of 20); 100 client messages/s per
+            IP; at most 10 subscriptions per product and channel.
+Keepalive   no application ping. The client sends RFC 6455 pings (a silent client was
+            seen dropped after ~100 s); `heartbeat` sends one frame per product per
+            second even when nothing trades, which keeps the watchdog fed.
+Ticker      {"type":"ticker","sequence":...,"product_id":"BTC-USD","price":"102861.5",
+            "open_24h","volume_24h","low_24h","high_24h","volume_30d","best_bid",
+            "best_bid_size","best_ask","best_ask_size","side","time","trade_id",
+            "last_size"}. Decimals are JSON strings of varying length ("31888",
+            "29940.90"); best_bid_size/best_ask_size exist only since 2022 (optional
+            here). `time` is the last trade's RFC 3339 UTC time; the first ticker after
+            subscribing repeats the latest state with its old time. There is no quote
+            volume. `sequence` counts every message of the product across all channels,
+            so tickers skip numbers by design: a gap is not a loss, and the record
+            contract has no field for it, so it is left out.
+REST        /products/{id}/ticker, one product per call: {"ask","bid","volume","trade_id",
+            "price","size","time",...} with no product id in the body (it is taken from
+            the URL) and `time` with 6 or 9 fraction digits. 10 requests/s per IP,
+            bursts of 15; a User-Agent header is required (HTTP 400 without). /products
+            is the market list (status "online", trading_disabled false).
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Union
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+from shared import cli
+from shared.numbers import plain, plain_or_none
+from shared.record import ExchangeError, FrameError, Ticker
+from shared.venue import Market, Venue
+
+PRODUCTS_PATH = "/products"
+TICKER_SUFFIX = "/ticker"
+# A decimal field is never empty on this feed; Coinbase's other API has sent
+# empty-string placeholder tickers, which must not become "" prices.
+Number = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class TickerMessage(msgspec.Struct, tag_field="type", tag="ticker"):
+    product_id: str
+    price: Number
+    time: str
+    best_bid: Number | None = None
+    best_ask: Number | None = None
+    best_bid_size: Number | None = None
+    best_ask_size: Number | None = None
+    open_24h: Number | None = None
+    high_24h: Number | None = None
+    low_24h: Number | None = None
+    volume_24h: Number | None = None
+
+
+class Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat"):
+    """One a second per product: liveness only."""
+
+
+class Subscriptions(msgspec.Struct, tag_field="type", tag="subscriptions"):
+    """The subscribe ack; its channel names vary, so it is matched by type alone."""
+
+
+class ErrorMessage(msgspec.Struct, tag_field="type", tag="error"):
+    message: str
+    reason: str | None = None
+
+
+class AnyMessage(msgspec.Struct):
+    """What every feed message has; read only when the frame is none of the above."""
+
+    type: str
+
+
+MESSAGES = (TickerMessage, Heartbeat, Subscriptions, ErrorMessage)
+KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in MESSAGES)
+
+
+class RestTicker(msgspec.Struct):
+    price: Number
+    time: str
+    bid: Number | None = None
+    ask: Number | None = None
+    volume: Number | None = None
+
+
+class Product(msgspec.Struct):
+    id: str
+    base_currency: str
+    quote_currency: str
+    status: str
+    trading_disabled: bool = False
+
+
+_EPOCH = datetime(1970, 1, 1)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def epoch_ms(rfc3339: str) -> int:
+    """Milliseconds since the epoch of a Coinbase UTC time, truncated like any ms clock.
+
+    '2025-06-06T05:00:31.886136Z' -> 1749186031886. The fraction has 6 or 9 digits (or
+    none); it is cut, not rounded, so 9 digits never carry into the next millisecond.
+    """
+    if rfc3339[-1:] != "Z":
+        raise FrameError(f"not a UTC time: {rfc3339!r}")
+    whole = datetime.fromisoformat(rfc3339[:19])
+    fraction = rfc3339[20:-1]
+    if len(rfc3339) > 20 and (rfc3339[19] != "." or not fraction.isdigit()):
+        raise FrameError(f"not an RFC 3339 time: {rfc3339!r}")
+    return (whole - _EPOCH) // _MILLISECOND + int(fraction[:3].ljust(3, "0"))
+
+
+class Coinbase(Venue):
+    name = "coinbase"
+    # One subscribe message carries them all; 200 products are 200 heartbeats/s plus
+    # their tickers on one reader, and two sockets at most for every USD market.
+    markets_per_connection = 200
+    protocol_ping_interval_s = 20.0
+    connect_gap_s = 0.25  # 4 connects/s, half the per-IP allowance
+    rest_min_interval_s = 0.1  # 10 requests/s; the burst of 15 absorbs overlapping polls
+    # The RestClient always sends its own User-Agent, which Coinbase's REST requires.
+
+    _frames = msgspec.json.Decoder(Union[MESSAGES])  # type: ignore[valid-type]
+    _any_message = msgspec.json.Decoder(AnyMessage)
+    _rest_ticker = msgspec.json.Decoder(RestTicker)
+    _products = msgspec.json.Decoder(list[Product])
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=f"{base}-{quote}", base=base, quote=quote)
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        return [json.dumps({
+            "type": "subscribe",
+            "product_ids": [market.raw for market in markets],
+            "channels": ["ticker", "heartbeat"],
+        })]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        try:
+            message = self._frames.decode(frame)
+        except msgspec.ValidationError:
+            if self._any_message.decode(frame).type in KNOWN_TYPES:
+                raise  # a known type of the wrong shape
+            return []  # a type added after this was written: ignore it, as the docs ask
+        if type(message) is TickerMessage:
+            raw = message.product_id
+            return [Ticker(
+                self.name, self.symbol_of(raw), raw, plain(message.price),
+                plain_or_none(message.best_bid), plain_or_none(message.best_ask),
+                plain_or_none(message.best_bid_size), plain_or_none(message.best_ask_size),
+                plain_or_none(message.open_24h), plain_or_none(message.high_24h),
+                plain_or_none(message.low_24h), plain_or_none(message.volume_24h), None,
+                epoch_ms(message.time), received_ns, "ws",
+            )]
+        if type(message) is ErrorMessage:
+            raise ExchangeError(f"{message.message}: {message.reason}" if message.reason else message.message)
+        return []  # heartbeat, subscriptions ack
+
+    def market_list_url(self) -> str:
+        return self.rest_base + PRODUCTS_PATH
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        wanted = set(quotes)
+        return [
+            Market(raw=product.id, base=product.base_currency, quote=product.quote_currency)
+            for product in self._products.decode(body)
+            if product.quote_currency in wanted and product.status == "online" and not product.trading_disabled
+        ]
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        return [f"{self.rest_base}{PRODUCTS_PATH}/{market.raw}{TICKER_SUFFIX}" for market in markets]
+
+    def parse_rest(self, url: str, body: bytes, received_ns: int, quotes: list[str]) -> list[Ticker]:
+        """A ticker body does not name its product: the URL it came from does."""
+        path = urlsplit(url).path
+        if path.startswith(PRODUCTS_PATH + "/") and path.endswith(TICKER_SUFFIX):
+            product_id = unquote(path[len(PRODUCTS_PATH) + 1:-len(TICKER_SUFFIX)])
+            return [self.parse_product_ticker(product_id, body, received_ns)]
+        return super().parse_rest(url, body, received_ns, quotes)
+
+    def parse_product_ticker(self, product_id: str, body: bytes, received_ns: int) -> Ticker:
+        item = self._rest_ticker.decode(body)
+        return Ticker(
+            self.name, self.symbol_of(product_id), product_id, plain(item.price),
+            plain_or_none(item.bid), plain_or_none(item.ask), None, None,
+            None, None, None, plain_or_none(item.volume), None,
+            epoch_ms(item.time), received_ns, "rest",
+        )
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        # parse_rest routes every ticker URL to parse_product_ticker; what reaches this
+        # is a body from a URL this venue never calls (say, in a replayed capture).
+        raise FrameError("a REST body from neither /products nor /products/{id}/ticker")
+
+
+if __name__ == "__main__":
+    cli.main(Coinbase)

@@ -1,0 +1,263 @@
+"""Coinone (Korea): the public `TICKER` channel on the v1 public socket.
+
+Endpoints   wss://stream.coinone.co.kr (no path), https://api.coinone.co.kr (Public API v2;
+            v1 is deprecated)
+Subscribe   one message per pair, no batching:
+            {"request_type":"SUBSCRIBE","channel":"TICKER",
+             "topic":{"quote_currency":"KRW","target_currency":"BTC"}}
+            On open the server sends {"response_type":"CONNECTED",...}; each subscribe is
+            acked by {"response_type":"SUBSCRIBED","channel":...,"data":<topic as sent>}.
+            Subscriptions add up. request_type/channel must be upper case (else error
+            160011); a pair it doesn't list is acked first and then answered by
+            {"response_type":"ERROR","error_code":160012,"message":"Invalid Topic"}, which
+            does not name the pair: validate against the market list instead.
+Limits      20 connections per IP (the 21st is closed with code 4290). No cap on pairs per
+            connection was published; all 363 KRW pairs were seen on one socket, so one
+            connection carries every KRW pair. No message-rate limit is published; the
+            subscribe burst is paced anyway.
+Keepalive   the client sends {"request_type":"PING"} (answered by {"response_type":"PONG"})
+            every 20 s; the server closes a connection 30 min after the last PING (a socket
+            that never subscribed dies after ~60 s). The server sends no protocol pings and
+            none is sent to it: the PONGs keep the silence watchdog fed on quiet pairs.
+            "Connections may be closed when the socket is updated", with no announcement
+            frame: a plain reconnect and resubscribe.
+Ticker      {"response_type":"DATA","channel":"TICKER","data":{...}} in text frames. Every
+            price and size is a JSON string; `timestamp` is a JSON number (ms). first/high/
+            low are the UTC day per the docs (the REST ticker calls the same values 24 h);
+            quote_volume/target_volume are the rolling 24 h. Best bid/ask prices are null on
+            an empty side. The ticker is trade-driven: on subscribe the server repeats the
+            current ticker (its timestamp may be ~10 s old), and a repeated subscribe repeats
+            it again. `id` (ms timestamp + 3-digit counter, a digit string) grows with every
+            update and is the same number on REST: a ticker whose id is not newer than the
+            last one published for its pair is a repeat and is dropped.
+REST        /public/v2/ticker_new/KRW: every KRW pair in one ~117 KB call (currencies in
+            lower case there, best_asks/best_bids one-level arrays, prices sometimes with a
+            ".0" suffix); /public/v2/markets/KRW for the market list (KRW is the only quote
+            market). Errors come back with HTTP 200 and {"result":"error",...}. 1,200
+            requests/min per IP on v2 (an older docs page says 300/min: the gap between calls
+            keeps under both).
+Symbols     two fields, quote and target; raw_symbol here is "KRW/BTC", as in the REST
+            paths, and the unified symbol is BTC-KRW.
+"""
+
+import json
+
+import msgspec
+
+from shared import cli
+from shared.numbers import plain, plain_or_none
+from shared.record import ExchangeError, FrameError, Source, Ticker
+from shared.venue import Market, Venue
+
+# The only quote market Coinone lists (USDT, BTC and USDC markets are empty).
+LISTED_QUOTE = "KRW"
+TRADE_STATUS_HALTED = 0  # markets list: 0 no trading, 1 trading, 2 no buy, 3 no sell
+
+
+class TickerFields(msgspec.Struct):
+    """What the socket's ticker and the REST ticker row have in common."""
+
+    quote_currency: str
+    target_currency: str
+    timestamp: int
+    id: str
+    last: str
+    first: str
+    high: str
+    low: str
+    target_volume: str
+    quote_volume: str
+
+
+class TickerData(TickerFields):
+    # null when that side of the book is empty
+    ask_best_price: str | None = None
+    ask_best_qty: str | None = None
+    bid_best_price: str | None = None
+    bid_best_qty: str | None = None
+
+
+class DataFrame(msgspec.Struct, tag_field="response_type", tag="DATA"):
+    channel: str
+    data: TickerData
+
+
+class ErrorFrame(msgspec.Struct, tag_field="response_type", tag="ERROR"):
+    error_code: int
+    message: str
+    field: str | None = None
+
+
+# Frames that carry nothing to publish: the greeting, acks and the keepalive answer.
+class Connected(msgspec.Struct, tag_field="response_type", tag="CONNECTED"):
+    pass
+
+
+class Subscribed(msgspec.Struct, tag_field="response_type", tag="SUBSCRIBED"):
+    pass
+
+
+class Unsubscribed(msgspec.Struct, tag_field="response_type", tag="UNSUBSCRIBED"):
+    pass
+
+
+class Pong(msgspec.Struct, tag_field="response_type", tag="PONG"):
+    pass
+
+
+Frame = DataFrame | ErrorFrame | Connected | Subscribed | Unsubscribed | Pong
+
+
+class Reply(msgspec.Struct):
+    """The REST envelope; errors arrive with HTTP 200 and result "error"."""
+
+    result: str
+    error_code: str | int | None = None
+    error_msg: str | None = None
+    # The rate-limit page shows the error keys in camel case: accept both spellings.
+    errorCode: str | int | None = None
+    errorMsg: str | None = None
+
+    def check(self) -> None:
+        if self.result != "success":
+            code = self.error_code if self.error_code is not None else self.errorCode
+            raise ExchangeError(f"error {code}: {self.error_msg or self.errorMsg}")
+
+
+# (price, size) at the best level of one side; (None, None) when that side is empty.
+BestLevel = tuple[str | None, str | None]
+
+
+class Level(msgspec.Struct):
+    price: str
+    qty: str
+
+
+class RestTicker(TickerFields):
+    best_asks: list[Level] = []
+    best_bids: list[Level] = []
+
+
+def _best(levels: list[Level]) -> BestLevel:
+    """The one level REST sends per side, as a BestLevel."""
+    if not levels:
+        return None, None
+    return plain(levels[0].price), plain(levels[0].qty)
+
+
+class TickerReply(Reply):
+    tickers: list[RestTicker] = []
+
+
+class MarketInfo(msgspec.Struct):
+    quote_currency: str
+    target_currency: str
+    trade_status: int
+
+
+class MarketsReply(Reply):
+    markets: list[MarketInfo] = []
+
+
+class Coinone(Venue):
+    name = "coinone"
+    # Every KRW pair (363 in 2026) on one socket, as probed; a second connection would only
+    # spend the 20-per-IP budget, and the all-pairs REST fallback stands for one connection.
+    markets_per_connection = 400
+    protocol_ping_interval_s = None  # keepalive is the JSON PING, see app_ping
+    app_ping_interval_s = 20.0
+    subscribe_gap_s = 0.01  # 363 subscribes in ~4 s: modest, though bursts were accepted
+    rest_min_interval_s = 0.2  # 300/min, the stricter of the two documented limits
+
+    _frames = msgspec.json.Decoder(Frame)
+    _rest_tickers = msgspec.json.Decoder(TickerReply)
+    # trade_status is documented as a number; strict=False also takes "1".
+    _markets = msgspec.json.Decoder(MarketsReply, strict=False)
+
+    def __init__(self, ws_url: str, rest_url: str) -> None:
+        super().__init__(ws_url, rest_url)
+        # raw id -> id of the newest ticker published for it (see the docstring: repeats).
+        self._newest_ids: dict[str, int] = {}
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=f"{quote}/{base}", base=base, quote=quote)
+
+    def app_ping(self) -> str:
+        return '{"request_type":"PING"}'
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        return [
+            json.dumps({"request_type": "SUBSCRIBE", "channel": "TICKER",
+                        "topic": {"quote_currency": market.quote, "target_currency": market.base}})
+            for market in markets
+        ]
+
+    def _is_new(self, raw: str, ticker_id: str) -> bool:
+        number = int(ticker_id)
+        if number <= self._newest_ids.get(raw, -1):
+            return False
+        self._newest_ids[raw] = number
+        return True
+
+    def _ticker(self, fields: TickerFields, symbol: str, raw: str, bid: BestLevel, ask: BestLevel,
+                received_ns: int, source: Source) -> Ticker:
+        return Ticker(
+            self.name, symbol, raw, plain(fields.last), bid[0], ask[0], bid[1], ask[1],
+            plain(fields.first), plain(fields.high), plain(fields.low),
+            plain(fields.target_volume), plain(fields.quote_volume), fields.timestamp, received_ns, source,
+        )
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        message = self._frames.decode(frame)
+        if type(message) is DataFrame:
+            if message.channel != "TICKER":
+                raise FrameError(f"data on channel {message.channel!r}, which is never subscribed")
+            data = message.data
+            raw = f"{data.quote_currency}/{data.target_currency}"
+            symbol = self.symbol_of(raw)
+            if not self._is_new(raw, data.id):
+                return []
+            return [self._ticker(
+                data, symbol, raw, (plain_or_none(data.bid_best_price), plain_or_none(data.bid_best_qty)),
+                (plain_or_none(data.ask_best_price), plain_or_none(data.ask_best_qty)), received_ns, "ws",
+            )]
+        if type(message) is ErrorFrame:
+            field = f" ({message.field})" if message.field else ""
+            raise ExchangeError(f"error {message.error_code}: {message.message}{field}")
+        return []
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/public/v2/markets/{LISTED_QUOTE}"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        reply = self._markets.decode(body)
+        reply.check()
+        wanted = set(quotes)
+        return [
+            self.market(info.target_currency.upper(), info.quote_currency.upper())
+            for info in reply.markets
+            if info.quote_currency.upper() in wanted and info.trade_status != TRADE_STATUS_HALTED
+        ]
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        # One call per quote returns every pair of that quote; rows of pairs this worker
+        # does not collect are skipped by parse_rest_ticker.
+        quotes = sorted({market.quote for market in markets})
+        return [f"{self.rest_base}/public/v2/ticker_new/{quote}" for quote in quotes]
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        reply = self._rest_tickers.decode(body)
+        reply.check()
+        tickers = []
+        for row in reply.tickers:
+            raw = f"{row.quote_currency.upper()}/{row.target_currency.upper()}"
+            symbol = self.symbols.get(raw)
+            if symbol is None or not self._is_new(raw, row.id):
+                continue
+            tickers.append(self._ticker(row, symbol, raw, _best(row.best_bids), _best(row.best_asks),
+                                        received_ns, "rest"))
+        return tickers
+
+
+if __name__ == "__main__":
+    cli.main(Coinone)

@@ -1,0 +1,193 @@
+"""Gate (gate.io) Spot, API v4: the public `spot.tickers` channel.
+
+Endpoints   wss://api.gateio.ws/ws/v4/ (the trailing slash is part of the path; without
+            it the handshake is reported to fail with HTTP 404), https://api.gateio.ws/api/v4
+Subscribe   {"time":<unix s>,"id":<int32>,"channel":"spot.tickers","event":"subscribe",
+            "payload":["BTC_USDT",...]}; `time` must be within 60 s of the server's clock.
+            More requests add pairs. One ack per request:
+            {"time":...,"time_ms":...,"channel":"spot.tickers","event":"subscribe",
+            "result":{"status":"success"}} (live acks add conn_id, trace_id, payload, id,
+            requestId; older ones lack time_ms and `error`; `time` may echo the client's
+            value, even as a string). Failure: "error":{"code":2,"message":"unknown
+            currency pair XXX"}, and one unknown pair fails its whole request, so pairs
+            go PAIRS_PER_SUBSCRIBE to a request.
+Limits      none published for spot; the maintainers advise at most 100 connections per
+            host and drop clients that read too slowly. Ticker pushes come at most once
+            a second per pair, and only when something changed.
+Keepalive   {"time":<unix s>,"channel":"spot.ping"} resets the server's idle timer (about
+            a minute without traffic); it answers {"time":...,"time_ms":...,
+            "channel":"spot.pong","event":"","error":null,"result":null}. The server also
+            checks RFC 6455 pings, which websockets answers by itself.
+Ticker      {"time":<s>,"time_ms":<ms>,"channel":"spot.tickers","event":"update",
+            "result":{"currency_pair","last","lowest_ask","highest_bid",
+            "change_percentage","base_volume","quote_volume","high_24h","low_24h"}}.
+            Numbers are JSON strings; "" where there is no value (empty book side).
+            The result has no timestamp of its own: exchange_ts is the envelope's
+            time_ms, or time*1000 from servers older than 2022-11 that omit time_ms.
+            No bid/ask sizes and no 24 h open (change_percentage is in percent; an open
+            derived from it would not be exact).
+Restart     {"event":"upgrade"} on any channel asks the client to reconnect (the
+            official SDK does a hard reconnect since 2026-04); no sample payload exists.
+Errors      "error":{"code","message"}; 1 bad request body, 2 bad argument, 3 server
+            error, 4 authentication. A result {"status":"fail"} is an error too.
+REST        /spot/tickers without currency_pair returns every pair in one bare JSON
+            array (no timestamps at all), which beats one call per pair under the
+            200 requests per 10 s per endpoint budget; pairs this worker does not
+            collect are skipped. /spot/currency_pairs is the market list: id, base,
+            quote, trade_status (only "tradable" pairs are collected). REST errors are
+            HTTP 4xx with {"label":"INVALID_CURRENCY","message":...}.
+"""
+
+import json
+import time
+
+import msgspec
+
+from shared import cli
+from shared.numbers import plain
+from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
+from shared.venue import Market, Venue
+
+CHANNEL = "spot.tickers"
+# Small enough that a pair delisted since startup costs few others their subscription.
+PAIRS_PER_SUBSCRIBE = 50
+
+
+class TickerResult(msgspec.Struct):
+    """The ticker fields we use, as both the socket and /spot/tickers spell them."""
+
+    currency_pair: str = ""
+    last: str = ""
+    highest_bid: str = ""
+    lowest_ask: str = ""
+    high_24h: str = ""
+    low_24h: str = ""
+    base_volume: str = ""
+    quote_volume: str = ""
+
+
+class Result(TickerResult):
+    status: str = ""  # acks: "success" or "fail"
+
+
+class ErrorBody(msgspec.Struct):
+    code: int
+    message: str
+
+
+class Frame(msgspec.Struct):
+    """A ticker update, an ack, a pong, an error or an upgrade notice: only the keys we use."""
+
+    time: int | str | None = None  # seconds; an ack may echo the client's value as sent
+    time_ms: int | None = None
+    channel: str = ""
+    event: str = ""
+    error: ErrorBody | None = None
+    result: Result | None = None
+
+
+class PairInfo(msgspec.Struct):
+    id: str
+    base: str
+    quote: str
+    trade_status: str
+
+
+def _number_or_none(text: str) -> str | None:
+    return plain(text) if text else None
+
+
+class Gateio(Venue):
+    name = "gateio"
+    # 200 pairs push at most 200 small frames a second, and even every USDT pair
+    # needs far fewer connections than the advised 100 per host.
+    markets_per_connection = 200
+    protocol_ping_interval_s = 20.0  # what the official SDK sends (websockets' default)
+    app_ping_interval_s = 15.0  # inside the ~60 s idle cut, as the docs advise (10-20 s)
+
+    _frames = msgspec.json.Decoder(Frame)
+    _rest_tickers = msgspec.json.Decoder(list[TickerResult])
+    _pairs = msgspec.json.Decoder(list[PairInfo])
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=f"{base}_{quote}", base=base, quote=quote)
+
+    def ws_url(self, markets: list[Market]) -> str:
+        return self.ws_base + "/"  # Venue strips it; Gate's path needs it
+
+    def app_ping(self) -> str:
+        return f'{{"time":{int(time.time())},"channel":"spot.ping"}}'
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        now_s = int(time.time())
+        pairs = [market.raw for market in markets]
+        return [
+            json.dumps({"time": now_s, "id": number + 1, "channel": CHANNEL, "event": "subscribe",
+                        "payload": pairs[start:start + PAIRS_PER_SUBSCRIBE]})
+            for number, start in enumerate(range(0, len(pairs), PAIRS_PER_SUBSCRIBE))
+        ]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        message = self._frames.decode(frame)
+        result = message.result
+        if message.event == "update" and message.channel == CHANNEL and result is not None:
+            return [self._ticker(result, self._exchange_ts(message), received_ns, "ws")]
+        if message.error is not None:
+            error = message.error
+            raise ExchangeError(f"{message.channel} {message.event}: error {error.code}: {error.message}")
+        if message.event == "upgrade":
+            raise ServerRestart(f"upgrade event on {message.channel or 'the connection'}")
+        if message.event in ("subscribe", "unsubscribe"):
+            if result is not None and result.status == "fail":
+                raise ExchangeError(f"{message.channel} {message.event}: status fail")
+            return []
+        if message.channel == "spot.pong":
+            return []
+        raise FrameError("neither a ticker update, an ack, a pong, an error nor an upgrade notice")
+
+    @staticmethod
+    def _exchange_ts(message: Frame) -> int:
+        if message.time_ms is not None:
+            return message.time_ms
+        if type(message.time) is int:
+            return message.time * 1000
+        raise FrameError(f"ticker update without a time: time={message.time!r}")
+
+    def _ticker(self, item: TickerResult, exchange_ts: int | None, received_ns: int, source: Source) -> Ticker:
+        raw = item.currency_pair
+        if not item.last:
+            raise FrameError(f"ticker for {raw!r} without last")
+        return Ticker(
+            self.name, self.symbol_of(raw), raw, plain(item.last),
+            _number_or_none(item.highest_bid), _number_or_none(item.lowest_ask), None, None, None,
+            _number_or_none(item.high_24h), _number_or_none(item.low_24h),
+            _number_or_none(item.base_volume), _number_or_none(item.quote_volume),
+            exchange_ts, received_ns, source,
+        )
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/api/v4/spot/currency_pairs"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        wanted = set(quotes)
+        return [
+            Market(raw=pair.id, base=pair.base, quote=pair.quote)
+            for pair in self._pairs.decode(body)
+            if pair.trade_status == "tradable" and pair.quote in wanted
+        ]
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        return [f"{self.rest_base}/api/v4/spot/tickers"]
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        collected = self.symbols
+        return [
+            self._ticker(item, None, received_ns, "rest")
+            # A pair listed but not yet traded has no last price: nothing to report.
+            for item in self._rest_tickers.decode(body)
+            if item.currency_pair in collected and item.last
+        ]
+
+
+if __name__ == "__main__":
+    cli.main(Gateio)

@@ -1,0 +1,178 @@
+"""Korbit (Korea; being renamed "Digital X" by Mirae Asset): the `ticker` type on the
+Open API v2 public socket.
+
+Endpoints   wss://ws-api.korbit.co.kr/v2/public, https://api.korbit.co.kr. The renamed
+            service answers the same paths and payloads on ws-api.digitalx.miraeasset.com
+            and api.digitalx.miraeasset.com, and the Korbit hosts are to be retired, so the
+            hosts live in config/exchanges/korbit.yaml only.
+Subscribe   always a JSON array of request objects (a bare object fails with
+            {"status":"fail","message":"invalid_format"}):
+            [{"method":"subscribe","type":"ticker","symbols":["btc_krw"],"requestId":1},...]
+            Symbols are lower-case base_quote and case-sensitive. Subscriptions add up.
+            Success is acknowledged only when the request carries a requestId
+            ({"status":"success","requestId":1}; the docs print the keys the other way
+            round); failures always are ({"status":"fail","code":"INVALID_SYMBOL",
+            "message":"The symbol does not exist (nope_krw)","requestId":2}) and the socket
+            stays open. One request object per market, each with its own requestId, so one
+            unknown or delisted symbol fails alone and is named in the log.
+Limits      no published per-connection or WebSocket rate limits; a probe subscribed all
+            193 pairs on one connection and opened 14 connections 1.5 s apart unrefused.
+Keepalive   the server sends an RFC 6455 ping every 30 s and expects the pong (websockets
+            answers by itself); it answers client pings too. No application-level ping.
+            Quiet pairs may send nothing for minutes after their snapshot.
+Ticker      {"symbol","timestamp","type":"ticker","snapshot"?,"data":{...}}: the first frame
+            per symbol has "snapshot":true; later ones omit the key (docs: false or null),
+            and neither is treated differently. Every price and volume in `data` is a JSON
+            string (open/high/low/close/volume/quoteVolume over a rolling 24 h, close = last
+            trade); `timestamp` is the server's send time in ms. Best bid/ask come without
+            sizes, and a stopped pair reports them as "0": no order, so no price.
+            New fields may be added at any time; unknown keys are ignored.
+REST        /v2/tickers?symbol=btc_krw,eth_krw in an {"success":true,"data":[...]} envelope
+            (rows: the socket's `data` plus `symbol`, no snapshot time); an unknown symbol
+            is silently left out. /v2/currencyPairs for the market list (status launched /
+            stopped; stopped pairs still have tickers). 50 public requests/s per IP, 429
+            with Retry-After beyond. Errors: {"success":false,"error":{"code","message"}}.
+"""
+
+import json
+from typing import Generic, TypeVar
+
+import msgspec
+
+from shared import cli
+from shared.numbers import plain
+from shared.record import ExchangeError, FrameError, Source, Ticker
+from shared.venue import Market, Venue, comma_joined_urls
+
+# No cap is published; 100 lower-case symbols keep the URL near 1 KB.
+REST_SYMBOLS_PER_CALL = 100
+
+
+class TickerData(msgspec.Struct):
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quoteVolume: str
+    bestBidPrice: str
+    bestAskPrice: str
+
+
+class Frame(msgspec.Struct):
+    """A ticker, or a control message (one with a `status`): only the keys we use."""
+
+    type: str | None = None
+    symbol: str | None = None
+    timestamp: int | None = None
+    data: TickerData | None = None
+    status: str | None = None
+    code: str | None = None
+    message: str | None = None
+    requestId: int | str | None = None
+
+
+class RestTicker(TickerData):
+    symbol: str
+
+
+class CurrencyPair(msgspec.Struct):
+    symbol: str
+    status: str
+
+
+class ErrorBody(msgspec.Struct):
+    code: int | str
+    message: str
+
+
+Row = TypeVar("Row")
+
+
+class Envelope(msgspec.Struct, Generic[Row]):
+    success: bool
+    data: list[Row] = []
+    error: ErrorBody | None = None
+
+    def checked(self) -> list[Row]:
+        if not self.success:
+            problem = f"{self.error.code}: {self.error.message}" if self.error else "no error given"
+            raise ExchangeError(f"success=false ({problem})")
+        return self.data
+
+
+def _best_price(text: str) -> str | None:
+    # A stopped pair has no orders and reports its best prices as "0".
+    value = plain(text)
+    return None if not value.strip("0.") else value
+
+
+class Korbit(Venue):
+    name = "korbit"
+    # All ~190 launched pairs fit on one socket; two keep a drop's blast radius small.
+    markets_per_connection = 100
+    protocol_ping_interval_s = 30.0  # answered by the server, at its own ping cadence
+    connect_gap_s = 1.0  # no published limit: pace like the probe that was never refused
+    rest_min_interval_s = 0.05  # 50 public requests/s per IP, with room to spare
+
+    _frames = msgspec.json.Decoder(Frame)
+    _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])
+    _currency_pairs = msgspec.json.Decoder(Envelope[CurrencyPair])
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=f"{base.lower()}_{quote.lower()}", base=base, quote=quote)
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        return [json.dumps([
+            {"method": "subscribe", "type": "ticker", "symbols": [market.raw], "requestId": number}
+            for number, market in enumerate(markets, 1)
+        ], separators=(",", ":"))]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        message = self._frames.decode(frame)
+        if message.type == "ticker" and message.data is not None and message.symbol is not None:
+            return [self._ticker(message.symbol, message.data, message.timestamp, received_ns, "ws")]
+        if message.status == "success":
+            return []  # subscribe ack, sent for requests with a requestId
+        if message.status in ("fail", "error"):
+            raise ExchangeError(
+                f"{message.code or message.status}: {message.message} (requestId {message.requestId})"
+            )
+        raise FrameError("neither a ticker nor a control message")
+
+    def _ticker(self, raw: str, data: TickerData, exchange_ts: int | None, received_ns: int,
+                source: Source) -> Ticker:
+        return Ticker(
+            self.name, self.symbol_of(raw), raw, plain(data.close),
+            _best_price(data.bestBidPrice), _best_price(data.bestAskPrice), None, None,
+            plain(data.open), plain(data.high), plain(data.low), plain(data.volume),
+            plain(data.quoteVolume), exchange_ts, received_ns, source,
+        )
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/v2/currencyPairs"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        wanted = set(quotes)
+        markets = []
+        for pair in self._currency_pairs.decode(body).checked():
+            # baseCurrency/quoteCurrency are not in every version of this reply; the
+            # underscore in the symbol always separates them.
+            base, _, quote = pair.symbol.partition("_")
+            if pair.status == "launched" and quote.upper() in wanted and base:
+                markets.append(Market(raw=pair.symbol, base=base.upper(), quote=quote.upper()))
+        return markets
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        return comma_joined_urls(f"{self.rest_base}/v2/tickers?symbol=", markets, REST_SYMBOLS_PER_CALL)
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        # A row has no snapshot time, and lastTradedAt can be hours old on a quiet pair.
+        return [
+            self._ticker(row.symbol, row, None, received_ns, "rest")
+            for row in self._rest_tickers.decode(body).checked()
+        ]
+
+
+if __name__ == "__main__":
+    cli.main(Korbit)

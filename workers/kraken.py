@@ -1,0 +1,238 @@
+"""Kraken Spot: the `ticker` channel of WebSocket v2.
+
+Endpoints   wss://ws.kraken.com/v2 (public, text frames of JSON objects)
+            https://api.kraken.com/0/public (REST; answers {"error":[...],"result":{...}},
+            a non-empty `error` often with HTTP 200)
+Symbols     v2 names pairs BTC/USD and DOGE/USD; XBT/USD is refused ("Currency pair
+            not supported XBT/USD"). REST and AssetPairs.wsname still say XBT and XDG,
+            and REST result keys are Kraken's canonical pair names (XXBTZUSD, XETHZUSD,
+            but SOLUSD, XBTUSDT), which are not derivable from the symbol: they are
+            looked up in /AssetPairs, never guessed.
+Subscribe   {"method":"subscribe","params":{"channel":"ticker","symbol":[...],
+            "event_trigger":"trades","snapshot":true}}. On connect the server sends
+            a `status` frame first; then one ack per symbol (a failed symbol gets its
+            own {"success":false,"error":...,"symbol":...} and the others still
+            succeed), one `snapshot` ticker per symbol, then `update`s.
+Limits      not published: message rate is load-dependent ({"Error":"Exceeded msg
+            rate"}), about 150 connects per 10 min per IP (third-party). So: 100 pairs
+            per connection, 50 per subscribe message, 5 control messages/s at most.
+            Public REST: about one call per second per IP.
+Keepalive   the server sends {"channel":"heartbeat"} each second without other data,
+            and drops a client it hears nothing from (about a minute, unverified); the
+            client sends the application ping {"method":"ping","req_id":1}, answered
+            by {"method":"pong",...}. No RFC 6455 pings are needed: heartbeats feed
+            the watchdog. Cloudflare in front may send the text "CloudFlare WebSocket
+            proxy restarting" before it drops the socket: reconnect at once.
+Ticker      {"channel":"ticker","type":"snapshot"|"update","data":[{symbol, bid,
+            bid_qty, ask, ask_qty, last, volume, vwap, low, high, change, change_pct,
+            timestamp}]}. Both types carry every field (not deltas). Numbers are JSON
+            numbers printed at the pair's precision with trailing zeros (0.99980);
+            docs and Kraken's SDK say they may also be strings, so both are kept as raw
+            text. low/high/volume are rolling 24 h; there is no open price and no quote
+            volume. `timestamp` (RFC 3339, µs) is the time of the last ticker change
+            and is missing from older docs: exchange_ts is None without it.
+REST        /0/public/Ticker?pair=K1,K2 (strings; last c[0], bid b[0] qty b[2], ask a[0]
+            qty a[2], 24 h values at index 1 of v/l/h; no timestamp), 50 pairs a call here
+            (no cap is published). One unknown pair fails the whole call. /0/public/AssetPairs for the market list and the REST
+            keys; `.d` entries are dark pools and have no wsname.
+"""
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Generic, TypeVar
+
+import msgspec
+
+from shared import cli
+from shared.numbers import ABSENT, raw_plain, raw_plain_or_none
+from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
+from shared.venue import Market, Venue
+
+REST_PAIRS_PER_CALL = 50
+SYMBOLS_PER_SUBSCRIBE = 50
+# Assets whose v1/REST code differs from the v2 name, both legs of a pair.
+V2_NAME = {"XBT": "BTC", "XDG": "DOGE"}
+V1_NAME = {v2: v1 for v1, v2 in V2_NAME.items()}
+CLOUDFLARE_RESTART = b"CloudFlare WebSocket proxy restarting"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_MS = timedelta(milliseconds=1)
+
+Item = TypeVar("Item")
+
+
+class Data(msgspec.Struct):
+    """One element of `data`: a ticker (status elements decode too, and are not read)."""
+
+    symbol: str = ""
+    bid: msgspec.Raw = ABSENT
+    bid_qty: msgspec.Raw = ABSENT
+    ask: msgspec.Raw = ABSENT
+    ask_qty: msgspec.Raw = ABSENT
+    last: msgspec.Raw = ABSENT
+    volume: msgspec.Raw = ABSENT
+    low: msgspec.Raw = ABSENT
+    high: msgspec.Raw = ABSENT
+    timestamp: datetime | None = None
+
+
+class Frame(msgspec.Struct):
+    """A channel push (ticker, heartbeat, status) or a method response (ack, pong, error)."""
+
+    channel: str | None = None
+    data: list[Data] | None = None
+    method: str | None = None
+    success: bool | None = None
+    error: str | None = None
+    symbol: str | None = None  # the pair a failed subscribe names
+    rate_limit: str | None = msgspec.field(default=None, name="Error")
+
+
+class RestTicker(msgspec.Struct):
+    a: list[msgspec.Raw]  # ask [price, whole lot volume, lot volume]
+    b: list[msgspec.Raw]  # bid, same shape
+    c: list[msgspec.Raw]  # last trade [price, lot volume]
+    v: list[msgspec.Raw]  # volume [today, last 24 h]
+    l: list[msgspec.Raw]  # noqa: E741 - Kraken's own key; low [today, last 24 h]
+    h: list[msgspec.Raw]  # high [today, last 24 h]
+
+
+class AssetPair(msgspec.Struct):
+    wsname: str | None = None  # the v1 name, XBT/USD
+    status: str | None = None  # absent on some live rows
+
+
+class Envelope(msgspec.Struct, Generic[Item]):
+    error: list[str]
+    result: dict[str, Item] = {}
+
+    def checked(self) -> dict[str, Item]:
+        if self.error:
+            raise ExchangeError("; ".join(self.error))
+        return self.result
+
+
+class Kraken(Venue):
+    name = "kraken"
+    markets_per_connection = 100
+    protocol_ping_interval_s = None
+    app_ping_interval_s = 20.0  # well inside the idle limit
+    subscribe_gap_s = 0.2
+    connect_gap_s = 1.0
+    rest_min_interval_s = 1.0
+
+    _frames = msgspec.json.Decoder(Frame)
+    _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])
+    _asset_pairs = msgspec.json.Decoder(Envelope[AssetPair])
+
+    def __init__(self, ws_url: str, rest_url: str) -> None:
+        super().__init__(ws_url, rest_url)
+        # v2 symbol <-> REST key (BTC/USD <-> XXBTZUSD), learned from AssetPairs.
+        self.rest_keys: dict[str, str] = {}
+        self.rest_symbols: dict[str, str] = {}
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=f"{base}/{quote}", base=base, quote=quote)
+
+    def app_ping(self) -> str:
+        return '{"method":"ping","req_id":1}'
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        return [
+            json.dumps({"method": "subscribe", "params": {
+                "channel": "ticker",
+                "symbol": [market.raw for market in markets[start:start + SYMBOLS_PER_SUBSCRIBE]],
+                "event_trigger": "trades", "snapshot": True,
+            }}, separators=(",", ":"))
+            for start in range(0, len(markets), SYMBOLS_PER_SUBSCRIBE)
+        ]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        try:
+            message = self._frames.decode(frame)
+        except msgspec.DecodeError:
+            if frame.startswith(CLOUDFLARE_RESTART):
+                raise ServerRestart(CLOUDFLARE_RESTART.decode()) from None
+            raise
+        channel = message.channel
+        if channel == "ticker":
+            if not message.data:
+                raise FrameError("ticker frame without data")
+            return [self._ticker(item, received_ns) for item in message.data]
+        if channel == "heartbeat" or channel == "status":
+            return []
+        if message.method is not None:
+            if message.success is False:
+                where = message.method if message.symbol is None else f"{message.method} {message.symbol}"
+                raise ExchangeError(f"{where}: {message.error}")
+            return []  # subscribe ack (one per symbol) or pong
+        if message.rate_limit is not None:
+            raise ExchangeError(message.rate_limit)
+        raise FrameError("neither a ticker, heartbeat, status nor a method response")
+
+    def _ticker(self, item: Data, received_ns: int) -> Ticker:
+        raw = item.symbol
+        stamp = item.timestamp
+        return Ticker(
+            self.name, self.symbol_of(raw), raw, raw_plain(item.last),
+            raw_plain_or_none(item.bid), raw_plain_or_none(item.ask),
+            raw_plain_or_none(item.bid_qty), raw_plain_or_none(item.ask_qty),
+            None, raw_plain_or_none(item.high), raw_plain_or_none(item.low),
+            raw_plain_or_none(item.volume), None,
+            None if stamp is None else (stamp - EPOCH) // ONE_MS, received_ns, "ws",
+        )
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/0/public/AssetPairs"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        """Markets quoted in `quotes`; also records every pair's REST key for parse_rest_ticker."""
+        wanted = set(quotes)
+        markets = []
+        for key, pair in self._asset_pairs.decode(body).checked().items():
+            if pair.wsname is None or key.endswith(".d"):
+                continue
+            v1_base, _, v1_quote = pair.wsname.partition("/")
+            base, quote = V2_NAME.get(v1_base, v1_base), V2_NAME.get(v1_quote, v1_quote)
+            raw = f"{base}/{quote}"
+            self.rest_keys[raw] = key
+            self.rest_symbols[key] = raw
+            if quote in wanted and pair.status in (None, "online"):
+                markets.append(Market(raw=raw, base=base.upper(), quote=quote.upper()))
+        return markets
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        # Until AssetPairs has named a market's REST key, ask for it by its altname
+        # (v1 names without the slash, XBTUSD) and look the key up first: the loop
+        # fetches and parses these URLs in order, so the Ticker call below finds it.
+        unknown = [_altname(market.raw) for market in markets if market.raw not in self.rest_keys]
+        names = [self.rest_keys.get(market.raw) or _altname(market.raw) for market in markets]
+        return (_chunked(self.market_list_url(), unknown)
+                + _chunked(f"{self.rest_base}/0/public/Ticker", names))
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        tickers = []
+        for key, item in self._rest_tickers.decode(body).checked().items():
+            raw = self.rest_symbols.get(key)
+            if raw is None:
+                raise FrameError(f"unknown REST pair {key!r} (not in AssetPairs)")
+            tickers.append(Ticker(
+                self.name, self.symbol_of(raw), raw, raw_plain(item.c[0]),
+                raw_plain(item.b[0]), raw_plain(item.a[0]), raw_plain(item.b[2]), raw_plain(item.a[2]),
+                None, raw_plain(item.h[1]), raw_plain(item.l[1]), raw_plain(item.v[1]), None,
+                None, received_ns, "rest",
+            ))
+        return tickers
+
+
+def _altname(raw: str) -> str:
+    base, _, quote = raw.partition("/")
+    return V1_NAME.get(base, base) + V1_NAME.get(quote, quote)
+
+
+def _chunked(url: str, pairs: list[str]) -> list[str]:
+    return [f"{url}?pair={','.join(pairs[start:start + REST_PAIRS_PER_CALL])}"
+            for start in range(0, len(pairs), REST_PAIRS_PER_CALL)]
+
+
+if __name__ == "__main__":
+    cli.main(Kraken)

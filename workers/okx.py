@@ -1,0 +1,192 @@
+"""OKX Spot (API v5): the public `tickers` channel on the v5 public socket.
+
+Endpoints   wss://ws.okx.com:8443/ws/v5/public (no login), https://www.okx.com
+Subscribe   {"op":"subscribe","args":[{"channel":"tickers","instId":"BTC-USDT"},...]}:
+            one arg per instrument, many args per request (all args of one request
+            together at most 64 KB). The optional `id` (a 2025 addition, echoed in
+            replies) is not sent, so older and newer servers answer alike. Every arg
+            gets its own ack: {"event":"subscribe","arg":{...},"connId":...} (2022
+            servers send no connId; `id` comes back only when sent). A subscribe for
+            an arg already subscribed is acked again without doubling its data.
+Errors      {"event":"error","code":"60018","msg":"...","connId":...}; codes are
+            strings: 60012 bad request, 60018 no such channel/instId, 60014 too frequent.
+Limits      3 new connections per second per IP; 480 subscribe/unsubscribe/login
+            requests per hour per connection (requests, not args): each connection
+            sends its whole list in one request, once per connect. No documented
+            channel cap per connection (close codes 4008/4009 exist).
+Keepalive   the server closes a socket with no traffic for 30 s (close 4004 "No data
+            received in 30s"). The client sends the text frame `ping` (not JSON) and
+            gets the text frame `pong`. OKX does not answer RFC 6455 pings reliably,
+            so none are sent; the watchdog catches a dead peer, since pongs count as
+            frames.
+Restart     {"event":"notice","code":"64008","msg":"The connection will soon be closed
+            for a service upgrade..."} about 60 s before an upgrade: reconnect now.
+Ticker      {"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{...}]}; `data` is
+            an array (one element in practice), the full ticker on every push, at most
+            one push per 100 ms per instrument and none while nothing changes. Every
+            number is a JSON string, `ts` too (ms UTC). For SPOT, vol24h is the base
+            volume and volCcy24h the quote volume; open24h is the price 24 h ago. Field
+            order varies between servers. An empty book may show "" for bid/ask, which
+            becomes null (not seen in captures; handled anyway).
+REST        /api/v5/market/tickers?instType=SPOT returns every spot market in one call
+            (same ticker fields), so one call serves the snapshot and the fallback;
+            markets this worker does not collect are skipped. /api/v5/public/instruments
+            ?instType=SPOT is the market list (baseCcy/quoteCcy, `state` live). Both 20
+            requests per 2 s per IP. Envelope {"code":"0","msg":"","data":[...]}: a
+            non-"0" code is an error.
+"""
+
+import json
+
+import msgspec
+
+from shared import cli
+from shared.numbers import plain
+from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
+from shared.venue import Market, Venue
+
+CHANNEL = "tickers"
+SERVICE_UPGRADE = "64008"
+
+
+class TickerData(msgspec.Struct):
+    instId: str
+    last: str
+    bidPx: str
+    bidSz: str
+    askPx: str
+    askSz: str
+    open24h: str
+    high24h: str
+    low24h: str
+    vol24h: str
+    volCcy24h: str
+    ts: int  # a JSON string of digits; the decoder is not strict, so a JSON number works too
+
+
+class Arg(msgspec.Struct):
+    channel: str
+
+
+class Frame(msgspec.Struct):
+    """A ticker push, an ack, an error or a notice: only the keys we use."""
+
+    arg: Arg | None = None
+    data: list[TickerData] | None = None
+    event: str | None = None
+    code: str | int | None = None
+    msg: str = ""
+
+
+class Envelope(msgspec.Struct):
+    code: str | int
+    msg: str
+    data: list[TickerData]
+
+
+class Instrument(msgspec.Struct):
+    instId: str
+    baseCcy: str
+    quoteCcy: str
+    state: str
+
+
+class Instruments(msgspec.Struct):
+    code: str | int
+    msg: str
+    data: list[Instrument]
+
+
+def _optional(text: str) -> str | None:
+    return plain(text) if text else None
+
+
+def _checked(code: str | int, message: str) -> None:
+    if str(code) != "0":
+        raise ExchangeError(f"code {code}: {message}")
+
+
+class Okx(Venue):
+    name = "okx"
+    # A request of 200 args is ~10 KB, far under 64 KB; the USDT markets fit on two
+    # connections, so even their simultaneous reconnects stay within 3 connects/s.
+    markets_per_connection = 200
+    protocol_ping_interval_s = None
+    app_ping_interval_s = 20.0  # under the 30 s silence rule
+    connect_gap_s = 0.4  # 3 new connections per second per IP
+
+    # Not strict: `ts` arrives as a string of digits; every other field is a str anyway.
+    _frames = msgspec.json.Decoder(Frame, strict=False)
+    _rest_tickers = msgspec.json.Decoder(Envelope, strict=False)
+    _instruments = msgspec.json.Decoder(Instruments)
+
+    def market(self, base: str, quote: str) -> Market:
+        return Market(raw=f"{base}-{quote}", base=base, quote=quote)
+
+    def app_ping(self) -> str:
+        return "ping"
+
+    def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        args = [{"channel": CHANNEL, "instId": market.raw} for market in markets]
+        return [json.dumps({"op": "subscribe", "args": args}, separators=(",", ":"))]
+
+    def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        if frame == b"pong":
+            return []
+        message = self._frames.decode(frame)
+        if message.data is not None:
+            if message.arg is None or message.arg.channel != CHANNEL:
+                raise FrameError("data of a channel other than tickers")
+            return [self._ticker(item, received_ns, "ws") for item in message.data]
+        event = message.event
+        if event in ("subscribe", "unsubscribe") and message.arg is not None:
+            return []  # one ack per arg
+        if event == "error":
+            raise ExchangeError(f"error {message.code}: {message.msg}")
+        if event == "notice":
+            if str(message.code) == SERVICE_UPGRADE:
+                raise ServerRestart(f"notice {message.code}: {message.msg}")
+            raise ExchangeError(f"notice {message.code}: {message.msg}")
+        raise FrameError("neither a ticker, an ack, an error nor a notice")
+
+    def _ticker(self, item: TickerData, received_ns: int, source: Source) -> Ticker:
+        raw = item.instId
+        if not item.last:
+            raise FrameError(f"ticker for {raw!r} without a last price")
+        return Ticker(
+            self.name, self.symbol_of(raw), raw, plain(item.last),
+            _optional(item.bidPx), _optional(item.askPx), _optional(item.bidSz), _optional(item.askSz),
+            _optional(item.open24h), _optional(item.high24h), _optional(item.low24h),
+            _optional(item.vol24h), _optional(item.volCcy24h), item.ts, received_ns, source,
+        )
+
+    def market_list_url(self) -> str:
+        return f"{self.rest_base}/api/v5/public/instruments?instType=SPOT"
+
+    def parse_market_list(self, body: bytes, quotes: list[str]) -> list[Market]:
+        instruments = self._instruments.decode(body)
+        _checked(instruments.code, instruments.msg)
+        wanted = set(quotes)
+        return [
+            Market(raw=info.instId, base=info.baseCcy, quote=info.quoteCcy)
+            for info in instruments.data
+            if info.state == "live" and info.quoteCcy in wanted
+        ]
+
+    def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
+        return [f"{self.rest_base}/api/v5/market/tickers?instType=SPOT"]
+
+    def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
+        envelope = self._rest_tickers.decode(body)
+        _checked(envelope.code, envelope.msg)
+        collected = self.symbols
+        return [
+            self._ticker(item, received_ns, "rest")
+            # A market that has not traded yet has no last price: nothing to report.
+            for item in envelope.data
+            if item.instId in collected and item.last
+        ]
+
+
+if __name__ == "__main__":
+    cli.main(Okx)
