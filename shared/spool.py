@@ -76,8 +76,12 @@ class DiskSpool:
     def peek(self) -> tuple[str, bytes, bytes] | None:
         """The oldest record, left in place until pop()."""
         while self._segments:
+            # The oldest segment may be the one still being written: its newest lines
+            # may sit in the write buffer, so flush before reading it.
+            reading_the_writer = self._writer is not None and len(self._segments) == 1
+            if reading_the_writer:
+                self._writer.flush()  # type: ignore[union-attr]
             if self._reader is None:
-                self._flush_writer_if_reading_it()
                 self._reader = open(self._segments[0], "rb")
             position = self._reader.tell()
             line = self._reader.readline()
@@ -85,9 +89,10 @@ class DiskSpool:
                 self._reader.seek(position)
                 topic, key, value = line[:-1].split(b"\t", 2)
                 return topic.decode(), key, value
-            if self._writer is not None and self._segments[0] == self._current_path:
-                # Everything written has been read: retire the segment being written too.
-                self._writer.close()
+            # Everything in this segment has been read. (A partial last line can only
+            # be left by a crash mid-write; that one record is lost.)
+            if reading_the_writer:
+                self._writer.close()  # type: ignore[union-attr]
                 self._writer = None
             self._finish_oldest_segment()
         return None
@@ -105,10 +110,6 @@ class DiskSpool:
 
     # Segments. ------------------------------------------------------------------------
 
-    @property
-    def _current_path(self) -> Path:
-        return self._segments[-1]
-
     @staticmethod
     def _number(path: Path) -> int:
         return int(path.name.rsplit(".", 2)[1])
@@ -120,10 +121,6 @@ class DiskSpool:
         path = self._directory / f"{self._name}.{number:+013d}.spool"
         self._writer = open(path, "ab")
         self._segments.append(path)
-
-    def _flush_writer_if_reading_it(self) -> None:
-        if self._writer is not None and self._segments[0] == self._current_path:
-            self._writer.flush()
 
     def _finish_oldest_segment(self) -> None:
         if self._reader is not None:

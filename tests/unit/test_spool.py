@@ -73,3 +73,18 @@ def test_a_spool_left_by_an_earlier_run_is_read_first(tmp_path: Path) -> None:
     second = DiskSpool(tmp_path, "x", 1024 * 1024, "drop_oldest", Stats(), LOG)
     second.append(*record(10))
     assert drain(second) == [record(n)[2] for n in range(11)]
+
+
+def test_reading_while_the_same_segment_is_still_being_written(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path, "x", 1024 * 1024, "drop_oldest", Stats(), LOG)
+    for number in range(10):
+        spool.append(*record(number))
+    seen = []
+    for _ in range(5):
+        seen.append(spool.peek()[2])  # type: ignore[index]
+        spool.pop()
+    for number in range(10, 20):  # appended behind the open reader, still in the write buffer
+        spool.append(*record(number))
+    seen += drain(spool)
+    assert seen == [record(n)[2] for n in range(20)]
+    assert not spool
