@@ -27,8 +27,8 @@ import msgspec
 
 from shared import cli
 from shared.numbers import ABSENT, raw_plain, raw_plain_or_none
-from shared.record import ExchangeError, FrameError, Ticker
-from shared.venue import Market, Venue
+from shared.record import ExchangeError, FrameError, Source, Ticker
+from shared.venue import Market, Venue, comma_joined_urls
 
 REST_MARKETS_PER_CALL = 100
 
@@ -38,11 +38,9 @@ class ErrorBody(msgspec.Struct):
     message: str
 
 
-class Frame(msgspec.Struct):
-    """A DEFAULT-format ticker, a status frame or an error: only the keys we use."""
+class Prices(msgspec.Struct):
+    """The ticker keys we use, named alike on the socket and in REST."""
 
-    type: str | None = None
-    code: str | None = None
     trade_price: msgspec.Raw = ABSENT
     opening_price: msgspec.Raw = ABSENT
     high_price: msgspec.Raw = ABSENT
@@ -50,19 +48,19 @@ class Frame(msgspec.Struct):
     acc_trade_volume_24h: msgspec.Raw = ABSENT
     acc_trade_price_24h: msgspec.Raw = ABSENT
     timestamp: int | None = None
+
+
+class Frame(Prices):
+    """A DEFAULT-format ticker, a status frame or an error."""
+
+    type: str | None = None
+    code: str | None = None
     status: str | None = None
     error: ErrorBody | None = None
 
 
-class RestTicker(msgspec.Struct):
+class RestTicker(Prices, kw_only=True):
     market: str
-    trade_price: msgspec.Raw
-    opening_price: msgspec.Raw = ABSENT
-    high_price: msgspec.Raw = ABSENT
-    low_price: msgspec.Raw = ABSENT
-    acc_trade_volume_24h: msgspec.Raw = ABSENT
-    acc_trade_price_24h: msgspec.Raw = ABSENT
-    timestamp: int | None = None
 
 
 class MarketInfo(msgspec.Struct):
@@ -93,14 +91,7 @@ class Upbit(Venue):
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
         message = self._frames.decode(frame)
         if message.type == "ticker" and message.code is not None:
-            raw = message.code
-            return [Ticker(
-                self.name, self.symbol_of(raw), raw, raw_plain(message.trade_price),
-                None, None, None, None,
-                raw_plain_or_none(message.opening_price), raw_plain_or_none(message.high_price),
-                raw_plain_or_none(message.low_price), raw_plain_or_none(message.acc_trade_volume_24h),
-                raw_plain_or_none(message.acc_trade_price_24h), message.timestamp, received_ns, "ws",
-            )]
+            return [self._ticker(message.code, message, received_ns, "ws")]
         if message.status is not None:
             return []  # {"status":"UP"}: keepalive answer
         if message.error is not None:
@@ -120,23 +111,20 @@ class Upbit(Venue):
         return markets
 
     def rest_ticker_urls(self, markets: list[Market]) -> list[str]:
-        return [
-            f"{self.rest_base}/v1/ticker?markets="
-            + ",".join(market.raw for market in markets[start:start + REST_MARKETS_PER_CALL])
-            for start in range(0, len(markets), REST_MARKETS_PER_CALL)
-        ]
+        return comma_joined_urls(f"{self.rest_base}/v1/ticker?markets=", markets, REST_MARKETS_PER_CALL)
 
     def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
-        return [
-            Ticker(
-                self.name, self.symbol_of(item.market), item.market, raw_plain(item.trade_price),
-                None, None, None, None,
-                raw_plain_or_none(item.opening_price), raw_plain_or_none(item.high_price),
-                raw_plain_or_none(item.low_price), raw_plain_or_none(item.acc_trade_volume_24h),
-                raw_plain_or_none(item.acc_trade_price_24h), item.timestamp, received_ns, "rest",
-            )
-            for item in self._rest_tickers.decode(body)
-        ]
+        return [self._ticker(item.market, item, received_ns, "rest") for item in self._rest_tickers.decode(body)]
+
+    def _ticker(self, raw: str, prices: Prices, received_ns: int, source: Source) -> Ticker:
+        # The ticker type carries no best bid/ask.
+        return Ticker(
+            self.name, self.symbol_of(raw), raw, raw_plain(prices.trade_price),
+            None, None, None, None,
+            raw_plain_or_none(prices.opening_price), raw_plain_or_none(prices.high_price),
+            raw_plain_or_none(prices.low_price), raw_plain_or_none(prices.acc_trade_volume_24h),
+            raw_plain_or_none(prices.acc_trade_price_24h), prices.timestamp, received_ns, source,
+        )
 
 
 if __name__ == "__main__":
