@@ -1,0 +1,87 @@
+"""Kafka outages: the broker goes away under load and comes back. Each test has a
+broker of its own (stopping the session's broker would disturb the other tests)."""
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import Broker, assert_contiguous, consume, override_file, topic_size, wait_until
+
+pytestmark = pytest.mark.integration
+
+COUNTERS = re.compile(r"counters frames=\d+ records=(\d+) .* delivered=(\d+) delivery_failures=(\d+) "
+                      r"spooled=(\d+) spool_bytes=(\d+) spool_dropped=(\d+)")
+
+
+def final_counters(log: str) -> dict[str, int]:
+    records, delivered, failures, spooled, spool_bytes, dropped = map(int, COUNTERS.findall(log)[-1])
+    return {"records": records, "delivered": delivered, "failures": failures, "spooled": spooled,
+            "spool_bytes": spool_bytes, "dropped": dropped}
+
+
+def outage(tmp_path: Path, simulator: Any, worker: Any, outage_s: float, spool: dict[str, Any],
+           rate: float = 2000) -> tuple[Broker, str, Any, dict[str, int]]:
+    broker = Broker(tmp_path / "kafka")
+    bootstrap = broker.start()
+    sim = simulator("binance", rate=rate, markets=20)
+    # No REST fallback: once the simulator stops sending, the record count must stand still.
+    config = override_file(tmp_path, bootstrap, sim.config["exchanges"],
+                           {"stats_interval_s": 1, "rest_fallback_after_s": 3600, "watchdog_s": 3600})
+    settings = yaml.safe_load(config.read_text())
+    # A small in-memory queue, so that the outage spills to the disk spool.
+    settings["kafka"]["producer"]["queue.buffering.max.messages"] = 20_000
+    settings["kafka"]["spool"].update(spool)
+    config.write_text(yaml.safe_dump(settings))
+    topic = settings["topics"]["ticker"]
+    process = worker("binance", config)
+    consume(bootstrap, topic, lambda got: len(got) >= 2000, timeout_s=60)
+    broker.stop()
+    down_at = time.monotonic()
+    time.sleep(outage_s)
+    assert process.process.poll() is None, "the worker must survive the outage"
+    broker.start(fresh=False)
+    sim.control("binance", "rate", per_s=0)  # a fixed total, so that "all delivered" has a moment
+
+    def drained() -> bool:
+        counters = final_counters(process.log())
+        return counters["spool_bytes"] == 0 and counters["records"] == counters["delivered"] + counters["dropped"]
+
+    try:
+        wait_until(drained, 120, "the spool to drain")
+    except AssertionError:
+        raise AssertionError(f"not drained: {final_counters(process.log())}") from None
+    assert process.stop() == 0
+    counters = final_counters(process.log())
+    counters["outage_s"] = int(time.monotonic() - down_at)
+    return broker, topic, process, counters
+
+
+def test_a_60_second_outage_at_2000_per_second_loses_nothing(tmp_path: Path, simulator: Any, worker: Any) -> None:
+    broker, topic, process, counters = outage(tmp_path, simulator, worker, 60, {"max_mb": 512})
+    try:
+        assert counters["failures"] == 0 and counters["dropped"] == 0
+        assert counters["spooled"] > 50_000, counters  # the outage outgrew the 20,000-record queue
+        assert topic_size(broker.bootstrap, topic) == counters["records"]
+        records = [v for _, v in consume(broker.bootstrap, topic, lambda got: len(got) >= counters["records"],
+                                         timeout_s=120)]
+        assert assert_contiguous(records) == {records[0]["run"]: counters["records"]}
+        print(f"outage: {counters}")
+    finally:
+        broker.stop()
+
+
+def test_a_full_spool_drops_by_policy_and_counts_it(tmp_path: Path, simulator: Any, worker: Any) -> None:
+    broker, topic, process, counters = outage(tmp_path, simulator, worker, 20,
+                                              {"max_mb": 1, "when_full": "drop_oldest"})
+    try:
+        assert counters["dropped"] > 0, counters
+        assert counters["records"] == counters["delivered"] + counters["dropped"]
+        assert topic_size(broker.bootstrap, topic) == counters["delivered"]
+        assert "spool full" in process.log() and "policy drop_oldest" in process.log()
+        print(f"spool full: {counters}")
+    finally:
+        broker.stop()
