@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup kafka-fetch kafka-start kafka-stop topics run test bench clean
+.PHONY: setup kafka-fetch kafka-start kafka-stop topics run status live test bench clean
 
 setup: $(INSTALLED) kafka-fetch
 
@@ -37,6 +37,14 @@ topics: kafka-start
 run: topics
 	mkdir -p logs run
 	exec $(VENV)/bin/supervisord -c supervisord.conf
+
+# One table of the ten workers; exits non-zero when an enabled one is unhealthy.
+status: $(INSTALLED)
+	$(PY) -m shared.status $(ARGS)
+
+# Latest tickers, redrawn in place; e.g. make live ARGS="--base BTC". Ctrl-C quits.
+live: $(INSTALLED)
+	$(PY) -m shared.live $(ARGS)
 
 test: setup
 	$(PY) -m pytest

@@ -68,4 +68,4 @@ class ThrottleFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         # librdkafka messages read "FAIL [thrd:...]: ...": the first word is the kind.
-        return self._throttled.allow("kafka " + str(record.msg).split(" ", 1)[0])
+        return self._throttled.allow("kafka " + record.getMessage().split(" ", 1)[0])

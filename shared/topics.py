@@ -19,10 +19,14 @@ from shared import config as configuration
 _CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
 
 
+def client_settings(config: configuration.Config) -> dict[str, str | int | float | bool]:
+    """The producer's connection and security settings, for an admin client or a consumer."""
+    return {key: value for key, value in config.kafka.producer.items() if key.startswith(_CONNECTION_PREFIXES)}
+
+
 def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
     """Create missing topics; return one line per topic describing what happened."""
-    admin_config = {key: value for key, value in config.kafka.producer.items()
-                    if key.startswith(_CONNECTION_PREFIXES)}
+    admin_config = client_settings(config)
     admin = AdminClient(admin_config)
     try:
         existing = admin.list_topics(timeout=timeout_s).topics

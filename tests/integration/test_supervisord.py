@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,13 @@ def enabled_workers() -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, workdir: Path, override: Path) -> None:
+    def __init__(self, workdir: Path, override: Path, autostart: Collection[str] | None = None) -> None:
+        """autostart: start only these programs (the others stay configured, not started)."""
         text = (ROOT / "supervisord.conf").read_text()
+        if autostart is not None:
+            text = re.sub(r"^\[program:(\w+)\]\n(?:.+\n)*?autostart=true$",
+                          lambda m: m[0] if m[1] in autostart else m[0].replace("autostart=true", "autostart=false"),
+                          text, flags=re.MULTILINE)
         text = text.replace("%(here)s/run", str(workdir / "run")).replace("%(here)s/logs", str(workdir / "logs"))
         text = text.replace("%(here)s", str(ROOT))
         (workdir / "run").mkdir()

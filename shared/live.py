@@ -1,0 +1,261 @@
+"""python -m shared.live: the latest ticker of every (exchange, symbol), redrawn in place.
+
+Consumes the configured ticker topic(s) in a consumer group of its own, from the
+latest offsets (or --from-beginning), keeps the newest record per (exchange, symbol)
+and redraws a table about twice a second with plain ANSI escapes.
+
+--base BTC is the cross-exchange view: every market of that base asset side by side,
+and the KRW premium of each KRW price over the reference, the median of the USD and
+USDT last prices of that base:
+
+    premium = KRW last / (KRW per USD) / reference - 1
+
+KRW per USD is the median USDT-KRW last price in the data (USDT taken as USD); when
+no USDT-KRW record has arrived, --krw-per-usd RATE; else the premium is "n/a".
+Prices are Decimal from the records' exact strings; only the display rounds.
+"""
+
+import argparse
+import shutil
+import signal
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from types import FrameType
+from typing import TextIO
+
+import msgspec
+from confluent_kafka import Consumer, KafkaException
+
+from shared import config as configuration
+from shared.record import Ticker
+from shared.table import format_table
+from shared.topics import client_settings
+
+REDRAW_INTERVAL_S = 0.5
+REFERENCE_QUOTES = ("USD", "USDT")
+KRW_RATE_SYMBOL = "USDT-KRW"
+PREMIUM_PLACES = Decimal("0.01")
+EXIT_CONFIG = 78
+EXIT_UNAVAILABLE = 69
+
+# Alternate screen and hidden cursor while running; both undone on exit.
+ENTER_SCREEN = "\x1b[?1049h\x1b[?25l"
+LEAVE_SCREEN = "\x1b[?25h\x1b[?1049l"
+HOME = "\x1b[H"
+CLEAR_LINE_END = "\x1b[K"
+CLEAR_BELOW = "\x1b[J"
+
+PRICE_HEADER = ("EXCHANGE", "SYMBOL", "LAST", "BID", "ASK", "AGE")
+CROSS_HEADER = (*PRICE_HEADER, "PREMIUM")
+NUMERIC_COLUMNS = {2, 3, 4, 5, 6}
+
+
+def exchange_order(exchange: str) -> int:
+    """Rows follow the configuration's exchange order; unknown names go last."""
+    try:
+        return configuration.EXCHANGES.index(exchange)
+    except ValueError:
+        return len(configuration.EXCHANGES)
+
+
+def format_age(received_ns: int, now_ns: int) -> str:
+    seconds = max(0, now_ns - received_ns) / 1e9
+    return f"{seconds:.1f}s" if seconds < 100 else f"{seconds:.0f}s"
+
+
+def format_premium(premium: Decimal | None) -> str:
+    if premium is None:
+        return "n/a"
+    return f"{premium.quantize(PREMIUM_PLACES, rounding=ROUND_HALF_UP):+}%"
+
+
+def premium_percent(krw_last: Decimal, krw_per_usd: Decimal, reference_usd: Decimal) -> Decimal:
+    return (krw_last / krw_per_usd / reference_usd - 1) * 100
+
+
+def median_last(tickers: list[Ticker]) -> Decimal | None:
+    return statistics.median(Decimal(ticker.last) for ticker in tickers) if tickers else None
+
+
+@dataclass
+class Filters:
+    exchanges: set[str]  # empty: every exchange
+    symbols: set[str]  # empty: every symbol
+
+    def shows(self, ticker: Ticker) -> bool:
+        return ((not self.exchanges or ticker.exchange in self.exchanges)
+                and (not self.symbols or ticker.symbol in self.symbols))
+
+
+class Board:
+    """The newest record per (exchange, symbol), in arrival order per key."""
+
+    def __init__(self) -> None:
+        self.latest: dict[tuple[str, str], Ticker] = {}
+        self.undecodable = 0
+        self._decoder = msgspec.json.Decoder(Ticker)
+
+    def take(self, value: bytes) -> None:
+        try:
+            ticker = self._decoder.decode(value)
+            Decimal(ticker.last)
+        except (msgspec.DecodeError, InvalidOperation):
+            self.undecodable += 1
+            return
+        self.latest[(ticker.exchange, ticker.symbol)] = ticker
+
+    def shown(self, filters: Filters) -> list[Ticker]:
+        tickers = [ticker for ticker in self.latest.values() if filters.shows(ticker)]
+        return sorted(tickers, key=lambda ticker: (exchange_order(ticker.exchange), ticker.symbol))
+
+    def with_symbol(self, symbol: str) -> list[Ticker]:
+        return [ticker for ticker in self.latest.values() if ticker.symbol == symbol]
+
+
+def price_cells(ticker: Ticker, now_ns: int) -> list[str]:
+    return [ticker.exchange, ticker.symbol, ticker.last, ticker.bid or "-", ticker.ask or "-",
+            format_age(ticker.received_ns, now_ns)]
+
+
+def price_view(board: Board, filters: Filters, now_ns: int) -> tuple[list[str], list[list[str]]]:
+    rows = [price_cells(ticker, now_ns) for ticker in board.shown(filters)]
+    return [], rows
+
+
+def cross_view(board: Board, filters: Filters, base: str, krw_per_usd_fallback: Decimal | None,
+               now_ns: int) -> tuple[list[str], list[list[str]]]:
+    references = [ticker for quote in REFERENCE_QUOTES for ticker in board.with_symbol(f"{base}-{quote}")]
+    reference = median_last(references)
+    rate_tickers = board.with_symbol(KRW_RATE_SYMBOL)
+    rate = median_last(rate_tickers)
+    if rate is not None:
+        rate_source = f"median {KRW_RATE_SYMBOL} of {', '.join(sorted(t.exchange for t in rate_tickers))}"
+    elif krw_per_usd_fallback is not None:
+        rate, rate_source = krw_per_usd_fallback, "--krw-per-usd"
+    else:
+        rate_source = f"no {KRW_RATE_SYMBOL} yet; pass --krw-per-usd"
+    notes = [
+        f"{base} reference: {reference if reference is not None else 'n/a'} USD "
+        f"(median last of {len(references)} {'/'.join(REFERENCE_QUOTES)} markets)",
+        f"KRW per USD: {rate if rate is not None else 'n/a'} ({rate_source})",
+    ]
+    rows = []
+    for ticker in board.shown(filters):
+        if ticker.symbol.split("-", 1)[0] != base:
+            continue
+        if not ticker.symbol.endswith("-KRW"):
+            premium = ""
+        elif rate is None or reference is None:
+            premium = "n/a"
+        else:
+            premium = format_premium(premium_percent(Decimal(ticker.last), rate, reference))
+        rows.append([*price_cells(ticker, now_ns), premium])
+    return notes, rows
+
+
+class Screen:
+    """Redraws in place: home, each line cleared to its end, the rest cleared below."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __enter__(self) -> "Screen":
+        self.out.write(ENTER_SCREEN)
+        self.out.flush()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.out.write(LEAVE_SCREEN)
+        self.out.flush()
+
+    def draw(self, lines: list[str]) -> None:
+        size = shutil.get_terminal_size()
+        if len(lines) > size.lines - 1:
+            hidden = len(lines) - (size.lines - 2)
+            lines = [*lines[:size.lines - 2], f"... {hidden} more rows (narrow with --exchange/--symbol)"]
+        self.out.write(HOME + "".join(line[:size.columns] + CLEAR_LINE_END + "\n" for line in lines) + CLEAR_BELOW)
+        self.out.flush()
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, out: TextIO) -> None:
+    filters = Filters(set(arguments.exchange), {symbol.upper() for symbol in arguments.symbol})
+    base = arguments.base.upper() if arguments.base else None
+    board = Board()
+    kafka_error = ""
+    next_draw = 0.0
+    with Screen(out) as screen:
+        try:
+            while True:
+                for message in consumer.consume(num_messages=10_000, timeout=0.1):
+                    error = message.error()
+                    if error is None:
+                        board.take(message.value())
+                    else:
+                        kafka_error = error.str()
+                if time.monotonic() < next_draw:
+                    continue
+                next_draw = time.monotonic() + REDRAW_INTERVAL_S
+                now_ns = time.time_ns()
+                if base:
+                    notes, rows = cross_view(board, filters, base, arguments.krw_per_usd, now_ns)
+                    header = CROSS_HEADER
+                else:
+                    notes, rows = price_view(board, filters, now_ns)
+                    header = PRICE_HEADER
+                title = (f"coinstream live  {', '.join(topics)}  {len(rows)} rows  "
+                         f"{time.strftime('%H:%M:%S', time.gmtime())} UTC  Ctrl-C quits")
+                if board.undecodable:
+                    title += f"  ({board.undecodable} undecodable records skipped)"
+                if kafka_error:
+                    title += f"  last Kafka error: {kafka_error}"
+                screen.draw([title, *notes, "", *format_table(header, rows, NUMERIC_COLUMNS)])
+        except KeyboardInterrupt:
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.live", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
+    parser.add_argument("--exchange", metavar="NAME", action="append", default=[], choices=configuration.EXCHANGES,
+                        help="show only this exchange (repeatable)")
+    parser.add_argument("--symbol", metavar="BASE-QUOTE", action="append", default=[],
+                        help="show only this unified symbol, e.g. BTC-KRW (repeatable)")
+    parser.add_argument("--base", metavar="ASSET", help="cross-exchange view of this base asset, e.g. BTC")
+    parser.add_argument("--krw-per-usd", metavar="RATE", type=Decimal,
+                        help="KRW per USD for the premium when the data has no USDT-KRW price")
+    parser.add_argument("--from-beginning", action="store_true",
+                        help="read the topics from their beginning instead of only new records")
+    arguments = parser.parse_args(argv)
+    try:
+        config = configuration.load(arguments.config)
+    except configuration.ConfigError as error:
+        print(f"coinstream live: error: {error}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES})
+    consumer = Consumer({
+        **client_settings(config),
+        "group.id": f"coinstream-live-{uuid.uuid4().hex[:12]}",
+        "auto.offset.reset": "earliest" if arguments.from_beginning else "latest",
+        "enable.auto.commit": False,
+    })
+    try:
+        consumer.subscribe(topics)
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        run(consumer, topics, arguments, sys.stdout)
+    except KafkaException as error:
+        print(f"coinstream live: error: {error.args[0].str()}", file=sys.stderr)
+        sys.exit(EXIT_UNAVAILABLE)
+    finally:
+        consumer.close()
+
+
+if __name__ == "__main__":
+    main()

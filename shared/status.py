@@ -1,0 +1,248 @@
+"""python -m shared.status: one table of all ten workers, and an exit code for scripts.
+
+For each worker: its supervisord state (XML-RPC over supervisord's unix socket, as
+supervisorctl does), and from two scrapes of its Prometheus /metrics `--window`
+seconds apart: WebSocket connections up, records/s, age of the last record,
+reconnects, Kafka queue depth and delivery failures.
+
+A worker is enabled when supervisord.conf starts it (autostart). Exit 1 when any
+enabled worker is unhealthy: not RUNNING, metrics unreachable, no connection up, or
+its last record older than --max-age; the HEALTH column says which. Exit 78 for a
+bad configuration, like the workers.
+"""
+
+import argparse
+import configparser
+import math
+import sys
+import time
+import xmlrpc.client
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from supervisor.options import ClientOptions
+
+from shared import config as configuration
+from shared.table import format_table
+
+DEFAULT_SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
+SCRAPE_TIMEOUT_S = 2.0
+# Each worker serves /metrics on its own port, 9301..9310 in configuration.EXCHANGES order.
+# TODO(metrics): read host and ports from shared.config's `metrics:` section once it lands.
+METRICS_HOST = "127.0.0.1"
+FIRST_METRICS_PORT = 9301
+SUPERVISORD_UNREACHABLE = "supervisord unreachable"
+STATE_UNKNOWN = "?"  # supervisord did not answer
+EXIT_UNHEALTHY = 1
+EXIT_CONFIG = 78
+
+Labels = dict[str, str]
+
+
+@dataclass
+class Scrape:
+    """One reading of a worker's /metrics: every sample, by sample name."""
+
+    at: float  # time.monotonic() when the response arrived
+    samples: dict[str, list[tuple[Labels, float]]]
+
+    def total(self, name: str) -> float | None:
+        """The sum over every label set, or None when the worker does not export it."""
+        values = self.values(name)
+        return sum(values) if values else None
+
+    def values(self, name: str) -> list[float]:
+        return [value for _, value in self.samples.get(name, [])]
+
+
+def parse_metrics(text: str, at: float) -> Scrape:
+    """Prometheus text exposition -> Scrape; ValueError when it is not that format."""
+    samples: dict[str, list[tuple[Labels, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return Scrape(at, samples)
+
+
+def scrape(url: str) -> Scrape | str:
+    """The worker's metrics, or why they could not be read."""
+    try:
+        response = requests.get(url, timeout=SCRAPE_TIMEOUT_S)
+        response.raise_for_status()
+    except requests.RequestException as error:
+        return f"metrics unreachable ({type(error).__name__})"
+    try:
+        return parse_metrics(response.text, time.monotonic())
+    except ValueError as error:
+        return f"metrics unreadable ({error})"
+
+
+@dataclass
+class WorkerStatus:
+    name: str
+    enabled: bool
+    state: str  # supervisord's state name, or why it is unknown
+    first: Scrape | str | None = None
+    second: Scrape | str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def connections(self) -> tuple[int, int] | None:
+        """(connected, configured) WebSocket connections."""
+        if not isinstance(self.second, Scrape):
+            return None
+        flags = self.second.values("coinstream_ws_connected")
+        return sum(1 for flag in flags if flag >= 1), len(flags)
+
+    @property
+    def records_per_s(self) -> float | None:
+        if not (isinstance(self.first, Scrape) and isinstance(self.second, Scrape)):
+            return None
+        before = self.first.total("coinstream_records_total")
+        after = self.second.total("coinstream_records_total")
+        elapsed = self.second.at - self.first.at
+        if before is None or after is None or after < before or elapsed <= 0:
+            return None  # a counter that went down means the worker restarted in between
+        return (after - before) / elapsed
+
+    @property
+    def last_record_age_s(self) -> float | None:
+        """Seconds since the newest record on any connection; None when there was none."""
+        if not isinstance(self.second, Scrape):
+            return None
+        ages = [age for age in self.second.values("coinstream_seconds_since_last_record") if math.isfinite(age)]
+        return min(ages) if ages else None
+
+    def assess(self, max_age_s: float) -> None:
+        if not self.enabled:
+            return
+        if self.state == STATE_UNKNOWN:
+            self.problems.append(SUPERVISORD_UNREACHABLE)
+            return
+        if self.state != "RUNNING":
+            self.problems.append(f"not RUNNING ({self.state})")
+            return
+        if not isinstance(self.second, Scrape):
+            self.problems.append(self.second or "metrics not read")
+            return
+        connections = self.connections
+        if connections is None or connections[0] == 0:
+            self.problems.append("no connection up")
+        age = self.last_record_age_s
+        if age is None:
+            self.problems.append("no record yet")
+        elif age > max_age_s:
+            self.problems.append(f"last record {age:.0f} s ago (> {max_age_s:g} s)")
+
+    def row(self) -> list[str]:
+        metrics = self.second if isinstance(self.second, Scrape) else None
+        connections = self.connections
+        rate = self.records_per_s
+        age = self.last_record_age_s
+        if not self.enabled:
+            health = "disabled"
+        else:
+            health = "; ".join(self.problems) or "ok"
+        return [
+            self.name,
+            self.state,
+            f"{connections[0]}/{connections[1]}" if connections else "-",
+            f"{rate:.1f}" if rate is not None else "-",
+            f"{age:.1f}s" if age is not None else "-",
+            _count(metrics, "coinstream_reconnects_total"),
+            _count(metrics, "coinstream_kafka_queue_depth"),
+            _count(metrics, "coinstream_kafka_delivery_failures_total"),
+            health,
+        ]
+
+
+HEADER = ("WORKER", "STATE", "WS", "REC/S", "LAST REC", "RECONNECTS", "KAFKA QUEUE", "DELIVERY FAILURES", "HEALTH")
+NUMERIC_COLUMNS = {2, 3, 4, 5, 6, 7}
+
+
+def _count(metrics: Scrape | None, name: str) -> str:
+    value = metrics.total(name) if metrics else None
+    return f"{value:.0f}" if value is not None else "-"
+
+
+def enabled_programs(supervisor_conf: Path) -> dict[str, bool]:
+    """program name -> whether supervisord starts it (autostart, default true)."""
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
+    parser.read(supervisor_conf)
+    return {section.split(":", 1)[1]: parser.getboolean(section, "autostart", fallback=True)
+            for section in parser.sections() if section.startswith("program:")}
+
+
+def supervisor_states(supervisor_conf: Path) -> dict[str, str] | str:
+    """program name -> state name (RUNNING, STOPPED, FATAL...), or why supervisord did not answer."""
+    options = ClientOptions()
+    options.realize(["-c", str(supervisor_conf)])
+    try:
+        processes = options.getServerProxy().supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error) as error:
+        return f"supervisord unreachable at {options.serverurl}: {error}"
+    return {process["name"]: process["statename"] for process in processes}
+
+
+def metrics_url(exchange: str) -> str:
+    """The worker's /metrics address, as the metrics contract fixes its defaults."""
+    return f"http://{METRICS_HOST}:{FIRST_METRICS_PORT + configuration.EXCHANGES.index(exchange)}/metrics"
+
+
+def collect(supervisor_conf: Path, window_s: float, max_age_s: float) -> list[WorkerStatus]:
+    programs = enabled_programs(supervisor_conf)
+    states = supervisor_states(supervisor_conf)
+    workers = []
+    for name in configuration.EXCHANGES:
+        if name not in programs:
+            state = "not in conf"
+        elif isinstance(states, str):
+            state = STATE_UNKNOWN
+        else:
+            state = states.get(name, "not loaded")
+        workers.append(WorkerStatus(name, programs.get(name, False), state))
+    urls = [metrics_url(worker.name) for worker in workers]
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        first = list(pool.map(scrape, urls))
+        time.sleep(window_s)
+        second = list(pool.map(scrape, urls))
+    for worker, before, after in zip(workers, first, second):
+        worker.first, worker.second = before, after
+        worker.assess(max_age_s)
+    if isinstance(states, str):
+        print(states, file=sys.stderr)
+    return workers
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.status", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
+    parser.add_argument("--supervisor-conf", metavar="PATH", type=Path, default=DEFAULT_SUPERVISOR_CONF,
+                        help="supervisord.conf of the running collector (default: the repository's)")
+    parser.add_argument("--max-age", metavar="SECONDS", type=float, default=60.0,
+                        help="a worker whose last record is older than this is unhealthy (default: 60)")
+    parser.add_argument("--window", metavar="SECONDS", type=float, default=3.0,
+                        help="seconds between the two scrapes that give records/s (default: 3)")
+    arguments = parser.parse_args(argv)
+    if not arguments.supervisor_conf.is_file():
+        parser.error(f"--supervisor-conf: {arguments.supervisor_conf}: no such file")
+    try:
+        # Checked like the workers check it; TODO(metrics): the metrics ports will come from it.
+        configuration.load(arguments.config)
+    except configuration.ConfigError as error:
+        print(f"coinstream status: error: {error}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    workers = collect(arguments.supervisor_conf, arguments.window, arguments.max_age)
+    for line in format_table(HEADER, [worker.row() for worker in workers], NUMERIC_COLUMNS):
+        print(line)
+    unhealthy = [worker.name for worker in workers if worker.problems]
+    if unhealthy:
+        print(f"unhealthy: {', '.join(unhealthy)}")
+        sys.exit(EXIT_UNHEALTHY)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The live view in a real terminal: `python -m shared.live` runs in a tmux pane against
+a real broker; the test writes Ticker records to the topic, reads the screen with
+`tmux capture-pane`, and ends the view with Ctrl-C as a user would.
+"""
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+import yaml
+from confluent_kafka import Producer
+
+from shared.record import Ticker
+from tests.harness import ROOT, override_file, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+class Pane:
+    """A shell in a detached tmux session on a server of its own (its own socket)."""
+
+    def __init__(self) -> None:
+        if shutil.which("tmux") is None:
+            pytest.fail("tmux is not installed: the live view is tested in a real terminal "
+                        "(apt-get install -y tmux; .ci/run installs it)")
+        self.server = f"coinstream-test-{uuid.uuid4().hex[:8]}"
+        self._tmux("new-session", "-d", "-s", "live", "-x", "160", "-y", "40", "-c", str(ROOT),
+                   "bash --norc --noprofile")
+        self.runs = 0
+
+    def _tmux(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.server, *args], capture_output=True, text=True,
+                              timeout=10, check=True)
+        return done.stdout
+
+    def start_live(self, config: Path, *options: str) -> str:
+        """Start the live view; returns the line the shell prints when it has exited."""
+        self.runs += 1
+        exited = f"live run {self.runs} exited"
+        command = f"{sys.executable} -m shared.live --config {config} {' '.join(options)}; echo \"{exited} $?\""
+        self._tmux("send-keys", "-t", "live", "-l", command)
+        self._tmux("send-keys", "-t", "live", "Enter")
+        return exited
+
+    def interrupt(self) -> None:
+        self._tmux("send-keys", "-t", "live", "C-c")
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "live")
+
+    def wait_for(self, text: str, timeout_s: float = 20) -> str:
+        def showing() -> str | None:
+            screen = self.screen()
+            return screen if text in screen else None
+        return str(wait_until(showing, timeout_s, f"{text!r} on the screen"))
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def pane() -> Iterator[Pane]:
+    started = Pane()
+    yield started
+    started.close()
+
+
+def ticker(exchange: str, symbol: str, last: str, bid: str | None = None, ask: str | None = None) -> Ticker:
+    base, quote = symbol.split("-")
+    return Ticker(exchange, symbol, f"{quote}-{base}", last, bid, ask, None, None, None, None, None, None, None,
+                  None, time.time_ns(), "ws", "test-run", 1)
+
+
+def produce(bootstrap: str, topic: str, tickers: list[Ticker]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for record in tickers:
+        producer.produce(topic, msgspec.json.encode(record), f"{record.exchange}:{record.symbol}".encode())
+    assert producer.flush(10) == 0
+
+
+def table_rows(screen: str) -> dict[tuple[str, str], list[str]]:
+    """(exchange, symbol) -> the row's cells, for every table row on the screen."""
+    rows = {}
+    for line in screen.splitlines():
+        cells = line.split()
+        if len(cells) >= 6 and "-" in cells[1] and cells[0].isalpha() and cells[0].islower():
+            rows[(cells[0], cells[1])] = cells
+    return rows
+
+
+def topic_of(config: Path) -> str:
+    return str(yaml.safe_load(config.read_text())["topics"]["ticker"])
+
+
+def test_latest_prices_filters_and_ctrl_c(kafka: str, tmp_path: Path, pane: Pane) -> None:
+    config = override_file(tmp_path, kafka, {})
+    topic = topic_of(config)
+    produce(kafka, topic, [ticker("kraken", "ETH-USD", "1790.10")])  # before the view: not shown
+
+    exited = pane.start_live(config)
+    pane.wait_for(" 0 rows ")
+    first = [ticker("upbit", "BTC-KRW", "143250000"),
+             ticker("binance", "BTC-USDT", "101234.56000000", "101234.55000000", "101234.56000000"),
+             ticker("okx", "SHIB-USDT", "0.00001234000", "0.00001233000", "0.00001234000")]
+
+    def shows_first_records() -> dict[tuple[str, str], list[str]] | None:
+        # From the latest offsets: keep writing until the view's group has its partitions.
+        produce(kafka, topic, first)
+        rows = table_rows(pane.screen())
+        return rows if ("upbit", "BTC-KRW") in rows else None
+
+    rows = wait_until(shows_first_records, 30, "the live view to show new records", interval_s=1)
+    assert rows[("upbit", "BTC-KRW")][2:5] == ["143250000", "-", "-"]
+    assert rows[("binance", "BTC-USDT")][2:5] == ["101234.56000000", "101234.55000000", "101234.56000000"]
+    assert rows[("okx", "SHIB-USDT")][2] == "0.00001234000", "exact digits, trailing zeros kept"
+    assert ("kraken", "ETH-USD") not in rows, "a record older than the view was shown without --from-beginning"
+
+    produce(kafka, topic, [ticker("upbit", "BTC-KRW", "143300000")])
+    wait_until(lambda: table_rows(pane.screen())[("upbit", "BTC-KRW")][2] == "143300000", 10,
+               "the newer upbit price to replace the older one")
+    assert sum(1 for key in table_rows(pane.screen()) if key == ("upbit", "BTC-KRW")) == 1
+
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")
+
+    exited = pane.start_live(config, "--from-beginning", "--exchange", "upbit", "--exchange", "okx")
+    pane.wait_for(" 2 rows ")
+    rows = table_rows(pane.screen())
+    assert set(rows) == {("upbit", "BTC-KRW"), ("okx", "SHIB-USDT")}
+    assert rows[("upbit", "BTC-KRW")][2] == "143300000"
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")
+
+    exited = pane.start_live(config, "--from-beginning", "--symbol", "eth-usd")
+    pane.wait_for(" 1 rows ")
+    assert set(table_rows(pane.screen())) == {("kraken", "ETH-USD")}
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")
+
+
+def expected_premium(krw_last: str, krw_per_usd: Decimal, reference: Decimal) -> str:
+    premium = (Decimal(krw_last) / krw_per_usd / reference - 1) * 100
+    return f"{premium.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):+}%"
+
+
+def test_cross_exchange_view_shows_the_krw_premium(kafka: str, tmp_path: Path, pane: Pane) -> None:
+    config = override_file(tmp_path, kafka, {})
+    topic = topic_of(config)
+    references = {("binance", "BTC-USDT"): "101234.56", ("okx", "BTC-USDT"): "101240.1",
+                  ("coinbase", "BTC-USD"): "101250.00", ("kraken", "BTC-USD"): "101229.9"}
+    korean = {("upbit", "BTC-KRW"): "143250000", ("bithumb", "BTC-KRW"): "143311000",
+              ("korbit", "BTC-KRW"): "139000000"}
+    produce(kafka, topic, [
+        *(ticker(exchange, symbol, last) for (exchange, symbol), last in {**references, **korean}.items()),
+        ticker("upbit", "USDT-KRW", "1391.5"), ticker("bithumb", "USDT-KRW", "1392"),
+        ticker("upbit", "ETH-KRW", "2500000"), ticker("kraken", "BTC-EUR", "93000.1"),
+    ])
+    # Median of four: the mean of the middle two; KRW per USD: median of the two USDT-KRW prices.
+    middle = sorted(Decimal(last) for last in references.values())[1:3]
+    reference = sum(middle) / 2
+    krw_per_usd = (Decimal("1391.5") + Decimal("1392")) / 2
+
+    exited = pane.start_live(config, "--from-beginning", "--base", "btc", "--krw-per-usd", "1000")
+    screen = pane.wait_for(" 8 rows ")
+    assert f"BTC reference: {reference} USD (median last of 4 USD/USDT markets)" in screen
+    assert f"KRW per USD: {krw_per_usd} (median USDT-KRW of bithumb, upbit)" in screen, \
+        "the rate in the data wins over the --krw-per-usd fallback"
+    rows = table_rows(screen)
+    assert set(rows) == {*references, *korean, ("kraken", "BTC-EUR")}, "only BTC markets, ETH and USDT left out"
+    for key, last in korean.items():
+        assert rows[key][2] == last
+        assert rows[key][-1] == expected_premium(last, krw_per_usd, reference), screen
+    assert rows[("korbit", "BTC-KRW")][-1].startswith("-"), "a KRW price below the reference: a discount"
+    for key in (*references, ("kraken", "BTC-EUR")):
+        assert len(rows[key]) == 6, f"{key}: only KRW prices have a premium: {rows[key]}"
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")
+
+
+def test_cross_exchange_view_without_usdt_krw_uses_the_given_rate_or_says_na(
+        kafka: str, tmp_path: Path, pane: Pane) -> None:
+    config = override_file(tmp_path, kafka, {})
+    produce(kafka, topic_of(config), [ticker("upbit", "BTC-KRW", "140000000"),
+                                      ticker("binance", "BTC-USDT", "100000.00")])
+
+    exited = pane.start_live(config, "--from-beginning", "--base", "BTC", "--krw-per-usd", "1380.25")
+    screen = pane.wait_for(" 2 rows ")
+    assert "KRW per USD: 1380.25 (--krw-per-usd)" in screen
+    assert table_rows(screen)[("upbit", "BTC-KRW")][-1] == expected_premium(
+        "140000000", Decimal("1380.25"), Decimal("100000.00"))
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")
+
+    exited = pane.start_live(config, "--from-beginning", "--base", "BTC")
+    screen = pane.wait_for(" 2 rows ")
+    assert "KRW per USD: n/a" in screen
+    assert table_rows(screen)[("upbit", "BTC-KRW")][-1] == "n/a"
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")

@@ -1,0 +1,74 @@
+"""`python -m shared.status` against a real supervisord running two workers (the other
+eight configured but not started) that collect from the exchange simulator into Kafka.
+
+Covers what status reads from supervisord: each worker's state, disabled workers,
+a stopped worker and supervisord itself gone. The metrics columns (connections,
+records/s, last record) are covered by tests/unit/test_status.py on Prometheus text.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import EXCHANGES
+from tests.harness import ROOT, override_file, wait_until
+from tests.integration.test_supervisord import Supervisor
+
+pytestmark = pytest.mark.integration
+
+ENABLED = ("upbit", "binance")
+
+
+def status(supervisor: Supervisor, override: Path) -> tuple[int, dict[str, dict[str, str]], str]:
+    """Exit code, worker -> {column: cell}, and the whole output."""
+    done = subprocess.run([sys.executable, "-m", "shared.status", "--config", str(override),
+                           "--supervisor-conf", str(supervisor.conf), "--window", "0.5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    lines = done.stdout.splitlines()
+    # Columns are two or more spaces apart; a cell has at most single spaces in it.
+    header = re.split(r"\s{2,}", lines[0])
+    rows = {}
+    for line in lines[1:1 + len(EXCHANGES)]:
+        cells = re.split(r"\s{2,}", line)
+        assert len(cells) == len(header), f"misaligned row: {line!r}"
+        rows[cells[0]] = dict(zip(header, cells))
+    assert list(rows) == list(EXCHANGES), done.stdout
+    return done.returncode, rows, done.stdout + done.stderr
+
+
+def test_status_reports_supervisord_states(kafka: str, simulator: Any, tmp_path: Path) -> None:
+    sim = simulator(*ENABLED, rate=20, markets=3)
+    override = override_file(tmp_path, kafka, sim.config["exchanges"])
+    supervisor = Supervisor(tmp_path, override, autostart=ENABLED)
+    try:
+        wait_until(lambda: all(supervisor.states().get(name, ("",))[0] == "RUNNING" for name in ENABLED),
+                   60, "both workers RUNNING")
+        _, rows, output = status(supervisor, override)
+        for name in EXCHANGES:
+            if name in ENABLED:
+                assert rows[name]["STATE"] == "RUNNING", output
+                assert "RUNNING" not in rows[name]["HEALTH"], output
+            else:
+                assert (rows[name]["STATE"], rows[name]["HEALTH"]) == ("STOPPED", "disabled"), output
+
+        assert "binance: stopped" in supervisor.ctl("stop", "binance")
+        code, rows, output = status(supervisor, override)
+        assert code == 1, output
+        assert rows["binance"]["STATE"] == "STOPPED"
+        assert rows["binance"]["HEALTH"] == "not RUNNING (STOPPED)", output
+        assert rows["upbit"]["STATE"] == "RUNNING", output
+        unhealthy = re.search(r"^unhealthy: (.*)$", output, re.MULTILINE)
+        assert unhealthy and "binance" in unhealthy.group(1).split(", "), output
+    finally:
+        supervisor.stop()
+
+    code, rows, output = status(supervisor, override)
+    assert code == 1, output
+    assert f"supervisord unreachable at unix://{supervisor.socket}" in output
+    for name in EXCHANGES:
+        expected = "supervisord unreachable" if name in ENABLED else "disabled"
+        assert (rows[name]["STATE"], rows[name]["HEALTH"]) == ("?", expected), output

@@ -1,0 +1,68 @@
+"""shared.status on metrics in the Prometheus text format the workers expose (the
+metric names are the contract): the columns and the health verdict."""
+
+from shared.status import Scrape, WorkerStatus, parse_metrics
+
+
+def exposition(records: int, connected: tuple[int, ...], ages: tuple[str, ...]) -> str:
+    lines = [
+        "# TYPE coinstream_records_total counter",
+        f'coinstream_records_total{{exchange="okx",source="ws"}} {records - 10}',
+        'coinstream_records_total{exchange="okx",source="rest"} 10',
+        "# TYPE coinstream_reconnects_total counter",
+        'coinstream_reconnects_total{exchange="okx",reason="stalled"} 2',
+        'coinstream_reconnects_total{exchange="okx",reason="closed"} 1',
+        "# TYPE coinstream_kafka_queue_depth gauge",
+        'coinstream_kafka_queue_depth{exchange="okx"} 7',
+        "# TYPE coinstream_kafka_delivery_failures_total counter",
+        "coinstream_kafka_delivery_failures_total 0",
+        "# TYPE coinstream_ws_connected gauge",
+        *(f'coinstream_ws_connected{{exchange="okx",connection="{index}"}} {flag}'
+          for index, flag in enumerate(connected)),
+        "# TYPE coinstream_seconds_since_last_record gauge",
+        *(f'coinstream_seconds_since_last_record{{exchange="okx",connection="{index}"}} {age}'
+          for index, age in enumerate(ages)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def assessed(first: Scrape | str, second: Scrape | str, state: str = "RUNNING") -> WorkerStatus:
+    worker = WorkerStatus("okx", True, state, first, second)
+    worker.assess(max_age_s=60)
+    return worker
+
+
+def test_healthy_worker_row() -> None:
+    worker = assessed(parse_metrics(exposition(100, (1, 0), ("0.25", "9")), at=10.0),
+                      parse_metrics(exposition(140, (1, 0), ("0.5", "12")), at=12.0))
+    assert worker.problems == []
+    assert worker.row() == ["okx", "RUNNING", "1/2", "20.0", "0.5s", "3", "7", "0", "ok"]
+
+
+def test_no_connection_up_and_stale_record() -> None:
+    worker = assessed(parse_metrics(exposition(100, (0, 0), ("75", "80")), at=0.0),
+                      parse_metrics(exposition(100, (0, 0), ("75.4", "80")), at=1.0))
+    assert worker.problems == ["no connection up", "last record 75 s ago (> 60 s)"]
+    assert worker.row()[2:5] == ["0/2", "0.0", "75.4s"]
+
+
+def test_no_record_yet() -> None:
+    never = parse_metrics(exposition(0, (1,), ("+Inf",)), at=0.0)
+    worker = assessed(never, never)
+    assert worker.problems == ["no record yet"]
+    assert worker.row()[4] == "-"
+
+
+def test_restart_between_scrapes_gives_no_rate() -> None:
+    worker = assessed(parse_metrics(exposition(500, (1,), ("1",)), at=0.0),
+                      parse_metrics(exposition(20, (1,), ("1",)), at=1.0))
+    assert worker.row()[3] == "-"
+
+
+def test_unreachable_metrics_and_stopped_worker() -> None:
+    down = "metrics unreachable (ConnectionError)"
+    assert assessed(down, down).problems == [down]
+    assert assessed(down, down, state="FATAL").problems == ["not RUNNING (FATAL)"]
+    disabled = WorkerStatus("okx", False, "STOPPED", down, down)
+    disabled.assess(max_age_s=60)
+    assert disabled.problems == [] and disabled.row()[-1] == "disabled"
