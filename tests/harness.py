@@ -108,13 +108,17 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
                 runtime: dict[str, Any] | None = None) -> Path:
     """An override file: the simulator's endpoints, the test broker, and topics of its own."""
     tag = uuid.uuid4().hex[:8]
+    runtime = {"watchdog_s": 5, "rest_fallback_after_s": 2, "rest_poll_interval_s": 0.5,
+               "backoff_initial_s": 0.2, "backoff_max_s": 1, "stats_interval_s": 5,
+               "stop_timeout_s": 10, "rest_timeout_s": 3, **(runtime or {})}
+    # Also under each exchange: a shipped per-exchange runtime (Korbit's watchdog_s)
+    # would otherwise win over the test's.
+    exchange_sections = {name: {**section, "runtime": runtime} for name, section in exchange_sections.items()}
     override = {
         "kafka": {"producer": {"bootstrap.servers": bootstrap, "linger.ms": 5},
                   "spool": {"dir": str(workdir / f"spool-{tag}")}},
         "topics": {"ticker": f"test.{tag}.ticker", "dead_letter": f"test.{tag}.dead-letter", "partitions": 3},
-        "runtime": {"watchdog_s": 5, "rest_fallback_after_s": 2, "rest_poll_interval_s": 0.5,
-                    "backoff_initial_s": 0.2, "backoff_max_s": 1, "stats_interval_s": 5,
-                    "stop_timeout_s": 10, "rest_timeout_s": 3, **(runtime or {})},
+        "runtime": runtime,
         "exchanges": exchange_sections,
     }
     path = workdir / f"coinstream-{tag}.yaml"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests import reference
-from tests.harness import Simulator, WorkerProcess, assert_contiguous, consume, override_file
+from tests.harness import Simulator, WorkerProcess, assert_contiguous, consume, override_file, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -64,8 +64,13 @@ def test_abrupt_close_reconnects_within_bound(running: Running) -> None:
     assert running.worker.stop() == 0
 
 
-@pytest.mark.parametrize("exchange", EXCHANGES)
-@pytest.mark.parametrize("code", [1001, 1011, 4000])
+# Each exchange gets one of the close codes (and below, one of the REST faults), so
+# every code and every fault is exercised on several exchanges within CI's budget.
+CLOSE_CODES = (1001, 1011, 4000)
+REST_FAULTS = (("http_429", {"seconds": 2}), ("http_500", {}), ("slow_rest", {"seconds": 5}))
+
+
+@pytest.mark.parametrize("exchange, code", [(name, CLOSE_CODES[i % 3]) for i, name in enumerate(EXCHANGES)])
 def test_close_frame_with_code_is_logged_and_survived(running: Running, code: int) -> None:
     fault = time.time_ns()
     running.sim.fault(running.exchange, "close_code", code=code)
@@ -78,8 +83,15 @@ def test_close_frame_with_code_is_logged_and_survived(running: Running, code: in
 def test_stalled_socket_is_caught_by_the_watchdog(running: Running) -> None:
     fault = time.time_ns()
     running.sim.fault(running.exchange, "stall", seconds=30)
-    assert running.recovery_s(fault) < RECOVERY_BOUND_S
-    assert f"stalled: no frame for {WATCHDOG_S} s" in running.worker.log()
+    # Frames already on the wire still arrive after the fault: recovery counts from
+    # the watchdog's verdict, which must come within watchdog_s (plus a check period).
+    wait_until(lambda: f"stalled: no frame for {WATCHDOG_S} s" in running.worker.log(), WATCHDOG_S + 3,
+               "the watchdog")
+    detected = time.time_ns()
+    records = running.ws_records_after(detected)
+    first = min(r["received_ns"] for r in records if r["source"] == "ws" and r["received_ns"] > detected)
+    assert (first - fault) / 1e9 < RECOVERY_BOUND_S
+    assert_contiguous(records)
     assert running.worker.stop() == 0
 
 
@@ -107,9 +119,8 @@ def test_refused_connections_during_a_reconnect_storm(running: Running) -> None:
     assert running.worker.stop() == 0
 
 
-@pytest.mark.parametrize("exchange", EXCHANGES)
-@pytest.mark.parametrize("kind, extra", [("http_429", {"seconds": 2}), ("http_500", {}),
-                                         ("slow_rest", {"seconds": 5})])
+@pytest.mark.parametrize("exchange, kind, extra",
+                         [(name, *REST_FAULTS[i % 3]) for i, name in enumerate(EXCHANGES)])
 def test_rest_faults_during_the_snapshot_are_retried(exchange: str, kind: str, extra: dict[str, Any],
                                                      kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
     sim = simulator(exchange, rate=0, markets=4)  # no socket data: REST is all there is
