@@ -1,0 +1,119 @@
+"""SIGKILL under the shipped supervisord.conf: a worker at ~2,000 msg/s is killed with
+`kill -9`; supervisord restarts it under a new run numbered from 1; the killed run's
+records in Kafka are 1..N without a gap, and what it had published but Kafka had not
+yet taken is measured. `supervisorctl stop/start <one>` leaves the other workers alone.
+"""
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import assert_contiguous, consume, override_file, topic_size, wait_until
+from tests.integration.test_kafka_outage import final_counters
+from tests.integration.test_supervisord import Supervisor, enabled_workers
+
+pytestmark = pytest.mark.integration
+
+TARGET = "binance"
+RATE_PER_S = 2000
+RUN_STARTED = re.compile(r" run ([0-9a-f]+): ")
+
+
+def runs_in_log(log: str) -> list[tuple[str, str]]:
+    """(run id, that run's part of the log), oldest first: runs of one program share its log file."""
+    parts = RUN_STARTED.split(log)
+    return list(zip(parts[1::2], parts[2::2]))
+
+
+def test_sigkill_loses_only_what_kafka_had_not_taken(kafka: str, simulator: Any, tmp_path: Path) -> None:
+    exchanges = enabled_workers()
+    assert TARGET in exchanges
+    sim = simulator(*exchanges, rate=5, markets=3)
+    sim.control(TARGET, "rate", per_s=RATE_PER_S)
+    # A counters line every second, so the killed run's last one is at most 1 s old.
+    override = override_file(tmp_path, kafka, sim.config["exchanges"], {"stats_interval_s": 1})
+    topic = yaml.safe_load(override.read_text())["topics"]["ticker"]
+    supervisor = Supervisor(tmp_path, override)
+    target_log = supervisor.logs / f"{TARGET}.log"
+    try:
+        wait_until(lambda: all(supervisor.states().get(name, ("",))[0] == "RUNNING" for name in exchanges),
+                   90, "every enabled worker RUNNING")
+
+        def killed_run_flowing() -> bool:
+            runs = runs_in_log(target_log.read_text())
+            return (len(runs) == 1 and "counters" in runs[0][1]
+                    and final_counters(runs[0][1])["records"] > 3 * RATE_PER_S)
+
+        wait_until(killed_run_flowing, 60, f"{TARGET} publishing at full rate")
+        before = supervisor.states()
+        # Kill just after a counters line is written, so that it is as fresh as can be.
+        lines_now = target_log.read_text().count(" counters ")
+        wait_until(lambda: target_log.read_text().count(" counters ") > lines_now, 5, "a fresh counters line",
+                   interval_s=0.002)
+        os.kill(int(before[TARGET][1]), signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        restarted = wait_until(
+            lambda: (s := supervisor.states()) and s[TARGET][0] == "RUNNING" and s[TARGET][1] != before[TARGET][1]
+            and s, 60, f"supervisord to restart {TARGET}")
+        restart_s = time.monotonic() - killed_at
+        for name in exchanges:
+            if name != TARGET:
+                assert restarted[name] == before[name], f"{name} was touched by killing {TARGET}"
+        wait_until(lambda: len(runs := runs_in_log(target_log.read_text())) == 2 and "counters" in runs[1][1],
+                   30, "the new run's first counters line")
+
+        # stop <one>: SIGTERM flushes the new run completely; the others keep their pids.
+        assert f"{TARGET}: stopped" in supervisor.ctl("stop", TARGET)
+        stopped = supervisor.states()
+        assert stopped[TARGET][0] == "STOPPED"
+        for name in exchanges:
+            if name != TARGET:
+                assert stopped[name] == before[name], f"{name} was touched by stopping {TARGET}"
+
+        # Every record of both runs is in the topic now; the other workers keep adding theirs.
+        size = topic_size(kafka, topic)
+        messages = consume(kafka, topic, lambda got: len(got) >= size, timeout_s=120)
+        (killed_run, killed_log), (new_run, new_log) = runs_in_log(target_log.read_text())
+        ours = [(key, value) for key, value in messages if value["exchange"] == TARGET]
+        assert {value["run"] for _, value in ours} == {killed_run, new_run}
+        new_records = [value for _, value in ours if value["run"] == new_run]
+        assert assert_contiguous(new_records) == {new_run: final_counters(new_log)["records"]}, \
+            "SIGTERM delivered all of the new run, numbered from 1"
+
+        killed = [(key, value["seq"]) for key, value in ours if value["run"] == killed_run]
+        seqs = sorted(seq for _, seq in killed)
+        assert len(seqs) == len(set(seqs)), "no record of the killed run is in Kafka twice"
+        # Each key lives in one partition, and Kafka keeps a partition's records in order
+        # without holes; partitions are sent independently, so the killed run's tail may
+        # hold holes, but only above the lowest last-delivered seq among its keys.
+        prefix = min(max(seq for key_, seq in killed if key_ == key) for key in {key for key, _ in killed})
+        assert seqs[:prefix] == list(range(1, prefix + 1)), "a hole below the in-flight window"
+        holes = seqs[-1] - len(seqs)
+
+        last_line = final_counters(killed_log)
+        published_at_least = max(last_line["records"], seqs[-1])
+        print(f"\nSIGKILL at {RATE_PER_S} msg/s: killed run's last counters line (written just before the kill): "
+              f"records={last_line['records']} delivered={last_line['delivered']} "
+              f"(undelivered then: {last_line['records'] - last_line['delivered']}); in Kafka: {len(seqs)} records, "
+              f"seq 1..{prefix} complete, highest seq {seqs[-1]}, {holes} holes above {prefix}; "
+              f"records= minus Kafka: {last_line['records'] - len(seqs)}; "
+              f"lost at least: {published_at_least - len(seqs)}; restarted in {restart_s:.1f} s; "
+              f"new run seq 1..{len(new_records)} complete")
+
+        # start <one>: a third run; the others still untouched.
+        assert f"{TARGET}: started" in supervisor.ctl("start", TARGET)
+        started = supervisor.states()
+        assert started[TARGET][0] == "RUNNING" and started[TARGET][1] not in ("", before[TARGET][1])
+        for name in exchanges:
+            if name != TARGET:
+                assert started[name] == before[name], f"{name} was touched by starting {TARGET}"
+        assert "Traceback" not in target_log.read_text()
+    finally:
+        supervisor.stop()
