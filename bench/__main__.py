@@ -1,143 +1,135 @@
-"""python -m bench: how fast one worker is, end to end and stage by stage.
+"""python -m bench: how fast one worker is, stage by stage and end to end.
 
-  python -m bench                      every scenario (make bench)
-  python -m bench --exchange upbit --seconds 10 --rates 1000,max
+  python -m bench                          every scenario (make bench), ~6 minutes
+  python -m bench --scenario decode        one scenario: decode, produce or e2e
+  python -m bench --scenario e2e --exchange upbit --seconds 10 --rates 1000,max
 
-Scenarios, each on the same machine in one run:
-  tiers    in-process, on simulator-shaped frames: (1) decode + normalize,
-           (2) plus serialization, against a naive pipeline (stdlib json, dict,
-           Decimal, json.dumps), all per message
-  e2e      a worker process reading the simulator (its own process) and producing
-           to a real local broker (idempotent, acks=all): sustained records/s
-           delivered, produce-to-delivery-report latency p50/p99 (histogram bucket
-           bounds), worker RSS and CPU; at 1,000 msg/s and at the highest rate the
-           simulator can send
+Scenarios, each on the same machine in one run, the naive pipeline on the same frames:
+  decode   tiers 1 and 2 for all ten exchanges (bench.tiers): decode + normalize,
+           then + serialization; µs per frame, median and range of repeated passes
+  produce  tier 3 for all ten: Worker.on_frame with a real KafkaSink to a local broker,
+           each call timed (frame receipt -> produce() returned, p50/p99 µs) at a paced
+           10,000 msg/s and flat out, and produce -> delivery report; the naive
+           pipeline waits for each record's ack
+  e2e      tier 4 (bench.e2e): simulator process -> worker process -> broker, for
+           Binance, OKX and Upbit at 1,000 and 10,000 msg/s and as fast as the
+           simulator sends: records/s delivered, delivery latency, RSS, CPU
+A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
 Results are printed and written to bench/results/latest.md.
 """
 
 import argparse
-import importlib
-import json
 import os
 import platform
-import re
 import statistics
-import subprocess
 import tempfile
 import time
-from decimal import Decimal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
-import msgspec
+import confluent_kafka
 
-from simulator.__main__ import mode
-from simulator.core import universe
-from tests.harness import Broker, Simulator, WorkerProcess, override_file
+from bench.e2e import end_to_end
+from bench.tiers import (EXCHANGES, ProduceResult, decode_tiers, median_and_range, naive_produce_us,
+                         produce_tier, sample_frames)
+from tests.harness import Broker
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
-WORKERS = {"binance": "Binance", "upbit": "Upbit"}
+E2E_EXCHANGES = ("binance", "okx", "upbit")
+PRODUCE_RUNS = 3
+PACED_RATE = 10_000.0
+PACED_FRAMES = 20_000  # 2 s at 10,000 msg/s
+NAIVE_PRODUCE_FRAMES = 100  # each waits for its ack: ~ms apiece
 
 
-# --- tiers -------------------------------------------------------------------------
-
-def sample_frames(exchange: str, count: int = 2000) -> list[bytes]:
-    sim_class = mode(exchange)
-    sim = sim_class(universe(sim_class.default_quote, 50), rate_per_s=0)
-    ids = list(sim.quotes)
-    return [sim.ticker_frame(ids[i % len(ids)], sim.quotes[ids[i % len(ids)]], 1_700_000_000_000 + i).encode()
-            for i in range(count)]
-
-
-def venue_for(exchange: str) -> Any:
-    venue_class = getattr(importlib.import_module(f"workers.{exchange}"), WORKERS[exchange])
-    venue = venue_class("ws://127.0.0.1", "http://127.0.0.1")
-    sim_class = mode(exchange)
-    venue.learn([venue.market(base, quote) for base, quote in universe(sim_class.default_quote, 50)])
-    return venue
-
-
-def naive(frame: bytes) -> bytes:
-    """The original project's way: json.loads into dicts, Decimal, round, json.dumps."""
-    message = json.loads(frame, parse_float=Decimal)
-    data = message.get("data", message)
-    price = Decimal(str(data.get("c", data.get("trade_price"))))
-    record = {key: str(value) for key, value in data.items()}
-    record["price"] = str(price.quantize(Decimal("0.1")))
-    return json.dumps(record).encode()
-
-
-def per_message_us(function: Any, frames: list[bytes], repeat: int = 5) -> list[float]:
-    timings = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for frame in frames:
-            function(frame)
-        timings.append((time.perf_counter() - started) / len(frames) * 1e6)
-    return timings
-
-
-def tiers(exchange: str) -> list[tuple[str, list[float]]]:
-    frames = sample_frames(exchange)
-    venue = venue_for(exchange)
-    encoder = msgspec.json.Encoder()
-
-    def decode_normalize(frame: bytes) -> Any:
-        return venue.parse_ws(frame, 1)
-
-    def with_serialization(frame: bytes) -> Any:
-        return [encoder.encode(ticker) for ticker in venue.parse_ws(frame, 1)]
-
-    return [("tier 1: decode + normalize", per_message_us(decode_normalize, frames)),
-            ("tier 2: + serialize", per_message_us(with_serialization, frames)),
-            ("naive baseline (json + dict + Decimal)", per_message_us(naive, frames))]
-
-
-# --- end to end -------------------------------------------------------------------
-
-COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .*"
-                      r"delivery_p50_ms<=(\S+) delivery_p99_ms<=(\S+)")
-
-
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path) -> dict[str, Any]:
-    sim = Simulator(workdir, [exchange], rate, markets=50, journal=False)
-    config = override_file(workdir, bootstrap, sim.config["exchanges"], {"stats_interval_s": 1})
-    worker = WorkerProcess(exchange, config, workdir)
+@contextmanager
+def broker(scratch: Path) -> Iterator[str]:
+    bootstrap = os.environ.get("COINSTREAM_TEST_BOOTSTRAP")
+    if bootstrap:
+        yield bootstrap
+        return
+    own = Broker(scratch / "kafka")
     try:
-        time.sleep(5)  # warm up: connect, snapshot, librdkafka batches
-        pid = worker.process.pid
-        cpu0, lines0, t0 = _proc_cpu_s(pid), len(COUNTERS.findall(worker.log())), time.monotonic()
-        rss = []
-        while time.monotonic() - t0 < seconds:
-            time.sleep(1)
-            rss.append(_rss_mb(pid))
-        cpu1, t1 = _proc_cpu_s(pid), time.monotonic()
-        window = COUNTERS.findall(worker.log())[lines0:]
-        delivered = [int(match[2]) for match in window]
-        p50 = [float(match[3]) for match in window if match[3] != "None"]
-        p99 = [float(match[4]) for match in window if match[4] != "None"]
-        return {"rate": rate, "records_per_s": (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
-                "p50_ms": statistics.median(p50) if p50 else None, "p99_ms": max(p99) if p99 else None,
-                "rss_mb": max(rss), "cpu_cores": (cpu1 - cpu0) / (t1 - t0)}
+        yield own.start()
     finally:
-        worker.stop()
-        sim.stop()
+        own.stop()
 
 
-# --- report -----------------------------------------------------------------------
+def decode_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    lines = ["## Tiers 1–2: decode + normalize, + serialize (µs per frame; median and range of "
+             "5 passes over 2,000 frames, 50 markets)", "",
+             "| exchange | stage | median µs | min–max | naive ÷ coinstream |", "|---|---|---|---|---|"]
+    for exchange in arguments.exchange:
+        stages = decode_tiers(exchange, sample_frames(exchange))
+        medians = [statistics.median(timings) for timings in stages.values()]
+        # Stages come in pairs: coinstream's tier, then the naive pipeline's same tier.
+        ratios = [medians[1] / medians[0], None, medians[3] / medians[2], None]
+        for (name, timings), ratio in zip(stages.items(), ratios):
+            lines.append(f"| {exchange} | {name} | {median_and_range(timings)} | "
+                         f"{'' if ratio is None else f'{ratio:.1f}×'} |")
+        print("\n".join(lines[-4:]), flush=True)
+    return lines
+
+
+def produce_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    lines = [f"## Tier 3: Worker.on_frame → KafkaSink → local broker (median of {PRODUCE_RUNS} runs, "
+             "range in brackets)", "",
+             "frame receipt → produce() returned, per on_frame call; delivery = produce() → delivery "
+             "report (histogram bucket bounds, linger.ms 5). Paced: "
+             f"{PACED_FRAMES:,} frames at {PACED_RATE:,.0f} msg/s in 1 ms bursts; max: as fast as one "
+             "thread calls on_frame. Naive: json + dict + Decimal + json.dumps, one produce, wait for its ack.",
+             "", "| exchange | rate | frames/s | p50 µs | p99 µs | delivery p50 ms ≤ | delivery p99 ms ≤ |",
+             "|---|---|---|---|---|---|---|"]
+    with broker(scratch) as bootstrap:
+        for exchange in arguments.exchange:
+            frames = sample_frames(exchange, PACED_FRAMES)
+            for rate in (PACED_RATE, None):
+                runs = []
+                for number in range(PRODUCE_RUNS):
+                    workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{number}-", dir=scratch))
+                    runs.append(produce_tier(exchange, frames, rate, bootstrap, workdir))
+
+                def spread(field: Callable[[ProduceResult], float | None], digits: int) -> str:
+                    values = [value for value in map(field, runs) if value is not None]
+                    if not values:
+                        return "–"
+                    return (f"{statistics.median(values):,.{digits}f} "
+                            f"[{min(values):,.{digits}f}–{max(values):,.{digits}f}]")
+                lines.append(
+                    f"| {exchange} | {runs[0].rate} | {spread(lambda run: run.frames_per_s, 0)} | "
+                    f"{spread(lambda run: run.p50_us, 1)} | {spread(lambda run: run.p99_us, 1)} | "
+                    f"{spread(lambda run: run.delivery_p50_ms, 1)} | {spread(lambda run: run.delivery_p99_ms, 1)} |")
+                print(lines[-1], flush=True)
+            workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-naive-", dir=scratch))
+            naive_us = naive_produce_us(frames[:NAIVE_PRODUCE_FRAMES], bootstrap, workdir)
+            lines.append(f"| {exchange} | naive, ack each | {1e6 / naive_us:,.0f} | {naive_us:,.0f} (mean) "
+                         "| – | – | – |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    lines = [f"## Tier 4: simulator process → worker process → local Kafka (acks=all, idempotent), "
+             f"{arguments.seconds:.0f} s per scenario after a warm-up", "",
+             "| exchange | offered msg/s | delivered records/s | produce→ack p50 ms ≤ | p99 ms ≤ | "
+             "worker RSS MB | worker CPU cores |", "|---|---|---|---|---|---|---|"]
+    with broker(scratch) as bootstrap:
+        for exchange in [name for name in arguments.exchange if name in E2E_EXCHANGES]:
+            for rate_text in arguments.rates.split(","):
+                rate = 1_000_000.0 if rate_text == "max" else float(rate_text)
+                workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
+                result = end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir)
+                lines.append(f"| {exchange} | {rate_text} | {result.records_per_s:,.0f} | "
+                             f"{result.delivery_p50_ms} | {result.delivery_p99_ms} | {result.rss_mb:.0f} | "
+                             f"{result.cpu_cores:.2f} |")
+                print(lines[-1], flush=True)
+    return lines
+
+
+SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario}
+
 
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -148,48 +140,24 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--exchange", action="append", choices=sorted(WORKERS))
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--rates", default="1000,max", help="comma-separated msg/s; 'max' = as fast as possible")
-    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="run only this one (default: all)")
+    parser.add_argument("--exchange", action="append", choices=EXCHANGES,
+                        help="only these exchanges (repeatable; default: all; e2e runs Binance, OKX, Upbit)")
+    parser.add_argument("--seconds", type=float, default=10, help="e2e: measured seconds per scenario")
+    parser.add_argument("--rates", default="1000,10000,max", help="e2e: comma-separated msg/s; 'max' = flat out")
     arguments = parser.parse_args()
-    exchanges = arguments.exchange or sorted(WORKERS)
+    arguments.exchange = arguments.exchange or list(EXCHANGES)
+    names = [arguments.scenario] if arguments.scenario else list(SCENARIOS)
     lines = [f"# coinstream benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
-             f"- CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}",
-             f"- msgspec {version('msgspec')}, websockets {version('websockets')}, "
-             f"confluent-kafka {version('confluent-kafka')}, librdkafka {__import__('confluent_kafka').libversion()[0]}",
-             "", "## Tiers (µs per message; median and range of 5 runs over 2,000 frames)", "",
-             "| exchange | stage | median µs | min–max |", "|---|---|---|---|"]
-    for exchange in exchanges:
-        for name, timings in tiers(exchange):
-            lines.append(f"| {exchange} | {name} | {statistics.median(timings):.2f} | "
-                         f"{min(timings):.2f}–{max(timings):.2f} |")
-        print("\n".join(lines[-3:]), flush=True)
-    if not arguments.skip_e2e:
-        lines += ["", f"## End to end: simulator → worker → local Kafka (acks=all, idempotent), "
-                      f"{arguments.seconds:.0f} s per scenario", "",
-                  "| exchange | offered msg/s | delivered records/s | produce→ack p50 ms ≤ | p99 ms ≤ | "
-                  "worker RSS MB | worker CPU cores |", "|---|---|---|---|---|---|---|"]
-        with tempfile.TemporaryDirectory(prefix="coinstream-bench-") as scratch:
-            bootstrap = os.environ.get("COINSTREAM_TEST_BOOTSTRAP")
-            broker = None
-            if not bootstrap:
-                broker = Broker(Path(scratch) / "kafka")
-                bootstrap = broker.start()
-            try:
-                for exchange in exchanges:
-                    for rate_text in arguments.rates.split(","):
-                        rate = 1_000_000.0 if rate_text == "max" else float(rate_text)
-                        workdir = Path(scratch) / f"{exchange}-{rate_text}"
-                        workdir.mkdir()
-                        result = end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir)
-                        lines.append(f"| {exchange} | {rate_text} | {result['records_per_s']:,.0f} | "
-                                     f"{result['p50_ms']} | {result['p99_ms']} | {result['rss_mb']:.0f} | "
-                                     f"{result['cpu_cores']:.2f} |")
-                        print(lines[-1], flush=True)
-            finally:
-                if broker is not None:
-                    broker.stop()
+             f"- CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start "
+             "(a shared machine: other work runs alongside)",
+             f"- Python {platform.python_version()}; msgspec {version('msgspec')}, websockets {version('websockets')}, "
+             f"confluent-kafka {version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]}, "
+             f"uvloop {version('uvloop')}",
+             f"- scenarios: {', '.join(names)}"]
+    with tempfile.TemporaryDirectory(prefix="coinstream-bench-") as scratch:
+        for name in names:
+            lines += ["", *SCENARIOS[name](arguments, Path(scratch))]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {RESULTS}")

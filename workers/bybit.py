@@ -34,7 +34,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.numbers import plain
+from shared.numbers import plain, plain_unless_empty
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -96,11 +96,6 @@ class Envelope(msgspec.Struct, Generic[Item]):
         return self.result.items
 
 
-def _optional(text: str) -> str | None:
-    # Bybit writes "" where it has no value (usdIndexPrice; bid1/ask1 of an empty book).
-    return plain(text) if text else None
-
-
 class Bybit(Venue):
     name = "bybit"
     # 500 topics of up to ~27 characters stay under the 21,000-character args budget.
@@ -150,8 +145,10 @@ class Bybit(Venue):
         raw = item.symbol
         return Ticker(
             self.name, self.symbol_of(raw), raw, plain(item.lastPrice), bid, ask, bid_size, ask_size,
-            _optional(item.prevPrice24h), _optional(item.highPrice24h), _optional(item.lowPrice24h),
-            _optional(item.volume24h), _optional(item.turnover24h), ts, received_ns, source,
+            # Bybit writes "" where it has no value (an empty book's bid1/ask1).
+            plain_unless_empty(item.prevPrice24h), plain_unless_empty(item.highPrice24h),
+            plain_unless_empty(item.lowPrice24h), plain_unless_empty(item.volume24h),
+            plain_unless_empty(item.turnover24h), ts, received_ns, source,
         )
 
     def market_list_url(self) -> str:
@@ -172,8 +169,9 @@ class Bybit(Venue):
         envelope = self._rest_tickers.decode(body)
         collected = self.symbols
         return [
-            self._ticker(item, _optional(item.bid1Price), _optional(item.ask1Price), _optional(item.bid1Size),
-                         _optional(item.ask1Size), envelope.time, received_ns, "rest")
+            self._ticker(item, plain_unless_empty(item.bid1Price), plain_unless_empty(item.ask1Price),
+                         plain_unless_empty(item.bid1Size), plain_unless_empty(item.ask1Size),
+                         envelope.time, received_ns, "rest")
             # lastPrice is "" for a market that has not traded yet: nothing to report.
             for item in envelope.checked()
             if item.symbol in collected and item.lastPrice

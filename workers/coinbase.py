@@ -36,6 +36,7 @@ REST        /products/{id}/ticker, one product per call: {"ask","bid","volume","
 
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Union
 from urllib.parse import unquote, urlsplit
 
@@ -118,11 +119,16 @@ def epoch_ms(rfc3339: str) -> int:
     """
     if rfc3339[-1:] != "Z":
         raise FrameError(f"not a UTC time: {rfc3339!r}")
-    whole = datetime.fromisoformat(rfc3339[:19])
     fraction = rfc3339[20:-1]
     if len(rfc3339) > 20 and (rfc3339[19] != "." or not fraction.isdigit()):
         raise FrameError(f"not an RFC 3339 time: {rfc3339!r}")
-    return (whole - _EPOCH) // _MILLISECOND + int(fraction[:3].ljust(3, "0"))
+    return _whole_second_ms(rfc3339[:19]) + int(fraction[:3].ljust(3, "0"))
+
+
+@lru_cache(maxsize=64)
+def _whole_second_ms(iso_second: str) -> int:
+    """Cached: parsing the date costs ~0.8 µs, and every ticker of one second shares it."""
+    return (datetime.fromisoformat(iso_second) - _EPOCH) // _MILLISECOND
 
 
 class Coinbase(Venue):

@@ -44,7 +44,7 @@ import time
 import msgspec
 
 from shared import cli
-from shared.numbers import plain
+from shared.numbers import plain, plain_unless_empty
 from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -91,10 +91,6 @@ class PairInfo(msgspec.Struct):
     base: str
     quote: str
     trade_status: str
-
-
-def _number_or_none(text: str) -> str | None:
-    return plain(text) if text else None
 
 
 class Gateio(Venue):
@@ -159,9 +155,9 @@ class Gateio(Venue):
             raise FrameError(f"ticker for {raw!r} without last")
         return Ticker(
             self.name, self.symbol_of(raw), raw, plain(item.last),
-            _number_or_none(item.highest_bid), _number_or_none(item.lowest_ask), None, None, None,
-            _number_or_none(item.high_24h), _number_or_none(item.low_24h),
-            _number_or_none(item.base_volume), _number_or_none(item.quote_volume),
+            plain_unless_empty(item.highest_bid), plain_unless_empty(item.lowest_ask), None, None, None,
+            plain_unless_empty(item.high_24h), plain_unless_empty(item.low_24h),
+            plain_unless_empty(item.base_volume), plain_unless_empty(item.quote_volume),
             exchange_ts, received_ns, source,
         )
 

@@ -41,7 +41,7 @@ import json
 import msgspec
 
 from shared import cli
-from shared.numbers import plain
+from shared.numbers import plain, plain_unless_empty
 from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -95,10 +95,6 @@ class Instruments(msgspec.Struct):
     code: str | int
     msg: str
     data: list[Instrument]
-
-
-def _optional(text: str) -> str | None:
-    return plain(text) if text else None
 
 
 def _checked(code: str | int, message: str) -> None:
@@ -155,9 +151,10 @@ class Okx(Venue):
             raise FrameError(f"ticker for {raw!r} without a last price")
         return Ticker(
             self.name, self.symbol_of(raw), raw, plain(item.last),
-            _optional(item.bidPx), _optional(item.askPx), _optional(item.bidSz), _optional(item.askSz),
-            _optional(item.open24h), _optional(item.high24h), _optional(item.low24h),
-            _optional(item.vol24h), _optional(item.volCcy24h), item.ts, received_ns, source,
+            plain_unless_empty(item.bidPx), plain_unless_empty(item.askPx),
+            plain_unless_empty(item.bidSz), plain_unless_empty(item.askSz),
+            plain_unless_empty(item.open24h), plain_unless_empty(item.high24h), plain_unless_empty(item.low24h),
+            plain_unless_empty(item.vol24h), plain_unless_empty(item.volCcy24h), item.ts, received_ns, source,
         )
 
     def market_list_url(self) -> str:

@@ -1,0 +1,62 @@
+"""Tier 4: a worker process reading the simulator (its own process) and producing to a
+real local broker (idempotent, acks=all), read from outside through /proc and the
+worker's counters line."""
+
+import os
+import re
+import statistics
+import time
+from pathlib import Path
+
+import msgspec
+
+from tests.harness import Simulator, WorkerProcess, override_file
+
+COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .*"
+                      r"delivery_p50_ms<=(\S+) delivery_p99_ms<=(\S+)")
+WARM_UP_S = 5  # connect, snapshot, first librdkafka batches
+
+
+class EndToEnd(msgspec.Struct):
+    records_per_s: float
+    delivery_p50_ms: float | None  # produce() -> delivery report, histogram bucket bound
+    delivery_p99_ms: float | None
+    rss_mb: float
+    cpu_cores: float
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path) -> EndToEnd:
+    sim = Simulator(workdir, [exchange], rate, markets=50, journal=False)
+    config = override_file(workdir, bootstrap, sim.config["exchanges"], {"stats_interval_s": 1})
+    worker = WorkerProcess(exchange, config, workdir)
+    try:
+        time.sleep(WARM_UP_S)
+        pid = worker.process.pid
+        cpu0, lines0, t0 = _proc_cpu_s(pid), len(COUNTERS.findall(worker.log())), time.monotonic()
+        rss = []
+        while time.monotonic() - t0 < seconds:
+            time.sleep(1)
+            rss.append(_rss_mb(pid))
+        cpu1, t1 = _proc_cpu_s(pid), time.monotonic()
+        window = COUNTERS.findall(worker.log())[lines0:]
+        delivered = [int(match[2]) for match in window]
+        p50 = [float(match[3]) for match in window if match[3] != "None"]
+        p99 = [float(match[4]) for match in window if match[4] != "None"]
+        return EndToEnd((delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
+                        statistics.median(p50) if p50 else None, max(p99) if p99 else None,
+                        max(rss), (cpu1 - cpu0) / (t1 - t0))
+    finally:
+        worker.stop()
+        sim.stop()
