@@ -15,6 +15,7 @@ import uvloop
 
 from shared import config as configuration
 from shared import log as logging_setup
+from shared import metrics
 from shared.capture import Recorder
 from shared.sink import KafkaSink, Sink, SinkError, StdoutSink
 from shared.stats import Stats
@@ -90,4 +91,11 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         if recorder is not None:
             recorder.close()
         return
+    host, port = config.metrics.host, config.metrics.ports[name]
+    if port:
+        try:
+            metrics.serve(worker, host, port)
+        except OSError as error:
+            fail(EXIT_CONFIG, f"metrics.ports.{name}: cannot serve /metrics on {host}:{port}: "
+                              f"{error.strerror or error} (choose a free port, or 0 for no /metrics)")
     uvloop.run(worker.run())

@@ -28,10 +28,13 @@ DEFAULT_FILE = CONFIG_DIR / "coinstream.yaml"
 EXCHANGE_DIR = CONFIG_DIR / "exchanges"
 ENV_OVERRIDE_FILE = "COINSTREAM_CONFIG"
 ENV_BOOTSTRAP = "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+# Each worker serves Prometheus /metrics on its own port: 9301.. in EXCHANGES order.
+FIRST_METRICS_PORT = 9301
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 UnifiedSymbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+-[A-Z0-9]+$")]
 Asset = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+$")]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 
 
 class ConfigError(Exception):
@@ -86,10 +89,23 @@ class Kafka(msgspec.Struct, forbid_unknown_fields=True):
     local_broker: bool = True
 
 
+def _default_metrics_ports() -> dict[str, int]:
+    return {name: FIRST_METRICS_PORT + index for index, name in enumerate(EXCHANGES)}
+
+
+class Metrics(msgspec.Struct, forbid_unknown_fields=True):
+    """Where each worker serves Prometheus /metrics (live runs only)."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"  # loopback: not exposed by default
+    # Port per exchange; 0 serves no /metrics for that exchange.
+    ports: dict[str, Port] = msgspec.field(default_factory=_default_metrics_ports)
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     kafka: Kafka
     topics: Topics = msgspec.field(default_factory=Topics)
     runtime: Runtime = msgspec.field(default_factory=Runtime)
+    metrics: Metrics = msgspec.field(default_factory=Metrics)
     exchanges: dict[str, ExchangeConfig] = {}
     source_files: list[str] = []
 
@@ -134,10 +150,12 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     # Exchanges are converted one by one: msgspec's error path hides mapping keys,
     # and the exchange's name is the part of the key a user needs most.
     exchanges = merged.pop("exchanges", None) or {}
+    metrics_ports = _pop_metrics_ports(merged, layers)
     try:
         config = msgspec.convert(merged, Config)
     except msgspec.ValidationError as error:
         raise ConfigError(_describe(error, layers)) from None
+    config.metrics.ports = _convert_metrics_ports(metrics_ports, layers)
     if not isinstance(exchanges, dict):
         raise ConfigError(f"{_origin(('exchanges',), layers)}: exchanges: expected a mapping")
     for name, section in exchanges.items():
@@ -251,11 +269,11 @@ def _convert_exchange(
     try:
         exchange = msgspec.convert(section, ExchangeConfig)
     except msgspec.ValidationError as error:
-        raise _exchange_error(name, (), error, layers) from None
+        raise _section_error(("exchanges", name), error, layers) from None
     try:
         msgspec.convert(exchange.runtime, Runtime)
     except msgspec.ValidationError as error:
-        raise _exchange_error(name, ("runtime",), error, layers) from None
+        raise _section_error(("exchanges", name, "runtime"), error, layers) from None
     if (exchange.symbols is None) == (exchange.quotes is None):
         raise ConfigError(
             f"{where}: exchanges.{name}: set exactly one of 'symbols' (a list such as "
@@ -267,15 +285,52 @@ def _convert_exchange(
     return exchange
 
 
-def _exchange_error(
-    name: str,
+def _section_error(
     prefix: tuple[str, ...],
     error: msgspec.ValidationError,
     layers: list[tuple[str, dict[str, Any]]],
 ) -> ConfigError:
+    """A ValidationError from converting the section at `prefix`, as a one-line ConfigError."""
     path, problem = _key_and_problem(error)
-    key_path = ("exchanges", name, *prefix, *path)
+    key_path = (*prefix, *path)
     return ConfigError(f"{_origin(key_path, layers)}: {'.'.join(key_path)}: {problem}")
+
+
+def _pop_metrics_ports(merged: dict[str, Any], layers: list[tuple[str, dict[str, Any]]]) -> dict[Any, Any]:
+    """Take metrics.ports out of the tree: converted per exchange, so an error can name it."""
+    metrics = merged.get("metrics")
+    if not isinstance(metrics, dict) or "ports" not in metrics:
+        return {}  # absent, or not a mapping: the Config conversion reports it
+    ports = metrics.pop("ports")
+    if not isinstance(ports, dict):
+        raise ConfigError(f"{_origin(('metrics', 'ports'), layers)}: metrics.ports: expected a mapping "
+                          f"of exchange to port, such as {{kraken: 9309}}")
+    return ports
+
+
+def _convert_metrics_ports(ports: dict[Any, Any], layers: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    def set_in(name: str) -> str:
+        return _origin(("metrics", "ports", name), layers)
+
+    converted = _default_metrics_ports()
+    for name, value in ports.items():
+        where = f"{set_in(str(name))}: metrics.ports.{name}"
+        if name not in EXCHANGES:
+            raise ConfigError(f"{where}: unknown exchange (known: {', '.join(EXCHANGES)})")
+        try:
+            converted[name] = msgspec.convert(value, Port)
+        except msgspec.ValidationError as error:
+            raise ConfigError(f"{where}: {error} (a TCP port, or 0 for no /metrics)") from None
+    files = [name for name, _ in layers]
+    owners: dict[int, str] = {}
+    # Ports from earlier layers first, so a clash is reported where the later one was set.
+    for name in sorted(converted, key=lambda name: files.index(set_in(name))):
+        port = converted[name]
+        if port and port in owners:
+            raise ConfigError(f"{set_in(name)}: metrics.ports.{name}: port {port} is also "
+                              f"{owners[port]}'s; each worker needs a port of its own")
+        owners[port] = name
+    return converted
 
 
 def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:

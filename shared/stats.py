@@ -13,6 +13,9 @@ class Stats:
     def __init__(self) -> None:
         self.frames = 0
         self.records = 0
+        # Records by transport, counted once per frame or REST body (by Worker), for /metrics.
+        self.ws_records = 0
+        self.rest_records = 0
         self.dead_letters = 0
         self.exchange_errors = 0
         self.reconnects: Counter[str] = Counter()
@@ -26,9 +29,15 @@ class Stats:
         self.spool_bytes = 0
         # Delivery latencies since the last report, bucketed (LATENCY_BOUNDS_MS).
         self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
+        # The same buckets since start, never reset: the /metrics histogram.
+        self.latency_totals = [0] * len(LATENCY_BOUNDS_MS)
+        self.latency_sum_s = 0.0
 
     def observe_delivery(self, latency_s: float) -> None:
-        self.latency_counts[bisect_left(_LATENCY_BOUNDS_S, latency_s)] += 1
+        bucket = bisect_left(_LATENCY_BOUNDS_S, latency_s)
+        self.latency_counts[bucket] += 1
+        self.latency_totals[bucket] += 1
+        self.latency_sum_s += latency_s
 
     def latency_percentile_ms(self, fraction: float) -> float | None:
         """Upper bound of the bucket holding that fraction of deliveries, or None if none."""

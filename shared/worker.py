@@ -12,6 +12,7 @@
 
 import asyncio
 import logging
+import math
 import random
 import signal
 import time
@@ -52,6 +53,7 @@ class Worker:
         self.quotes = exchange.quotes or []
         self.replaying = False
         self.throttled = Throttled(log)
+        self.connections: list[Connection] = []  # filled once the markets are known
         self._rest = RestClient(
             venue.headers, runtime.rest_timeout_s, runtime.backoff_initial_s,
             runtime.backoff_max_s, stats, log,
@@ -83,6 +85,7 @@ class Worker:
         publish = self.sink.publish
         for ticker in tickers:
             publish(ticker)
+        self.stats.ws_records += len(tickers)
         return len(tickers)
 
     def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
@@ -99,6 +102,7 @@ class Worker:
             return 0
         for ticker in tickers:
             self.sink.publish(ticker)
+        self.stats.rest_records += len(tickers)
         return len(tickers)
 
     def _dead_letter(self, error: Exception, received_ns: int, source: str, url: str, raw: bytes) -> None:
@@ -144,9 +148,9 @@ class Worker:
         )
         await self.rest_poll(markets, "snapshot")
         per = self.venue.markets_per_connection
-        connections = [Connection(self, markets[i:i + per], i // per) for i in range(0, len(markets), per)]
+        self.connections = [Connection(self, markets[i:i + per], i // per) for i in range(0, len(markets), per)]
         async with asyncio.TaskGroup() as group:
-            for connection in connections:
+            for connection in self.connections:
                 group.create_task(connection.stream())
                 group.create_task(connection.fallback())
 
@@ -217,7 +221,14 @@ class Connection:
         self._protocol_ping_s = protocol_ping and (worker.runtime.ping_interval_s or protocol_ping)
         self.last_frame = time.monotonic()
         # Until the socket delivers its first tickers, the fallback counts from start.
-        self.last_ws_record = time.monotonic()
+        self._created = self.last_ws_record = time.monotonic()
+        self.connected = False  # subscribed and reading frames
+
+    def seconds_since_last_record(self) -> float:
+        """Since the socket last delivered a ticker; infinite before its first one."""
+        if self.last_ws_record == self._created:
+            return math.inf
+        return time.monotonic() - self.last_ws_record
 
     async def stream(self) -> None:
         runtime = self.worker.runtime
@@ -278,9 +289,11 @@ class Connection:
             guards = [asyncio.create_task(self._watchdog(socket))]
             if venue.app_ping() is not None:
                 guards.append(asyncio.create_task(self._app_ping(socket)))
+            self.connected = True
             try:
                 await self._read(socket)
             finally:
+                self.connected = False
                 for guard in guards:
                     guard.cancel()
         return self.last_ws_record > self._opened

@@ -41,7 +41,8 @@ def override_config(sims: list[ExchangeSim], host: str) -> dict[str, object]:
             "rest_url": f"http://{host}:{sim.port}",
             "symbols": [f"{quote.base}-{quote.quote}" for quote in sim.quotes.values()],
         }
-    return {"exchanges": exchanges}
+    # No /metrics port: simulated workers must not take a real collector's ports.
+    return {"exchanges": exchanges, "metrics": {"ports": {sim.name: 0 for sim in sims}}}
 
 
 async def serve(arguments: argparse.Namespace) -> None:

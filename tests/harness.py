@@ -120,6 +120,8 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
         "topics": {"ticker": f"test.{tag}.ticker", "dead_letter": f"test.{tag}.dead-letter", "partitions": 3},
         "runtime": runtime,
         "exchanges": exchange_sections,
+        # Ports of its own: tests (and a developer's collector) run side by side.
+        "metrics": {"ports": {name: free_port() for name in exchange_sections}},
     }
     path = workdir / f"coinstream-{tag}.yaml"
     path.write_text(yaml.safe_dump(override))

@@ -1,0 +1,105 @@
+"""Prometheus /metrics for one worker, read at scrape time.
+
+Nothing here runs per message: the hot path keeps the plain counters of
+shared.stats.Stats, and WorkerCollector turns them, and the state of the worker's
+connections, into metric families only when Prometheus asks. Labels are the exchange
+and, where listed, the connection, reconnect reason or record source: a bounded set,
+never a symbol.
+"""
+
+from collections.abc import Iterator
+from itertools import accumulate
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+from shared.stats import LATENCY_BOUNDS_MS
+from shared.worker import Worker
+
+# (metric name without _total, help, Stats attribute): counters labelled by exchange alone.
+EXCHANGE_COUNTERS = (
+    ("coinstream_frames", "WebSocket frames received.", "frames"),
+    ("coinstream_dead_letters", "Frames or REST bodies that could not be decoded, sent to the dead-letter topic.",
+     "dead_letters"),
+    ("coinstream_exchange_errors", "Error frames or error responses from the exchange.", "exchange_errors"),
+    ("coinstream_rest_polls", "REST requests made (snapshots, fallback polls, retries).", "rest_polls"),
+    ("coinstream_rest_errors", "REST requests that failed (5xx, timeout, connection error).", "rest_errors"),
+    ("coinstream_rate_limit_waits", "Waits after HTTP 429/418 from the exchange.", "rate_limit_waits"),
+    ("coinstream_kafka_delivered", "Records and dead letters Kafka acknowledged.", "delivered"),
+    ("coinstream_kafka_delivery_failures", "Records Kafka refused for good (kept in the undelivered file).",
+     "delivery_failures"),
+    ("coinstream_spool_dropped", "Records dropped because the disk spool was full.", "spool_dropped"),
+)
+# The histogram's `le` labels, in seconds, as Prometheus writes them.
+_LATENCY_LE = tuple(floatToGoString(bound / 1000) for bound in LATENCY_BOUNDS_MS)
+
+
+class WorkerCollector(Collector):
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        worker = self._worker
+        stats = worker.stats
+        exchange = worker.venue.name
+        for name, documentation, attribute in EXCHANGE_COUNTERS:
+            yield _of_exchange(CounterMetricFamily(name, documentation, labels=["exchange"]),
+                               exchange, getattr(stats, attribute))
+
+        records = CounterMetricFamily("coinstream_records", "Ticker records published, by transport.",
+                                      labels=["exchange", "source"])
+        records.add_metric([exchange, "ws"], stats.ws_records)
+        records.add_metric([exchange, "rest"], stats.rest_records)
+        yield records
+
+        reconnects = CounterMetricFamily("coinstream_reconnects", "WebSocket reconnects, by reason.",
+                                         labels=["exchange", "reason"])
+        # dict() copies in one step: the event loop thread may add a reason meanwhile.
+        for reason, count in sorted(dict(stats.reconnects).items()):
+            reconnects.add_metric([exchange, reason], count)
+        yield reconnects
+
+        connected = GaugeMetricFamily("coinstream_ws_connected", "1 while the connection is subscribed and reading.",
+                                      labels=["exchange", "connection"])
+        silence = GaugeMetricFamily("coinstream_seconds_since_last_record",
+                                    "Seconds since the connection's socket last delivered a ticker (+Inf: never).",
+                                    labels=["exchange", "connection"])
+        for connection in worker.connections:
+            labels = [exchange, str(connection.index)]
+            connected.add_metric(labels, 1 if connection.connected else 0)
+            silence.add_metric(labels, connection.seconds_since_last_record())
+        yield connected
+        yield silence
+
+        yield _of_exchange(GaugeMetricFamily("coinstream_kafka_queue_depth", "Records waiting in librdkafka's queue.",
+                                             labels=["exchange"]), exchange, worker.sink.queue_depth())
+        yield _of_exchange(GaugeMetricFamily("coinstream_spool_bytes", "Bytes of records waiting in the disk spool.",
+                                             labels=["exchange"]), exchange, stats.spool_bytes)
+
+        latency = HistogramMetricFamily("coinstream_kafka_delivery_latency_seconds",
+                                        "produce() to Kafka's delivery report.", labels=["exchange"])
+        # Copied first: the delivery callback may add to a bucket while we sum them.
+        totals = list(stats.latency_totals)
+        latency.add_metric([exchange], list(zip(_LATENCY_LE, accumulate(totals))), stats.latency_sum_s)
+        yield latency
+
+
+def _of_exchange(family: CounterMetricFamily | GaugeMetricFamily, exchange: str, value: float) -> Metric:
+    family.add_metric([exchange], value)
+    return family
+
+
+def registry_for(worker: Worker) -> CollectorRegistry:
+    """The worker's metrics and its process's (process_resident_memory_bytes, process_cpu_seconds_total...)."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    registry.register(WorkerCollector(worker))
+    return registry
+
+
+def serve(worker: Worker, host: str, port: int) -> None:
+    """Serve /metrics from a daemon thread; OSError when the address cannot be bound."""
+    start_http_server(port, host, registry_for(worker))

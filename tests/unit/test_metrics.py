@@ -1,0 +1,145 @@
+"""The metrics section of the configuration (defaults, overrides, one-line errors), and
+the worker's collector on real frames: what it exports, read back through the
+Prometheus text format."""
+
+import logging
+import math
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared import config as configuration
+from shared.metrics import registry_for
+from shared.sink import StdoutSink
+from shared.stats import Stats
+from shared.worker import Connection, Worker
+from tests.conftest import fixture_bytes
+from workers.binance import Binance
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def write_override(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_default_metrics_ports_follow_exchange_order() -> None:
+    metrics = configuration.load(None).metrics
+    assert metrics.host == "127.0.0.1"
+    assert list(metrics.ports.items()) == [(name, 9301 + index) for index, name in enumerate(configuration.EXCHANGES)]
+
+
+def test_an_override_changes_only_what_it_names(tmp_path: Path) -> None:
+    override = write_override(tmp_path, "metrics: {host: 10.0.0.5, ports: {kraken: 9409, upbit: 0}}\n")
+    metrics = configuration.load(override).metrics
+    assert metrics.host == "10.0.0.5"
+    assert metrics.ports["kraken"] == 9409
+    assert metrics.ports["upbit"] == 0  # no /metrics for upbit
+    assert metrics.ports["coinbase"] == 9310
+
+
+@pytest.mark.parametrize("yaml_text, problem", [
+    ("metrics: {ports: {krakn: 9400}}\n",
+     "metrics.ports.krakn: unknown exchange (known: " + ", ".join(configuration.EXCHANGES) + ")"),
+    ("metrics: {ports: {kraken: 70000}}\n",
+     "metrics.ports.kraken: Expected `int` <= 65535 (a TCP port, or 0 for no /metrics)"),
+    ("metrics: {ports: {kraken: http}}\n",
+     "metrics.ports.kraken: Expected `int`, got `str` (a TCP port, or 0 for no /metrics)"),
+    ("metrics: {ports: {kraken: true}}\n",
+     "metrics.ports.kraken: Expected `int`, got `bool` (a TCP port, or 0 for no /metrics)"),
+    ("metrics: {ports: {upbit: 9309}}\n",
+     "metrics.ports.upbit: port 9309 is also kraken's; each worker needs a port of its own"),
+    ("metrics: {ports: [9301]}\n",
+     "metrics.ports: expected a mapping of exchange to port, such as {kraken: 9309}"),
+    ("metrics: {hosts: 0.0.0.0}\n", "metrics.hosts: unknown key"),
+    ("metrics: {host: ''}\n", "metrics.host: Expected `str` of length >= 1"),
+    ("metrics: 9301\n", "metrics: Expected `object`, got `int`"),
+])
+def test_a_bad_metrics_section_is_one_line_naming_file_and_key(tmp_path: Path, yaml_text: str, problem: str) -> None:
+    override = write_override(tmp_path, yaml_text)
+    with pytest.raises(configuration.ConfigError) as raised:
+        configuration.load(override)
+    assert str(raised.value) == f"{override}: {problem}"
+
+
+def test_config_check_exits_78_with_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    override = write_override(tmp_path, "metrics: {ports: {binance: -1}}\n")
+    with pytest.raises(SystemExit) as exited:
+        configuration.main(["check", "--config", str(override)])
+    assert exited.value.code == 78
+    assert capsys.readouterr().err == (f"coinstream config: error: {override}: metrics.ports.binance: "
+                                       f"Expected `int` >= 0 (a TCP port, or 0 for no /metrics)\n")
+
+
+# The collector. ---------------------------------------------------------------------
+
+def binance_worker() -> Worker:
+    """A Binance worker that has published one WebSocket and one REST record, with one
+    connection that has not delivered yet and one reconnect."""
+    loaded = configuration.load(None)
+    exchange = loaded.exchange("binance")
+    venue = Binance(exchange.ws_url, exchange.rest_url)
+    stats = Stats()
+    worker = Worker(venue, exchange, loaded.runtime_for("binance"), StdoutSink(stats), stats,
+                    logging.getLogger("coinstream.test.metrics"))
+    eth = venue.market("ETH", "USDT")
+    worker.on_frame(fixture_bytes("binance", "ws_ticker_combined_1.json"), 1, "ws://test")
+    rest_body = b"[" + fixture_bytes("binance", "rest_ticker_24hr_doc.json").replace(b"BNBBTC", b"ETHUSDT") + b"]"
+    worker.on_rest_body(rest_body, 1, venue.rest_ticker_urls([eth])[0])
+    worker.connections = [Connection(worker, [eth], 0)]
+    stats.reconnects["stalled"] += 1
+    return worker
+
+
+def scrape(worker: Worker) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(generate_latest(registry_for(worker)).decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def exported_names() -> set[str]:
+    """Every sample name a worker's /metrics has (process_* included)."""
+    return set(scrape(binance_worker()))
+
+
+def test_collector_reads_the_stats_and_connections() -> None:
+    worker = binance_worker()
+    samples = scrape(worker)
+    assert samples["coinstream_records_total"] == [({"exchange": "binance", "source": "ws"}, 1.0),
+                                                   ({"exchange": "binance", "source": "rest"}, 1.0)]
+    assert samples["coinstream_frames_total"] == [({"exchange": "binance"}, 1.0)]
+    assert samples["coinstream_reconnects_total"] == [({"exchange": "binance", "reason": "stalled"}, 1.0)]
+    labels = {"exchange": "binance", "connection": "0"}
+    [(_, since)] = samples["coinstream_seconds_since_last_record"]
+    assert samples["coinstream_ws_connected"] == [(labels, 0.0)] and since == math.inf
+
+    connection = worker.connections[0]
+    connection.connected = True
+    connection.last_ws_record += 0.001  # as _read stamps a frame that carried tickers
+    samples = scrape(worker)
+    assert samples["coinstream_ws_connected"] == [(labels, 1.0)]
+    [(_, since)] = samples["coinstream_seconds_since_last_record"]
+    assert 0 <= since < 1
+
+
+def test_delivery_histogram_is_cumulative_across_the_counters_line() -> None:
+    worker = binance_worker()
+    stats = worker.stats
+    for latency_s in (0.0004, 0.004, 0.004, 0.3):
+        stats.observe_delivery(latency_s)
+    stats.report(logging.getLogger("coinstream.test.metrics"), 0)  # resets the per-minute window
+    stats.observe_delivery(7.0)
+    samples = scrape(worker)
+    buckets = {labels["le"]: count for labels, count in samples["coinstream_kafka_delivery_latency_seconds_bucket"]}
+    assert (buckets["0.0005"], buckets["0.003"], buckets["0.005"], buckets["0.2"], buckets["0.5"],
+            buckets["5.0"], buckets["+Inf"]) == (1, 1, 3, 3, 4, 4, 5)
+    assert list(buckets.values()) == sorted(buckets.values())
+    assert samples["coinstream_kafka_delivery_latency_seconds_count"] == [({"exchange": "binance"}, 5.0)]
+    [(_, total_s)] = samples["coinstream_kafka_delivery_latency_seconds_sum"]
+    assert total_s == pytest.approx(7.3084)
