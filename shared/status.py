@@ -30,10 +30,6 @@ from shared.table import format_table
 
 DEFAULT_SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 SCRAPE_TIMEOUT_S = 2.0
-# Each worker serves /metrics on its own port, 9301..9310 in configuration.EXCHANGES order.
-# TODO(metrics): read host and ports from shared.config's `metrics:` section once it lands.
-METRICS_HOST = "127.0.0.1"
-FIRST_METRICS_PORT = 9301
 SUPERVISORD_UNREACHABLE = "supervisord unreachable"
 STATE_UNKNOWN = "?"  # supervisord did not answer
 EXIT_UNHEALTHY = 1
@@ -67,8 +63,10 @@ def parse_metrics(text: str, at: float) -> Scrape:
     return Scrape(at, samples)
 
 
-def scrape(url: str) -> Scrape | str:
+def scrape(url: str | None) -> Scrape | str:
     """The worker's metrics, or why they could not be read."""
+    if url is None:
+        return "metrics disabled (metrics.ports: 0)"
     try:
         response = requests.get(url, timeout=SCRAPE_TIMEOUT_S)
         response.raise_for_status()
@@ -164,8 +162,10 @@ NUMERIC_COLUMNS = {2, 3, 4, 5, 6, 7}
 
 
 def _count(metrics: Scrape | None, name: str) -> str:
-    value = metrics.total(name) if metrics else None
-    return f"{value:.0f}" if value is not None else "-"
+    if metrics is None:
+        return "-"
+    # A counter with no series yet (no reconnect so far) is zero.
+    return f"{metrics.total(name) or 0:.0f}"
 
 
 def enabled_programs(supervisor_conf: Path) -> dict[str, bool]:
@@ -187,12 +187,14 @@ def supervisor_states(supervisor_conf: Path) -> dict[str, str] | str:
     return {process["name"]: process["statename"] for process in processes}
 
 
-def metrics_url(exchange: str) -> str:
-    """The worker's /metrics address, as the metrics contract fixes its defaults."""
-    return f"http://{METRICS_HOST}:{FIRST_METRICS_PORT + configuration.EXCHANGES.index(exchange)}/metrics"
+def metrics_url(config: configuration.Config, exchange: str) -> str | None:
+    """The worker's /metrics address from the config, or None where it serves none."""
+    port = config.metrics.ports.get(exchange, 0)
+    return f"http://{config.metrics.host}:{port}/metrics" if port else None
 
 
-def collect(supervisor_conf: Path, window_s: float, max_age_s: float) -> list[WorkerStatus]:
+def collect(config: configuration.Config, supervisor_conf: Path, window_s: float,
+            max_age_s: float) -> list[WorkerStatus]:
     programs = enabled_programs(supervisor_conf)
     states = supervisor_states(supervisor_conf)
     workers = []
@@ -204,7 +206,7 @@ def collect(supervisor_conf: Path, window_s: float, max_age_s: float) -> list[Wo
         else:
             state = states.get(name, "not loaded")
         workers.append(WorkerStatus(name, programs.get(name, False), state))
-    urls = [metrics_url(worker.name) for worker in workers]
+    urls = [metrics_url(config, worker.name) for worker in workers]
     with ThreadPoolExecutor(max_workers=len(urls)) as pool:
         first = list(pool.map(scrape, urls))
         time.sleep(window_s)
@@ -230,12 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     if not arguments.supervisor_conf.is_file():
         parser.error(f"--supervisor-conf: {arguments.supervisor_conf}: no such file")
     try:
-        # Checked like the workers check it; TODO(metrics): the metrics ports will come from it.
-        configuration.load(arguments.config)
+        config = configuration.load(arguments.config)
     except configuration.ConfigError as error:
         print(f"coinstream status: error: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-    workers = collect(arguments.supervisor_conf, arguments.window, arguments.max_age)
+    workers = collect(config, arguments.supervisor_conf, arguments.window, arguments.max_age)
     for line in format_table(HEADER, [worker.row() for worker in workers], NUMERIC_COLUMNS):
         print(line)
     unhealthy = [worker.name for worker in workers if worker.problems]

@@ -1,9 +1,10 @@
 """`python -m shared.status` against a real supervisord running two workers (the other
 eight configured but not started) that collect from the exchange simulator into Kafka.
 
-Covers what status reads from supervisord: each worker's state, disabled workers,
-a stopped worker and supervisord itself gone. The metrics columns (connections,
-records/s, last record) are covered by tests/unit/test_status.py on Prometheus text.
+Covers what status reads from supervisord (each worker's state, disabled workers, a
+stopped worker, supervisord itself gone) and from the workers' /metrics (healthy while
+records flow; "no connection up" while the exchange refuses the socket). The column
+arithmetic is covered by tests/unit/test_status.py on Prometheus text.
 """
 
 import re
@@ -47,13 +48,24 @@ def test_status_reports_supervisord_states(kafka: str, simulator: Any, tmp_path:
     try:
         wait_until(lambda: all(supervisor.states().get(name, ("",))[0] == "RUNNING" for name in ENABLED),
                    60, "both workers RUNNING")
-        _, rows, output = status(supervisor, override)
+        healthy = wait_until(lambda: (result := status(supervisor, override))[0] == 0 and result, 60,
+                             "status to report healthy")
+        _, rows, output = healthy
         for name in EXCHANGES:
             if name in ENABLED:
-                assert rows[name]["STATE"] == "RUNNING", output
-                assert "RUNNING" not in rows[name]["HEALTH"], output
+                assert (rows[name]["STATE"], rows[name]["WS"], rows[name]["HEALTH"]) == ("RUNNING", "1/1", "ok"), output
+                assert float(rows[name]["REC/S"]) > 0, output
+                assert rows[name]["RECONNECTS"] == "0", output
             else:
                 assert (rows[name]["STATE"], rows[name]["HEALTH"]) == ("STOPPED", "disabled"), output
+
+        sim.fault("upbit", "ws_down", seconds=60)
+        code, rows, output = wait_until(
+            lambda: (result := status(supervisor, override))[1]["upbit"]["WS"] == "0/1" and result, 30,
+            "status to see upbit's socket down")
+        assert code == 1, output
+        assert rows["upbit"]["HEALTH"].startswith("no connection up"), output
+        assert rows["binance"]["HEALTH"] == "ok", output
 
         assert "binance: stopped" in supervisor.ctl("stop", "binance")
         code, rows, output = status(supervisor, override)
