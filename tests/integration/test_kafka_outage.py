@@ -11,7 +11,7 @@ import yaml
 
 from tests.harness import Broker, assert_contiguous, consume, override_file, topic_size, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 COUNTERS = re.compile(r"counters frames=\d+ records=(\d+) .* delivered=(\d+) delivery_failures=(\d+) "
                       r"spooled=(\d+) spool_bytes=(\d+) spool_dropped=(\d+)")

@@ -18,7 +18,7 @@ from tests.harness import assert_contiguous, consume, override_file, topic_size,
 from tests.integration.test_kafka_outage import final_counters
 from tests.integration.test_supervisord import Supervisor, enabled_workers
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 TARGET = "binance"
 RATE_PER_S = 2000

@@ -19,7 +19,7 @@ from shared.config import EXCHANGES
 from tests.harness import ROOT, override_file, wait_until
 from tests.integration.test_supervisord import Supervisor
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 ENABLED = ("upbit", "binance")
 

@@ -21,7 +21,7 @@ import yaml
 
 from tests.harness import ROOT, assert_contiguous, consume, override_file, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
 SUPERVISORCTL = Path(sys.executable).parent / "supervisorctl"

@@ -131,6 +131,7 @@ def test_garbage_frame_is_dead_lettered_raw(exchange: str, kafka: str, simulator
     assert process.stop() == 0
 
 
+@pytest.mark.xdist_group("heavy")
 @pytest.mark.parametrize("exchange", EXCHANGES)
 def test_sigterm_under_load_loses_nothing(exchange: str, kafka: str, simulator: Any, worker: Any,
                                           tmp_path: Any) -> None:

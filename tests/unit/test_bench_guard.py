@@ -9,6 +9,9 @@ import pytest
 
 from bench.tiers import EXCHANGES, naive_records, per_message_us, sample_frames, tier1
 
+# Timed: kept out of the way of the high-rate integration tests.
+pytestmark = pytest.mark.xdist_group("heavy")
+
 # Guarded at 3x, below the 5x the issue suggested: every number is checked to be a
 # decimal (a regex fullmatch, ~0.2 µs each, ~2 µs a ticker), which brought the
 # string-number exchanges from 5-7x down to 3.6-4.9x (see README, Performance).
