@@ -248,9 +248,11 @@ class Connection:
                 if self._stalled:
                     reason = f"stalled: no frame for {runtime.watchdog_s:.0f} s"
                 else:
-                    reason = f"closed {closed.rcvd.code if closed.rcvd else 'abnormally'}"
-                    if closed.rcvd and closed.rcvd.reason:
-                        reason += f" ({closed.rcvd.reason})"
+                    # The peer's close frame, or ours (1009 when a frame breaks max_frame_bytes).
+                    close = closed.rcvd or closed.sent
+                    reason = f"closed {close.code if close else 'abnormally'}"
+                    if close and close.reason:
+                        reason += f" ({close.reason})"
             except InvalidStatus as error:
                 reason = f"handshake refused: HTTP {error.response.status_code}"
             except (OSError, InvalidHandshake, TimeoutError) as error:
