@@ -61,7 +61,8 @@ running_pid() {
   local pid
   [[ -f "$PID_FILE" ]] || return 1
   pid="$(<"$PID_FILE")"
-  [[ "$(ps -o args= -p "$pid" 2>/dev/null)" == *"kafka.Kafka $CONFIG"* ]] || return 1
+  # -ww: without it ps cuts the command line to 80 columns when stdout is not a terminal.
+  [[ "$(ps -ww -o args= -p "$pid" 2>/dev/null)" == *"kafka.Kafka $CONFIG"* ]] || return 1
   echo "$pid"
 }
 

@@ -6,6 +6,7 @@ if their partition count differs); running it twice is harmless.
 """
 
 import argparse
+import logging
 import sys
 from typing import NoReturn
 
@@ -27,7 +28,8 @@ def client_settings(config: configuration.Config) -> dict[str, str | int | float
 def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
     """Create missing topics; return one line per topic describing what happened."""
     admin_config = client_settings(config)
-    admin = AdminClient(admin_config)
+    # librdkafka logs through Python logging rather than raw to stderr.
+    admin = AdminClient({**admin_config, "logger": logging.getLogger("coinstream.kafka")})
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as error:

@@ -18,7 +18,7 @@ from pathlib import Path
 import uvloop
 import yaml
 
-from simulator.core import ExchangeSim, universe
+from simulator.core import ExchangeSim, free_listening_port, universe
 
 
 def mode(name: str) -> type[ExchangeSim]:
@@ -53,7 +53,7 @@ async def serve(arguments: argparse.Namespace) -> None:
         if arguments.journal_dir:
             Path(arguments.journal_dir).mkdir(parents=True, exist_ok=True)
             sim.journal_to(str(Path(arguments.journal_dir) / f"{name}.jsonl"))
-        port = arguments.base_port + index if arguments.base_port else 0
+        port = arguments.base_port + index if arguments.base_port else free_listening_port()
         await sim.start(arguments.host, port)
         sims.append(sim)
         print(f"simulator: {name} on ws://{arguments.host}:{sim.port} "

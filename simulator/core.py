@@ -28,11 +28,13 @@ import asyncio
 import json
 import logging
 import random
+import socket
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -105,6 +107,22 @@ class Counters:
     connections: int = 0
     rest_calls: int = 0
     subscriptions: dict[str, int] = field(default_factory=dict)
+
+
+def free_listening_port() -> int:
+    """A free port below the kernel's ephemeral range, for a server that must bind it
+    again after a stop (the refuse fault, a broker restart): an ephemeral port may
+    meanwhile become the local port of some outgoing connection, and the rebind fails."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    while True:
+        port = rng.randrange(10_000, low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 BASES = ("BTC", "ETH", "XRP", "SOL", "DOGE", "ADA", "TRX", "LINK", "DOT", "AVAX", "SHIB", "BCH")

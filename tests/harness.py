@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from shared import config as configuration
 from shared import topics
+from simulator.core import free_listening_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = ROOT / "kafka" / "kafka-local.sh"
@@ -45,13 +46,16 @@ class Broker:
     """A single-node KRaft broker from kafka/kafka-local.sh, on free ports."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.env = dict(os.environ, KAFKA_PORT=str(free_port()), KAFKA_CONTROLLER_PORT=str(free_port()),
+        self.env = dict(os.environ, KAFKA_PORT=str(free_listening_port()),
+                        KAFKA_CONTROLLER_PORT=str(free_listening_port()),
                         KAFKA_RUN_DIR=str(run_dir))
         self.bootstrap = ""
 
     def start(self, fresh: bool = True) -> str:
         out = subprocess.run([str(KAFKA_LOCAL), "start", *(["--fresh"] if fresh else [])], env=self.env,
-                             check=True, capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise AssertionError(f"kafka-local.sh start failed ({out.returncode}): {out.stderr[-3000:]}")
         self.bootstrap = out.stdout.strip().splitlines()[-1]
         return self.bootstrap
 

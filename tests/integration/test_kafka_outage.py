@@ -3,6 +3,7 @@ broker of its own (stopping the session's broker would disturb the other tests).
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,18 @@ def final_counters(log: str) -> dict[str, int]:
             "spool_bytes": spool_bytes, "dropped": dropped}
 
 
-def outage(tmp_path: Path, simulator: Any, worker: Any, outage_s: float, spool: dict[str, Any],
-           rate: float = 2000) -> tuple[Broker, str, Any, dict[str, int]]:
-    broker = Broker(tmp_path / "kafka")
-    bootstrap = broker.start()
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of the test's own, stopped whatever happens."""
+    own = Broker(tmp_path / "kafka")
+    own.start()
+    yield own
+    own.stop()
+
+
+def outage(broker: Broker, tmp_path: Path, simulator: Any, worker: Any, outage_s: float,
+           spool: dict[str, Any], rate: float = 2000) -> tuple[str, Any, dict[str, int]]:
+    bootstrap = broker.bootstrap
     sim = simulator("binance", rate=rate, markets=20)
     # No REST fallback: once the simulator stops sending, the record count must stand still.
     config = override_file(tmp_path, bootstrap, sim.config["exchanges"],
@@ -57,31 +66,27 @@ def outage(tmp_path: Path, simulator: Any, worker: Any, outage_s: float, spool: 
     assert process.stop() == 0
     counters = final_counters(process.log())
     counters["outage_s"] = int(time.monotonic() - down_at)
-    return broker, topic, process, counters
+    return topic, process, counters
 
 
-def test_a_60_second_outage_at_2000_per_second_loses_nothing(tmp_path: Path, simulator: Any, worker: Any) -> None:
-    broker, topic, process, counters = outage(tmp_path, simulator, worker, 60, {"max_mb": 512})
-    try:
-        assert counters["failures"] == 0 and counters["dropped"] == 0
-        assert counters["spooled"] > 50_000, counters  # the outage outgrew the 20,000-record queue
-        assert topic_size(broker.bootstrap, topic) == counters["records"]
-        records = [v for _, v in consume(broker.bootstrap, topic, lambda got: len(got) >= counters["records"],
-                                         timeout_s=120)]
-        assert assert_contiguous(records) == {records[0]["run"]: counters["records"]}
-        print(f"outage: {counters}")
-    finally:
-        broker.stop()
+def test_a_60_second_outage_at_2000_per_second_loses_nothing(broker: Broker, tmp_path: Path, simulator: Any,
+                                                             worker: Any) -> None:
+    topic, process, counters = outage(broker, tmp_path, simulator, worker, 60, {"max_mb": 512})
+    assert counters["failures"] == 0 and counters["dropped"] == 0
+    assert counters["spooled"] > 50_000, counters  # the outage outgrew the 20,000-record queue
+    assert topic_size(broker.bootstrap, topic) == counters["records"]
+    records = [v for _, v in consume(broker.bootstrap, topic, lambda got: len(got) >= counters["records"],
+                                     timeout_s=120)]
+    assert assert_contiguous(records) == {records[0]["run"]: counters["records"]}
+    print(f"outage: {counters}")
 
 
-def test_a_full_spool_drops_by_policy_and_counts_it(tmp_path: Path, simulator: Any, worker: Any) -> None:
-    broker, topic, process, counters = outage(tmp_path, simulator, worker, 20,
-                                              {"max_mb": 1, "when_full": "drop_oldest"})
-    try:
-        assert counters["dropped"] > 0, counters
-        assert counters["records"] == counters["delivered"] + counters["dropped"]
-        assert topic_size(broker.bootstrap, topic) == counters["delivered"]
-        assert "spool full" in process.log() and "policy drop_oldest" in process.log()
-        print(f"spool full: {counters}")
-    finally:
-        broker.stop()
+def test_a_full_spool_drops_by_policy_and_counts_it(broker: Broker, tmp_path: Path, simulator: Any,
+                                                    worker: Any) -> None:
+    topic, process, counters = outage(broker, tmp_path, simulator, worker, 20,
+                                      {"max_mb": 1, "when_full": "drop_oldest"})
+    assert counters["dropped"] > 0, counters
+    assert counters["records"] == counters["delivered"] + counters["dropped"]
+    assert topic_size(broker.bootstrap, topic) == counters["delivered"]
+    assert "spool full" in process.log() and "policy drop_oldest" in process.log()
+    print(f"spool full: {counters}")
