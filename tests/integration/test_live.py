@@ -114,7 +114,9 @@ def test_latest_prices_filters_and_ctrl_c(kafka: str, tmp_path: Path, pane: Pane
         # From the latest offsets: keep writing until the view's group has its partitions.
         produce(kafka, topic, first)
         rows = table_rows(pane.screen())
-        return rows if ("upbit", "BTC-KRW") in rows else None
+        # Partitions reach the view separately: wait for all three rows.
+        wanted = {("upbit", "BTC-KRW"), ("binance", "BTC-USDT"), ("okx", "SHIB-USDT")}
+        return rows if wanted <= rows.keys() else None
 
     rows = wait_until(shows_first_records, 30, "the live view to show new records", interval_s=1)
     assert rows[("upbit", "BTC-KRW")][2:5] == ["143250000", "-", "-"]
