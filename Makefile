@@ -46,8 +46,11 @@ status: $(INSTALLED)
 live: $(INSTALLED)
 	$(PY) -m shared.live $(ARGS)
 
+# The speed guard compares timings, so it runs alone first; then everything else, in
+# three processes (see setup.cfg).
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 0 tests/unit/test_bench_guard.py
+	$(PY) -m pytest --ignore=tests/unit/test_bench_guard.py
 
 bench: setup
 	$(PY) -m bench

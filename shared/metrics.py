@@ -49,6 +49,10 @@ class WorkerCollector(Collector):
             yield _of_exchange(CounterMetricFamily(name, documentation, labels=["exchange"]),
                                exchange, getattr(stats, attribute))
 
+        yield _of_exchange(GaugeMetricFamily("coinstream_asyncio_tasks",
+                                             "Tasks on the worker's event loop, sampled each stats interval.",
+                                             labels=["exchange"]), exchange, stats.asyncio_tasks)
+
         records = CounterMetricFamily("coinstream_records", "Ticker records published, by transport.",
                                       labels=["exchange", "source"])
         records.add_metric([exchange, "ws"], stats.ws_records)

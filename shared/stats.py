@@ -27,6 +27,7 @@ class Stats:
         self.spooled = 0
         self.spool_dropped = 0
         self.spool_bytes = 0
+        self.asyncio_tasks = 0  # sampled by the stats reporter, once an interval
         # Delivery latencies since the last report, bucketed (LATENCY_BOUNDS_MS).
         self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
         # The same buckets since start, never reset: the /metrics histogram.
@@ -61,7 +62,8 @@ class Stats:
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "
             f"spooled={self.spooled} spool_bytes={self.spool_bytes} spool_dropped={self.spool_dropped} "
-            f"delivery_p50_ms<={self.latency_percentile_ms(0.5)} delivery_p99_ms<={self.latency_percentile_ms(0.99)}"
+            f"delivery_p50_ms<={self.latency_percentile_ms(0.5)} delivery_p99_ms<={self.latency_percentile_ms(0.99)} "
+            f"tasks={self.asyncio_tasks}"
         )
 
     def report(self, log: logging.Logger, queue_depth: int) -> None:

@@ -189,6 +189,8 @@ class Worker:
     async def _report_stats(self) -> None:
         while True:
             await asyncio.sleep(self.runtime.stats_interval_s)
+            # Counted here, on the loop, so that a leak of tasks shows in the line and in /metrics.
+            self.stats.asyncio_tasks = len(asyncio.all_tasks())
             self.stats.report(self.log, self.sink.queue_depth())
 
     # Replay. ------------------------------------------------------------------------

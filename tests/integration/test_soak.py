@@ -2,8 +2,9 @@
 
 CI runs 2 minutes; the 10-minute soak is the same test with
 COINSTREAM_SOAK_SECONDS=600 .venv/bin/python -m pytest tests/integration/test_soak.py -s
-RSS must stay flat within RSS_BOUND_MB after the warm-up, file descriptors and threads
-must not grow, and every record published must be delivered. CPU is reported.
+RSS must stay flat within RSS_BOUND_MB after the warm-up, file descriptors, threads and
+event-loop tasks must not grow, and every record published must be delivered. CPU is
+reported.
 """
 
 import os
@@ -64,6 +65,9 @@ def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker:
             next_fault += FAULT_EVERY_S
     assert process.stop(signal.SIGTERM) == 0
     records, dead_letters, delivered, failures = map(int, COUNTERS.findall(process.log())[-1])
+    # Event-loop tasks per counters line, after the warm-up (the stats interval is 5 s).
+    tasks = [int(count) for count in re.findall(r" tasks=(\d+)$", process.log(), re.MULTILINE)]
+    steady_tasks = tasks[WARM_UP_S // 5:-1]  # the last line is written while stopping
 
     steady = [sample for at, sample in samples if at >= WARM_UP_S]
     rss = [sample["rss_mb"] for sample in steady]
@@ -71,11 +75,16 @@ def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker:
     print(f"\nsoak {SOAK_S:.0f} s at {RATE}/s, {faults} faults: records={records} delivered={delivered} "
           f"dead_letters={dead_letters} rss_mb={min(rss):.1f}..{max(rss):.1f} "
           f"fds={steady[0]['fds']:.0f}->{samples[-1][1]['fds']:.0f} "
-          f"threads={steady[0]['threads']:.0f}->{samples[-1][1]['threads']:.0f} cpu_cores={cpu_cores:.2f}")
+          f"threads={steady[0]['threads']:.0f}->{samples[-1][1]['threads']:.0f} "
+          f"tasks={min(steady_tasks)}..{max(steady_tasks)} cpu_cores={cpu_cores:.2f}")
     assert faults >= SOAK_S // FAULT_EVERY_S - 1
     assert max(rss) - min(rss) <= RSS_BOUND_MB, f"RSS grew: {min(rss):.1f} -> {max(rss):.1f} MB"
     assert samples[-1][1]["fds"] <= steady[0]["fds"] + 2, "file descriptors grew"
     assert samples[-1][1]["threads"] <= steady[0]["threads"] + 2, "threads grew"
+    # The count moves with reconnects (a socket's own tasks come and go); a task leaked
+    # per fault would make the second half's peak exceed the first half's.
+    half = len(steady_tasks) // 2
+    assert max(steady_tasks[half:]) <= max(steady_tasks[:half]) + 1, f"event-loop tasks grew: {steady_tasks}"
     assert failures == 0 and delivered == records + dead_letters  # delivered counts both topics
     assert records > RATE * SOAK_S * 0.5, "the stream did not flow for most of the soak"
     assert topic_size(kafka, topic) == records
