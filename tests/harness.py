@@ -157,15 +157,20 @@ class WorkerProcess:
 
 
 def consume(bootstrap: str, topic: str, until: Callable[[list[tuple[str, dict[str, Any]]]], bool],
-            timeout_s: float = 30) -> list[tuple[str, dict[str, Any]]]:
-    """Read `topic` from the beginning until `until(messages)` holds; (key, value) pairs."""
+            timeout_s: float = 30, whole_runs: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """Read `topic` from the beginning until `until(messages)` holds; (key, value) pairs.
+
+    With whole_runs, also until every run read so far is seq 1..n without a hole:
+    partitions arrive independently, so a prefix of the topic is not a prefix of a run.
+    (A test that expects holes, after SIGKILL, turns it off.)
+    """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
     messages: list[tuple[str, dict[str, Any]]] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while not until(messages):
+        while not (until(messages) and (not whole_runs or _runs_whole(messages))):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout_s} s reading {topic}: {len(messages)} messages")
             for message in consumer.consume(num_messages=10_000, timeout=0.5):
@@ -175,6 +180,14 @@ def consume(bootstrap: str, topic: str, until: Callable[[list[tuple[str, dict[st
     finally:
         consumer.close()
     return messages
+
+
+def _runs_whole(messages: list[tuple[str, dict[str, Any]]]) -> bool:
+    seqs: dict[str, set[int]] = {}
+    for _, value in messages:
+        if "seq" in value:
+            seqs.setdefault(value["run"], set()).add(value["seq"])
+    return all(len(run) == max(run) for run in seqs.values())
 
 
 def topic_size(bootstrap: str, topic: str) -> int:

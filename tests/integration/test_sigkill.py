@@ -79,7 +79,7 @@ def test_sigkill_loses_only_what_kafka_had_not_taken(kafka: str, simulator: Any,
 
         # Every record of both runs is in the topic now; the other workers keep adding theirs.
         size = topic_size(kafka, topic)
-        messages = consume(kafka, topic, lambda got: len(got) >= size, timeout_s=120)
+        messages = consume(kafka, topic, lambda got: len(got) >= size, timeout_s=120, whole_runs=False)
         (killed_run, killed_log), (new_run, new_log) = runs_in_log(target_log.read_text())
         ours = [(key, value) for key, value in messages if value["exchange"] == TARGET]
         assert {value["run"] for _, value in ours} == {killed_run, new_run}
