@@ -13,6 +13,7 @@ import asyncio
 import gc
 import importlib
 import json
+from contextlib import suppress
 import logging
 import statistics
 import time
@@ -86,10 +87,9 @@ def naive_records(frame: bytes) -> list[dict[str, Any]]:
         record: dict[str, Any] = {}
         for key, value in item.items():
             if isinstance(value, Decimal) or (isinstance(value, str) and value[:1] in "-0123456789"):
-                try:
+                # Digits first but not a number (an id like "1000SATS-KRW"): kept as sent.
+                with suppress(InvalidOperation):
                     value = format(Decimal(value), "f")
-                except InvalidOperation:
-                    pass  # digits first but not a number (an id like "1000SATS-KRW"): kept as sent
             record[key] = value
         records.append(record)
     return records
