@@ -53,6 +53,50 @@ def plain_or_none(text: str | None) -> str | None:
     return None if text is None else plain(text)
 
 
+# A ticker's numbers, checked together: the per-field plain() costs ~0.25 µs of regex
+# and call overhead, ~2.5 µs for a ten-number Binance ticker, a fifth of a worker's
+# budget per frame. These return their texts untouched when all of them are plain in
+# one pass (_all_plain), and fall back to the per-field functions otherwise.
+
+def plain_all(*texts: str) -> tuple[str, ...]:
+    """plain() of every text."""
+    return texts if _all_plain(texts) else tuple(map(plain, texts))
+
+
+def plain_all_unless_empty(*texts: str) -> tuple[str | None, ...]:
+    """plain_unless_empty() of every text."""
+    return texts if _all_plain(texts) else tuple(map(plain_unless_empty, texts))
+
+
+def plain_all_or_none(*texts: str | None) -> tuple[str | None, ...]:
+    """plain_or_none() of every text."""
+    if None not in texts and _all_plain(texts):  # type: ignore[arg-type]
+        return texts
+    return tuple(map(plain_or_none, texts))
+
+
+_JSON_VALUES = msgspec.json.Decoder(list[msgspec.Raw])
+_NUMBER_BYTES = b"0123456789.-"
+
+
+def _all_plain(texts: tuple[str, ...]) -> bool:
+    """True when every text is a plain decimal, checked in one pass by msgspec's parser.
+
+    Joined by commas into a JSON array, the texts must parse as exactly len(texts)
+    values made only of digits, '.' and '-': each is then a JSON number without an
+    exponent, which is a plain decimal (JSON's grammar is stricter than _PLAIN: "1.",
+    ".5" and "01" fail here and are judged by plain() itself). No number is built:
+    the values stay raw. "" fails too ("[1,,2]" is malformed).
+    """
+    joined = ",".join(texts).encode()
+    if joined.translate(None, _NUMBER_BYTES + b","):
+        return False
+    try:
+        return len(_JSON_VALUES.decode(b"[" + joined + b"]")) == len(texts)
+    except msgspec.DecodeError:
+        return False
+
+
 def plain_unless_empty(text: str) -> str | None:
     """plain(text), or None for "": how OKX, Bybit and Gate.io write a missing value."""
     if not text:

@@ -23,7 +23,8 @@ from shared.record import DeadLetter, Ticker
 from shared.spool import DiskSpool
 from shared.stats import Stats
 
-POLL_INTERVAL_S = 0.02
+POLL_IN_FLIGHT_S = 0.004
+POLL_IDLE_S = 0.02
 
 
 class SinkError(Exception):
@@ -191,7 +192,9 @@ class KafkaSink:
             if self._spool:
                 self._drain_spool()
             self.stats.spool_bytes = self._spool.size_bytes
-            await asyncio.sleep(POLL_INTERVAL_S)
+            # A delivery report waits in librdkafka until the next poll: often while
+            # records are in flight, so that receipt -> report stays near linger.ms.
+            await asyncio.sleep(POLL_IN_FLIGHT_S if len(self._producer) else POLL_IDLE_S)
 
     def _drain_spool(self) -> None:
         spool = self._spool

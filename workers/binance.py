@@ -22,7 +22,7 @@ from urllib.parse import quote
 import msgspec
 
 from shared import cli
-from shared.numbers import plain
+from shared.numbers import plain_all
 from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
 from shared.venue import Market, Venue
 
@@ -113,9 +113,9 @@ class Binance(Venue):
         if type(event) is TickerEvent:
             raw = event.s
             return [Ticker(
-                self.name, self.symbol_of(raw), raw, plain(event.c),
-                plain(event.b), plain(event.a), plain(event.B), plain(event.A),
-                plain(event.o), plain(event.h), plain(event.l), plain(event.v), plain(event.q),
+                self.name, self.symbol_of(raw), raw,
+                *plain_all(event.c, event.b, event.a, event.B, event.A,
+                           event.o, event.h, event.l, event.v, event.q),
                 event.E, received_ns, "ws",
             )]
         if type(event) is ServerShutdown:
@@ -150,10 +150,10 @@ class Binance(Venue):
     def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
         return [
             Ticker(
-                self.name, self.symbol_of(item.symbol), item.symbol, plain(item.lastPrice),
-                plain(item.bidPrice), plain(item.askPrice), plain(item.bidQty), plain(item.askQty),
-                plain(item.openPrice), plain(item.highPrice), plain(item.lowPrice),
-                plain(item.volume), plain(item.quoteVolume), item.closeTime, received_ns, "rest",
+                self.name, self.symbol_of(item.symbol), item.symbol,
+                *plain_all(item.lastPrice, item.bidPrice, item.askPrice, item.bidQty, item.askQty,
+                           item.openPrice, item.highPrice, item.lowPrice, item.volume, item.quoteVolume),
+                item.closeTime, received_ns, "rest",
             )
             for item in self._rest_tickers.decode(body)
         ]

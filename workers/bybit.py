@@ -34,7 +34,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.numbers import plain, plain_unless_empty
+from shared.numbers import plain_all_unless_empty, plain_unless_empty
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -143,12 +143,13 @@ class Bybit(Venue):
     def _ticker(self, item: TickerData, bid: str | None, ask: str | None, bid_size: str | None,
                 ask_size: str | None, ts: int | None, received_ns: int, source: Source) -> Ticker:
         raw = item.symbol
+        # Bybit writes "" where it has no value (an empty book's bid1/ask1). lastPrice is
+        # not "" (both callers check), so `last` stays a str.
+        last, open_24h, high_24h, low_24h, volume_24h, turnover_24h = plain_all_unless_empty(
+            item.lastPrice, item.prevPrice24h, item.highPrice24h, item.lowPrice24h, item.volume24h, item.turnover24h)
         return Ticker(
-            self.name, self.symbol_of(raw), raw, plain(item.lastPrice), bid, ask, bid_size, ask_size,
-            # Bybit writes "" where it has no value (an empty book's bid1/ask1).
-            plain_unless_empty(item.prevPrice24h), plain_unless_empty(item.highPrice24h),
-            plain_unless_empty(item.lowPrice24h), plain_unless_empty(item.volume24h),
-            plain_unless_empty(item.turnover24h), ts, received_ns, source,
+            self.name, self.symbol_of(raw), raw, last, bid, ask, bid_size, ask_size,  # type: ignore[arg-type]
+            open_24h, high_24h, low_24h, volume_24h, turnover_24h, ts, received_ns, source,
         )
 
     def market_list_url(self) -> str:

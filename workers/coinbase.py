@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from shared import cli
-from shared.numbers import plain, plain_or_none
+from shared.numbers import plain, plain_all_or_none, plain_or_none
 from shared.record import ExchangeError, FrameError, Ticker
 from shared.venue import Market, Venue
 
@@ -167,10 +167,10 @@ class Coinbase(Venue):
             raw = message.product_id
             return [Ticker(
                 self.name, self.symbol_of(raw), raw, plain(message.price),
-                plain_or_none(message.best_bid), plain_or_none(message.best_ask),
-                plain_or_none(message.best_bid_size), plain_or_none(message.best_ask_size),
-                plain_or_none(message.open_24h), plain_or_none(message.high_24h),
-                plain_or_none(message.low_24h), plain_or_none(message.volume_24h), None,
+                *plain_all_or_none(message.best_bid, message.best_ask, message.best_bid_size,
+                                   message.best_ask_size, message.open_24h, message.high_24h,
+                                   message.low_24h, message.volume_24h),
+                None,
                 epoch_ms(message.time), received_ns, "ws",
             )]
         if type(message) is ErrorMessage:

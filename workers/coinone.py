@@ -45,7 +45,7 @@ import json
 import msgspec
 
 from shared import cli
-from shared.numbers import plain, plain_or_none
+from shared.numbers import plain, plain_all, plain_or_none
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -201,10 +201,11 @@ class Coinone(Venue):
 
     def _ticker(self, fields: TickerFields, symbol: str, raw: str, bid: BestLevel, ask: BestLevel,
                 received_ns: int, source: Source) -> Ticker:
+        last, open_24h, high_24h, low_24h, volume_24h, quote_volume_24h = plain_all(
+            fields.last, fields.first, fields.high, fields.low, fields.target_volume, fields.quote_volume)
         return Ticker(
-            self.name, symbol, raw, plain(fields.last), bid[0], ask[0], bid[1], ask[1],
-            plain(fields.first), plain(fields.high), plain(fields.low),
-            plain(fields.target_volume), plain(fields.quote_volume), fields.timestamp, received_ns, source,
+            self.name, symbol, raw, last, bid[0], ask[0], bid[1], ask[1],
+            open_24h, high_24h, low_24h, volume_24h, quote_volume_24h, fields.timestamp, received_ns, source,
         )
 
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:

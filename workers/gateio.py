@@ -44,7 +44,7 @@ import time
 import msgspec
 
 from shared import cli
-from shared.numbers import plain, plain_unless_empty
+from shared.numbers import plain_all_unless_empty
 from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -153,12 +153,13 @@ class Gateio(Venue):
         raw = item.currency_pair
         if not item.last:
             raise FrameError(f"ticker for {raw!r} without last")
+        # last is not "" (checked above), so it stays a str.
+        last, bid, ask, high_24h, low_24h, volume_24h, quote_volume_24h = plain_all_unless_empty(
+            item.last, item.highest_bid, item.lowest_ask, item.high_24h, item.low_24h,
+            item.base_volume, item.quote_volume)
         return Ticker(
-            self.name, self.symbol_of(raw), raw, plain(item.last),
-            plain_unless_empty(item.highest_bid), plain_unless_empty(item.lowest_ask), None, None, None,
-            plain_unless_empty(item.high_24h), plain_unless_empty(item.low_24h),
-            plain_unless_empty(item.base_volume), plain_unless_empty(item.quote_volume),
-            exchange_ts, received_ns, source,
+            self.name, self.symbol_of(raw), raw, last, bid, ask, None, None, None,  # type: ignore[arg-type]
+            high_24h, low_24h, volume_24h, quote_volume_24h, exchange_ts, received_ns, source,
         )
 
     def market_list_url(self) -> str:

@@ -40,7 +40,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.numbers import plain
+from shared.numbers import plain, plain_all
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue, comma_joined_urls
 
@@ -142,11 +142,12 @@ class Korbit(Venue):
 
     def _ticker(self, raw: str, data: TickerData, exchange_ts: int | None, received_ns: int,
                 source: Source) -> Ticker:
+        last, open_24h, high_24h, low_24h, volume_24h, quote_volume_24h = plain_all(
+            data.close, data.open, data.high, data.low, data.volume, data.quoteVolume)
         return Ticker(
-            self.name, self.symbol_of(raw), raw, plain(data.close),
+            self.name, self.symbol_of(raw), raw, last,
             _best_price(data.bestBidPrice), _best_price(data.bestAskPrice), None, None,
-            plain(data.open), plain(data.high), plain(data.low), plain(data.volume),
-            plain(data.quoteVolume), exchange_ts, received_ns, source,
+            open_24h, high_24h, low_24h, volume_24h, quote_volume_24h, exchange_ts, received_ns, source,
         )
 
     def market_list_url(self) -> str:

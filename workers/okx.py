@@ -41,7 +41,7 @@ import json
 import msgspec
 
 from shared import cli
-from shared.numbers import plain, plain_unless_empty
+from shared.numbers import plain_all_unless_empty
 from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -150,11 +150,11 @@ class Okx(Venue):
         if not item.last:
             raise FrameError(f"ticker for {raw!r} without a last price")
         return Ticker(
-            self.name, self.symbol_of(raw), raw, plain(item.last),
-            plain_unless_empty(item.bidPx), plain_unless_empty(item.askPx),
-            plain_unless_empty(item.bidSz), plain_unless_empty(item.askSz),
-            plain_unless_empty(item.open24h), plain_unless_empty(item.high24h), plain_unless_empty(item.low24h),
-            plain_unless_empty(item.vol24h), plain_unless_empty(item.volCcy24h), item.ts, received_ns, source,
+            self.name, self.symbol_of(raw), raw,
+            # last is not "" (checked above), so it stays a str.
+            *plain_all_unless_empty(item.last, item.bidPx, item.askPx, item.bidSz, item.askSz,
+                                    item.open24h, item.high24h, item.low24h, item.vol24h, item.volCcy24h),
+            item.ts, received_ns, source,
         )
 
     def market_list_url(self) -> str:

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.numbers import ABSENT, NumberError, plain, raw_plain, raw_plain_or_none
+from shared.numbers import (ABSENT, NumberError, plain, plain_all, plain_all_or_none, plain_all_unless_empty,
+                            plain_or_none, plain_unless_empty, raw_plain, raw_plain_or_none)
 
 
 class Holder(msgspec.Struct):
@@ -58,3 +59,34 @@ def test_any_decimal_round_trips_exactly_through_json_text(value: Decimal) -> No
         result = raw_plain(_raw(text))
         assert "E" not in result and "e" not in result
         assert Decimal(result) == value
+
+
+TRICKY = ["0.00012345000", "1.16539E8", "0E-8", "-0.5", "-0", "01", "00.5", "1.", ".5", "-", "--1", "1-2",
+          "", " 1", "1 ", "1,2", "1]", "[1]", "null", "true", '"1"', "1e", "NaN", "Infinity", "\u0661",
+          "64238.51000000", "95078733694.3792000000000000", "1_000", "+1", "0x10", "1.2.3"]
+
+
+def _outcome(function, text):  # type: ignore[no-untyped-def]
+    try:
+        return function(text)
+    except NumberError:
+        return NumberError
+
+
+@given(st.lists(st.one_of(st.sampled_from(TRICKY), st.text(alphabet="0123456789.-eE,+ ", max_size=8),
+                          st.decimals(allow_nan=False, allow_infinity=False).map(str)), max_size=12))
+def test_checking_a_ticker_s_numbers_together_equals_checking_each(texts: list[str]) -> None:
+    """The one-pass check of plain_all* accepts exactly what the per-field functions accept,
+    returns the same texts, and raises where any of them raises."""
+    for together, each in ((plain_all, plain), (plain_all_unless_empty, plain_unless_empty),
+                           (plain_all_or_none, plain_or_none)):
+        expected = [_outcome(each, text) for text in texts]
+        if NumberError in expected:
+            with pytest.raises(NumberError):
+                together(*texts)
+        else:
+            assert list(together(*texts)) == expected
+
+
+def test_plain_all_or_none_keeps_missing_values() -> None:
+    assert plain_all_or_none("1.5", None, "2E1") == ("1.5", None, "20")
