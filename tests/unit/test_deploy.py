@@ -60,7 +60,7 @@ def test_systemd_unit_runs_supervisord_as_its_own_user() -> None:
     assert service["ExecStart"] == "/opt/coinstream/.venv/bin/supervisord -c /opt/coinstream/supervisord.conf"
     assert service["Environment"] == "COINSTREAM_CONFIG=/etc/coinstream/site.yaml"
     assert service["EnvironmentFile"].lstrip("-").startswith("/etc/coinstream/")
-    assert (service["Restart"], service["LimitNOFILE"], service["KillMode"]) == ("on-failure", "65536", "mixed")
+    assert (service["Restart"], service["LimitNOFILE"], service["KillMode"]) == ("on-failure", "65536", "control-group")
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
     # systemd must wait longer than supervisord waits for a worker to stop, or it
