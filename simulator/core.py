@@ -126,8 +126,8 @@ def free_listening_port() -> int:
 
 
 # At or above this rate (frames/s per socket) frames are written in bulk: see _send_bulk.
-BULK_RATE_PER_S = 2000
-BULK_RING = 8192
+BULK_RATE_PER_S = 500
+BULK_RING = 2048
 BULK_HIGH_WATER = 1 << 20
 
 

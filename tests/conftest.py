@@ -33,10 +33,10 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def simulator(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
     started: list[Simulator] = []
 
-    def start(*exchanges: str, rate: float = 20, markets: int = 5) -> Simulator:
+    def start(*exchanges: str, rate: float = 20, markets: int = 5, journal: bool = True) -> Simulator:
         workdir = tmp_path / f"sim{len(started)}"
         workdir.mkdir()
-        sim = Simulator(workdir, list(exchanges), rate, markets)
+        sim = Simulator(workdir, list(exchanges), rate, markets, journal)
         started.append(sim)
         return sim
 

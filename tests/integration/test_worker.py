@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+from simulator.core import BULK_RATE_PER_S
 from tests import reference
 from tests.harness import (Simulator, WorkerProcess, assert_contiguous, consume, override_file,
                            topic_size, wait_until)
@@ -25,8 +26,8 @@ PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 def _setup(exchange: str, kafka: str, simulator: Callable[..., Simulator], worker: Callable[..., WorkerProcess],
            tmp_path: Any, rate: float = 50, markets: int = 5, runtime: dict[str, Any] | None = None,
-           ) -> tuple[Simulator, WorkerProcess, dict[str, str]]:
-    sim = simulator(exchange, rate=rate, markets=markets)
+           journal: bool = True) -> tuple[Simulator, WorkerProcess, dict[str, str]]:
+    sim = simulator(exchange, rate=rate, markets=markets, journal=journal)
     config = override_file(tmp_path, kafka, sim.config["exchanges"], runtime)
     topics = yaml.safe_load(config.read_text())["topics"]
     process = worker(exchange, config)
@@ -91,6 +92,25 @@ def test_records_are_exact_keyed_and_contiguous(exchange: str, kafka: str, simul
         checked += 1
     assert checked >= 150
     assert process.stop() == 0
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_bulk_frames_of_the_benchmark_rates_are_the_exchange_s_protocol(
+        exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
+    """Without a journal, at BULK_RATE_PER_S and above, the simulator writes pre-rendered
+    frames in bulk (the benchmark's load): the worker must read them as it reads the
+    frames socket.send() writes, every one a record, none a dead letter."""
+    sim, process, topics = _setup(exchange, kafka, simulator, worker, tmp_path, rate=BULK_RATE_PER_S,
+                                  markets=8, journal=False)
+    messages = consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= 1500, timeout_s=60)
+    assert process.stop() == 0
+    records = _values(messages)
+    assert len(assert_contiguous(records)) == 1
+    assert {record["symbol"] for record in records} == set(sim.config["exchanges"][exchange]["symbols"])
+    assert all(PLAIN_DECIMAL.match(record["last"]) for record in records)
+    assert topic_size(kafka, topics["dead_letter"]) == 0
+    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    assert " dead_letters=0 " in counters and " exchange_errors=0 " in counters, counters
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
