@@ -59,6 +59,7 @@ class TickerState:
 
 class CoinoneSim(ExchangeSim):
     name = "coinone"
+    repeatable_frames = False  # the worker drops a ticker id it has already published
     default_quote = "KRW"
     ws_paths = ("/",)
     client_idle_timeout_s = 1800.0

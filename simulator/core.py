@@ -158,6 +158,9 @@ class ExchangeSim(ABC):
     client_pings_count: ClassVar[bool] = False
     # Close a client that has not subscribed this long after connecting; None: never.
     subscribe_deadline_s: ClassVar[float | None] = None
+    # At benchmark rates, frames may come round again from the bulk ring (_send_bulk);
+    # False where a client rightly drops a repeated frame (Coinone's ticker id).
+    repeatable_frames: ClassVar[bool] = True
 
     def __init__(self, markets: list[tuple[str, str]], rate_per_s: float, seed: int = 1) -> None:
         self.rng = random.Random(seed)
@@ -384,7 +387,7 @@ class ExchangeSim(ABC):
     def _bulk_allowed(self) -> bool:
         """Benchmark rates: nothing to journal and no frame fault pending."""
         faults = self.faults
-        return (self.rate_per_s >= BULK_RATE_PER_S and self._journal is None
+        return (self.rate_per_s >= BULK_RATE_PER_S and self._journal is None and self.repeatable_frames
                 and not (faults.garbage or faults.wrong_shape or faults.unknown_symbol))
 
     async def _send_bulk(self, socket: ServerConnection, markets: list[str], index: int, count: int) -> int:
