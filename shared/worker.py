@@ -11,16 +11,21 @@
 """
 
 import asyncio
+import functools
 import logging
 import math
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import DATA_OPCODES, Frame
+from websockets.protocol import Event
 
 from shared import capture
 from shared.config import ExchangeConfig, Runtime
@@ -225,6 +230,8 @@ class Connection:
         # Until the socket delivers its first tickers, the fallback counts from start.
         self._created = self.last_ws_record = time.monotonic()
         self.connected = False  # subscribed and reading frames
+        # Set by _on_message to what ends the session (ServerRestart); new each session.
+        self._ended_by: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
 
     def seconds_since_last_record(self) -> float:
         """Since the socket last delivered a ticker; infinite before its first one."""
@@ -272,6 +279,7 @@ class Connection:
         venue = worker.venue
         self._opened = time.monotonic()
         self._stalled = False
+        self._ended_by = asyncio.get_running_loop().create_future()
         async with connect(
             self.url,
             compression=None,  # permessage-deflate costs ~2 µs a frame; no exchange needs it
@@ -282,7 +290,7 @@ class Connection:
             close_timeout=2,
             additional_headers=venue.headers,
             user_agent_header="coinstream/0.1",
-            max_queue=64,
+            create_connection=functools.partial(MessageConnection, self._on_message),  # type: ignore[arg-type]
         ) as socket:
             for message in venue.subscribe_messages(self.markets):
                 await socket.send(message)
@@ -295,24 +303,37 @@ class Connection:
                 guards.append(asyncio.create_task(self._app_ping(socket)))
             self.connected = True
             try:
-                await self._read(socket)
+                await self._until_closed(socket)
             finally:
                 self.connected = False
                 for guard in guards:
                     guard.cancel()
         return self.last_ws_record > self._opened
 
-    async def _read(self, socket: ClientConnection) -> None:
-        on_frame = self.worker.on_frame
-        url = self.url
-        monotonic = time.monotonic
-        time_ns = time.time_ns
-        while True:
-            frame = await socket.recv(decode=False)
-            now = monotonic()
-            self.last_frame = now
-            if on_frame(frame, time_ns(), url):  # type: ignore[arg-type]
+    def _on_message(self, frame: bytes) -> None:
+        """Every data message of the socket, called by MessageConnection as it is parsed."""
+        now = time.monotonic()
+        self.last_frame = now
+        try:
+            if self.worker.on_frame(frame, time.time_ns(), self.url):
                 self.last_ws_record = now
+        # ServerRestart, or a bug: end the session with it, as a loop over recv() would.
+        except Exception as error:  # noqa: BLE001 - re-raised by _until_closed
+            if not self._ended_by.done():
+                self._ended_by.set_result(error)
+
+    async def _until_closed(self, socket: ClientConnection) -> None:
+        """Wait while MessageConnection delivers the frames; raise how the session ends."""
+        # No message ever reaches recv()'s queue: it returns only by raising ConnectionClosed.
+        closed = asyncio.ensure_future(socket.recv())
+        try:
+            await asyncio.wait({closed, self._ended_by}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not closed.done():
+                closed.cancel()
+        if self._ended_by.done():
+            raise self._ended_by.result()  # leaving `async with connect` closes the socket
+        closed.result()
 
     async def _watchdog(self, socket: ClientConnection) -> None:
         limit = self.worker.runtime.watchdog_s
@@ -354,6 +375,38 @@ class Connection:
                     self.worker.log.info("%s: socket delivers again; REST polling stopped", self.name)
                     polling = False
                 await asyncio.sleep(min(1.0, runtime.rest_fallback_after_s - silent_s))
+
+
+class MessageConnection(ClientConnection):
+    """websockets' client connection, handing each data message to `on_message` as soon
+    as the frame parser has it.
+
+    ClientConnection queues every message for recv(), and a reader task wakes up to take
+    it: a future, a task step and flow-control bookkeeping per message (6.3 -> 4.5 µs a
+    frame flat out, 57 -> 42 µs at 1,000 frames/s, measured on this stack). Here the
+    message is handled inside data_received, in arrival order; the handshake, ping, pong
+    and close frames still take websockets' own path. A handler that raises would break
+    the connection's data_received: on_message must not raise.
+    """
+
+    def __init__(self, on_message: Callable[[bytes], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_message = on_message
+        self._fragments: list[bytes] = []
+
+    def process_event(self, event: Event) -> None:
+        if not isinstance(event, Frame) or event.opcode not in DATA_OPCODES:
+            super().process_event(event)
+            return
+        if event.fin and not self._fragments:
+            self._on_message(event.data)  # type: ignore[arg-type]
+            return
+        # A fragmented message; websockets' parser bounds its whole size by max_size.
+        self._fragments.append(event.data)  # type: ignore[arg-type]
+        if event.fin:
+            message = b"".join(self._fragments)
+            self._fragments = []
+            self._on_message(message)
 
 
 def _reason_key(reason: str) -> str:
