@@ -1,7 +1,7 @@
 """python -m bench: how fast one worker is, stage by stage and end to end.
 
-  python -m bench                          every scenario (make bench), ~6 minutes
-  python -m bench --scenario decode        one scenario: decode, produce or e2e
+  python -m bench                          every scenario (make bench), ~8 minutes
+  python -m bench --scenario decode        one scenario: decode, produce, e2e or fleet
   python -m bench --scenario e2e --exchange upbit --seconds 10 --rates 1000,max
 
 Scenarios, each on the same machine in one run, the naive pipeline on the same frames:
@@ -14,6 +14,8 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
   e2e      tier 4 (bench.e2e): simulator process -> worker process -> broker, for
            Binance, OKX and Upbit at 1,000 and 10,000 msg/s and as fast as the
            simulator sends: records/s delivered, delivery latency, RSS, CPU
+  fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
+           msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
 Results are printed and written to bench/results/latest.md.
 """
@@ -31,9 +33,9 @@ from pathlib import Path
 
 import confluent_kafka
 
-from bench.e2e import end_to_end
-from bench.tiers import (EXCHANGES, ProduceResult, decode_tiers, median_and_range, naive_produce_us,
-                         produce_tier, sample_frames)
+from bench.e2e import FLEET, end_to_end, fleet
+from bench.tiers import (EXCHANGES, ProduceResult, decode_tiers, fresh_venue, median_and_range,
+                         naive_produce_us, produce_tier, sample_frames)
 from tests.harness import Broker
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
@@ -128,7 +130,28 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     return lines
 
 
-SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario}
+def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    total = arguments.fleet_rate
+    lines = [f"## All ten workers at once: {total:,.0f} msg/s in all, each exchange's universe, "
+             f"{arguments.seconds:.0f} s after a warm-up", "",
+             "Each worker reads its own simulator process and produces to the local broker "
+             "(acks=all, idempotent). Markets and shares of the total are estimates of the live feeds.",
+             "", "| exchange | markets | offered msg/s | delivered records/s | worker CPU cores | worker RSS MB |",
+             "|---|---|---|---|---|---|"]
+    per_connection = {exchange: fresh_venue(exchange).markets_per_connection for exchange in FLEET}
+    with broker(scratch) as bootstrap:
+        rows = fleet(total, arguments.seconds, bootstrap, scratch, per_connection)
+    for row in rows:
+        lines.append(f"| {row.exchange} | {row.markets} | {row.offered_per_s:,.0f} | {row.records_per_s:,.0f} | "
+                     f"{row.cpu_cores:.3f} | {row.rss_mb:.0f} |")
+    lines.append(f"| **all ten** | {sum(row.markets for row in rows):,} | {total:,.0f} | "
+                 f"{sum(row.records_per_s for row in rows):,.0f} | **{sum(row.cpu_cores for row in rows):.2f}** | "
+                 f"{sum(row.rss_mb for row in rows):,.0f} |")
+    print("\n".join(lines[-len(rows) - 1:]), flush=True)
+    return lines
+
+
+SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario, "fleet": fleet_scenario}
 
 
 def cpu_model() -> str:
@@ -145,6 +168,7 @@ def main() -> None:
                         help="only these exchanges (repeatable; default: all; e2e runs Binance, OKX, Upbit)")
     parser.add_argument("--seconds", type=float, default=10, help="e2e: measured seconds per scenario")
     parser.add_argument("--rates", default="1000,10000,max", help="e2e: comma-separated msg/s; 'max' = flat out")
+    parser.add_argument("--fleet-rate", type=float, default=20_000, help="fleet: msg/s of all ten workers together")
     arguments = parser.parse_args()
     arguments.exchange = arguments.exchange or list(EXCHANGES)
     names = [arguments.scenario] if arguments.scenario else list(SCENARIOS)

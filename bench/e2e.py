@@ -60,3 +60,63 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
     finally:
         worker.stop()
         sim.stop()
+
+
+# --- all ten workers at once ------------------------------------------------------------
+
+# Markets per exchange, near each one's whole KRW (Korea), USDT (Asia, Binance) or USD
+# (Kraken, Coinbase) universe, and its share of a 20,000 msg/s total: busier venues
+# send more. Both are estimates of the live feeds, not measurements of them.
+FLEET: dict[str, tuple[int, float]] = {
+    "upbit": (230, 0.125), "bithumb": (400, 0.10), "coinone": (300, 0.05), "korbit": (150, 0.05),
+    "okx": (300, 0.125), "bybit": (500, 0.125), "gateio": (800, 0.10),
+    "binance": (400, 0.20), "kraken": (300, 0.05), "coinbase": (300, 0.075),
+}
+FLEET_WARM_UP_S = 20  # Kraken and Korbit pace their connects a second apart
+
+
+class FleetRow(msgspec.Struct):
+    exchange: str
+    markets: int
+    offered_per_s: float
+    records_per_s: float
+    cpu_cores: float
+    rss_mb: float
+
+
+def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
+          markets_per_connection: dict[str, int]) -> list[FleetRow]:
+    """Every worker at once, each against its own simulator process, `total_rate` msg/s in all."""
+    sims, workers = {}, {}
+    try:
+        for exchange, (markets, share) in FLEET.items():
+            connections = -(-markets // markets_per_connection[exchange])
+            scratch = workdir / exchange
+            scratch.mkdir()
+            sims[exchange] = Simulator(scratch, [exchange], total_rate * share / connections, markets, journal=False)
+            config = override_file(scratch, bootstrap, sims[exchange].config["exchanges"], {"stats_interval_s": 1})
+            workers[exchange] = WorkerProcess(exchange, config, scratch)
+        time.sleep(FLEET_WARM_UP_S)
+        pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
+        cpu0 = {exchange: _proc_cpu_s(pid) for exchange, pid in pids.items()}
+        lines0 = {exchange: len(COUNTERS.findall(worker.log())) for exchange, worker in workers.items()}
+        t0 = time.monotonic()
+        rss: dict[str, list[float]] = {exchange: [] for exchange in pids}
+        while time.monotonic() - t0 < seconds:
+            time.sleep(1)
+            for exchange, pid in pids.items():
+                rss[exchange].append(_rss_mb(pid))
+        elapsed = time.monotonic() - t0
+        rows = []
+        for exchange, worker in workers.items():
+            window = COUNTERS.findall(worker.log())[lines0[exchange]:]
+            delivered = [int(match[2]) for match in window]
+            rows.append(FleetRow(exchange, FLEET[exchange][0], total_rate * FLEET[exchange][1],
+                                 (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
+                                 (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange])))
+        return rows
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        for sim in sims.values():
+            sim.stop()

@@ -192,7 +192,8 @@ async def _feed(worker: Worker, frames: list[bytes], rate: float | None) -> tupl
             on_frame(frame, time_ns(), URL)
             durations.append(clock() - before)
         next_frame = max(next_frame, due)
-        # Let the sink's poll loop serve delivery reports, as between socket reads.
+        # Delivery reports after each burst, as MessageConnection serves them after each read.
+        worker.sink.serve_deliveries()
         await asyncio.sleep(0.001 if rate is not None else 0)
     return durations, time.perf_counter() - started
 

@@ -23,8 +23,8 @@ from shared.record import DeadLetter, Ticker
 from shared.spool import DiskSpool
 from shared.stats import Stats
 
-POLL_IN_FLIGHT_S = 0.004
-POLL_IDLE_S = 0.02
+# The delivery reports' backstop when no socket reads (see serve_deliveries).
+POLL_INTERVAL_S = 0.02
 
 
 class SinkError(Exception):
@@ -38,6 +38,7 @@ class Sink(Protocol):
     def publish(self, ticker: Ticker) -> None: ...
     def dead_letter(self, letter: DeadLetter) -> None: ...
     def queue_depth(self) -> int: ...
+    def serve_deliveries(self) -> None: ...
     async def serve(self) -> None: ...
     def close(self, timeout_s: float) -> None: ...
 
@@ -72,6 +73,9 @@ class StdoutSink:
 
     def queue_depth(self) -> int:
         return 0
+
+    def serve_deliveries(self) -> None:
+        pass  # nothing is delivered later
 
     async def serve(self) -> None:
         while True:
@@ -160,7 +164,17 @@ class KafkaSink:
     def queue_depth(self) -> int:
         return len(self._producer)
 
-    # Delivery reports, served by the poll loop. --------------------------------------
+    # Delivery reports: served after each read from the exchange's sockets, and by the
+    # poll loop when they are quiet. ------------------------------------------------
+
+    def serve_deliveries(self) -> None:
+        """Run the delivery callbacks librdkafka has ready; never blocks.
+
+        Called after every read from a socket: the loop is awake anyway, and a report
+        then waits for the next read (under a millisecond at 1,000 msg/s), not for a
+        timer. A timer fast enough for that would cost a wakeup (~0.1 ms CPU here) each time.
+        """
+        self._producer.poll(0)
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
@@ -192,9 +206,7 @@ class KafkaSink:
             if self._spool:
                 self._drain_spool()
             self.stats.spool_bytes = self._spool.size_bytes
-            # A delivery report waits in librdkafka until the next poll: often while
-            # records are in flight, so that receipt -> report stays near linger.ms.
-            await asyncio.sleep(POLL_IN_FLIGHT_S if len(self._producer) else POLL_IDLE_S)
+            await asyncio.sleep(POLL_INTERVAL_S)
 
     def _drain_spool(self) -> None:
         spool = self._spool

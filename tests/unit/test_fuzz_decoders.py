@@ -69,6 +69,9 @@ class MemorySink:
     def queue_depth(self) -> int:
         return 0
 
+    def serve_deliveries(self) -> None:
+        pass
+
     async def serve(self) -> None:
         # Nothing to flush or poll: wait until the worker cancels this task at stop.
         await asyncio.Event().wait()
