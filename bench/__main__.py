@@ -1,6 +1,6 @@
 """python -m bench: how fast one worker is, stage by stage and end to end.
 
-  python -m bench                          every scenario (make bench), ~8 minutes
+  python -m bench                          every scenario (make bench), ~14 minutes
   python -m bench --scenario decode        one scenario: decode, produce, e2e or fleet
   python -m bench --scenario e2e --exchange upbit --seconds 10 --rates 1000,max
 
@@ -12,8 +12,8 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
            10,000 msg/s and flat out, and produce -> delivery report; the naive
            pipeline waits for each record's ack
   e2e      tier 4 (bench.e2e): simulator process -> worker process -> broker, for
-           Binance, OKX and Upbit at 1,000 and 10,000 msg/s and as fast as the
-           simulator sends: records/s delivered, delivery latency, RSS, CPU
+           Binance, OKX and Upbit at 1,000 and 10,000 msg/s and as fast as the worker
+           reads: records/s delivered, delivery latency, RSS, CPU; 3 runs each
   fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
            msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
@@ -30,17 +30,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 import confluent_kafka
 
 from bench.e2e import FLEET, end_to_end, fleet
-from bench.tiers import (EXCHANGES, ProduceResult, decode_tiers, fresh_venue, median_and_range,
+from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
 from tests.harness import Broker
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 E2E_EXCHANGES = ("binance", "okx", "upbit")
 PRODUCE_RUNS = 3
+E2E_RUNS = 3
 PACED_RATE = 10_000.0
 PACED_FRAMES = 20_000  # 2 s at 10,000 msg/s
 NAIVE_PRODUCE_FRAMES = 100  # each waits for its ack: ~ms apiece
@@ -57,6 +59,17 @@ def broker(scratch: Path) -> Iterator[str]:
         yield own.start()
     finally:
         own.stop()
+
+
+Run = TypeVar("Run")
+
+
+def spread(runs: list[Run], field: Callable[[Run], float | None], digits: int) -> str:
+    """Median [min–max] of one field over repeated runs."""
+    values = [value for value in map(field, runs) if value is not None]
+    if not values:
+        return "–"
+    return f"{statistics.median(values):,.{digits}f} [{min(values):,.{digits}f}–{max(values):,.{digits}f}]"
 
 
 def decode_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
@@ -93,16 +106,11 @@ def produce_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
                     workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{number}-", dir=scratch))
                     runs.append(produce_tier(exchange, frames, rate, bootstrap, workdir))
 
-                def spread(field: Callable[[ProduceResult], float | None], digits: int) -> str:
-                    values = [value for value in map(field, runs) if value is not None]
-                    if not values:
-                        return "–"
-                    return (f"{statistics.median(values):,.{digits}f} "
-                            f"[{min(values):,.{digits}f}–{max(values):,.{digits}f}]")
                 lines.append(
-                    f"| {exchange} | {runs[0].rate} | {spread(lambda run: run.frames_per_s, 0)} | "
-                    f"{spread(lambda run: run.p50_us, 1)} | {spread(lambda run: run.p99_us, 1)} | "
-                    f"{spread(lambda run: run.delivery_p50_ms, 1)} | {spread(lambda run: run.delivery_p99_ms, 1)} |")
+                    f"| {exchange} | {runs[0].rate} | {spread(runs, lambda run: run.frames_per_s, 0)} | "
+                    f"{spread(runs, lambda run: run.p50_us, 1)} | {spread(runs, lambda run: run.p99_us, 1)} | "
+                    f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
+                    f"{spread(runs, lambda run: run.delivery_p99_ms, 1)} |")
                 print(lines[-1], flush=True)
             workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-naive-", dir=scratch))
             naive_us = naive_produce_us(frames[:NAIVE_PRODUCE_FRAMES], bootstrap, workdir)
@@ -114,18 +122,21 @@ def produce_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
 
 def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     lines = [f"## Tier 4: simulator process → worker process → local Kafka (acks=all, idempotent), "
-             f"{arguments.seconds:.0f} s per scenario after a warm-up", "",
+             f"{arguments.seconds:.0f} s per run after a warm-up; median [min–max] of {E2E_RUNS} runs", "",
              "| exchange | offered msg/s | delivered records/s | produce→ack p50 ms ≤ | p99 ms ≤ | "
              "worker RSS MB | worker CPU cores |", "|---|---|---|---|---|---|---|"]
     with broker(scratch) as bootstrap:
         for exchange in [name for name in arguments.exchange if name in E2E_EXCHANGES]:
             for rate_text in arguments.rates.split(","):
                 rate = 1_000_000.0 if rate_text == "max" else float(rate_text)
-                workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
-                result = end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir)
-                lines.append(f"| {exchange} | {rate_text} | {result.records_per_s:,.0f} | "
-                             f"{result.delivery_p50_ms} | {result.delivery_p99_ms} | {result.rss_mb:.0f} | "
-                             f"{result.cpu_cores:.2f} |")
+                runs = []
+                for _ in range(E2E_RUNS):
+                    workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
+                    runs.append(end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir))
+                lines.append(f"| {exchange} | {rate_text} | {spread(runs, lambda run: run.records_per_s, 0)} | "
+                             f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
+                             f"{spread(runs, lambda run: run.delivery_p99_ms, 1)} | "
+                             f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.cpu_cores, 2)} |")
                 print(lines[-1], flush=True)
     return lines
 
@@ -166,7 +177,7 @@ def main() -> None:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="run only this one (default: all)")
     parser.add_argument("--exchange", action="append", choices=EXCHANGES,
                         help="only these exchanges (repeatable; default: all; e2e runs Binance, OKX, Upbit)")
-    parser.add_argument("--seconds", type=float, default=10, help="e2e: measured seconds per scenario")
+    parser.add_argument("--seconds", type=float, default=8, help="e2e, fleet: measured seconds per run")
     parser.add_argument("--rates", default="1000,10000,max", help="e2e: comma-separated msg/s; 'max' = flat out")
     parser.add_argument("--fleet-rate", type=float, default=20_000, help="fleet: msg/s of all ten workers together")
     arguments = parser.parse_args()

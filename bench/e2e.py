@@ -113,6 +113,8 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         for exchange, worker in workers.items():
             window = COUNTERS.findall(worker.log())[lines0[exchange]:]
             delivered = [int(match[2]) for match in window]
+            if not delivered:
+                raise RuntimeError(f"{exchange}: no counters line while measured; its log:\n{worker.log()[-3000:]}")
             rows.append(FleetRow(exchange, FLEET[exchange][0], total_rate * FLEET[exchange][1],
                                  (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
                                  (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange])))
