@@ -23,7 +23,7 @@ from tests.harness import override_file, topic_size
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 SOAK_S = float(os.environ.get("COINSTREAM_SOAK_SECONDS", "120"))
-RATE = 5000
+RATE = float(os.environ.get("COINSTREAM_SOAK_RATE", "5000"))
 FAULT_EVERY_S = 30
 WARM_UP_S = 20
 RSS_BOUND_MB = 20.0
@@ -72,7 +72,7 @@ def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker:
     steady = [sample for at, sample in samples if at >= WARM_UP_S]
     rss = [sample["rss_mb"] for sample in steady]
     cpu_cores = (samples[-1][1]["cpu_s"] - steady[0]["cpu_s"]) / (samples[-1][0] - WARM_UP_S)
-    print(f"\nsoak {SOAK_S:.0f} s at {RATE}/s, {faults} faults: records={records} delivered={delivered} "
+    print(f"\nsoak {SOAK_S:.0f} s at {RATE:g}/s, {faults} faults: records={records} delivered={delivered} "
           f"dead_letters={dead_letters} rss_mb={min(rss):.1f}..{max(rss):.1f} "
           f"fds={steady[0]['fds']:.0f}->{samples[-1][1]['fds']:.0f} "
           f"threads={steady[0]['threads']:.0f}->{samples[-1][1]['threads']:.0f} "
