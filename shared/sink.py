@@ -77,7 +77,7 @@ class StdoutSink:
         return 0
 
     def serve_deliveries(self) -> None:
-        pass  # nothing is delivered later
+        """Nothing to serve: a line on stdout is written at once, never reported later."""
 
     async def serve(self) -> None:
         while True:

@@ -70,7 +70,7 @@ class MemorySink:
         return 0
 
     def serve_deliveries(self) -> None:
-        pass
+        """Nothing to serve: records are kept in memory at once."""
 
     async def serve(self) -> None:
         # Nothing to flush or poll: wait until the worker cancels this task at stop.
