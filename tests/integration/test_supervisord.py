@@ -1,5 +1,6 @@
 """The shipped supervisord.conf, run for real: every enabled worker delivers to Kafka,
-`supervisorctl restart <one>` restarts only that one, and a bad config ends FATAL.
+`supervisorctl restart <one>` restarts only that one, and a bad config stops its worker
+for good (FATAL, or EXITED with code 78) after one clear line per start.
 
 The conf is used as shipped except that its logs/ and run/ directories are moved into
 the test's temporary directory (so a developer's running collector is not touched).
@@ -35,9 +36,14 @@ def enabled_workers() -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, workdir: Path, override: Path, autostart: Collection[str] | None = None) -> None:
-        """autostart: start only these programs (the others stay configured, not started)."""
+    def __init__(self, workdir: Path, override: Path, autostart: Collection[str] | None = None,
+                 startsecs: int | None = None) -> None:
+        """autostart: start only these programs (the others stay configured, not started);
+        startsecs: this instead of the shipped value, for every program."""
         text = (ROOT / "supervisord.conf").read_text()
+        if startsecs is not None:
+            assert "startsecs=5\n" in text
+            text = text.replace("startsecs=5\n", f"startsecs={startsecs}\n")
         if autostart is not None:
             text = re.sub(r"^\[program:(\w+)\]\n(?:.+\n)*?autostart=true$",
                           lambda m: m[0] if m[1] in autostart else m[0].replace("autostart=true", "autostart=false"),
@@ -58,6 +64,10 @@ class Supervisor:
         done = subprocess.run([str(SUPERVISORCTL), "-c", str(self.conf), *args],
                               capture_output=True, text=True, timeout=60)
         return done.stdout
+
+    def log(self) -> str:
+        """supervisord's own log: what it spawned, and how each process exited."""
+        return (self.logs / "supervisord.log").read_text()
 
     def states(self) -> dict[str, tuple[str, str]]:
         """program -> (state, pid or '')"""
@@ -122,15 +132,46 @@ def test_all_enabled_workers_deliver_and_restart_one(kafka: str, simulator: Any,
         supervisor.stop()
 
 
-def test_bad_config_goes_fatal_with_one_clear_line(kafka: str, tmp_path: Path) -> None:
+def _broken_override(kafka: str, tmp_path: Path) -> tuple[Path, str]:
+    """An override with a misspelt key, and the one line a worker must log for it."""
     override = tmp_path / "broken.yaml"
     override.write_text(f"kafka: {{producer: {{bootstrap.servers: '{kafka}'}}}}\n"
                         "exchanges: {binance: {symbol: [BTC-USDT]}}\n")
-    supervisor = Supervisor(tmp_path, override)
+    return override, f"coinstream binance: error: {override}: exchanges.binance.symbol: unknown key"
+
+
+def test_bad_config_stops_the_worker_with_one_clear_line(kafka: str, tmp_path: Path) -> None:
+    override, expected = _broken_override(kafka, tmp_path)
+    supervisor = Supervisor(tmp_path, override, autostart={"binance"})
     try:
-        wait_until(lambda: supervisor.states().get("binance", ("",))[0] == "FATAL", 60, "binance FATAL")
+        ended = wait_until(lambda: (s := supervisor.states().get("binance", ("",))[0]) in ("FATAL", "EXITED") and s,
+                           60, "binance FATAL or EXITED")
+        # Nothing restarts it any more: the state and its log stay as they are.
+        time.sleep(5)
+        assert supervisor.states()["binance"][0] == ended
         log = (supervisor.logs / "binance.log").read_text().splitlines()
-        expected = f"coinstream binance: error: {override}: exchanges.binance.symbol: unknown key"
-        assert log == [expected] * 4, log  # the first start and its three retries, nothing else
+        assert log and set(log) == {expected}, log
+        if ended == "FATAL":
+            # Every start exited within startsecs: the first start and its three retries.
+            assert len(log) == 4, log
+        else:
+            # One start outlasted startsecs (a loaded machine): its exit code 78 ended it.
+            assert "exited: binance (exit status 78; expected)" in supervisor.log()
+            assert len(log) <= 4, log
+    finally:
+        supervisor.stop()
+
+
+def test_a_config_error_after_startsecs_is_not_restarted(kafka: str, tmp_path: Path) -> None:
+    """startsecs=0 makes every start count as RUNNING, as a slow start on a loaded machine
+    would: only the exit code (78, listed in exitcodes) keeps supervisord from looping."""
+    override, expected = _broken_override(kafka, tmp_path)
+    supervisor = Supervisor(tmp_path, override, autostart={"binance"}, startsecs=0)
+    try:
+        wait_until(lambda: supervisor.states().get("binance", ("",))[0] == "EXITED", 60, "binance EXITED")
+        time.sleep(5)
+        assert supervisor.states()["binance"][0] == "EXITED"
+        assert "exited: binance (exit status 78; expected)" in supervisor.log()
+        assert (supervisor.logs / "binance.log").read_text().splitlines() == [expected]
     finally:
         supervisor.stop()
