@@ -44,7 +44,9 @@ def _proc(pid: int) -> dict[str, float]:
 
 
 def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
-    sim = simulator("binance", rate=RATE, markets=50)
+    # No journal: the simulator writes pre-rendered frames in bulk, so that its own CPU
+    # does not set the pace on a loaded machine (the exactness tests use the journal).
+    sim = simulator("binance", rate=RATE, markets=50, journal=False)
     config = override_file(tmp_path, kafka, sim.config["exchanges"],
                            {"watchdog_s": 3, "rest_fallback_after_s": 3, "stats_interval_s": 5})
     topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
@@ -63,8 +65,12 @@ def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker:
             sim.fault("binance", kind, **params)
             faults += 1
             next_fault += FAULT_EVERY_S
+    sent = sim.control("binance", "stats")["frames"]
     assert process.stop(signal.SIGTERM) == 0
     records, dead_letters, delivered, failures = map(int, COUNTERS.findall(process.log())[-1])
+    frames_read = [int(frames) for frames in re.findall(r"counters frames=(\d+) ", process.log())]
+    # Frames read per stats interval (5 s): an interval with none means the stream was down.
+    per_interval = [later - earlier for earlier, later in zip([0, *frames_read], frames_read)]
     # Event-loop tasks per counters line, after the warm-up (the stats interval is 5 s).
     tasks = [int(count) for count in re.findall(r" tasks=(\d+)$", process.log(), re.MULTILINE)]
     steady_tasks = tasks[WARM_UP_S // 5:-1]  # the last line is written while stopping
@@ -72,7 +78,8 @@ def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker:
     steady = [sample for at, sample in samples if at >= WARM_UP_S]
     rss = [sample["rss_mb"] for sample in steady]
     cpu_cores = (samples[-1][1]["cpu_s"] - steady[0]["cpu_s"]) / (samples[-1][0] - WARM_UP_S)
-    print(f"\nsoak {SOAK_S:.0f} s at {RATE:g}/s, {faults} faults: records={records} delivered={delivered} "
+    print(f"\nsoak {SOAK_S:.0f} s at {RATE:g}/s, {faults} faults: sent={sent} read={frames_read[-1]} "
+          f"records={records} delivered={delivered} "
           f"dead_letters={dead_letters} rss_mb={min(rss):.1f}..{max(rss):.1f} "
           f"fds={steady[0]['fds']:.0f}->{samples[-1][1]['fds']:.0f} "
           f"threads={steady[0]['threads']:.0f}->{samples[-1][1]['threads']:.0f} "
@@ -86,5 +93,10 @@ def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker:
     half = len(steady_tasks) // 2
     assert max(steady_tasks[half:]) <= max(steady_tasks[:half]) + 1, f"event-loop tasks grew: {steady_tasks}"
     assert failures == 0 and delivered == records + dead_letters  # delivered counts both topics
-    assert records > RATE * SOAK_S * 0.5, "the stream did not flow for most of the soak"
+    # A fault may cut what was in flight on the socket, nothing more.
+    assert frames_read[-1] >= 0.95 * sent, f"read {frames_read[-1]} of the {sent} frames sent"
+    # Each fault costs at most a reconnect (watchdog 3 s, backoff ~1 s): the stream flows
+    # in most intervals, whatever pace a loaded machine lets the simulator keep.
+    flowing = sum(1 for count in per_interval if count) / len(per_interval)
+    assert flowing >= 0.75, f"the stream did not flow for most of the soak: frames per interval {per_interval}"
     assert topic_size(kafka, topic) == records
