@@ -72,8 +72,8 @@ FLEET: dict[str, tuple[int, float]] = {
     "okx": (300, 0.125), "bybit": (500, 0.125), "gateio": (800, 0.10),
     "binance": (400, 0.20), "kraken": (300, 0.05), "coinbase": (300, 0.075),
 }
-# Coinbase's snapshot takes one REST call per product, 10 a second (30 s for 300), before
-# its sockets open; Kraken and Korbit pace their connects a second apart.
+# Coinbase's snapshot takes one REST call per product, 10 a second (30 s for 300), beside
+# its sockets: measure after it. Kraken and Korbit pace their connects a second apart.
 FLEET_WARM_UP_S = 45
 
 

@@ -1,11 +1,14 @@
 """The worker runtime: one exchange, its sockets, its REST fallback, its sink.
 
-  startup   resolve markets (config list, or the exchange's market list), REST snapshot
+  startup   resolve markets (config list, or the exchange's market list); the REST
+            snapshot runs beside the sockets, which open at once (Coinbase's snapshot
+            is one paced call per product: ~30 s for 300)
   stream    one task per connection: connect, subscribe, keep alive, read frames;
             a watchdog closes a socket that goes silent; reconnects back off with
             jitter, never give up, and resubscribe
-  fallback  while a connection has delivered nothing for rest_fallback_after_s,
-            poll REST for its markets; stop as soon as the socket delivers again
+  fallback  once the snapshot is done, while a connection has delivered nothing for
+            rest_fallback_after_s, poll REST for its markets; stop as soon as the
+            socket delivers again
   sink      records to Kafka without awaiting; delivery reports on a steady poll
   stop      SIGTERM/SIGINT: close sockets, flush within stop_timeout_s, exit 0
 """
@@ -59,6 +62,9 @@ class Worker:
         self.replaying = False
         self.throttled = Throttled(log)
         self.connections: list[Connection] = []  # filled once the markets are known
+        # Set when the startup snapshot has run: the fallback polls only after it, so
+        # that the two never spend the exchange's REST rate limit twice at once.
+        self.snapshot_done = asyncio.Event()
         self._rest = RestClient(
             venue.headers, runtime.rest_timeout_s, runtime.backoff_initial_s,
             runtime.backoff_max_s, stats, log,
@@ -151,10 +157,10 @@ class Worker:
             "run %s: %d markets on %d connection(s)", self.sink.run, len(markets),
             -(-len(markets) // self.venue.markets_per_connection),
         )
-        await self.rest_poll(markets, "snapshot")
         per = self.venue.markets_per_connection
         self.connections = [Connection(self, markets[i:i + per], i // per) for i in range(0, len(markets), per)]
         async with asyncio.TaskGroup() as group:
+            group.create_task(self._snapshot(markets))
             for connection in self.connections:
                 group.create_task(connection.stream())
                 group.create_task(connection.fallback())
@@ -177,6 +183,12 @@ class Worker:
                 self.log.error("no market quoted in %s on %s; retrying in %.0f s", self.quotes, url, delay)
             await asyncio.sleep(delay * random.uniform(1.0, 1.5))
             delay = min(delay * 2, self.runtime.backoff_max_s)
+
+    async def _snapshot(self, markets: list[Market]) -> None:
+        try:
+            await self.rest_poll(markets, "snapshot")
+        finally:
+            self.snapshot_done.set()
 
     async def rest_poll(self, markets: list[Market], why: str) -> int:
         published = 0
@@ -360,6 +372,7 @@ class Connection:
         """Poll REST for this connection's markets while its socket delivers nothing."""
         runtime = self.worker.runtime
         polling = False
+        await self.worker.snapshot_done.wait()
         while True:
             silent_s = time.monotonic() - self.last_ws_record
             if silent_s >= runtime.rest_fallback_after_s:

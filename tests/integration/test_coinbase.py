@@ -109,16 +109,21 @@ def test_subscribe_deadline_ack_heartbeats_and_errors(simulator: Any) -> None:
                        "reason": "GIBBERISH-USD is not a valid product"}]
 
 
-def test_rest_is_one_paced_call_per_product_and_bad_frames_are_dead_lettered(
+def test_rest_is_one_paced_call_per_product_beside_the_socket_and_bad_frames_are_dead_lettered(
         kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
-    run = Run(kafka, simulator, worker, tmp_path, markets=6)
+    run = Run(kafka, simulator, worker, tmp_path, markets=20)
     symbols = set(run.sim.config["exchanges"]["coinbase"]["symbols"])
     run.socket_records(lambda records: {r["symbol"] for r in records} == symbols)
-    snapshot = sorted(value["received_ns"] for _, value in consume(
-        kafka, run.topics["ticker"], lambda got: len(got) >= len(symbols)) if value["source"] == "rest")
+
+    def rest(got: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        return sorted(value["received_ns"] for _, value in got if value["source"] == "rest")
+    messages = consume(kafka, run.topics["ticker"], lambda got: len(rest(got)) >= len(symbols))
+    snapshot = rest(messages)
     assert len(snapshot) == len(symbols) == run.sim.control("coinbase", "stats")["rest_calls"]
-    # At most 10 requests a second.
+    # At most 10 requests a second, ~2 s for 20 products: the socket did not wait for them.
     assert all(later - earlier >= 0.1e9 for earlier, later in zip(snapshot, snapshot[1:]))
+    first_socket_record = min(value["received_ns"] for _, value in messages if value["source"] == "ws")
+    assert first_socket_record < snapshot[-1] - 1e9
 
     run.sim.fault("coinbase", "unknown_symbol", count=1)
     run.sim.fault("coinbase", "wrong_shape", count=1)

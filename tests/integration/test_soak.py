@@ -84,6 +84,10 @@ def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker:
           f"fds={steady[0]['fds']:.0f}->{samples[-1][1]['fds']:.0f} "
           f"threads={steady[0]['threads']:.0f}->{samples[-1][1]['threads']:.0f} "
           f"tasks={min(steady_tasks)}..{max(steady_tasks)} cpu_cores={cpu_cores:.2f}")
+    by_minute = {}
+    for at, sample in samples:
+        by_minute[int(at // 60)] = max(by_minute.get(int(at // 60), 0.0), sample["rss_mb"])
+    print("peak RSS MB by minute: " + " ".join(f"{peak:.1f}" for peak in by_minute.values()))
     assert faults >= SOAK_S // FAULT_EVERY_S - 1
     assert max(rss) - min(rss) <= RSS_BOUND_MB, f"RSS grew: {min(rss):.1f} -> {max(rss):.1f} MB"
     assert samples[-1][1]["fds"] <= steady[0]["fds"] + 2, "file descriptors grew"
