@@ -1,6 +1,6 @@
 """python -m bench: how fast one worker is, stage by stage and end to end.
 
-  python -m bench                          every scenario (make bench), ~14 minutes
+  python -m bench                          every scenario (make bench), ~13 minutes
   python -m bench --scenario decode        one scenario: decode, produce, e2e or fleet
   python -m bench --scenario e2e --exchange upbit --seconds 10 --rates 1000,max
 
@@ -43,6 +43,7 @@ RESULTS = Path(__file__).parent / "results" / "latest.md"
 E2E_EXCHANGES = ("binance", "okx", "upbit")
 PRODUCE_RUNS = 3
 E2E_RUNS = 3
+FLEET_RUNS = 3
 PACED_RATE = 10_000.0
 PACED_FRAMES = 20_000  # 2 s at 10,000 msg/s
 NAIVE_PRODUCE_FRAMES = 100  # each waits for its ack: ~ms apiece
@@ -144,21 +145,28 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
 def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     total = arguments.fleet_rate
     lines = [f"## All ten workers at once: {total:,.0f} msg/s in all, each exchange's universe, "
-             f"{arguments.seconds:.0f} s after a warm-up", "",
+             f"{arguments.seconds:.0f} s after a warm-up; median [min–max] of {FLEET_RUNS} runs", "",
              "Each worker reads its own simulator process and produces to the local broker "
              "(acks=all, idempotent). Markets and shares of the total are estimates of the live feeds.",
              "", "| exchange | markets | offered msg/s | delivered records/s | worker CPU cores | worker RSS MB |",
              "|---|---|---|---|---|---|"]
     per_connection = {exchange: fresh_venue(exchange).markets_per_connection for exchange in FLEET}
+    runs = []
     with broker(scratch) as bootstrap:
-        rows = fleet(total, arguments.seconds, bootstrap, scratch, per_connection)
-    for row in rows:
-        lines.append(f"| {row.exchange} | {row.markets} | {row.offered_per_s:,.0f} | {row.records_per_s:,.0f} | "
-                     f"{row.cpu_cores:.3f} | {row.rss_mb:.0f} |")
-    lines.append(f"| **all ten** | {sum(row.markets for row in rows):,} | {total:,.0f} | "
-                 f"{sum(row.records_per_s for row in rows):,.0f} | **{sum(row.cpu_cores for row in rows):.2f}** | "
-                 f"{sum(row.rss_mb for row in rows):,.0f} |")
-    print("\n".join(lines[-len(rows) - 1:]), flush=True)
+        for number in range(FLEET_RUNS):
+            workdir = scratch / f"fleet{number}"
+            workdir.mkdir()
+            runs.append(fleet(total, arguments.seconds, bootstrap, workdir, per_connection))
+    for rows in zip(*runs):  # one exchange's row from every run
+        first = rows[0]
+        lines.append(f"| {first.exchange} | {first.markets} | {first.offered_per_s:,.0f} | "
+                     f"{spread(list(rows), lambda row: row.records_per_s, 0)} | "
+                     f"{spread(list(rows), lambda row: row.cpu_cores, 3)} | {spread(list(rows), lambda row: row.rss_mb, 0)} |")
+    lines.append(f"| **all ten** | {sum(row.markets for row in runs[0]):,} | {total:,.0f} | "
+                 f"{spread(runs, lambda run: sum(row.records_per_s for row in run), 0)} | "
+                 f"**{spread(runs, lambda run: sum(row.cpu_cores for row in run), 2)}** | "
+                 f"{spread(runs, lambda run: sum(row.rss_mb for row in run), 0)} |")
+    print("\n".join(lines[-len(runs[0]) - 1:]), flush=True)
     return lines
 
 
