@@ -58,6 +58,10 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):
     ws_url: str
     rest_url: str
+    # The same service on other hosts (a renamed exchange, a mirror), used after
+    # repeated failures on ws_url / rest_url (see shared.hosts).
+    alternate_ws_url: str | None = None
+    alternate_rest_url: str | None = None
     # Exactly one of: an explicit list in unified form, or every market quoted in these.
     symbols: list[UnifiedSymbol] | None = None
     quotes: list[Asset] | None = None

@@ -28,6 +28,7 @@ EXCHANGE_COUNTERS = (
     ("coinstream_rest_polls", "REST requests made (snapshots, fallback polls, retries).", "rest_polls"),
     ("coinstream_rest_errors", "REST requests that failed (5xx, timeout, connection error).", "rest_errors"),
     ("coinstream_rate_limit_waits", "Waits after HTTP 429/418 from the exchange.", "rate_limit_waits"),
+    ("coinstream_host_switches", "Moves between the exchange's host and its alternate host.", "host_switches"),
     ("coinstream_kafka_delivered", "Records and dead letters Kafka acknowledged.", "delivered"),
     ("coinstream_kafka_delivery_failures", "Records Kafka refused for good (kept in the undelivered file).",
      "delivery_failures"),

@@ -19,6 +19,7 @@ class Stats:
         self.dead_letters = 0
         self.exchange_errors = 0
         self.reconnects: Counter[str] = Counter()
+        self.host_switches = 0  # moves to the alternate host and back (shared.hosts)
         self.rest_polls = 0
         self.rest_errors = 0
         self.rate_limit_waits = 0
@@ -57,7 +58,7 @@ class Stats:
         return (
             f"counters frames={self.frames} records={self.records} "
             f"dead_letters={self.dead_letters} exchange_errors={self.exchange_errors} "
-            f"reconnects={sum(self.reconnects.values())}[{reasons}] "
+            f"reconnects={sum(self.reconnects.values())}[{reasons}] host_switches={self.host_switches} "
             f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "

@@ -32,6 +32,7 @@ from websockets.protocol import Event
 
 from shared import capture
 from shared.config import ExchangeConfig, Runtime
+from shared.hosts import Hosts
 from shared.log import Throttled
 from shared.record import DeadLetter, ExchangeError, ServerRestart
 from shared.rest import RestClient, RestUnavailable
@@ -69,6 +70,11 @@ class Worker:
             venue.headers, runtime.rest_timeout_s, runtime.backoff_initial_s,
             runtime.backoff_max_s, stats, log,
         )
+        # A REST call already retries before it fails for good: one such failure moves
+        # REST to the alternate host. A socket moves after three sessions in a row that
+        # delivered nothing (with the backoff, several seconds of a host refusing).
+        self.rest_hosts = Hosts("REST", exchange.rest_url, exchange.alternate_rest_url, 1, stats, log)
+        self.ws_hosts = Hosts("WebSocket", exchange.ws_url, exchange.alternate_ws_url, 3, stats, log)
         if exchange.symbols:
             markets = [venue.market(*symbol.split("-", 1)) for symbol in exchange.symbols]
             venue.learn(markets)
@@ -168,11 +174,10 @@ class Worker:
     async def _resolve_markets(self) -> list[Market]:
         if self.exchange.symbols:
             return [self.venue.market(*symbol.split("-", 1)) for symbol in self.exchange.symbols]
-        url = self.venue.market_list_url()
         delay = self.runtime.backoff_initial_s
         while True:
             try:
-                body, received_ns = await self._rest.get(url)
+                body, received_ns, url = await self._rest_get(self.venue.market_list_url())
                 self.on_rest_body(body, received_ns, url)
                 markets = self.venue.parse_market_list(body, self.quotes)
             except (RestUnavailable, ExchangeError, msgspec.DecodeError, ValueError) as error:
@@ -196,12 +201,25 @@ class Worker:
             if number and self.venue.rest_min_interval_s:
                 await asyncio.sleep(self.venue.rest_min_interval_s)
             try:
-                body, received_ns = await self._rest.get(url)
+                body, received_ns, url = await self._rest_get(url)
             except (RestUnavailable, ExchangeError) as error:
                 self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
                 continue
             published += self.on_rest_body(body, received_ns, url)
         return published
+
+    async def _rest_get(self, url: str) -> tuple[bytes, int, str]:
+        """GET `url` (as the venue builds it, on the primary host) on the REST host in use:
+        the body, when it arrived, and the URL it came from. If the call fails for good
+        and that moves REST to the alternate host, the same call once more there."""
+        try:
+            body, received_ns = await self._rest.get(self.rest_hosts.rebased(url))
+        except RestUnavailable:
+            if not self.rest_hosts.failed():
+                raise
+            body, received_ns = await self._rest.get(self.rest_hosts.rebased(url))
+        self.rest_hosts.succeeded()
+        return body, received_ns, self.rest_hosts.rebased(url)
 
     async def _report_stats(self) -> None:
         while True:
@@ -234,7 +252,9 @@ class Connection:
         self._opened = time.monotonic()
         self._stalled = False
         self.name = f"{worker.venue.name}#{index}"
-        self.url = worker.venue.ws_url(markets)
+        # As the venue builds it, on the primary host; `url` is on the host in use.
+        self._venue_url = worker.venue.ws_url(markets)
+        self.url = self._venue_url
         self.index = index
         protocol_ping = worker.venue.protocol_ping_interval_s
         self._protocol_ping_s = protocol_ping and (worker.runtime.ping_interval_s or protocol_ping)
@@ -279,7 +299,10 @@ class Connection:
             except (OSError, InvalidHandshake, TimeoutError) as error:
                 reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             if delivered:
+                self.worker.ws_hosts.succeeded()
                 delay = runtime.backoff_initial_s
+            elif self.worker.ws_hosts.failed():
+                delay = runtime.backoff_initial_s  # another host: its backoff starts over
             self.worker.stats.reconnects[_reason_key(reason)] += 1
             wait = delay * random.uniform(0.5, 1.5)
             self.worker.log.warning("%s: %s; reconnecting in %.1f s", self.name, reason, wait)
@@ -292,6 +315,7 @@ class Connection:
         self._opened = time.monotonic()
         self._stalled = False
         self._ended_by = asyncio.get_running_loop().create_future()
+        self.url = worker.ws_hosts.rebased(self._venue_url)
         async with connect(
             self.url,
             compression=None,  # permessage-deflate costs ~2 µs a frame; no exchange needs it

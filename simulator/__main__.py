@@ -40,6 +40,9 @@ def override_config(sims: list[ExchangeSim], host: str) -> dict[str, object]:
             "ws_url": f"ws://{host}:{sim.port}{sim.ws_paths[0]}",
             "rest_url": f"http://{host}:{sim.port}",
             "symbols": [f"{quote.base}-{quote.quote}" for quote in sim.quotes.values()],
+            # The simulator is the only host: no switching to the exchange's real alternate.
+            "alternate_ws_url": None,
+            "alternate_rest_url": None,
         }
     # No /metrics port: simulated workers must not take a real collector's ports.
     return {"exchanges": exchanges, "metrics": {"ports": {sim.name: 0 for sim in sims}}}
