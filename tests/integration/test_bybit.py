@@ -76,10 +76,13 @@ def test_app_pings_keep_the_socket_and_silent_clients_are_closed(
 def test_many_markets_subscribe_in_chunks_of_ten(kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
     sim, process, topics = _start(kafka, simulator, worker, tmp_path, markets=25)
     symbols = set(sim.config["exchanges"]["bybit"]["symbols"])
-    messages = consume(kafka, topics["ticker"], lambda got: {v["symbol"] for v in _ws(got)} == symbols)
+    def rest(got: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        return [value for _, value in got if value["source"] == "rest"]
+    messages = consume(kafka, topics["ticker"],
+                       lambda got: {v["symbol"] for v in _ws(got)} == symbols and len(rest(got)) >= len(symbols))
     # One REST call gave the whole snapshot, with bid/ask; the socket's tickers have none.
     assert sim.control("bybit", "stats")["rest_calls"] == 1
-    snapshot = [value for _, value in messages if value["source"] == "rest"]
+    snapshot = rest(messages)
     assert {record["symbol"] for record in snapshot} == symbols
     assert all(record["bid"] is not None and record["ask_size"] is not None for record in snapshot)
     assert all(record[key] is None for record in _ws(messages) for key in ("bid", "ask", "bid_size", "ask_size"))

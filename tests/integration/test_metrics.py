@@ -62,7 +62,7 @@ def test_metrics_follow_traffic_outage_and_deliveries(kafka: str, simulator: Any
     process = worker(EXCHANGE, config_path)
 
     def connected(samples: Samples) -> float | None:
-        """None until the worker has made its connection (after the REST snapshot)."""
+        """None until the worker has made its connection."""
         flags = {labels["connection"]: number for labels, number in samples.get("coinstream_ws_connected", [])}
         return flags.get("0")
 
