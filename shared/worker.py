@@ -71,8 +71,8 @@ class Worker:
             runtime.backoff_max_s, stats, log,
         )
         # A REST call already retries before it fails for good: one such failure moves
-        # REST to the alternate host. A socket moves after three sessions in a row that
-        # delivered nothing (with the backoff, several seconds of a host refusing).
+        # REST to the alternate host. A socket moves after three connects in a row that
+        # fail before the handshake completes (with the backoff, seconds of refusals).
         self.rest_hosts = Hosts("REST", exchange.rest_url, exchange.alternate_rest_url, 1, stats, log)
         self.ws_hosts = Hosts("WebSocket", exchange.ws_url, exchange.alternate_ws_url, 3, stats, log)
         if exchange.symbols:
@@ -251,6 +251,7 @@ class Connection:
         self.markets = markets
         self._opened = time.monotonic()
         self._stalled = False
+        self._handshake_done = False  # in the current session
         self.name = f"{worker.venue.name}#{index}"
         # As the venue builds it, on the primary host; `url` is on the host in use.
         self._venue_url = worker.venue.ws_url(markets)
@@ -299,8 +300,10 @@ class Connection:
             except (OSError, InvalidHandshake, TimeoutError) as error:
                 reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             if delivered:
-                self.worker.ws_hosts.succeeded()
                 delay = runtime.backoff_initial_s
+            # The host is judged by the handshake alone: a quiet market is no reason to move.
+            if self._handshake_done:
+                self.worker.ws_hosts.succeeded()
             elif self.worker.ws_hosts.failed():
                 delay = runtime.backoff_initial_s  # another host: its backoff starts over
             self.worker.stats.reconnects[_reason_key(reason)] += 1
@@ -316,6 +319,7 @@ class Connection:
         self._stalled = False
         self._ended_by = asyncio.get_running_loop().create_future()
         self.url = worker.ws_hosts.rebased(self._venue_url)
+        self._handshake_done = False
         async with connect(
             self.url,
             compression=None,  # permessage-deflate costs ~2 µs a frame; no exchange needs it
@@ -329,6 +333,7 @@ class Connection:
             create_connection=functools.partial(  # type: ignore[arg-type]
                 MessageConnection, self._on_message, worker.sink.serve_deliveries),
         ) as socket:
+            self._handshake_done = True
             for message in venue.subscribe_messages(self.markets):
                 await socket.send(message)
                 if venue.subscribe_gap_s:
