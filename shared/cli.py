@@ -25,6 +25,7 @@ from shared.worker import Worker
 EXIT_USAGE = 2
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: one of the worker's own tasks ended (a bug)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -98,4 +99,5 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         except OSError as error:
             fail(EXIT_CONFIG, f"metrics.ports.{name}: cannot serve /metrics on {host}:{port}: "
                               f"{error.strerror or error} (choose a free port, or 0 for no /metrics)")
-    uvloop.run(worker.run())
+    if not uvloop.run(worker.run()):
+        sys.exit(EXIT_SOFTWARE)  # supervisord restarts the worker; its spool carries over

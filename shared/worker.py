@@ -132,7 +132,8 @@ class Worker:
 
     # Live run. ----------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self) -> bool:
+        """Collect until SIGTERM/SIGINT; False if one of the worker's own tasks ended instead."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -143,9 +144,14 @@ class Worker:
         ]
         collect = asyncio.create_task(self._collect(), name="collect")
         stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({collect, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if collect in done:
-            collect.result()  # a crash here is a bug: let it surface
+        done, _ = await asyncio.wait({collect, stopping, *background}, return_when=asyncio.FIRST_COMPLETED)
+        # Every task but `stopping` runs until cancelled: one that ends is a bug (a sink
+        # loop that died would leave delivery reports unserved and the spool undrained).
+        # Say so, then stop as on SIGTERM: the queue is flushed or spooled, not lost.
+        ended = [task for task in done if task is not stopping]
+        for task in ended:
+            self.log.error("task %s ended: %r; stopping", task.get_name(), task.exception() or "returned",
+                           exc_info=task.exception())
         self.log.info("stopping: closing sockets, flushing %d queued records", self.sink.queue_depth())
         for task in (collect, *background):
             task.cancel()
@@ -156,6 +162,7 @@ class Worker:
             self.recorder.close()
         self.stats.report(self.log, self.sink.queue_depth())
         self.log.info("stopped")
+        return not ended
 
     async def _collect(self) -> None:
         markets = await self._resolve_markets()

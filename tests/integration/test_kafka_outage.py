@@ -62,7 +62,9 @@ def outage(broker: Broker, tmp_path: Path, simulator: Any, worker: Any, outage_s
     try:
         wait_until(drained, 120, "the spool to drain")
     except AssertionError:
-        raise AssertionError(f"not drained: {final_counters(process.log())}") from None
+        events = [line for line in process.log().splitlines() if " counters " not in line]
+        raise AssertionError(f"not drained: {final_counters(process.log())}; the worker's last events:\n"
+                             + "\n".join(events[-30:])) from None
     assert process.stop() == 0
     counters = final_counters(process.log())
     counters["outage_s"] = int(time.monotonic() - down_at)
