@@ -1,7 +1,7 @@
-"""Soak: one worker at 5,000 msg/s with a fault injected every 30 s, watched for growth.
+"""Soak: one worker (5,000 msg/s unless told) with a fault injected every 30 s, watched for growth.
 
-CI runs 2 minutes; the 10-minute soak is the same test with
-COINSTREAM_SOAK_SECONDS=600 .venv/bin/python -m pytest tests/integration/test_soak.py -s
+CI runs 2 minutes; the 10-minute soak at the performance target's 10,000 msg/s is the same test with
+COINSTREAM_SOAK_SECONDS=600 COINSTREAM_SOAK_RATE=10000 .venv/bin/python -m pytest tests/integration/test_soak.py -n 0 -s
 RSS must stay flat within RSS_BOUND_MB after the warm-up, file descriptors, threads and
 event-loop tasks must not grow, and every record published must be delivered. CPU is
 reported.
@@ -44,7 +44,7 @@ def _proc(pid: int) -> dict[str, float]:
     }
 
 
-def test_soak_at_5000_per_second_with_faults(kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+def test_soak_with_a_fault_every_30_seconds(kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
     # No journal: the simulator writes pre-rendered frames in bulk, so that its own CPU
     # does not set the pace on a loaded machine (the exactness tests use the journal).
     sim = simulator("binance", rate=RATE, markets=50, journal=False)
