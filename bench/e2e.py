@@ -23,10 +23,15 @@ class EndToEnd(msgspec.Struct):
     delivery_p99_ms: float | None
     rss_mb: float
     cpu_cores: float
+    # The Python thread's share (the event loop: sockets, parsing, produce()); the rest
+    # is librdkafka's threads.
+    main_thread_cores: float
 
 
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _proc_cpu_s(pid: int, thread: int | None = None) -> float:
+    """CPU seconds of process `pid`, or of its thread `thread` only."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -44,19 +49,21 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
     try:
         time.sleep(WARM_UP_S)
         pid = worker.process.pid
-        cpu0, lines0, t0 = _proc_cpu_s(pid), len(COUNTERS.findall(worker.log())), time.monotonic()
+        # The main thread's id is the process id.
+        cpu0, main0 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid)
+        lines0, t0 = len(COUNTERS.findall(worker.log())), time.monotonic()
         rss = []
         while time.monotonic() - t0 < seconds:
             time.sleep(1)
             rss.append(_rss_mb(pid))
-        cpu1, t1 = _proc_cpu_s(pid), time.monotonic()
+        cpu1, main1, t1 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid), time.monotonic()
         window = COUNTERS.findall(worker.log())[lines0:]
         delivered = [int(match[2]) for match in window]
         p50 = [float(match[3]) for match in window if match[3] != "None"]
         p99 = [float(match[4]) for match in window if match[4] != "None"]
         return EndToEnd((delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
                         statistics.median(p50) if p50 else None, max(p99) if p99 else None,
-                        max(rss), (cpu1 - cpu0) / (t1 - t0))
+                        max(rss), (cpu1 - cpu0) / (t1 - t0), (main1 - main0) / (t1 - t0))
     finally:
         worker.stop()
         sim.stop()
