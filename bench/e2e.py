@@ -96,15 +96,20 @@ class FleetRow(msgspec.Struct):
 def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
           markets_per_connection: dict[str, int]) -> list[FleetRow]:
     """Every worker at once, each against its own simulator process, `total_rate` msg/s in all."""
-    sims, workers = {}, {}
+    sims, configs, workers = {}, {}, {}
     try:
         for exchange, (markets, share) in FLEET.items():
             connections = -(-markets // markets_per_connection[exchange])
             scratch = workdir / exchange
             scratch.mkdir()
             sims[exchange] = Simulator(scratch, [exchange], total_rate * share / connections, markets, journal=False)
-            config = override_file(scratch, bootstrap, sims[exchange].config["exchanges"], {"stats_interval_s": 1})
-            workers[exchange] = WorkerProcess(exchange, config, scratch)
+            configs[exchange] = override_file(scratch, bootstrap, sims[exchange].config["exchanges"],
+                                              {"stats_interval_s": 1})
+        # Every topic exists before the first worker starts: a fresh broker creating topics
+        # while workers connect has kept one from its startup check (exit 69, which
+        # supervisord would retry and a benchmark cannot).
+        for exchange, config in configs.items():
+            workers[exchange] = WorkerProcess(exchange, config, config.parent)
         time.sleep(FLEET_WARM_UP_S)
         pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
         cpu0 = {exchange: _proc_cpu_s(pid) for exchange, pid in pids.items()}
