@@ -129,7 +129,10 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
     }
     path = workdir / f"coinstream-{tag}.yaml"
     path.write_text(yaml.safe_dump(override))
-    topics.ensure(configuration.load(path))
+    # Patient: on this 2-core VM the test brokers' controllers have been seen to stall for
+    # 10 s and more, all at once, while other tests load the machine; creating a test's
+    # topics is its setup, not what it tests.
+    topics.ensure(configuration.load(path), timeout_s=90)
     return path
 
 
