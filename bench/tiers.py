@@ -207,8 +207,10 @@ async def _feed(worker: Worker, frames: list[bytes], rate: float | None) -> tupl
     return durations, burst_starts, time.perf_counter() - started
 
 
-def _percentile_us(durations_ns: list[int], fraction: float) -> float:
-    return sorted(durations_ns)[int(len(durations_ns) * fraction)] / 1000
+def _percentiles_us(durations_ns: list[int]) -> tuple[float, float]:
+    """p50 and p99 in µs."""
+    ordered = sorted(durations_ns)
+    return ordered[len(ordered) // 2] / 1000, ordered[int(len(ordered) * 0.99)] / 1000
 
 
 async def _produce_run(exchange: str, frames: list[bytes], rate: float | None, bootstrap: str,
@@ -225,11 +227,11 @@ async def _produce_run(exchange: str, frames: list[bytes], rate: float | None, b
     finally:
         serving.cancel()
         sink.close(10)
-    first = [durations[index] for index in burst_starts] if rate is not None else []
+    first: tuple[float | None, float | None] = (
+        _percentiles_us([durations[index] for index in burst_starts]) if rate is not None else (None, None))
     return ProduceResult(
         "max" if rate is None else f"{rate:.0f}", len(frames) / elapsed,
-        _percentile_us(durations, 0.5), _percentile_us(durations, 0.99),
-        _percentile_us(first, 0.5) if first else None, _percentile_us(first, 0.99) if first else None,
+        *_percentiles_us(durations), *first,
         stats.latency_percentile_ms(0.5), stats.latency_percentile_ms(0.99),
     )
 
