@@ -53,10 +53,11 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     max_frame_bytes: Annotated[int, msgspec.Meta(gt=0)] = 4 * 1024 * 1024
     # Keepalive interval (protocol and application pings); unset: the exchange's own.
     ping_interval_s: Seconds | None = None
-    # After each socket read, leave the socket unread this long, so that the frames that
-    # arrive meanwhile are read and handled together: fewer wakeups at low rates (CPU),
-    # up to this much more latency. 0: read as soon as data arrives.
-    read_pause_s: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    # After a socket read, leave the socket unread for as long as about ten frames take to
+    # arrive at its current rate, at most this long, so that they are read and handled
+    # together: fewer wakeups at low rates (CPU), up to this much more latency; a fast
+    # feed is never paused (shared.worker.read_pause). 0: read as soon as data arrives.
+    read_pause_s: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
 
 
 class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,7 +1,8 @@
 """runtime.read_pause_s: frames that arrive during the pause are read together, none lost.
 
-With no pause every frame of a 1 ms-paced stream is its own read, so the records'
-receipt times are spread out; with a 20 ms pause they come in bursts, one burst a read.
+With no pause every frame of a 2 ms-paced stream is its own read, so the records'
+receipt times are spread out; with pauses of up to 20 ms (ten frames at 500 a second)
+they come in bursts, one burst a read.
 """
 
 import re
