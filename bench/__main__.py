@@ -13,7 +13,8 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
            pipeline waits for each record's ack
   e2e      tier 4 (bench.e2e): simulator process -> worker process -> broker, for
            Binance, OKX and Upbit at 1,000 and 10,000 msg/s and as fast as the worker
-           reads: records/s delivered, delivery latency, RSS, CPU; 3 runs each
+           reads: records/s delivered, delivery latency, RSS, CPU; 3 runs each; and
+           Binance at 1,000 msg/s with runtime.read_pause_s 0, the baseline of the pause
   fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
            msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
@@ -131,20 +132,26 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
              f"{arguments.seconds:.0f} s per run after a warm-up; median [min–max] of {E2E_RUNS} runs", "",
              "| exchange | offered msg/s | delivered records/s | produce→ack p50 ms ≤ | p99 ms ≤ | "
              "worker RSS MB | worker CPU cores | of which its Python thread |", "|---|---|---|---|---|---|---|---|"]
+    # The shipped settings, then the same worker reading every frame at once, as a
+    # baseline for what runtime.read_pause_s saves at a low rate.
+    cases = [(exchange, rate_text, {}) for exchange in arguments.exchange if exchange in E2E_EXCHANGES
+             for rate_text in arguments.rates.split(",")]
+    cases += [(exchange, rate_text, {"read_pause_s": 0}) for exchange, rate_text, _ in cases
+              if exchange == "binance" and rate_text == "1000"]
     with broker(scratch) as bootstrap:
-        for exchange in [name for name in arguments.exchange if name in E2E_EXCHANGES]:
-            for rate_text in arguments.rates.split(","):
-                rate = 1_000_000.0 if rate_text == "max" else float(rate_text)
-                runs = []
-                for _ in range(E2E_RUNS):
-                    workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
-                    runs.append(end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir))
-                lines.append(f"| {exchange} | {rate_text} | {spread(runs, lambda run: run.records_per_s, 0)} | "
-                             f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
-                             f"{spread(runs, lambda run: run.delivery_p99_ms, 1)} | "
-                             f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.cpu_cores, 2)} | "
-                             f"{spread(runs, lambda run: run.main_thread_cores, 2)} |")
-                print(lines[-1], flush=True)
+        for exchange, rate_text, runtime in cases:
+            rate = 1_000_000.0 if rate_text == "max" else float(rate_text)
+            runs = []
+            for _ in range(E2E_RUNS):
+                workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
+                runs.append(end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir, runtime))
+            label = rate_text + (", read_pause_s 0" if runtime else "")
+            lines.append(f"| {exchange} | {label} | {spread(runs, lambda run: run.records_per_s, 0)} | "
+                         f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
+                         f"{spread(runs, lambda run: run.delivery_p99_ms, 1)} | "
+                         f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.cpu_cores, 2)} | "
+                         f"{spread(runs, lambda run: run.main_thread_cores, 2)} |")
+            print(lines[-1], flush=True)
     return lines
 
 

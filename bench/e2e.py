@@ -42,9 +42,11 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path) -> EndToEnd:
+def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
+               runtime: dict[str, float] | None = None) -> EndToEnd:
+    """One run; `runtime` overrides the shipped runtime settings (read_pause_s: 0)."""
     sim = Simulator(workdir, [exchange], rate, markets=50, journal=False)
-    config = override_file(workdir, bootstrap, sim.config["exchanges"], {"stats_interval_s": 1})
+    config = override_file(workdir, bootstrap, sim.config["exchanges"], {"stats_interval_s": 1, **(runtime or {})})
     worker = WorkerProcess(exchange, config, workdir)
     try:
         time.sleep(WARM_UP_S)
