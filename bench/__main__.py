@@ -145,7 +145,7 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
             for _ in range(E2E_RUNS):
                 workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
                 runs.append(end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir, runtime))
-            label = rate_text + (", read_pause_s 0" if runtime else "")
+            label = rate_text + "".join(f", {key} {value}" for key, value in runtime.items())
             lines.append(f"| {exchange} | {label} | {spread(runs, lambda run: run.records_per_s, 0)} | "
                          f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
                          f"{spread(runs, lambda run: run.delivery_p99_ms, 1)} | "
