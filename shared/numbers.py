@@ -76,7 +76,8 @@ def plain_all_or_none(*texts: str | None) -> tuple[str | None, ...]:
 
 
 _JSON_VALUES = msgspec.json.Decoder(list[msgspec.Raw])
-_NUMBER_BYTES = b"0123456789.-"
+# What a comma-joined list of plain JSON numbers is made of.
+_NUMBER_LIST_BYTES = b"0123456789.-,"
 
 
 def _all_plain(texts: tuple[str, ...]) -> bool:
@@ -89,7 +90,7 @@ def _all_plain(texts: tuple[str, ...]) -> bool:
     the values stay raw. "" fails too ("[1,,2]" is malformed).
     """
     joined = ",".join(texts).encode()
-    if joined.translate(None, _NUMBER_BYTES + b","):
+    if joined.translate(None, _NUMBER_LIST_BYTES):
         return False
     try:
         return len(_JSON_VALUES.decode(b"[" + joined + b"]")) == len(texts)
@@ -142,6 +143,21 @@ def raw_plain_or_none(raw: msgspec.Raw) -> str | None:
     if text == "null":
         return None
     raise NumberError(f"not a number: {text[:40]!r}")
+
+
+def raw_plain_all_or_none(*raws: msgspec.Raw) -> list[str | None]:
+    """raw_plain_or_none() of every Raw, in one pass.
+
+    str() of a Raw costs ~0.25 µs, 2 µs for Kraken's eight numbers: joined, the Raws are
+    checked and turned into text once. Each Raw is one JSON value the decoder has already
+    validated, so one made only of digits, '.' and '-' is a JSON number without exponent,
+    a plain decimal, and holds no comma to split on. Anything else (null, a quoted
+    number, an exponent) goes through raw_plain_or_none().
+    """
+    joined = b",".join(raws)
+    if not joined.translate(None, _NUMBER_LIST_BYTES):
+        return joined.decode().split(",")
+    return list(map(raw_plain_or_none, raws))
 
 
 _NUMBER_START = frozenset("-0123456789")

@@ -44,7 +44,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.numbers import ABSENT, raw_plain, raw_plain_or_none
+from shared.numbers import ABSENT, NumberError, raw_plain, raw_plain_all_or_none
 from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
 from shared.venue import Market, Venue
 
@@ -172,12 +172,13 @@ class Kraken(Venue):
     def _ticker(self, item: Data, received_ns: int) -> Ticker:
         raw = item.symbol
         stamp = item.timestamp
+        last, bid, ask, bid_qty, ask_qty, high, low, volume = raw_plain_all_or_none(
+            item.last, item.bid, item.ask, item.bid_qty, item.ask_qty, item.high, item.low, item.volume)
+        if last is None:
+            raise NumberError("ticker without a last price")
         return Ticker(
-            self.name, self.symbol_of(raw), raw, raw_plain(item.last),
-            raw_plain_or_none(item.bid), raw_plain_or_none(item.ask),
-            raw_plain_or_none(item.bid_qty), raw_plain_or_none(item.ask_qty),
-            None, raw_plain_or_none(item.high), raw_plain_or_none(item.low),
-            raw_plain_or_none(item.volume), None,
+            self.name, self.symbol_of(raw), raw, last, bid, ask, bid_qty, ask_qty,
+            None, high, low, volume, None,
             None if stamp is None else (stamp - EPOCH) // ONE_MS, received_ns, "ws",
         )
 

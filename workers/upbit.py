@@ -26,7 +26,7 @@ import uuid
 import msgspec
 
 from shared import cli
-from shared.numbers import ABSENT, raw_plain, raw_plain_or_none
+from shared.numbers import ABSENT, NumberError, raw_plain_all_or_none
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue, comma_joined_urls
 
@@ -117,13 +117,16 @@ class Upbit(Venue):
         return [self._ticker(item.market, item, received_ns, "rest") for item in self._rest_tickers.decode(body)]
 
     def _ticker(self, raw: str, prices: Prices, received_ns: int, source: Source) -> Ticker:
+        last, open_24h, high_24h, low_24h, volume_24h, quote_volume_24h = raw_plain_all_or_none(
+            prices.trade_price, prices.opening_price, prices.high_price, prices.low_price,
+            prices.acc_trade_volume_24h, prices.acc_trade_price_24h)
+        if last is None:
+            raise NumberError("ticker without a trade_price")
         # The ticker type carries no best bid/ask.
         return Ticker(
-            self.name, self.symbol_of(raw), raw, raw_plain(prices.trade_price),
-            None, None, None, None,
-            raw_plain_or_none(prices.opening_price), raw_plain_or_none(prices.high_price),
-            raw_plain_or_none(prices.low_price), raw_plain_or_none(prices.acc_trade_volume_24h),
-            raw_plain_or_none(prices.acc_trade_price_24h), prices.timestamp, received_ns, source,
+            self.name, self.symbol_of(raw), raw, last, None, None, None, None,
+            open_24h, high_24h, low_24h, volume_24h, quote_volume_24h,
+            prices.timestamp, received_ns, source,
         )
 
 

@@ -81,7 +81,7 @@ def test_frames_we_never_ask_for_are_dead_lettered(venue: Bithumb, name: str) ->
 
 @pytest.mark.parametrize(("sent", "changed", "error", "message"), [
     (b'"code":"KRW-BTC"', b'"code":"KRW-NOPE"', FrameError, "unknown symbol 'KRW-NOPE'"),
-    (b'"trade_price":493100', b'"trade_price":null', NumberError, "null where a number is required"),
+    (b'"trade_price":493100', b'"trade_price":null', NumberError, "ticker without a trade_price"),
 ])
 def test_unknown_symbol_and_missing_price_are_rejected(
         venue: Bithumb, sent: bytes, changed: bytes, error: type[Exception], message: str) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.numbers import (ABSENT, NumberError, plain, plain_all, plain_all_or_none, plain_all_unless_empty,
-                            plain_or_none, plain_unless_empty, raw_plain, raw_plain_or_none)
+                            plain_or_none, plain_unless_empty, raw_plain, raw_plain_all_or_none, raw_plain_or_none)
 
 
 class Holder(msgspec.Struct):
@@ -90,3 +90,20 @@ def test_checking_a_ticker_s_numbers_together_equals_checking_each(texts: list[s
 
 def test_plain_all_or_none_keeps_missing_values() -> None:
     assert plain_all_or_none("1.5", None, "2E1") == ("1.5", None, "20")
+
+
+JSON_VALUES = ["0E-8", "1.16539E8", "-1.5e-3", '"0.35210000"', '"1."', '"abc"', "null", "true", "[1,2]",
+               '{"a":1}', '"1,2"', "0", "-0", "31883000", "95078733694.3792000000000000"]
+
+
+@given(st.lists(st.one_of(st.sampled_from(JSON_VALUES),
+                          st.decimals(allow_nan=False, allow_infinity=False).map(str)), min_size=1, max_size=10))
+def test_converting_raw_numbers_together_equals_converting_each(json_values: list[str]) -> None:
+    """raw_plain_all_or_none returns what raw_plain_or_none returns for each, and raises where it raises."""
+    raws = [_raw(value) for value in json_values]
+    expected = [_outcome(raw_plain_or_none, raw) for raw in raws]
+    if NumberError in expected:
+        with pytest.raises(NumberError):
+            raw_plain_all_or_none(*raws)
+    else:
+        assert raw_plain_all_or_none(*raws) == expected
