@@ -33,6 +33,8 @@ EXCHANGE_COUNTERS = (
     ("coinstream_kafka_delivery_failures", "Records Kafka refused for good (kept in the undelivered file).",
      "delivery_failures"),
     ("coinstream_spool_dropped", "Records dropped because the disk spool was full.", "spool_dropped"),
+    ("coinstream_kafka_producer_replacements", "Stuck Kafka producers replaced by a new one.",
+     "producer_replacements"),
 )
 # The histogram's `le` labels, in seconds, as Prometheus writes them.
 _LATENCY_LE = tuple(floatToGoString(bound / 1000) for bound in LATENCY_BOUNDS_MS)

@@ -28,6 +28,7 @@ class Stats:
         self.spooled = 0
         self.spool_dropped = 0
         self.spool_bytes = 0
+        self.producer_replacements = 0  # stuck Kafka producers replaced (shared.sink.STUCK_AFTER_S)
         self.asyncio_tasks = 0  # sampled by the stats reporter, once an interval
         # Delivery latencies since the last report, bucketed (LATENCY_BOUNDS_MS).
         self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
@@ -63,6 +64,7 @@ class Stats:
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "
             f"spooled={self.spooled} spool_bytes={self.spool_bytes} spool_dropped={self.spool_dropped} "
+            f"producer_replacements={self.producer_replacements} "
             f"delivery_p50_ms<={self.latency_percentile_ms(0.5)} delivery_p99_ms<={self.latency_percentile_ms(0.99)} "
             f"tasks={self.asyncio_tasks}"
         )
