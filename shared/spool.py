@@ -64,13 +64,25 @@ class DiskSpool:
         """Put records before everything spooled (they are older): a segment of their own."""
         if not records:
             return
+        lines = [b"%s\t%s\t%s\n" % (topic.encode(), key, value) for topic, key, value in records]
+        added = sum(map(len, lines))
+        if self._reader is not None:
+            # The oldest segment is partly read, a position only the reader knows: its
+            # unread rest follows the records in the new segment and the old file goes,
+            # so that nothing read is sent again and nothing prepended is skipped.
+            if self._writer is not None and len(self._segments) == 1:
+                self._writer.close()  # flushes the lines the rest must include
+                self._writer = None
+            lines.append(self._reader.read())
+            self._reader.close()
+            self._reader = None
+            self._segments.popleft().unlink()
         number = self._number(self._segments[0]) - 1 if self._segments else 0
         path = self._directory / f"{self._name}.{number:+013d}.spool"
         with open(path, "wb") as segment:
-            for topic, key, value in records:
-                segment.write(b"%s\t%s\t%s\n" % (topic.encode(), key, value))
+            segment.writelines(lines)
         self._segments.appendleft(path)
-        self._bytes += path.stat().st_size
+        self._bytes += added
         self._stats.spooled += len(records)
 
     def peek(self) -> tuple[str, bytes, bytes] | None:

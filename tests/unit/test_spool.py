@@ -88,3 +88,29 @@ def test_reading_while_the_same_segment_is_still_being_written(tmp_path: Path) -
     seen += drain(spool)
     assert seen == [record(n)[2] for n in range(20)]
     assert not spool
+
+
+def _read(spool: DiskSpool, count: int) -> list[bytes]:
+    values = []
+    for _ in range(count):
+        found = spool.peek()
+        assert found is not None
+        values.append(found[2])
+        spool.pop()
+    return values
+
+
+def test_prepending_to_a_partly_read_spool_skips_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+    """What a replaced producer held goes before the spool's unread rest."""
+    for max_bytes in (1024 * 1024, 8 * 1024):  # the oldest segment is the one written to; it is not
+        directory = tmp_path / str(max_bytes)
+        stats = Stats()
+        spool = DiskSpool(directory, "binance", max_bytes, "drop_oldest", stats, LOG)
+        for number in range(100, 300):
+            spool.append(*record(number))
+        assert _read(spool, 30) == [record(n)[2] for n in range(100, 130)]
+        spool.prepend([record(n) for n in range(10)])
+        spool.append(*record(300))
+        assert drain(spool) == [record(n)[2] for n in [*range(10), *range(130, 301)]]
+        assert not spool and stats.spooled == 211
+        assert not list(directory.glob("*.spool"))
