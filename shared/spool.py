@@ -65,25 +65,38 @@ class DiskSpool:
         if not records:
             return
         lines = [b"%s\t%s\t%s\n" % (topic.encode(), key, value) for topic, key, value in records]
-        added = sum(map(len, lines))
-        if self._reader is not None:
-            # The oldest segment is partly read, a position only the reader knows: its
-            # unread rest follows the records in the new segment and the old file goes,
-            # so that nothing read is sent again and nothing prepended is skipped.
-            if self._writer is not None and len(self._segments) == 1:
-                self._writer.close()  # flushes the lines the rest must include
-                self._writer = None
-            lines.append(self._reader.read())
-            self._reader.close()
+        self._write_oldest_segment(lines + self._take_unread_rest())
+        self._bytes += sum(map(len, lines))
+        self._stats.spooled += len(records)
+
+    def _take_unread_rest(self) -> list[bytes]:
+        """The unread rest of a partly read oldest segment, whose file goes.
+
+        How far it was read only the reader knows: written anew without the read part,
+        nothing read is sent again (by this run or the next) and nothing put before it
+        is skipped.
+        """
+        if self._reader is None:
+            return []
+        if not self._reader.tell():
+            self._reader.close()  # the segment stays as it is, to be opened again when read
             self._reader = None
-            self._segments.popleft().unlink()
+            return []
+        if self._writer is not None and len(self._segments) == 1:
+            self._writer.close()  # flushes the lines the rest must include
+            self._writer = None
+        rest = self._reader.read()
+        self._reader.close()
+        self._reader = None
+        self._segments.popleft().unlink()
+        return [rest] if rest else []
+
+    def _write_oldest_segment(self, lines: list[bytes]) -> None:
         number = self._number(self._segments[0]) - 1 if self._segments else 0
         path = self._directory / f"{self._name}.{number:+013d}.spool"
         with open(path, "wb") as segment:
             segment.writelines(lines)
         self._segments.appendleft(path)
-        self._bytes += added
-        self._stats.spooled += len(records)
 
     def peek(self) -> tuple[str, bytes, bytes] | None:
         """The oldest record, left in place until pop()."""
@@ -115,6 +128,9 @@ class DiskSpool:
         self._bytes -= len(line)
 
     def close(self) -> None:
+        """Close the files; a partly read oldest segment keeps only its unread rest, for the next run."""
+        if rest := self._take_unread_rest():
+            self._write_oldest_segment(rest)
         for handle in (self._reader, self._writer):
             if handle is not None:
                 handle.close()

@@ -114,3 +114,16 @@ def test_prepending_to_a_partly_read_spool_skips_nothing_and_repeats_nothing(tmp
         assert drain(spool) == [record(n)[2] for n in [*range(10), *range(130, 301)]]
         assert not spool and stats.spooled == 211
         assert not list(directory.glob("*.spool"))
+
+
+def test_a_new_run_goes_on_where_a_stopped_one_left_a_partly_read_spool(tmp_path: Path) -> None:
+    for max_bytes in (1024 * 1024, 8 * 1024):
+        directory = tmp_path / str(max_bytes)
+        spool = DiskSpool(directory, "binance", max_bytes, "drop_oldest", Stats(), LOG)
+        for number in range(200):
+            spool.append(*record(number))
+        assert _read(spool, 30) == [record(n)[2] for n in range(30)]
+        spool.close()
+        again = DiskSpool(directory, "binance", max_bytes, "drop_oldest", Stats(), LOG)
+        assert again.size_bytes == sum(len(b"t\tk\t%s\n" % record(n)[2]) for n in range(30, 200))
+        assert drain(again) == [record(n)[2] for n in range(30, 200)]
