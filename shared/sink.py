@@ -31,9 +31,9 @@ POLL_INTERVAL_S = 0.1
 # librdkafka (2.16) can stay stuck after a broker restart that left a partition without a
 # leader for a moment (a single node, or replication factor 1): its queue never moves
 # again, even once metadata names the leader (librdkafka issue #5430). Measured against
-# the bundled broker: 2 of ~60 restarts, after which the producer did not recover in the
-# 60 and 150 s watched (the second with topic.metadata.refresh.interval.ms at 10 s),
-# while a healthy one resumes 1-3 s after the broker is back. So: with records queued, no delivery report,
+# the bundled broker: a bare producer stuck after 2 of ~60 restarts and did not recover
+# in the 60 and 150 s watched (the second with topic.metadata.refresh.interval.ms at
+# 10 s); a worker after 3 of 33, while a healthy one resumes 1-3 s after the broker is back. So: with records queued, no delivery report,
 # and a fresh client seeing every partition led for STUCK_AFTER_S, the producer is
 # replaced. Probed every PROBE_INTERVAL_S while deliveries stand still.
 PROBE_INTERVAL_S = 5.0
