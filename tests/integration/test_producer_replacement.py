@@ -1,7 +1,7 @@
 """The sink's way out of a stuck librdkafka producer (shared.sink, STUCK_AFTER_S).
 
 What gets a producer stuck (librdkafka issue #5430, after a broker restart that left a
-partition leaderless) cannot be brought about on demand: 3 of 33 restarts of a worker
+partition leaderless) cannot be brought about on demand: 7 of 57 restarts of a worker
 here. So its two parts are driven against the real broker one by one: the probe that tells
 a stuck producer from a Kafka outage, and the replacement, which must neither lose
 nor reorder a record.
@@ -38,7 +38,8 @@ class Lines(logging.Handler):
 
 def _sink(tmp_path: Path, bootstrap: str, producer: dict[str, Any] | None = None,
           ticker_topic: str | None = None) -> tuple[KafkaSink, str, Lines]:
-    path = override_file(tmp_path, bootstrap, {"binance": {"ws_url": "ws://127.0.0.1/x", "rest_url": "http://127.0.0.1"}})
+    endpoints = {"binance": {"ws_url": "ws://127.0.0.1/x", "rest_url": "http://127.0.0.1"}}
+    path = override_file(tmp_path, bootstrap, endpoints)
     config = configuration.load(path)
     lines = Lines()
     log = logging.getLogger(f"test.replacement.{path.stem}")
@@ -86,7 +87,7 @@ def test_a_replaced_producer_delivers_every_record_once_in_order(kafka: str, tmp
     [line] = [line for line in lines.lines if "librdkafka is stuck" in line]
     assert sink.stats.delivered == RECORDS, line
     records = [value for _, value in consume(kafka, topic, lambda got: len(got) >= RECORDS, timeout_s=60)]
-    # Records sent but unanswered when the producer was replaced may come twice: the line counts them.
+    # Records in flight when a live producer is replaced may come twice: the line counts them.
     unanswered = int(line.split("(")[1].split(" ")[0])
     assert RECORDS <= len(records) <= RECORDS + unanswered
     unique = list({record["seq"]: record for record in records}.values())
