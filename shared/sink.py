@@ -33,7 +33,7 @@ POLL_INTERVAL_S = 0.1
 # again, even once metadata names the leader (librdkafka issue #5430). Measured against
 # the bundled broker: a bare producer stuck after 2 of ~60 restarts and did not recover
 # in the 60 and 150 s watched (the second with topic.metadata.refresh.interval.ms at
-# 10 s); a worker after 7 of 57, while a healthy one resumes 1-3 s after the broker is
+# 10 s); a worker after 8 of 128, while a healthy one resumes 1-3 s after the broker is
 # back. So: with records queued, no delivery report, and a fresh client seeing every
 # partition led for STUCK_AFTER_S, the producer is replaced. Probed every
 # PROBE_INTERVAL_S while deliveries stand still.

@@ -1,7 +1,7 @@
 """The sink's way out of a stuck librdkafka producer (shared.sink, STUCK_AFTER_S).
 
 What gets a producer stuck (librdkafka issue #5430, after a broker restart that left a
-partition leaderless) cannot be brought about on demand: 7 of 57 restarts of a worker
+partition leaderless) cannot be brought about on demand: 8 of 128 restarts of a worker
 here. So its two parts are driven against the real broker one by one: the probe that tells
 a stuck producer from a Kafka outage, and the replacement, which must neither lose
 nor reorder a record.
