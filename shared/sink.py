@@ -300,7 +300,8 @@ class KafkaSink:
         self.stats.producer_replacements += 1
         # Also a queued record may be in Kafka already: one sent before the connection was
         # lost and queued again for a retry, which only the old producer id would have
-        # let the broker recognise. Measured: 2,097 repeats in a run with 3 replacements, 0 in one with 1.
+        # let the broker recognise. Measured: 2,097 repeats in a run with 3 replacements,
+        # 0 in one with 1.
         self._log.error(
             "kafka: no delivery for %.0f s while every partition has a leader: librdkafka is stuck; "
             "%d records moved to the spool (%d of them in flight) and a new producer started; "

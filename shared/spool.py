@@ -61,7 +61,7 @@ class DiskSpool:
         self._stats.spooled += 1
 
     def prepend(self, records: list[tuple[str, bytes, bytes]]) -> None:
-        """Put records before everything spooled (they are older): a segment of their own."""
+        """Put records before everything spooled (they are older), in a new oldest segment."""
         if not records:
             return
         lines = [b"%s\t%s\t%s\n" % (topic.encode(), key, value) for topic, key, value in records]
