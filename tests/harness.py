@@ -26,9 +26,20 @@ KAFKA_LOCAL = ROOT / "kafka" / "kafka-local.sh"
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: all held at once while chosen, since a port closed
+    again may be the kernel's very next answer."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
@@ -125,7 +136,7 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
         "runtime": runtime,
         "exchanges": exchange_sections,
         # Ports of its own: tests (and a developer's collector) run side by side.
-        "metrics": {"ports": {name: free_port() for name in exchange_sections}},
+        "metrics": {"ports": dict(zip(exchange_sections, free_ports(len(exchange_sections))))},
     }
     path = workdir / f"coinstream-{tag}.yaml"
     path.write_text(yaml.safe_dump(override))
