@@ -14,7 +14,8 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
   e2e      tier 4 (bench.e2e): simulator process -> worker process -> broker, for
            Binance, OKX and Upbit at 1,000 and 10,000 msg/s and as fast as the worker
            reads: records/s delivered, delivery latency, RSS, CPU; 3 runs each; and
-           Binance at 1,000 msg/s with runtime.read_pause_s 0, the baseline of the pause
+           Binance at 1,000 msg/s with runtime.read_pause_s 0, the baseline of the pause;
+           then the stack's ceiling (bench.ceiling) flat out on the same three feeds
   fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
            msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
@@ -35,7 +36,7 @@ from typing import TypeVar
 
 import confluent_kafka
 
-from bench.e2e import FLEET, end_to_end, fleet
+from bench.e2e import FLEET, MAX_RATE, EndToEnd, ceiling, end_to_end, fleet
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
 from tests.harness import Broker
@@ -138,13 +139,16 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
              for rate_text in arguments.rates.split(",")]
     cases += [(exchange, rate_text, {"read_pause_s": 0}) for exchange, rate_text, _ in cases
               if exchange == "binance" and rate_text == "1000"]
+    flat_out: dict[str, list[EndToEnd]] = {}
     with broker(scratch) as bootstrap:
         for exchange, rate_text, runtime in cases:
-            rate = 1_000_000.0 if rate_text == "max" else float(rate_text)
+            rate = MAX_RATE if rate_text == "max" else float(rate_text)
             runs = []
             for _ in range(E2E_RUNS):
                 workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
                 runs.append(end_to_end(exchange, rate, arguments.seconds, bootstrap, workdir, runtime))
+            if rate_text == "max" and not runtime:
+                flat_out[exchange] = runs
             label = rate_text + "".join(f", {key} {value}" for key, value in runtime.items())
             lines.append(f"| {exchange} | {label} | {spread(runs, lambda run: run.records_per_s, 0)} | "
                          f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
@@ -152,6 +156,31 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
                          f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.cpu_cores, 2)} | "
                          f"{spread(runs, lambda run: run.main_thread_cores, 2)} |")
             print(lines[-1], flush=True)
+        if flat_out:
+            lines += ceiling_table(flat_out, arguments.seconds, bootstrap, scratch)
+    return lines
+
+
+def ceiling_table(flat_out: dict[str, list[EndToEnd]], seconds: float, bootstrap: str, scratch: Path) -> list[str]:
+    """bench.ceiling on each exchange's feed, flat out, against the worker's max runs."""
+    lines = ["", f"### The stack's ceiling on this machine: bench.ceiling in the worker's place, flat out; "
+             f"median [min–max] of {E2E_RUNS} runs", "",
+             "The same feed, broker and librdkafka settings, read the worker's way (MessageConnection); "
+             "per frame only a decode into eight fields, an encode and a produce with a delivery "
+             "callback: no number check, symbol map, full record, seq or spool.", "",
+             "| exchange | ceiling records/s | ceiling CPU cores | of which its Python thread "
+             "| coinstream records/s | coinstream ÷ ceiling |", "|---|---|---|---|---|---|"]
+    for exchange, worker_runs in flat_out.items():
+        runs = []
+        for _ in range(E2E_RUNS):
+            workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-ceiling-", dir=scratch))
+            runs.append(ceiling(exchange, seconds, bootstrap, workdir))
+        worker_rate = statistics.median(run.records_per_s for run in worker_runs)
+        ceiling_rate = statistics.median(run.records_per_s for run in runs)
+        lines.append(f"| {exchange} | {spread(runs, lambda run: run.records_per_s, 0)} | "
+                     f"{spread(runs, lambda run: run.cpu_cores, 2)} | {spread(runs, lambda run: run.main_thread_cores, 2)} | "
+                     f"{worker_rate:,.0f} | {worker_rate / ceiling_rate:.0%} |")
+        print(lines[-1], flush=True)
     return lines
 
 

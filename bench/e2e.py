@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -14,7 +15,9 @@ from tests.harness import Simulator, WorkerProcess, override_file
 
 COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .*"
                       r"delivery_p50_ms<=(\S+) delivery_p99_ms<=(\S+)")
+CEILING_COUNTS = re.compile(r"ceiling delivered=(\d+)")
 WARM_UP_S = 5  # connect, snapshot, first librdkafka batches
+MAX_RATE = 1_000_000.0  # frames/s asked of the simulator for "as fast as the reader reads"
 
 
 class EndToEnd(msgspec.Struct):
@@ -42,6 +45,26 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _watch(process: WorkerProcess, pattern: re.Pattern[str], seconds: float) -> tuple[list[Any], float, float, float]:
+    """The counter lines `process` logged while watched for `seconds`; its peak RSS MB,
+    CPU cores, and its Python thread's cores."""
+    pid = process.process.pid
+    # The main thread's id is the process id.
+    cpu0, main0 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid)
+    lines0, t0 = len(pattern.findall(process.log())), time.monotonic()
+    rss = []
+    while time.monotonic() - t0 < seconds:
+        time.sleep(1)
+        rss.append(_rss_mb(pid))
+    cpu1, main1, t1 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid), time.monotonic()
+    return pattern.findall(process.log())[lines0:], max(rss), (cpu1 - cpu0) / (t1 - t0), (main1 - main0) / (t1 - t0)
+
+
+def _per_second(delivered: list[int]) -> float:
+    """Records a second from cumulative counts printed once a second."""
+    return (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1)
+
+
 def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
                runtime: dict[str, float] | None = None) -> EndToEnd:
     """One run; `runtime` overrides the shipped runtime settings (read_pause_s: 0)."""
@@ -50,24 +73,31 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
     worker = WorkerProcess(exchange, config, workdir)
     try:
         time.sleep(WARM_UP_S)
-        pid = worker.process.pid
-        # The main thread's id is the process id.
-        cpu0, main0 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid)
-        lines0, t0 = len(COUNTERS.findall(worker.log())), time.monotonic()
-        rss = []
-        while time.monotonic() - t0 < seconds:
-            time.sleep(1)
-            rss.append(_rss_mb(pid))
-        cpu1, main1, t1 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid), time.monotonic()
-        window = COUNTERS.findall(worker.log())[lines0:]
-        delivered = [int(match[2]) for match in window]
+        window, rss, cpu, main_thread = _watch(worker, COUNTERS, seconds)
         p50 = [float(match[3]) for match in window if match[3] != "None"]
         p99 = [float(match[4]) for match in window if match[4] != "None"]
-        return EndToEnd((delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
+        return EndToEnd(_per_second([int(match[2]) for match in window]),
                         statistics.median(p50) if p50 else None, max(p99) if p99 else None,
-                        max(rss), (cpu1 - cpu0) / (t1 - t0), (main1 - main0) / (t1 - t0))
+                        rss, cpu, main_thread)
     finally:
         worker.stop()
+        sim.stop()
+
+
+def ceiling(exchange: str, seconds: float, bootstrap: str, workdir: Path) -> EndToEnd:
+    """bench.ceiling in the worker's place, flat out: the bare stack on the same feed."""
+    sim = Simulator(workdir, [exchange], MAX_RATE, markets=50, journal=False)
+    config = override_file(workdir, bootstrap, sim.config["exchanges"])
+    bare = WorkerProcess(exchange, config, workdir, "--exchange", exchange, module="bench.ceiling")
+    try:
+        time.sleep(WARM_UP_S)
+        window, rss, cpu, main_thread = _watch(bare, CEILING_COUNTS, seconds)
+        if len(window) < 2 or window[-1] == window[0]:
+            raise RuntimeError(f"{exchange}: bench.ceiling delivered nothing while measured; its log:\n"
+                               f"{bare.log()[-3000:]}")
+        return EndToEnd(_per_second([int(count) for count in window]), None, None, rss, cpu, main_thread)
+    finally:
+        bare.stop()
         sim.stop()
 
 

@@ -148,14 +148,17 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
 
 
 class WorkerProcess:
-    """`python -m workers.<exchange>`, exactly as supervisord runs it."""
+    """`python -m workers.<exchange>`, exactly as supervisord runs it.
 
-    def __init__(self, exchange: str, config_path: Path, workdir: Path, *extra: str) -> None:
+    `module` runs another program with the same arguments instead (bench.ceiling).
+    """
+
+    def __init__(self, exchange: str, config_path: Path, workdir: Path, *extra: str, module: str = "") -> None:
         self.exchange = exchange
         self.log_path = workdir / f"{exchange}-{uuid.uuid4().hex[:6]}.log"
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"workers.{exchange}", "--config", str(config_path), *extra],
+            [sys.executable, "-m", module or f"workers.{exchange}", "--config", str(config_path), *extra],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
