@@ -84,9 +84,9 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
         sim.stop()
 
 
-def ceiling(exchange: str, seconds: float, bootstrap: str, workdir: Path) -> EndToEnd:
-    """bench.ceiling in the worker's place, flat out: the bare stack on the same feed."""
-    sim = Simulator(workdir, [exchange], MAX_RATE, markets=50, journal=False)
+def ceiling(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path) -> EndToEnd:
+    """bench.ceiling in the worker's place: the bare stack on the same feed and settings."""
+    sim = Simulator(workdir, [exchange], rate, markets=50, journal=False)
     config = override_file(workdir, bootstrap, sim.config["exchanges"])
     bare = WorkerProcess(exchange, config, workdir, "--exchange", exchange, module="bench.ceiling")
     try:
