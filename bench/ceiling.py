@@ -3,9 +3,9 @@
   python -m bench.ceiling --exchange binance --config PATH
 
 One process reads the simulator's socket as the worker does (MessageConnection,
-no compression, the configured runtime.read_pause_s), decodes each frame into a Struct of the ticker's eight fields,
-prices kept as sent, encodes a record of them with a reused msgspec encoder, and
-produces it with the worker's librdkafka settings and a delivery callback. Missing
+no compression, the configured runtime.read_pause_s), decodes each frame into a
+Struct of the ticker's eight fields, prices kept as sent, encodes a record of them
+with a reused msgspec encoder, and produces it with the worker's librdkafka settings and a delivery callback. Missing
 on purpose: the number checks, the symbol map, the full record, run and seq, the
 spool, the counters. It is the least work this stack does for a ticker, measured
 by the bench beside the worker on the same feed and machine (bench.e2e.ceiling):
@@ -25,6 +25,7 @@ import uvloop
 from confluent_kafka import KafkaError, Message, Producer
 from websockets.asyncio.client import connect
 
+from bench.tiers import VENUE_CLASSES
 from shared import config as configuration
 from shared.worker import MessageConnection
 
@@ -107,7 +108,6 @@ PIPELINES = {
     "okx": (OkxFrame, okx_records),
     "upbit": (UpbitTicker, upbit_records),
 }
-VENUE_CLASSES = {"binance": "Binance", "okx": "Okx", "upbit": "Upbit"}
 
 
 async def run(exchange: str, config_path: str) -> None:
