@@ -31,6 +31,8 @@ from shared.worker import MessageConnection
 
 # How often the delivered count is printed, for bench.e2e to read.
 REPORT_INTERVAL_S = 1.0
+# How long to wait for deliveries when librdkafka's queue is full.
+QUEUE_FULL_WAIT_S = 0.001
 
 
 class BinanceTicker(msgspec.Struct):
@@ -138,7 +140,15 @@ async def run(exchange: str, config_path: str) -> None:
 
     def on_message(frame: bytes) -> None:
         for record in decode(frame, clock()):
-            produce(topic, encode(record), record.symbol.encode())
+            value, key = encode(record), record.symbol.encode()
+            while True:
+                try:
+                    produce(topic, value, key)
+                    break
+                except BufferError:
+                    # librdkafka's queue is full: the broker is the bottleneck. Wait for
+                    # acks to make room, the bare stack's backpressure (the worker spools).
+                    producer.poll(QUEUE_FULL_WAIT_S)
 
     async with connect(venue.ws_url(markets), compression=None, max_size=2**24,
                        create_connection=functools.partial(  # type: ignore[arg-type]
