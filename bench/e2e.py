@@ -4,12 +4,16 @@ worker's counters line."""
 
 import os
 import re
-import statistics
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.stats import LATENCY_BOUNDS_MS
 
 from tests.harness import Simulator, WorkerProcess, override_file
 
@@ -22,8 +26,11 @@ MAX_RATE = 1_000_000.0  # frames/s asked of the simulator for "as fast as the re
 
 class EndToEnd(msgspec.Struct):
     records_per_s: float
-    delivery_p50_ms: float | None  # produce() -> delivery report, histogram bucket bound
+    # produce() -> delivery report over the whole measured window, histogram bucket bounds
+    delivery_p50_ms: float | None
     delivery_p99_ms: float | None
+    # The p99 of the worst second in the window (the counters line's, once a second).
+    delivery_p99_worst_second_ms: float | None
     rss_mb: float
     cpu_cores: float
     # The Python thread's share (the event loop: sockets, parsing, produce()); the rest
@@ -60,6 +67,25 @@ def _watch(process: WorkerProcess, pattern: re.Pattern[str], seconds: float) -> 
     return pattern.findall(process.log())[lines0:], max(rss), (cpu1 - cpu0) / (t1 - t0), (main1 - main0) / (t1 - t0)
 
 
+def _delivery_histogram(config: Path, exchange: str) -> list[float]:
+    """The worker's delivery-latency histogram from its /metrics: cumulative counts per bucket."""
+    port = yaml.safe_load(config.read_text())["metrics"]["ports"][exchange]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "coinstream_kafka_delivery_latency_seconds":
+            return [sample.value for sample in family.samples if sample.name.endswith("_bucket")]
+    raise RuntimeError(f"{exchange}: no delivery histogram on port {port}")
+
+
+def _window_percentile_ms(before: list[float], after: list[float], fraction: float) -> float | None:
+    """Upper bound (ms) of the bucket holding `fraction` of the deliveries between two scrapes."""
+    window = [late - early for early, late in zip(before, after)]
+    if not window[-1]:
+        return None
+    return next(bound for bound, count in zip(LATENCY_BOUNDS_MS, window) if count >= fraction * window[-1])
+
+
 def _per_second(delivered: list[int]) -> float:
     """Records a second from cumulative counts printed once a second."""
     return (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1)
@@ -73,12 +99,14 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
     worker = WorkerProcess(exchange, config, workdir)
     try:
         time.sleep(WARM_UP_S)
+        histogram = _delivery_histogram(config, exchange)
         window, rss, cpu, main_thread = _watch(worker, COUNTERS, seconds)
-        p50 = [float(match[3]) for match in window if match[3] != "None"]
-        p99 = [float(match[4]) for match in window if match[4] != "None"]
+        histogram_after = _delivery_histogram(config, exchange)
+        p99_each_second = [float(match[4]) for match in window if match[4] != "None"]
         return EndToEnd(_per_second([int(match[2]) for match in window]),
-                        statistics.median(p50) if p50 else None, max(p99) if p99 else None,
-                        rss, cpu, main_thread)
+                        _window_percentile_ms(histogram, histogram_after, 0.5),
+                        _window_percentile_ms(histogram, histogram_after, 0.99),
+                        max(p99_each_second) if p99_each_second else None, rss, cpu, main_thread)
     finally:
         worker.stop()
         sim.stop()
@@ -95,7 +123,7 @@ def ceiling(exchange: str, rate: float, seconds: float, bootstrap: str, workdir:
         if len(window) < 2 or window[-1] == window[0]:
             raise RuntimeError(f"{exchange}: bench.ceiling delivered nothing while measured; its log:\n"
                                f"{bare.log()[-3000:]}")
-        return EndToEnd(_per_second([int(count) for count in window]), None, None, rss, cpu, main_thread)
+        return EndToEnd(_per_second([int(count) for count in window]), None, None, None, rss, cpu, main_thread)
     finally:
         bare.stop()
         sim.stop()
