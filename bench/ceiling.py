@@ -2,10 +2,11 @@
 
   python -m bench.ceiling --exchange binance --config PATH
 
-One process reads the simulator's socket as the worker does (MessageConnection,
-no compression, the configured runtime.read_pause_s), decodes each frame into a
-Struct of the ticker's eight fields, prices kept as sent, encodes a record of them
-with a reused msgspec encoder, and produces it with the worker's librdkafka settings and a delivery callback. Missing
+One process reads the simulator's socket as the worker does (MessageConnection, no
+compression, the configured runtime.read_pause_s and frames_per_read), decodes each
+frame into a Struct of the ticker's eight fields, prices kept as sent, encodes a
+record of them with a reused msgspec encoder, and produces it with the worker's
+librdkafka settings and a delivery callback. Missing
 on purpose: the number checks, the symbol map, the full record, run and seq, the
 spool, the counters. It is the least work this stack does for a ticker, measured
 by the bench beside the worker on the same feed and machine (bench.e2e.ceiling):
@@ -120,7 +121,7 @@ async def run(exchange: str, config_path: str) -> None:
     venue = venue_class(section.ws_url, section.rest_url)
     markets = [venue.market(*symbol.split("-", 1)) for symbol in section.symbols or []]
     topic = config.ticker_topic(exchange)
-    read_pause_s = config.runtime_for(exchange).read_pause_s
+    runtime = config.runtime_for(exchange)
     delivered = 0
 
     def on_delivery(error: KafkaError | None, message: Message) -> None:
@@ -152,7 +153,8 @@ async def run(exchange: str, config_path: str) -> None:
 
     async with connect(venue.ws_url(markets), compression=None, max_size=2**24,
                        create_connection=functools.partial(  # type: ignore[arg-type]
-                           MessageConnection, on_message, lambda: producer.poll(0), read_pause_s)) as socket:
+                           MessageConnection, on_message, lambda: producer.poll(0), runtime.read_pause_s,
+                           runtime.frames_per_read)) as socket:
         for message in venue.subscribe_messages(markets):
             await socket.send(message)
         while True:

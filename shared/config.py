@@ -53,11 +53,14 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     max_frame_bytes: Annotated[int, msgspec.Meta(gt=0)] = 4 * 1024 * 1024
     # Keepalive interval (protocol and application pings); unset: the exchange's own.
     ping_interval_s: Seconds | None = None
-    # After a socket read, leave the socket unread for as long as about ten frames take to
-    # arrive at its current rate, at most this long, so that they are read and handled
-    # together: fewer wakeups at low rates (CPU), up to this much more latency; a fast
-    # feed is never paused (shared.worker.read_pause). 0: read as soon as data arrives.
+    # After a socket read, leave the socket unread for as long as frames_per_read frames
+    # take to arrive at its current rate, at most read_pause_s, so that they are read and
+    # handled together: fewer wakeups at low rates (CPU), up to read_pause_s more
+    # latency; a fast feed is never paused (shared.worker.read_pause). read_pause_s 0:
+    # read as soon as data arrives. On a small VM a wakeup costs more CPU than a frame's
+    # work (README, "Performance").
     read_pause_s: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.01
+    frames_per_read: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
 
 
 class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -339,7 +339,7 @@ class Connection:
             user_agent_header="coinstream/0.1",
             create_connection=functools.partial(  # type: ignore[arg-type]
                 MessageConnection, self._on_message, worker.sink.serve_deliveries,
-                worker.runtime.read_pause_s),
+                worker.runtime.read_pause_s, worker.runtime.frames_per_read),
         ) as socket:
             self._handshake_done = True
             for message in venue.subscribe_messages(self.markets):
@@ -438,15 +438,17 @@ class MessageConnection(ClientConnection):
     message is handled inside data_received, in arrival order; the handshake, ping, pong
     and close frames still take websockets' own path. A handler that raises would break
     the connection's data_received: on_message must not raise. With `read_pause_s` the
-    socket may rest after each read (read_pause).
+    socket may rest after each read, so that about `frames_per_read` frames come in one
+    read (read_pause).
     """
 
     def __init__(self, on_message: Callable[[bytes], None], after_read: Callable[[], None],
-                 read_pause_s: float, *args: Any, **kwargs: Any) -> None:
+                 read_pause_s: float, frames_per_read: int, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_message = on_message
         self._after_read = after_read
         self._read_pause_s = read_pause_s
+        self._frames_per_read = frames_per_read
         self._fragments: list[bytes] = []
         # The feed's rate, judged over RATE_WINDOW_S, sets the pause after each read.
         self._pause_s = read_pause_s
@@ -459,7 +461,8 @@ class MessageConnection(ClientConnection):
         if self._read_pause_s:
             now = self.loop.time()
             if now - self._window_start >= RATE_WINDOW_S:
-                self._pause_s = read_pause(now - self._window_start, self._frames_in_window, self._read_pause_s)
+                self._pause_s = read_pause(now - self._window_start, self._frames_in_window,
+                                           self._read_pause_s, self._frames_per_read)
                 self._window_start = now
                 self._frames_in_window = 0
             if pause := self._pause_s:
@@ -489,10 +492,6 @@ class MessageConnection(ClientConnection):
             self._on_message(message)
 
 
-# A socket read should bring about this many frames: each wakeup of the worker costs
-# ~50 µs of CPU on a 2-core VM, ten frames' work, so with ten frames a read the wakeups
-# no longer dominate (README, "Performance").
-FRAMES_PER_READ = 10
 # libuv's timers count whole milliseconds: a shorter pause is not worth a timer.
 MIN_READ_PAUSE_S = 0.001
 # The rate is judged over this long, not read by read: a sender writes in bursts, and
@@ -500,16 +499,16 @@ MIN_READ_PAUSE_S = 0.001
 RATE_WINDOW_S = 0.1
 
 
-def read_pause(seconds: float, frames: int, max_pause_s: float) -> float:
+def read_pause(seconds: float, frames: int, max_pause_s: float, frames_per_read: int) -> float:
     """How long to leave a socket unread after each read, for a feed that brought
-    `frames` frames in the last `seconds`: the time FRAMES_PER_READ frames take to arrive
-    at that rate, at most max_pause_s; 0 when that is under MIN_READ_PAUSE_S.
+    `frames` frames in the last `seconds`: the time `frames_per_read` frames take to
+    arrive at that rate, at most max_pause_s; 0 when that is under MIN_READ_PAUSE_S.
 
     A slow feed is read every max_pause_s; a fast one is not paused at all, so the pause
     never caps a fast connection: even held back by pauses, it shows a rate high enough
     that the next window reads it at once.
     """
-    pause = min(max_pause_s, seconds * FRAMES_PER_READ / max(frames, 1))
+    pause = min(max_pause_s, seconds * frames_per_read / max(frames, 1))
     return pause if pause >= MIN_READ_PAUSE_S else 0.0
 
 
