@@ -14,7 +14,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.stats import LATENCY_BOUNDS_MS
-
 from tests.harness import Simulator, WorkerProcess, override_file
 
 COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .*"
