@@ -1,6 +1,6 @@
 """python -m bench: how fast one worker is, stage by stage and end to end.
 
-  python -m bench                          every scenario (make bench), 19 minutes in run G
+  python -m bench                          every scenario (make bench), about 20 minutes
   python -m bench --scenario decode        one scenario: decode, produce, e2e or fleet
   python -m bench --scenario e2e --exchange upbit --seconds 10 --rates 1000,max
 

@@ -6,12 +6,13 @@ One process reads the simulator's socket as the worker does (MessageConnection, 
 compression, the configured runtime.read_pause_s and frames_per_read), decodes each
 frame into a Struct of the ticker's eight fields, prices kept as sent, encodes a
 record of them with a reused msgspec encoder, and produces it with the worker's
-librdkafka settings and a delivery callback. Missing
-on purpose: the number checks, the symbol map, the full record, run and seq, the
-spool, the counters. It is the least work this stack does for a ticker, measured
-by the bench beside the worker on the same feed and machine (bench.e2e.ceiling):
-the worker's rate over this one says how close coinstream is to its stack. It is
-a measuring tool, not a collector: no reconnect, no REST, no dead letters.
+librdkafka settings and a delivery callback; when librdkafka's queue is full it
+waits for acks. Missing on purpose: the number checks, the symbol map, the full
+record, run and seq, the spool, the counters. It is the least work this stack does
+for a ticker, measured by the bench beside the worker on the same feed and machine
+(bench.e2e.ceiling): the worker's rate over this one says how close coinstream is to
+its stack. It is a measuring tool, not a collector: no reconnect, no REST, no dead
+letters.
 """
 
 import argparse
