@@ -232,10 +232,10 @@ async def _produce_run(exchange: str, frames: list[bytes], rate: float | None, b
         # Warm up on a second of the same feed: the producer id, the fresh topic's first
         # batches (measured: up to 100 ms a delivery in the first ~0.7 s of a new producer).
         await _feed(worker, frames[:WARM_UP_FRAMES], rate)
-        await _until_delivered(worker.sink, stats)
+        await _until_delivered(sink, stats)
         stats.latency_counts = [0] * len(stats.latency_counts)
         durations, burst_starts, elapsed = await _feed(worker, frames, rate)
-        await _until_delivered(worker.sink, stats)  # every record acknowledged, as a consumer would see
+        await _until_delivered(sink, stats)  # every record acknowledged, as a consumer would see
     finally:
         serving.cancel()
         sink.close(10)
