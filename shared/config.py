@@ -173,6 +173,7 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     for name, section in exchanges.items():
         config.exchanges[name] = _convert_exchange(str(name), section, layers)
     _check_topics(config, layers)
+    _check_producer(config, layers)
     return config
 
 
@@ -350,6 +351,17 @@ def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> N
         if name not in EXCHANGES:
             where = _origin(("topics", "ticker_by_exchange", name), layers)
             raise ConfigError(f"{where}: topics.ticker_by_exchange.{name}: unknown exchange")
+
+
+def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:
+    # Without a report for each record delivered, the worker would count no delivery and
+    # time none, and would take a producer that delivers for a stuck one (see
+    # shared.sink.STUCK_AFTER_S) and replace it again and again.
+    only_errors = config.kafka.producer.get("delivery.report.only.error", False)
+    if str(only_errors).lower() not in ("false", "f", "0"):
+        where = _origin(("kafka", "producer", "delivery.report.only.error"), layers)
+        raise ConfigError(f"{where}: kafka.producer.delivery.report.only.error: must be false: "
+                          f"coinstream counts and times every delivery report")
 
 
 def main(argv: list[str] | None = None) -> None:

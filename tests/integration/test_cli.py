@@ -30,6 +30,8 @@ def run_worker(exchange: str, *args: str, timeout_s: float = 60) -> subprocess.C
     ("kafka: {producer: {sasl.password: '${COINSTREAM_TEST_UNSET_SECRET}'}}\n",
      "kafka.producer.sasl.password: environment variable COINSTREAM_TEST_UNSET_SECRET is not set"),
     ("kafka: {producer: {linger.milliseconds: 5}}\n", 'No such configuration property: "linger.milliseconds"'),
+    ("kafka: {producer: {delivery.report.only.error: true}}\n",
+     "kafka.producer.delivery.report.only.error: must be false"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path, yaml_text: str, message: str) -> None:
     override = tmp_path / "override.yaml"
