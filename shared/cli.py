@@ -6,7 +6,6 @@ worker FATAL after its start retries instead of restarting it forever.
 """
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import NoReturn

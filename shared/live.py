@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_CONFIG)
     topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES})
     consumer = Consumer({
-        **client_settings(config),
+        **client_settings(config.kafka.producer),
         "group.id": f"coinstream-live-{uuid.uuid4().hex[:12]}",
         "auto.offset.reset": "earliest" if arguments.from_beginning else "latest",
         "enable.auto.commit": False,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from shared.config import Spool as SpoolConfig
@@ -23,6 +23,7 @@ from shared.log import ThrottleFilter, Throttled
 from shared.record import DeadLetter, Ticker
 from shared.spool import DiskSpool
 from shared.stats import Stats
+from shared.topics import client_settings
 
 # The delivery reports' backstop while no socket reads (see serve_deliveries): REST-only
 # records wait up to this long for their report. Every wakeup costs (~0.1 ms of CPU on
@@ -40,9 +41,16 @@ POLL_INTERVAL_S = 0.1
 PROBE_INTERVAL_S = 5.0
 STUCK_AFTER_S = 15.0
 PROBE_TIMEOUT_S = 5.0
+# A record the stuck producer sent may be in Kafka with its answer lost. Before a new
+# producer sends the stuck one's records again, the topics are read from this long
+# before deliveries stopped, for at most WRITTEN_SCAN_TIMEOUT_S, and the records Kafka
+# holds already are dropped (see _written_already).
+WRITTEN_LOOKBACK_S = 30.0
+WRITTEN_SCAN_TIMEOUT_S = 10.0
 
 
 class _Sequenced(msgspec.Struct):
+    run: str = ""
     seq: int = 0  # dead letters have none
 
 
@@ -53,6 +61,12 @@ def _publish_order(record: tuple[str, bytes, bytes]) -> tuple[str, int]:
     """Per topic, the order publish() numbered the records in."""
     topic, _, value = record
     return topic, _sequenced.decode(value).seq
+
+
+def _identity(value: bytes) -> tuple[str, int]:
+    """A record's run and seq: one record, however many times it is sent."""
+    sequenced = _sequenced.decode(value)
+    return sequenced.run, sequenced.seq
 
 
 class SinkError(Exception):
@@ -293,21 +307,66 @@ class KafkaSink:
             stuck.poll(0)
         # Purged in-flight records come back after the queued ones, which are younger.
         self._purged.sort(key=_publish_order)
-        self._spool.prepend(self._purged)
-        moved = len(self._purged)
+        # Also a queued record may be in Kafka already: one sent before the connection was
+        # lost and queued again for a retry, which only the old producer id would have
+        # let the broker recognise. Measured before this check: 2,097 repeats in a run
+        # with 3 replacements, 0 in one with 1.
+        written, complete = self._written_already(self._purged, standing_s)
+        resend = [record for record in self._purged if _identity(record[2]) not in written]
+        self._spool.prepend(resend)
         self._purged = []
         self._producer = Producer(self._producer_config)
         self.stats.producer_replacements += 1
-        # Also a queued record may be in Kafka already: one sent before the connection was
-        # lost and queued again for a retry, which only the old producer id would have
-        # let the broker recognise. Measured: 2,097 repeats in a run with 3 replacements,
-        # 0 in one with 1.
         self._log.error(
             "kafka: no delivery for %.0f s while every partition has a leader: librdkafka is stuck; "
-            "%d records moved to the spool (%d of them in flight) and a new producer started; "
-            "one the broker had written already arrives twice (drop repeats by run and seq)",
-            standing_s, moved, in_flight)
+            "%d records moved to the spool (%d were in flight, %d found in Kafka already and dropped) "
+            "and a new producer started%s",
+            standing_s, len(resend), in_flight, len(written),
+            "" if complete else "; Kafka could not be read in full, so a record it holds already may "
+                                "arrive twice (drop repeats by run and seq)")
         self._drain_spool()
+
+    def _written_already(self, records: list[tuple[str, bytes, bytes]],
+                         standing_s: float) -> tuple[set[tuple[str, int]], bool]:
+        """The run and seq of those `records` that their topics hold already, and whether
+        the topics could be read to their end (WRITTEN_SCAN_TIMEOUT_S)."""
+        # Dead letters have no seq to know them by: they are always sent again.
+        wanted = {identity for _, _, value in records if (identity := _identity(value))[1]}
+        if not wanted:
+            return set(), True
+        since_ms = int((time.time() - standing_s - WRITTEN_LOOKBACK_S) * 1000)
+        consumer = Consumer({**client_settings(self._client_config), "group.id": f"coinstream-check-{self.run}",
+                             "enable.auto.commit": False, "logger": self._client_config["logger"]})
+        found: set[tuple[str, int]] = set()
+        try:
+            topics = consumer.list_topics(timeout=PROBE_TIMEOUT_S).topics
+            asked = [TopicPartition(topic, partition, since_ms) for topic in {topic for topic, _, _ in records}
+                     for partition in topics[topic].partitions]
+            # The first offset at or after since_ms; a negative one: no record that new.
+            starts = [start for start in consumer.offsets_for_times(asked, timeout=PROBE_TIMEOUT_S)
+                      if start.offset >= 0]
+            ends = [consumer.get_watermark_offsets(start, timeout=PROBE_TIMEOUT_S)[1] for start in starts]
+            unread = {(start.topic, start.partition): end for start, end in zip(starts, ends) if start.offset < end}
+            consumer.assign([start for start in starts if (start.topic, start.partition) in unread])
+            deadline = time.monotonic() + WRITTEN_SCAN_TIMEOUT_S
+            while unread and time.monotonic() < deadline:
+                for message in consumer.consume(num_messages=10_000, timeout=0.5):
+                    if message.error() is not None:
+                        continue
+                    place = (message.topic() or "", message.partition() or 0)
+                    if (message.offset() or 0) + 1 >= unread.get(place, 0):
+                        unread.pop(place, None)
+                    try:
+                        identity = _identity(message.value() or b"")
+                    except msgspec.DecodeError:
+                        continue  # not one of coinstream's records
+                    if identity in wanted:
+                        found.add(identity)
+        except (KafkaException, KeyError):  # KeyError: a topic gone meanwhile
+            return found, False
+        finally:
+            consumer.close()
+        return found, not unread
 
     def _drain_spool(self) -> None:
         spool = self._spool

@@ -8,7 +8,8 @@ if their partition count differs); running it twice is harmless.
 import argparse
 import logging
 import sys
-from typing import NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -20,14 +21,14 @@ from shared import config as configuration
 _CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
 
 
-def client_settings(config: configuration.Config) -> dict[str, str | int | float | bool]:
+def client_settings(producer: Mapping[str, Any]) -> dict[str, Any]:
     """The producer's connection and security settings, for an admin client or a consumer."""
-    return {key: value for key, value in config.kafka.producer.items() if key.startswith(_CONNECTION_PREFIXES)}
+    return {key: value for key, value in producer.items() if key.startswith(_CONNECTION_PREFIXES)}
 
 
 def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
     """Create missing topics; return one line per topic describing what happened."""
-    admin_config = client_settings(config)
+    admin_config = client_settings(config.kafka.producer)
     # librdkafka logs through Python logging rather than raw to stderr.
     admin = AdminClient({**admin_config, "logger": logging.getLogger("coinstream.kafka")})
     try:
