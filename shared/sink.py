@@ -168,6 +168,7 @@ class KafkaSink:
         self._standing_since = time.monotonic()
         self._next_probe_at = 0.0
         self._cluster_ready_since: float | None = None
+        self._replacing = False
 
     def check_ready(self, timeout_s: float) -> None:
         """Fail fast, in one line, when the cluster or a topic is not there."""
@@ -202,8 +203,9 @@ class KafkaSink:
         self.stats.dead_letters += 1
 
     def _send(self, topic: str, value: bytes, key: bytes) -> None:
-        if self._spool:
-            # Keep order: nothing may overtake records already waiting on disk.
+        if self._spool or self._replacing:
+            # Keep order: nothing may overtake records already waiting on disk, or those
+            # of a stuck producer being taken back (_replace_producer).
             self._spool.append(topic, key, value)
             return
         try:
@@ -277,9 +279,9 @@ class KafkaSink:
         if self._cluster_ready_since is None:
             self._cluster_ready_since = now
         elif now - self._cluster_ready_since >= STUCK_AFTER_S:
-            self._replace_producer(now - self._standing_since)
+            await self._replace_producer(now - self._standing_since)
             # The new producer gets as long as the old one had before it is judged.
-            self._standing_since = now
+            self._standing_since = time.monotonic()
             self._cluster_ready_since = None
 
     def _every_partition_led(self) -> bool:
@@ -295,9 +297,43 @@ class KafkaSink:
                    and all(partition.leader >= 0 for partition in topic.partitions.values())
                    for topic in topics)
 
-    def _replace_producer(self, standing_s: float) -> None:
-        """Move what the stuck producer holds to the front of the spool and start a new one."""
-        stuck = self._producer
+    async def _replace_producer(self, standing_s: float) -> None:
+        """Start a new producer and move what the stuck one holds to the front of the spool.
+
+        Taking the records back waits on Kafka (up to a second for those in flight, then
+        up to WRITTEN_SCAN_TIMEOUT_S and a few metadata timeouts to read the topics), so
+        it runs on a thread. The loop goes on reading the sockets meanwhile, and publish()
+        spools behind the records being taken back. A stop meanwhile waits for them.
+        """
+        stuck, self._producer = self._producer, Producer(self._producer_config)
+        self._replacing = True
+        taking_back = asyncio.ensure_future(asyncio.to_thread(self._take_back, stuck, standing_s))
+        try:
+            await asyncio.shield(taking_back)
+        finally:
+            # Also when the worker stops meanwhile: the records must reach the spool.
+            await asyncio.wait([taking_back])
+            if taking_back.exception() is None:
+                self._spool.prepend(taking_back.result()[0])
+            else:  # a bug: keep every record, even one Kafka may hold, and fail below
+                self._spool.prepend(sorted(self._purged, key=_publish_order))
+                self._purged = []
+            self._replacing = False
+        resend, in_flight, found, complete = taking_back.result()
+        self.stats.producer_replacements += 1
+        self._log.error(
+            "kafka: no delivery for %.0f s while every partition has a leader: librdkafka is stuck; "
+            "%d records moved to the spool (%d were in flight, %d found in Kafka already and dropped) "
+            "and a new producer started%s",
+            standing_s, len(resend), in_flight, found,
+            "" if complete else "; Kafka could not be read in full, so a record it holds already may "
+                                "arrive twice (drop repeats by run and seq)")
+        self._drain_spool()
+
+    def _take_back(self, stuck: Producer, standing_s: float) -> tuple[list[tuple[str, bytes, bytes]], int, int, bool]:
+        """The stuck producer's records, oldest first, less those Kafka holds already; how
+        many were in flight, how many Kafka held, and whether its topics were read in full.
+        On a thread: the stuck producer's delivery callbacks run here, and only here."""
         stuck.purge(in_queue=True, in_flight=False)
         stuck.poll(0)  # the purged records come back through _on_delivery, oldest first
         in_flight = stuck.flush(1)
@@ -313,18 +349,8 @@ class KafkaSink:
         # with 3 replacements, 0 in one with 1.
         written, complete = self._written_already(self._purged, standing_s)
         resend = [record for record in self._purged if _identity(record[2]) not in written]
-        self._spool.prepend(resend)
         self._purged = []
-        self._producer = Producer(self._producer_config)
-        self.stats.producer_replacements += 1
-        self._log.error(
-            "kafka: no delivery for %.0f s while every partition has a leader: librdkafka is stuck; "
-            "%d records moved to the spool (%d were in flight, %d found in Kafka already and dropped) "
-            "and a new producer started%s",
-            standing_s, len(resend), in_flight, len(written),
-            "" if complete else "; Kafka could not be read in full, so a record it holds already may "
-                                "arrive twice (drop repeats by run and seq)")
-        self._drain_spool()
+        return resend, in_flight, len(written), complete
 
     def _written_already(self, records: list[tuple[str, bytes, bytes]],
                          standing_s: float) -> tuple[set[tuple[str, int]], bool]:

@@ -70,20 +70,29 @@ def test_the_probe_tells_a_led_cluster_from_an_unreachable_one_or_a_missing_topi
 def test_a_replaced_producer_delivers_every_record_once_in_order(kafka: str, tmp_path: Path) -> None:
     # A long linger keeps most records queued when the producer is replaced.
     sink, topic, lines = _sink(tmp_path, kafka, {"linger.ms": 500})
-    for number in range(RECORDS):
-        sink.publish(_ticker(number))
-        if number == RECORDS // 2:
-            sink._replace_producer(standing_s=0)
+    published_while_replacing = 0
 
-    async def serve_until_delivered() -> None:
+    async def replace_while_publishing_then_serve() -> None:
+        nonlocal published_while_replacing
+        for number in range(RECORDS // 2):
+            sink.publish(_ticker(number))
+        replacing = asyncio.create_task(sink._replace_producer(standing_s=0))
+        # The loop is not held while the stuck producer's records are taken back: publishing goes on.
+        for number in range(RECORDS // 2, RECORDS):
+            if number % 500 == 0:
+                await asyncio.sleep(0.01)
+            published_while_replacing += sink._replacing
+            sink.publish(_ticker(number))
+        await replacing
         serving = asyncio.create_task(sink.serve())
         deadline = time.monotonic() + 60
         while sink.stats.delivered < RECORDS and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         serving.cancel()
 
-    asyncio.run(serve_until_delivered())
+    asyncio.run(replace_while_publishing_then_serve())
     sink.close(timeout_s=10)
+    assert published_while_replacing > 0
     assert sink.stats.producer_replacements == 1
     [line] = [line for line in lines.lines if "librdkafka is stuck" in line]
     assert "could not be read" not in line
@@ -97,6 +106,28 @@ def test_a_replaced_producer_delivers_every_record_once_in_order(kafka: str, tmp
     for record in records:
         by_key.setdefault(record["symbol"], []).append(record["seq"])
     assert all(seqs == sorted(seqs) for seqs in by_key.values())
+
+
+def test_a_stop_during_the_replacement_keeps_every_record(kafka: str, tmp_path: Path) -> None:
+    sink, topic, lines = _sink(tmp_path, kafka, {"linger.ms": 500})
+
+    async def stop_while_replacing() -> None:
+        for number in range(RECORDS):
+            sink.publish(_ticker(number))
+        replacing = asyncio.create_task(sink._replace_producer(standing_s=0))
+        await asyncio.sleep(0.05)
+        assert sink._replacing
+        replacing.cancel()  # as Worker.run cancels the sink's task on SIGTERM
+        with pytest.raises(asyncio.CancelledError):
+            await replacing
+
+    asyncio.run(stop_while_replacing())
+    assert not sink._replacing
+    sink.close(timeout_s=20)
+    assert sink.stats.delivered == RECORDS, lines.lines
+    records = [value for _, value in consume(kafka, topic, lambda got: len(got) >= RECORDS, timeout_s=60)]
+    assert len(records) == RECORDS
+    assert assert_contiguous(records) == {sink.run: RECORDS}
 
 
 def test_records_kafka_holds_already_are_found_by_run_and_seq(kafka: str, tmp_path: Path) -> None:
