@@ -15,7 +15,7 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
            Binance, OKX and Upbit at 1,000 and 10,000 msg/s and as fast as the worker
            reads: records/s delivered, delivery latency, RSS, CPU; 3 runs each; and
            Binance at 1,000 msg/s with runtime.read_pause_s 0, the baseline of the pause,
-           and with read_pause_s 0.05 and frames_per_read 50, the pause traded for CPU;
+           and with read_pause_s 0.01 and frames_per_read 10, half the pause for more CPU;
            then the stack's ceiling (bench.ceiling) on the same feeds at the same rates
   fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
            msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
@@ -138,13 +138,13 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
              "p99 of the worst second ms ≤ | worker RSS MB | worker CPU cores | of which its Python thread |",
              "|---|---|---|---|---|---|---|---|---|"]
     # The shipped settings, then the same worker reading every frame at once, as a
-    # baseline for what runtime.read_pause_s saves at a low rate, and reading 50 frames
-    # at a time, what more latency buys there.
+    # baseline for what runtime.read_pause_s saves at a low rate, and reading 10 frames
+    # at a time, what half the added latency costs there.
     cases = [(exchange, rate_text, {}) for exchange in arguments.exchange if exchange in E2E_EXCHANGES
              for rate_text in arguments.rates.split(",")]
     cases += [(exchange, rate_text, runtime) for exchange, rate_text, _ in cases
               if exchange == "binance" and rate_text == "1000"
-              for runtime in ({"read_pause_s": 0}, {"read_pause_s": 0.05, "frames_per_read": 50})]
+              for runtime in ({"read_pause_s": 0}, {"read_pause_s": 0.01, "frames_per_read": 10})]
     shipped: dict[tuple[str, str], list[EndToEnd]] = {}
     with broker(scratch) as bootstrap:
         for exchange, rate_text, runtime in cases:

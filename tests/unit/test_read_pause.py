@@ -10,8 +10,8 @@ SHIPPED = Runtime()
 WINDOW_S = 0.1
 
 
-def test_expectations_below_assume_the_shipped_ten_frames_and_10_ms() -> None:
-    assert (SHIPPED.frames_per_read, SHIPPED.read_pause_s) == (10, 0.01)
+def test_expectations_below_assume_the_shipped_twenty_frames_and_20_ms() -> None:
+    assert (SHIPPED.frames_per_read, SHIPPED.read_pause_s) == (20, 0.02)
 
 
 def frames_in_window(rate_per_s: float) -> int:
@@ -19,14 +19,15 @@ def frames_in_window(rate_per_s: float) -> int:
 
 
 @pytest.mark.parametrize(("rate_per_s", "expected_s"), [
-    (100, 0.01),  # ten frames would take 100 ms: read at the cap
-    (1_000, 0.01),  # ten frames take 10 ms
-    (5_000, 0.002),
-    (10_000, 0.001),
-    (20_000, 0.0),  # ten frames in 0.5 ms: under a timer's millisecond, read at once
+    (100, 0.02),  # twenty frames would take 200 ms: read at the cap
+    (1_000, 0.02),  # twenty frames take 20 ms
+    (5_000, 0.004),
+    (10_000, 0.002),
+    (20_000, 0.001),
+    (40_000, 0.0),  # twenty frames in 0.5 ms: under a timer's millisecond, read at once
     (130_000, 0.0),  # flat out: never paused, so never capped
 ])
-def test_pause_is_the_time_ten_frames_take_at_the_rate_seen(rate_per_s: float, expected_s: float) -> None:
+def test_pause_is_the_time_twenty_frames_take_at_the_rate_seen(rate_per_s: float, expected_s: float) -> None:
     pause = read_pause(WINDOW_S, frames_in_window(rate_per_s), SHIPPED.read_pause_s, SHIPPED.frames_per_read)
     assert pause == pytest.approx(expected_s)
 
@@ -43,9 +44,9 @@ def test_more_frames_a_read_pause_longer_up_to_the_cap(rate_per_s: float, expect
 
 
 def test_a_fast_feed_held_back_by_full_pauses_is_then_read_at_once() -> None:
-    # 50,000 frames/s after a quiet spell: the first window paused every read by 10 ms,
-    # yet ten reads brought 20,000 frames in it, so the next window pauses none.
-    assert read_pause(0.1, 20_000, SHIPPED.read_pause_s, SHIPPED.frames_per_read) == 0.0
+    # 50,000 frames/s after a quiet spell: the first window paused every read by 20 ms,
+    # yet its five reads brought 5,000 frames, so the next window pauses none.
+    assert read_pause(0.1, 5_000, SHIPPED.read_pause_s, SHIPPED.frames_per_read) == 0.0
 
 
 def test_a_window_without_data_frames_counts_as_one() -> None:
