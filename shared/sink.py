@@ -224,8 +224,8 @@ class KafkaSink:
         """Run the delivery callbacks librdkafka has ready; never blocks.
 
         Called after every read from a socket: the loop is awake anyway, and a report
-        then waits for the next read (under a millisecond at 1,000 msg/s), not for a
-        timer. A timer fast enough for that would cost a wakeup (~0.1 ms CPU here) each time.
+        then waits for the next read (at most runtime.read_pause_s while frames come),
+        not for a timer. A timer as fast would cost a wakeup (~0.1 ms CPU here) each time.
         """
         self._producer.poll(0)
 
