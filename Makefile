@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup kafka-fetch kafka-start kafka-stop topics run status live test bench clean
+.PHONY: setup kafka-fetch kafka-stop topics run status live test bench clean
 
 setup: $(INSTALLED) kafka-fetch
 
@@ -20,31 +20,24 @@ $(INSTALLED): setup.cfg pyproject.toml
 kafka-fetch:
 	kafka/kafka-local.sh fetch
 
-# Start the bundled broker unless the config points at an existing cluster
-# (kafka.local_broker: false), or it already runs.
-kafka-start: setup
-	@port="$$($(PY) -m shared.config local-broker-port)" || exit $$?; \
-	if [[ -z "$$port" ]]; then echo "kafka: using the configured cluster"; \
-	elif KAFKA_PORT=$$port kafka/kafka-local.sh status >/dev/null 2>&1; then echo "kafka: local broker already running on 127.0.0.1:$$port"; \
-	else KAFKA_PORT=$$port KAFKA_CONTROLLER_PORT=$$((port + 1)) kafka/kafka-local.sh start >/dev/null; fi
-
 kafka-stop:
 	kafka/kafka-local.sh stop
 
-topics: kafka-start
-	$(PY) -m shared.topics
+topics: setup
+	$(VENV)/bin/coinstream topics
 
-run: topics
-	mkdir -p logs run
-	exec $(VENV)/bin/supervisord -c supervisord.conf
+# The bundled broker (unless the config points at an existing cluster), the topics,
+# then supervisord in the foreground: see coinstream/run.py.
+run: setup
+	exec $(VENV)/bin/coinstream run
 
 # One table of the ten workers; exits non-zero when an enabled one is unhealthy.
 status: $(INSTALLED)
-	$(PY) -m shared.status $(ARGS)
+	$(VENV)/bin/coinstream status $(ARGS)
 
 # Latest tickers, redrawn in place; e.g. make live ARGS="--base BTC". Ctrl-C quits.
 live: $(INSTALLED)
-	$(PY) -m shared.live $(ARGS)
+	$(VENV)/bin/coinstream live $(ARGS)
 
 # The speed guard compares timings, so it runs alone first; then everything else, in
 # three processes (see setup.cfg).

@@ -203,8 +203,8 @@ print(yaml.safe_dump({
 }, sort_keys=False), end="")
 EOF
 ct install -m 0640 -o root -g coinstream /dev/stdin /etc/coinstream/site.yaml <"$PROOF_DIR/site.yaml"
-check "shared.config check as coinstream" ct sh -c "cd $OPT && sudo -u coinstream env COINSTREAM_CONFIG=/etc/coinstream/site.yaml .venv/bin/python -m shared.config check >/dev/null"
-check "shared.topics as coinstream ($TOPIC)" ct sh -c "cd $OPT && sudo -u coinstream env COINSTREAM_CONFIG=/etc/coinstream/site.yaml .venv/bin/python -m shared.topics"
+check "coinstream check as coinstream" ct sh -c "cd $OPT && sudo -u coinstream env COINSTREAM_CONFIG=/etc/coinstream/site.yaml .venv/bin/coinstream check >/dev/null"
+check "coinstream topics as coinstream ($TOPIC)" ct sh -c "cd $OPT && sudo -u coinstream env COINSTREAM_CONFIG=/etc/coinstream/site.yaml .venv/bin/coinstream topics"
 ct cp "$OPT/deploy/coinstream.service" /etc/systemd/system/
 ct systemctl daemon-reload
 
@@ -293,7 +293,7 @@ check "PrivateTmp=true: the service's /tmp is its own" ct nsenter -t "$K" -m sh 
 check "supervisor socket 0700 coinstream" test "$(ct stat -c '%a %U' "$OPT/run/supervisor.sock")" = "700 coinstream"
 check "supervisorctl refused to another user (nobody)" ct sh -c "! sudo -u nobody $OPT/.venv/bin/supervisorctl -c $OPT/supervisord.conf status >/dev/null 2>&1"
 check "make status as coinstream: every worker healthy" ct sh -c \
-  "cd $OPT && sudo -u coinstream env COINSTREAM_CONFIG=/etc/coinstream/site.yaml .venv/bin/python -m shared.status --window 2"
+  "cd $OPT && sudo -u coinstream env COINSTREAM_CONFIG=/etc/coinstream/site.yaml .venv/bin/coinstream status --window 2"
 
 # --- clean stop ------------------------------------------------------------------------------
 step "systemctl stop coinstream"

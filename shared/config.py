@@ -12,6 +12,7 @@ problem is reported as one ConfigError line naming the file, the key and what is
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -142,6 +143,16 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
         return msgspec.convert(
             msgspec.structs.asdict(self.runtime) | overrides, Runtime
         )
+
+
+# librdkafka properties an AdminClient accepts from the producer's settings: the
+# connection and security ones, not the producer-only ones (acks, linger.ms, ...).
+_CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
+
+
+def client_settings(producer: Mapping[str, Any]) -> dict[str, Any]:
+    """The producer's connection and security settings, for an admin client or a consumer."""
+    return {key: value for key, value in producer.items() if key.startswith(_CONNECTION_PREFIXES)}
 
 
 def load(override: str | os.PathLike[str] | None = None) -> Config:
@@ -362,42 +373,3 @@ def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) ->
         where = _origin(("kafka", "producer", "delivery.report.only.error"), layers)
         raise ConfigError(f"{where}: kafka.producer.delivery.report.only.error: must be false: "
                           f"coinstream counts and times every delivery report")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """python -m shared.config check|local-broker-port [--config PATH]
-
-    check              validate the configuration; one line and exit 78 if it is wrong
-    local-broker-port  print the port of the bundled broker to start, or nothing when
-                       kafka.local_broker is false (an existing cluster is configured)
-    """
-    import argparse
-    import sys
-    from urllib.parse import urlsplit
-
-    parser = argparse.ArgumentParser(prog="python -m shared.config")
-    parser.add_argument("command", choices=("check", "local-broker-port"))
-    parser.add_argument("--config", metavar="PATH", help=f"override file (default: ${ENV_OVERRIDE_FILE})")
-    arguments = parser.parse_args(argv)
-    try:
-        config = load(arguments.config)
-    except ConfigError as error:
-        print(f"coinstream config: error: {error}", file=sys.stderr)
-        sys.exit(78)
-    if arguments.command == "check":
-        print(f"config ok: {', '.join(config.source_files)}")
-        return
-    if config.kafka.local_broker:
-        bootstrap = str(config.kafka.producer.get("bootstrap.servers", ""))
-        first = bootstrap.split(",")[0]
-        port = urlsplit(f"//{first}").port
-        if urlsplit(f"//{first}").hostname not in ("127.0.0.1", "localhost") or port is None:
-            print(f"coinstream config: error: {config.source_files[-1]}: kafka.local_broker: true, but "
-                  f"kafka.producer.bootstrap.servers={bootstrap} is not a local 127.0.0.1:PORT address; "
-                  f"set local_broker: false to use that cluster", file=sys.stderr)
-            sys.exit(78)
-        print(port)
-
-
-if __name__ == "__main__":
-    main()

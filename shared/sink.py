@@ -19,11 +19,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from shared.config import Spool as SpoolConfig
+from shared.config import client_settings
 from shared.log import ThrottleFilter, Throttled
 from shared.record import DeadLetter, Ticker
 from shared.spool import DiskSpool
 from shared.stats import Stats
-from shared.topics import client_settings
 
 # The delivery reports' backstop while no socket reads (see serve_deliveries): REST-only
 # records wait up to this long for their report. Every wakeup costs (~0.1 ms of CPU on
@@ -182,7 +182,7 @@ class KafkaSink:
             if topic not in metadata.topics:
                 raise SinkError(
                     f"topics: Kafka topic {topic!r} does not exist: create the topics with "
-                    f"'python -m shared.topics' (make run does this)"
+                    f"'coinstream topics' (coinstream run does this)"
                 )
 
     # Hot path: no await, no logging, one encode, one produce. ---------------------

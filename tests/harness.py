@@ -18,7 +18,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from shared import config as configuration
-from shared import topics
+from coinstream import topics
 from simulator.core import free_listening_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The live view in a real terminal: `python -m shared.live` runs in a tmux pane against
+"""The live view in a real terminal: `python -m coinstream live` runs in a tmux pane against
 a real broker; the test writes Ticker records to the topic, reads the screen with
 `tmux capture-pane`, and ends the view with Ctrl-C as a user would.
 """
@@ -44,7 +44,7 @@ class Pane:
         """Start the live view; returns the line the shell prints when it has exited."""
         self.runs += 1
         exited = f"live run {self.runs} exited"
-        command = f"{sys.executable} -m shared.live --config {config} {' '.join(options)}; echo \"{exited} $?\""
+        command = f"{sys.executable} -m coinstream live --config {config} {' '.join(options)}; echo \"{exited} $?\""
         self._tmux("send-keys", "-t", "live", "-l", command)
         self._tmux("send-keys", "-t", "live", "Enter")
         return exited

@@ -1,4 +1,4 @@
-"""`python -m shared.status` against a real supervisord running two workers (the other
+"""`coinstream status` against a real supervisord running two workers (the other
 eight configured but not started) that collect from the exchange simulator into Kafka.
 
 Covers what status reads from supervisord (each worker's state, disabled workers, a
@@ -26,7 +26,7 @@ ENABLED = ("upbit", "binance")
 
 def status(supervisor: Supervisor, override: Path) -> tuple[int, dict[str, dict[str, str]], str]:
     """Exit code, worker -> {column: cell}, and the whole output."""
-    done = subprocess.run([sys.executable, "-m", "shared.status", "--config", str(override),
+    done = subprocess.run([sys.executable, "-m", "coinstream", "status", "--config", str(override),
                            "--supervisor-conf", str(supervisor.conf), "--window", "0.5"],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
     lines = done.stdout.splitlines()

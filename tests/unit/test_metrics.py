@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from coinstream import check
 from shared import config as configuration
 from shared.metrics import registry_for
 from shared.sink import StdoutSink
@@ -69,9 +70,9 @@ def test_a_bad_metrics_section_is_one_line_naming_file_and_key(tmp_path: Path, y
 def test_config_check_exits_78_with_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     override = write_override(tmp_path, "metrics: {ports: {binance: -1}}\n")
     with pytest.raises(SystemExit) as exited:
-        configuration.main(["check", "--config", str(override)])
+        check.main(["--config", str(override)])
     assert exited.value.code == 78
-    assert capsys.readouterr().err == (f"coinstream config: error: {override}: metrics.ports.binance: "
+    assert capsys.readouterr().err == (f"coinstream check: error: {override}: metrics.ports.binance: "
                                        f"Expected `int` >= 0 (a TCP port, or 0 for no /metrics)\n")
 
 

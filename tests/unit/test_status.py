@@ -1,7 +1,7 @@
-"""shared.status on metrics in the Prometheus text format the workers expose (the
+"""coinstream.status on metrics in the Prometheus text format the workers expose (the
 metric names are the contract): the columns and the health verdict."""
 
-from shared.status import Scrape, WorkerStatus, parse_metrics
+from coinstream.status import Scrape, WorkerStatus, parse_metrics
 
 
 def exposition(records: int, connected: tuple[int, ...], ages: tuple[str, ...]) -> str:

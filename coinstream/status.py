@@ -1,4 +1,4 @@
-"""python -m shared.status: one table of all ten workers, and an exit code for scripts.
+"""coinstream status: one table of all ten workers, and an exit code for scripts.
 
 For each worker: its supervisord state (XML-RPC over supervisord's unix socket, as
 supervisorctl does), and from two scrapes of its Prometheus /metrics `--window`
@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor.options import ClientOptions
 
 from shared import config as configuration
-from shared.table import format_table
+from coinstream.table import format_table
 
 DEFAULT_SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 SCRAPE_TIMEOUT_S = 2.0
@@ -220,7 +220,7 @@ def collect(config: configuration.Config, supervisor_conf: Path, window_s: float
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.status", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="coinstream status", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
     parser.add_argument("--supervisor-conf", metavar="PATH", type=Path, default=DEFAULT_SUPERVISOR_CONF,
                         help="supervisord.conf of the running collector (default: the repository's)")

@@ -1,4 +1,4 @@
-"""python -m shared.live: the latest ticker of every (exchange, symbol), redrawn in place.
+"""coinstream live: the latest ticker of every (exchange, symbol), redrawn in place.
 
 Consumes the configured ticker topic(s) in a consumer group of its own, from the
 latest offsets (or --from-beginning), keeps the newest record per (exchange, symbol)
@@ -32,8 +32,8 @@ from confluent_kafka import Consumer, KafkaException
 
 from shared import config as configuration
 from shared.record import Ticker
-from shared.table import format_table
-from shared.topics import client_settings
+from coinstream.table import format_table
+from shared.config import client_settings
 
 REDRAW_INTERVAL_S = 0.5
 REFERENCE_QUOTES = ("USD", "USDT")
@@ -222,7 +222,7 @@ def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, ou
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.live", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="coinstream live", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
     parser.add_argument("--exchange", metavar="NAME", action="append", default=[], choices=configuration.EXCHANGES,
                         help="show only this exchange (repeatable)")

@@ -1,4 +1,4 @@
-"""python -m shared.topics [--config PATH]: create the configured topics, idempotently.
+"""coinstream topics [--config PATH]: create the configured topics, idempotently.
 
 Creates every ticker topic and the dead-letter topic with the configured partitions
 and replication factor. Topics that already exist are left as they are (and reported
@@ -8,23 +8,13 @@ if their partition count differs); running it twice is harmless.
 import argparse
 import logging
 import sys
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import config as configuration
-
-# librdkafka properties an AdminClient accepts from the producer's settings: the
-# connection and security ones, not the producer-only ones (acks, linger.ms, ...).
-_CONNECTION_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.")
-
-
-def client_settings(producer: Mapping[str, Any]) -> dict[str, Any]:
-    """The producer's connection and security settings, for an admin client or a consumer."""
-    return {key: value for key, value in producer.items() if key.startswith(_CONNECTION_PREFIXES)}
-
+from shared.config import client_settings
 
 def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
     """Create missing topics; return one line per topic describing what happened."""
@@ -68,7 +58,7 @@ def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.topics", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="coinstream topics", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
     arguments = parser.parse_args(argv)
 

@@ -1,0 +1,37 @@
+"""coinstream <command> [options]: one entry point for every operator tool.
+
+Each command is a module of this package with a main(argv); `coinstream <command> -h`
+prints its options. Workers are operated with supervisorctl, as the README shows.
+"""
+
+import importlib
+import sys
+
+# command -> (module, one line of help), in the order a newcomer meets them.
+COMMANDS = {
+    "run": ("coinstream.run", "start the bundled Kafka (if configured), create the topics, run supervisord"),
+    "status": ("coinstream.status", "one table of the workers' health; exit 1 when one is unhealthy"),
+    "live": ("coinstream.live", "the latest tickers from Kafka, redrawn in place"),
+    "topics": ("coinstream.topics", "create the configured Kafka topics (idempotent)"),
+    "check": ("coinstream.check", "validate the configuration without starting anything"),
+}
+EXIT_USAGE = 2
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: coinstream <command> [options]   (coinstream <command> -h for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = sys.argv[1:] if argv is None else argv
+    if not arguments or arguments[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if arguments else EXIT_USAGE)
+    command, rest = arguments[0], arguments[1:]
+    if command not in COMMANDS:
+        print(f"coinstream: error: unknown command {command!r} (one of: {', '.join(COMMANDS)})", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    importlib.import_module(COMMANDS[command][0]).main(rest)

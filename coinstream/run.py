@@ -1,0 +1,79 @@
+"""coinstream run [--config PATH]: the collector in the foreground, as `make run` starts it.
+
+1. the bundled single-node Kafka broker, when kafka.local_broker is true and it does
+   not run yet (kafka/kafka-local.sh, on the port of kafka.producer.bootstrap.servers);
+2. the configured topics (coinstream topics);
+3. supervisord -c supervisord.conf in the foreground, with the ten workers; --config is
+   passed to them as $COINSTREAM_CONFIG.
+Ctrl-C stops the workers; the broker keeps running (kafka/kafka-local.sh stop).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from coinstream import topics
+from shared import config as configuration
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_LOCAL = ROOT / "kafka" / "kafka-local.sh"
+SUPERVISORD = Path(sys.executable).parent / "supervisord"
+EXIT_CONFIG = 78
+EXIT_UNAVAILABLE = 69
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    print(f"coinstream run: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def local_broker_port(config: configuration.Config) -> int | None:
+    """The port of the bundled broker to start; None when an existing cluster is configured."""
+    if not config.kafka.local_broker:
+        return None
+    bootstrap = str(config.kafka.producer.get("bootstrap.servers", ""))
+    first = urlsplit(f"//{bootstrap.split(',')[0]}")
+    if first.hostname not in ("127.0.0.1", "localhost") or first.port is None:
+        raise configuration.ConfigError(
+            f"{config.source_files[-1]}: kafka.local_broker: true, but kafka.producer.bootstrap.servers="
+            f"{bootstrap} is not a local 127.0.0.1:PORT address; set local_broker: false to use that cluster")
+    return first.port
+
+
+def start_local_broker(port: int) -> None:
+    env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(port + 1))
+    if subprocess.run([str(KAFKA_LOCAL), "status"], env=env, capture_output=True).returncode == 0:
+        print(f"kafka: local broker already running on 127.0.0.1:{port}")
+        return
+    started = subprocess.run([str(KAFKA_LOCAL), "start"], env=env, stdout=subprocess.DEVNULL)
+    if started.returncode != 0:
+        _fail(EXIT_UNAVAILABLE, f"the bundled Kafka broker did not start on 127.0.0.1:{port} (see above)")
+    print(f"kafka: local broker started on 127.0.0.1:{port}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="coinstream run", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", type=Path,
+                        help=f"override file (default: ${configuration.ENV_OVERRIDE_FILE})")
+    arguments = parser.parse_args(argv)
+    if arguments.config is not None:
+        # The workers read it from the environment supervisord passes on.
+        os.environ[configuration.ENV_OVERRIDE_FILE] = str(arguments.config.resolve())
+    try:
+        config = configuration.load()
+        port = local_broker_port(config)
+        if port is None:
+            print("kafka: using the configured cluster")
+        else:
+            start_local_broker(port)
+        for line in topics.ensure(config):
+            print(f"topics: {line}")
+    except configuration.ConfigError as error:
+        _fail(EXIT_CONFIG, str(error))
+    for directory in ("logs", "run"):
+        (ROOT / directory).mkdir(exist_ok=True)
+    os.execv(SUPERVISORD, [str(SUPERVISORD), "-c", str(ROOT / "supervisord.conf")])
