@@ -154,8 +154,8 @@ async def run(exchange: str, config_path: str) -> None:
 
     async with connect(venue.ws_url(markets), compression=None, max_size=2**24,
                        create_connection=functools.partial(  # type: ignore[arg-type]
-                           MessageConnection, on_message, lambda: producer.poll(0), runtime.read_pause_s,
-                           runtime.frames_per_read)) as socket:
+                           MessageConnection, on_message, lambda: None, lambda: producer.poll(0),
+                           runtime.read_pause_s, runtime.frames_per_read)) as socket:
         for message in venue.subscribe_messages(markets):
             await socket.send(message)
         while True:

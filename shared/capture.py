@@ -1,8 +1,9 @@
 """Capture files: every raw frame and REST body a worker received, as JSON Lines.
 
-One object per line: {"ts": <received ns>, "kind": "ws"|"rest", "url": ..., "data": ...},
-`data` exactly as received (binary frames decoded as UTF-8). --record writes them;
---replay feeds them back through the same parsing path.
+One object per line: {"ts": <received ns>, "kind": "ws"|"rest"|"refresh", "url": ...,
+"data": ...}, `data` exactly as received (binary frames decoded as UTF-8); "refresh" is a
+REST body of a quiet-market refresh, which publishes only what changed. --record writes
+them; --replay feeds them back through the same parsing path.
 """
 
 from pathlib import Path
@@ -13,7 +14,7 @@ import msgspec
 
 class Captured(msgspec.Struct):
     ts: int
-    kind: Literal["ws", "rest"]
+    kind: Literal["ws", "rest", "refresh"]
     url: str
     data: str
 
@@ -23,7 +24,7 @@ class Recorder:
         self._file: BinaryIO = open(path, "ab")
         self._encoder = msgspec.json.Encoder()
 
-    def write(self, kind: Literal["ws", "rest"], url: str, data: bytes, received_ns: int) -> None:
+    def write(self, kind: Literal["ws", "rest", "refresh"], url: str, data: bytes, received_ns: int) -> None:
         item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"))
         self._file.write(self._encoder.encode(item) + b"\n")
 

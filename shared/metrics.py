@@ -26,6 +26,8 @@ EXCHANGE_COUNTERS = (
      "dead_letters"),
     ("coinstream_exchange_errors", "Error frames or error responses from the exchange.", "exchange_errors"),
     ("coinstream_rest_polls", "REST requests made (snapshots, fallback polls, retries).", "rest_polls"),
+    ("coinstream_rest_refreshes", "Refreshes of quiet markets from REST while their socket answers.", "refreshes"),
+    ("coinstream_rest_refreshed", "Records those refreshes published (a number had changed).", "refreshed"),
     ("coinstream_rest_errors", "REST requests that failed (5xx, timeout, connection error).", "rest_errors"),
     ("coinstream_rate_limit_waits", "Waits after HTTP 429/418 from the exchange.", "rate_limit_waits"),
     ("coinstream_host_switches", "Moves between the exchange's host and its alternate host.", "host_switches"),
@@ -74,12 +76,18 @@ class WorkerCollector(Collector):
         silence = GaugeMetricFamily("coinstream_seconds_since_last_record",
                                     "Seconds since the connection's socket last delivered a ticker (+Inf: never).",
                                     labels=["exchange", "connection"])
+        heard = GaugeMetricFamily("coinstream_seconds_since_heard",
+                                  "Seconds since anything (data, heartbeat, pong) was heard on the connection's "
+                                  "socket: its liveness, which a quiet market does not affect.",
+                                  labels=["exchange", "connection"])
         for connection in worker.connections:
             labels = [exchange, str(connection.index)]
             connected.add_metric(labels, 1 if connection.connected else 0)
             silence.add_metric(labels, connection.seconds_since_last_record())
+            heard.add_metric(labels, connection.seconds_since_heard())
         yield connected
         yield silence
+        yield heard
 
         yield _of_exchange(GaugeMetricFamily("coinstream_kafka_queue_depth", "Records waiting in librdkafka's queue.",
                                              labels=["exchange"]), exchange, worker.sink.queue_depth())

@@ -21,6 +21,10 @@ class Stats:
         self.reconnects: Counter[str] = Counter()
         self.host_switches = 0  # moves to the alternate host and back (shared.hosts)
         self.rest_polls = 0
+        # Quiet markets refreshed from REST while their socket answers (shared.worker):
+        # refresh rounds made, and the records they published (also in records).
+        self.refreshes = 0
+        self.refreshed = 0
         self.rest_errors = 0
         self.rate_limit_waits = 0
         self.delivered = 0
@@ -61,6 +65,7 @@ class Stats:
             f"dead_letters={self.dead_letters} exchange_errors={self.exchange_errors} "
             f"reconnects={sum(self.reconnects.values())}[{reasons}] host_switches={self.host_switches} "
             f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
+            f"refreshes={self.refreshes} refreshed={self.refreshed} "
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "
             f"spooled={self.spooled} spool_bytes={self.spool_bytes} spool_dropped={self.spool_dropped} "

@@ -4,11 +4,17 @@
             snapshot runs beside the sockets, which open at once (Coinbase's snapshot
             is one paced call per product: ~30 s for 300)
   stream    one task per connection: connect, subscribe, keep alive, read frames;
-            a watchdog closes a socket that goes silent; reconnects back off with
+            liveness is any frame heard (data, pongs, heartbeats, the server's pings):
+            a socket quiet for half the shorter of watchdog_s and rest_fallback_after_s
+            gets a ping, and one that answers is kept however long its markets are
+            quiet; a watchdog closes a socket of which nothing at all has been heard
+            for watchdog_s; reconnects back off with
             jitter, never give up, and resubscribe
-  fallback  once the snapshot is done, while a connection has delivered nothing for
-            rest_fallback_after_s, poll REST for its markets; stop as soon as the
-            socket delivers again
+  fallback  once the snapshot is done, while nothing has been heard on a connection
+            for rest_fallback_after_s (it is down, or not answering), poll REST for its
+            markets; stop as soon as it is heard again. While it answers, its markets
+            that published nothing for rest_refresh_s are refreshed from REST that
+            often, and a refreshed ticker is published only if a number changed
   sink      records to Kafka without awaiting; delivery reports on a steady poll
   stop      SIGTERM/SIGINT: close sockets, flush within stop_timeout_s, exit 0
 """
@@ -21,6 +27,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,7 @@ from shared import capture
 from shared.config import ExchangeConfig, Runtime
 from shared.hosts import Hosts
 from shared.log import Throttled
-from shared.record import DeadLetter, ExchangeError, ServerRestart
+from shared.record import DeadLetter, ExchangeError, ServerRestart, Ticker
 from shared.rest import RestClient, RestUnavailable
 from shared.sink import Sink
 from shared.stats import Stats
@@ -63,6 +70,9 @@ class Worker:
         self.replaying = False
         self.throttled = Throttled(log)
         self.connections: list[Connection] = []  # filled once the markets are known
+        # The last record published for each market (by unified symbol): what a REST
+        # refresh of a quiet market is compared with.
+        self.latest: dict[str, Ticker] = {}
         # Set when the startup snapshot has run: the fallback polls only after it, so
         # that the two never spend the exchange's REST rate limit twice at once.
         self.snapshot_done = asyncio.Event()
@@ -100,14 +110,18 @@ class Worker:
             self._dead_letter(error, received_ns, "ws", url, frame)
             return 0
         publish = self.sink.publish
+        latest = self.latest
         for ticker in tickers:
             publish(ticker)
+            latest[ticker.symbol] = ticker
         self.stats.ws_records += len(tickers)
         return len(tickers)
 
-    def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
+    def on_rest_body(self, body: bytes, received_ns: int, url: str, refresh: bool = False) -> int:
+        """Publish the tickers in one REST body; returns how many. A refresh's body (see
+        Connection.fallback) publishes only the tickers that bring news (_is_news)."""
         if self.recorder is not None:
-            self.recorder.write("rest", url, body, received_ns)
+            self.recorder.write("refresh" if refresh else "rest", url, body, received_ns)
         try:
             tickers = self.venue.parse_rest(url, body, received_ns, self.quotes)
         except ExchangeError as error:
@@ -117,10 +131,27 @@ class Worker:
         except Exception as error:
             self._dead_letter(error, received_ns, "rest", url, body)
             return 0
+        if refresh:
+            tickers = [ticker for ticker in tickers if self._is_news(ticker)]
+            self.stats.refreshed += len(tickers)
         for ticker in tickers:
             self.sink.publish(ticker)
+            self.latest[ticker.symbol] = ticker
         self.stats.rest_records += len(tickers)
         return len(tickers)
+
+    def _is_news(self, ticker: Ticker) -> bool:
+        """Whether a refreshed ticker is worth a record: its market has published nothing
+        for rest_refresh_s before it arrived, and one of its numbers differs from the
+        market's last record (one the REST body lacks does not count). Judged from the
+        records alone, so that a replay publishes what the live run did."""
+        last = self.latest.get(ticker.symbol)
+        if last is None:
+            return True
+        if ticker.received_ns - last.received_ns < self.runtime.rest_refresh_s * 1e9:
+            return False  # the socket spoke for this market meanwhile
+        return any(new is not None and (old is None or Decimal(new) != Decimal(old))
+                   for new, old in zip(_numbers(ticker), _numbers(last)))
 
     def _dead_letter(self, error: Exception, received_ns: int, source: str, url: str, raw: bytes) -> None:
         reason = f"{type(error).__name__}: {error}"
@@ -212,8 +243,15 @@ class Worker:
             except (RestUnavailable, ExchangeError) as error:
                 self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
                 continue
-            published += self.on_rest_body(body, received_ns, url)
+            published += self.on_rest_body(body, received_ns, url, refresh=why == "refresh")
         return published
+
+    def quiet_markets(self, markets: list[Market]) -> list[Market]:
+        """Those of `markets` that have published no record for rest_refresh_s."""
+        since_ns = time.time_ns() - self.runtime.rest_refresh_s * 1e9
+        latest = self.latest
+        return [market for market in markets
+                if (last := latest.get(market.symbol)) is None or last.received_ns < since_ns]
 
     async def _rest_get(self, url: str) -> tuple[bytes, int, str]:
         """GET `url` (as the venue builds it, on the primary host) on the REST host in use:
@@ -245,7 +283,7 @@ class Worker:
                 if item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)
                 else:
-                    self.on_rest_body(data, item.ts, item.url)
+                    self.on_rest_body(data, item.ts, item.url, refresh=item.kind == "refresh")
             else:
                 self._dead_letter(item, time.time_ns(), "ws", f"{path}:{number}", line)
 
@@ -266,12 +304,17 @@ class Connection:
         self.index = index
         protocol_ping = worker.venue.protocol_ping_interval_s
         self._protocol_ping_s = protocol_ping and (worker.runtime.ping_interval_s or protocol_ping)
-        self.last_frame = time.monotonic()
-        # Until the socket delivers its first tickers, the fallback counts from start.
-        self._created = self.last_ws_record = time.monotonic()
+        # Any frame heard on the socket, data or control (pongs, the server's pings): the
+        # connection's liveness. Until it is first heard, the fallback counts from start.
+        self.last_heard = time.monotonic()
+        self._created = self.last_ws_record = self._last_refresh = time.monotonic()
         self.connected = False  # subscribed and reading frames
         # Set by _on_message to what ends the session (ServerRestart); made by each session.
         self._ended_by: asyncio.Future[Exception]
+
+    def seconds_since_heard(self) -> float:
+        """Since anything (a frame, a pong) was last heard on the socket."""
+        return time.monotonic() - self.last_heard
 
     def seconds_since_last_record(self) -> float:
         """Since the socket last delivered a ticker; infinite before its first one."""
@@ -295,7 +338,7 @@ class Connection:
             except ConnectionClosed as closed:
                 delivered = self.last_ws_record > self._opened
                 if self._stalled:
-                    reason = f"stalled: no frame for {runtime.watchdog_s:.0f} s"
+                    reason = f"stalled: nothing heard for {runtime.watchdog_s:.0f} s"
                 else:
                     # The peer's close frame, or ours (1009 when a frame breaks max_frame_bytes).
                     close = closed.rcvd or closed.sent
@@ -338,7 +381,7 @@ class Connection:
             additional_headers=venue.headers,
             user_agent_header="coinstream/0.1",
             create_connection=functools.partial(  # type: ignore[arg-type]
-                MessageConnection, self._on_message, worker.sink.serve_deliveries,
+                MessageConnection, self._on_message, self._on_control, worker.sink.serve_deliveries,
                 worker.runtime.read_pause_s, worker.runtime.frames_per_read),
         ) as socket:
             self._handshake_done = True
@@ -347,7 +390,7 @@ class Connection:
                 if venue.subscribe_gap_s:
                     await asyncio.sleep(venue.subscribe_gap_s)
             worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
-            self.last_frame = time.monotonic()
+            self.last_heard = time.monotonic()
             guards = [asyncio.create_task(self._watchdog(socket))]
             if venue.app_ping() is not None:
                 guards.append(asyncio.create_task(self._app_ping(socket)))
@@ -363,7 +406,7 @@ class Connection:
     def _on_message(self, frame: bytes) -> None:
         """Every data message of the socket, called by MessageConnection as it is parsed."""
         now = time.monotonic()
-        self.last_frame = now
+        self.last_heard = now
         try:
             if self.worker.on_frame(frame, time.time_ns(), self.url):
                 self.last_ws_record = now
@@ -371,6 +414,10 @@ class Connection:
         except Exception as error:  # noqa: BLE001 - re-raised by _until_closed
             if not self._ended_by.done():
                 self._ended_by.set_result(error)
+
+    def _on_control(self) -> None:
+        """Every control frame of the socket (ping, pong, close): the peer is there."""
+        self.last_heard = time.monotonic()
 
     async def _until_closed(self, socket: ClientConnection) -> None:
         """Wait while MessageConnection delivers the frames; raise how the session ends."""
@@ -386,14 +433,42 @@ class Connection:
         closed.result()
 
     async def _watchdog(self, socket: ClientConnection) -> None:
-        limit = self.worker.runtime.watchdog_s
+        """Probe the socket once it has been quiet for the probe time; close it once
+        nothing at all has been heard for watchdog_s.
+
+        The probe time is half the shorter of watchdog_s and rest_fallback_after_s, so
+        that an answering socket is never silent long enough for either: a quiet market
+        costs a ping and its answer every few seconds, never a reconnect or a REST poll.
+        """
+        runtime = self.worker.runtime
+        limit = runtime.watchdog_s
+        probe_after = min(limit, runtime.rest_fallback_after_s) / 2
+        probed = 0.0
         while True:
-            await asyncio.sleep(min(1.0, limit / 4))
-            if time.monotonic() - self.last_frame > limit:
+            await asyncio.sleep(min(1.0, probe_after / 4))
+            now = time.monotonic()
+            heard = self.last_heard
+            if now - heard > limit:
                 self._stalled = True
                 # The peer may be gone without a FIN; don't wait for its close frame.
                 socket.transport.abort()
                 return
+            if now - heard >= probe_after and probed < heard:
+                probed = now  # one probe per silence: the next comes once this one is answered
+                try:
+                    await self._probe(socket)
+                except ConnectionClosed:
+                    return
+
+    async def _probe(self, socket: ClientConnection) -> None:
+        """Ask the peer for an answer: an RFC 6455 ping, whose pong _on_control hears,
+        or the exchange's application ping where it takes no protocol pings."""
+        if self._protocol_ping_s:
+            await socket.ping()
+            return
+        ping = self.worker.venue.app_ping()
+        if ping is not None:
+            await socket.send(ping)
 
     async def _app_ping(self, socket: ClientConnection) -> None:
         venue = self.worker.venue
@@ -406,46 +481,65 @@ class Connection:
                 await socket.send(ping)
 
     async def fallback(self) -> None:
-        """Poll REST for this connection's markets while its socket delivers nothing."""
-        runtime = self.worker.runtime
+        """Poll REST for this connection's markets while nothing is heard on its socket
+        (down, or not answering); while it answers, refresh its quiet markets."""
+        worker = self.worker
+        runtime = worker.runtime
         polling = False
-        await self.worker.snapshot_done.wait()
+        await worker.snapshot_done.wait()
         while True:
-            silent_s = time.monotonic() - self.last_ws_record
-            if silent_s >= runtime.rest_fallback_after_s:
+            unheard_s = time.monotonic() - self.last_heard
+            if unheard_s >= runtime.rest_fallback_after_s:
                 if not polling:
-                    self.worker.log.warning(
-                        "%s: no data for %.0f s; polling REST every %.1f s",
-                        self.name, silent_s, runtime.rest_poll_interval_s,
+                    worker.log.warning(
+                        "%s: nothing heard for %.0f s (%s); polling REST every %.1f s", self.name, unheard_s,
+                        "not answering" if self.connected else "down", runtime.rest_poll_interval_s,
                     )
                     polling = True
-                await self.worker.rest_poll(self.markets, "fallback")
+                await worker.rest_poll(self.markets, "fallback")
                 await asyncio.sleep(runtime.rest_poll_interval_s)
-            else:
-                if polling:
-                    self.worker.log.info("%s: socket delivers again; REST polling stopped", self.name)
-                    polling = False
-                await asyncio.sleep(min(1.0, runtime.rest_fallback_after_s - silent_s))
+                continue
+            if polling:
+                worker.log.info("%s: socket answers again; REST polling stopped", self.name)
+                polling = False
+            if runtime.rest_refresh_s and time.monotonic() - self._last_refresh >= runtime.rest_refresh_s:
+                await self._refresh()
+            await asyncio.sleep(min(1.0, runtime.rest_fallback_after_s - unheard_s))
+
+    async def _refresh(self) -> None:
+        """The markets of an answering socket that published nothing for rest_refresh_s,
+        from REST: a quiet market's rolling 24 h numbers move without a push, and a
+        subscription the exchange dropped unannounced looks just as quiet."""
+        self._last_refresh = time.monotonic()
+        quiet = self.worker.quiet_markets(self.markets)
+        if quiet:
+            self.worker.stats.refreshes += 1
+            await self.worker.rest_poll(quiet, "refresh")
 
 
 class MessageConnection(ClientConnection):
     """websockets' client connection, handing each data message to `on_message` as soon
-    as the frame parser has it, and calling `after_read` after each read from the socket.
+    as the frame parser has it, calling `on_control` for each control frame (ping, pong,
+    close: signs of life a quiet socket gives), and `after_read` after each read from the
+    socket.
 
     ClientConnection queues every message for recv(), and a reader task wakes up to take
     it: a future, a task step and flow-control bookkeeping per message (6.3 -> 4.5 µs a
     frame flat out, 57 -> 42 µs at 1,000 frames/s, measured on this stack). Here the
     message is handled inside data_received, in arrival order; the handshake, ping, pong
-    and close frames still take websockets' own path. A handler that raises would break
+    and close frames still take websockets' own path (after on_control, which costs a
+    data frame nothing). A handler that raises would break
     the connection's data_received: on_message must not raise. With `read_pause_s` the
     socket may rest after each read, so that about `frames_per_read` frames come in one
     read (read_pause).
     """
 
-    def __init__(self, on_message: Callable[[bytes], None], after_read: Callable[[], None],
-                 read_pause_s: float, frames_per_read: int, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, on_message: Callable[[bytes], None], on_control: Callable[[], None],
+                 after_read: Callable[[], None], read_pause_s: float, frames_per_read: int,
+                 *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_message = on_message
+        self._on_control = on_control
         self._after_read = after_read
         self._read_pause_s = read_pause_s
         self._frames_per_read = frames_per_read
@@ -478,6 +572,8 @@ class MessageConnection(ClientConnection):
 
     def process_event(self, event: Event) -> None:
         if not isinstance(event, Frame) or event.opcode not in DATA_OPCODES:
+            if isinstance(event, Frame):
+                self._on_control()
             super().process_event(event)
             return
         self._frames_in_window += 1
@@ -510,6 +606,14 @@ def read_pause(seconds: float, frames: int, max_pause_s: float, frames_per_read:
     """
     pause = min(max_pause_s, seconds * frames_per_read / max(frames, 1))
     return pause if pause >= MIN_READ_PAUSE_S else 0.0
+
+
+# Ticker's number fields, in order: what a refresh compares (Worker._is_news).
+_NUMBERS = slice(Ticker.__struct_fields__.index("last"), Ticker.__struct_fields__.index("quote_volume_24h") + 1)
+
+
+def _numbers(ticker: Ticker) -> tuple[str | None, ...]:
+    return msgspec.structs.astuple(ticker)[_NUMBERS]
 
 
 def _reason_key(reason: str) -> str:

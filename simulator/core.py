@@ -14,6 +14,8 @@ Control, on every exchange's port (plain GET, answers JSON):
       close_code  close frame with code C (default 1011) on every socket
       stall       open sockets stay open but send nothing (and answer no ping) for S s;
                   new connections work
+      mute        for S s no socket gets a ticker while the markets keep moving, but
+                  every socket answers its pings: a subscription dropped unannounced
       garbage     the next N frames on each socket are garbage bytes
       wrong_shape the next N frames are valid JSON of the wrong shape
       unknown_symbol  the next N tickers carry a symbol nobody subscribed to
@@ -99,6 +101,7 @@ class Faults:
     # Sockets that stay open but send nothing, until the time given (monotonic).
     stalled: dict[ServerConnection, float] = field(default_factory=dict)
     ws_down_until: float = 0.0
+    muted_until: float = 0.0
 
 
 @dataclass
@@ -211,7 +214,7 @@ class ExchangeSim(ABC):
         self.server = await serve(
             self._connection, host, port,
             process_request=self._process_request,
-            create_connection=_PingNotingConnection,
+            create_connection=_SimConnection,
             ping_interval=self.server_ping_interval_s,
             ping_timeout=60 if self.server_ping_interval_s else None,
             compression=None,
@@ -293,6 +296,8 @@ class ExchangeSim(ABC):
         elif kind == "stall":
             for socket in list(self.sockets):
                 faults.stalled[socket] = time.monotonic() + seconds
+                if isinstance(socket, _SimConnection):
+                    socket.stalled_until = faults.stalled[socket]  # no server pings either
                 # Not even pongs: a stalled peer reads nothing.
                 socket.transport.pause_reading()
                 asyncio.get_running_loop().call_later(seconds, _resume_reading, socket)
@@ -305,6 +310,8 @@ class ExchangeSim(ABC):
             faults.slow_rest_s = seconds
         elif kind == "refuse":
             asyncio.create_task(self.refuse(seconds))
+        elif kind == "mute":
+            faults.muted_until = time.monotonic() + seconds
         elif kind == "ws_down":
             faults.ws_down_until = time.monotonic() + seconds
             for socket in list(self.sockets):
@@ -324,7 +331,7 @@ class ExchangeSim(ABC):
             await asyncio.sleep(0.2)
             now = time.monotonic()
             heard = last_message[0]
-            if self.client_pings_count and isinstance(socket, _PingNotingConnection):
+            if self.client_pings_count and isinstance(socket, _SimConnection):
                 heard = max(heard, socket.last_ping)
             late = self.subscribe_deadline_s and not subscribed() and now - opened > self.subscribe_deadline_s
             if late or (self.idle_timeout_s and now - heard > self.idle_timeout_s):
@@ -370,7 +377,12 @@ class ExchangeSim(ABC):
                     continue
                 # Send what the rate allows by now, in one burst, then sleep briefly.
                 due = min(int((time.monotonic() - started) * self.rate_per_s) - sent, 5000)
-                if due > 0 and self._bulk_allowed():
+                if time.monotonic() < self.faults.muted_until:
+                    for _ in range(due):  # the markets trade; this socket hears nothing of it
+                        self.quotes[markets[index % len(markets)]].step(self.rng)
+                        index += 1
+                        sent += 1
+                elif due > 0 and self._bulk_allowed():
                     written = await self._send_bulk(socket, markets, index, due)
                     sent += written
                     index += written
@@ -451,15 +463,24 @@ class ExchangeSim(ABC):
             self._journal.write(frame + "\n")
 
 
-class _PingNotingConnection(ServerConnection):
-    """A server connection that notes when its client last sent an RFC 6455 ping."""
+class _SimConnection(ServerConnection):
+    """A server connection that notes when its client last sent an RFC 6455 ping, and
+    sends no ping of its own while stalled."""
 
     last_ping = 0.0
+    stalled_until = 0.0
 
     def process_event(self, event: Event) -> None:
         if isinstance(event, Frame) and event.opcode is Opcode.PING:
             self.last_ping = time.monotonic()
         super().process_event(event)
+
+    async def ping(self, data: Any = None) -> Any:
+        if time.monotonic() < self.stalled_until:
+            skipped: asyncio.Future[float] = self.loop.create_future()
+            skipped.set_result(0.0)  # the keepalive goes on as if answered
+            return skipped
+        return await super().ping(data)
 
 
 def _resume_reading(socket: ServerConnection) -> None:

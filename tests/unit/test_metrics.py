@@ -127,6 +127,9 @@ def test_collector_reads_the_stats_and_connections() -> None:
     assert samples["coinstream_ws_connected"] == [(labels, 1.0)]
     [(_, since)] = samples["coinstream_seconds_since_last_record"]
     assert 0 <= since < 1
+    connection.last_heard -= 42  # a quiet market: the socket's last pong came 42 s ago
+    [(_, heard)] = scrape(worker)["coinstream_seconds_since_heard"]
+    assert 42 <= heard < 43
 
 
 def test_delivery_histogram_is_cumulative_across_the_counters_line() -> None:

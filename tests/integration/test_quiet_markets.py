@@ -1,0 +1,126 @@
+"""Quiet markets, all ten exchanges at once (one simulator process, ten workers): a socket
+whose markets send nothing but which answers its keepalives is never reconnected and never
+falls back to REST; one that stops answering is still caught within watchdog_s.
+
+The workers keep their exchanges' own keepalive intervals (15 to 30 s): within a watchdog
+of a few seconds only the worker's liveness probes, sent when a socket has been silent,
+get answers back.
+"""
+
+import re
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from tests import reference
+from tests.harness import consume, override_file, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
+
+EXCHANGES = sorted(reference.PARSERS)
+WATCHDOG_S = 3
+# The watchdog checks a few times per probe period (shared.worker): a verdict comes within
+# watchdog_s and one check; the rest is slack for ten workers on a loaded 2-core machine.
+DETECTION_BOUND_S = WATCHDOG_S + 2
+COUNTERS = re.compile(r"counters frames=(\d+) .* reconnects=(\d+)\S* host_switches=\d+ rest_polls=(\d+) ")
+REFRESHES = re.compile(r" refreshes=(\d+) refreshed=(\d+) ")
+
+
+def _counters(log: str) -> tuple[int, int, int]:
+    """(frames, reconnects, rest_polls) from the worker's last counters line."""
+    frames, reconnects, rest_polls = COUNTERS.findall(log)[-1]
+    return int(frames), int(reconnects), int(rest_polls)
+
+
+def _values(messages: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [value for _, value in messages]
+
+
+def test_quiet_markets_keep_their_sockets_and_silent_dead_ones_are_caught(
+        kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
+    sim = simulator(*EXCHANGES, rate=0, markets=3)
+    config = override_file(tmp_path, kafka, sim.config["exchanges"],
+                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": WATCHDOG_S, "stats_interval_s": 1})
+    workers = {name: worker(name, config) for name in EXCHANGES}
+    wait_until(lambda: all(" connected to " in process.log() and " counters " in process.log()
+                           for process in workers.values()), 60, "every worker to connect")
+    time.sleep(1)  # the startup snapshots end
+    before = {name: sim.control(name, "stats") for name in EXCHANGES}
+    logged_before = {name: _counters(process.log()) for name, process in workers.items()}
+
+    time.sleep(3 * WATCHDOG_S)  # no ticker on any socket: only keepalives and their answers
+    after = {name: sim.control(name, "stats") for name in EXCHANGES}
+    time.sleep(1.5)  # one more counters line
+    logged_after = {name: _counters(process.log()) for name, process in workers.items()}
+    table = {name: {"reconnects": after[name]["connections_total"] - before[name]["connections_total"],
+                    "rest_calls": after[name]["rest_calls"] - before[name]["rest_calls"],
+                    "logged_reconnects": logged_after[name][1] - logged_before[name][1],
+                    "logged_rest_polls": logged_after[name][2] - logged_before[name][2],
+                    "frames_heard": logged_after[name][0] - logged_before[name][0]}
+             for name in EXCHANGES}
+    print(f"\nquiet for {3 * WATCHDOG_S} s (watchdog_s {WATCHDOG_S}):")
+    for name, row in table.items():
+        print(f"  {name:9} " + " ".join(f"{key}={value}" for key, value in row.items()))
+    noisy = {name: row for name, row in table.items()
+             if row["reconnects"] or row["rest_calls"] or row["logged_reconnects"] or row["logged_rest_polls"]}
+    assert not noisy, f"quiet sockets were reconnected or fell back to REST: {noisy}"
+    assert all("polling REST" not in process.log() for process in workers.values())
+
+    # Now every socket stops answering (not even pongs): each is caught within watchdog_s.
+    for name in EXCHANGES:
+        sim.fault(name, "stall", seconds=DETECTION_BOUND_S + 2)  # over by the end
+    stalled_at = time.monotonic()
+    caught: dict[str, float] = {}
+
+    def all_caught() -> bool:
+        for name, process in workers.items():
+            if name not in caught and "stalled: nothing heard for" in process.log():
+                caught[name] = time.monotonic() - stalled_at
+        return len(caught) == len(workers)
+
+    wait_until(all_caught, DETECTION_BOUND_S + 5, "every stalled socket to be caught", interval_s=0.05)
+    print("caught after (s): " + " ".join(f"{name}={seconds:.1f}" for name, seconds in caught.items()))
+    late = {name: seconds for name, seconds in caught.items() if seconds > DETECTION_BOUND_S}
+    assert not late, f"stalled sockets caught later than {DETECTION_BOUND_S} s: {late}"
+    for process in workers.values():
+        assert process.stop() == 0
+
+
+def test_quiet_markets_are_refreshed_from_rest_and_published_only_when_changed(
+        kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
+    sim = simulator("upbit", rate=0, markets=3)
+    config = override_file(tmp_path, kafka, sim.config["exchanges"],
+                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": WATCHDOG_S, "rest_refresh_s": 2,
+                            "stats_interval_s": 1})
+    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
+    process = worker("upbit", config)
+
+    def refreshes() -> tuple[int, int]:
+        found = REFRESHES.findall(process.log())
+        return (int(found[-1][0]), int(found[-1][1])) if found else (0, 0)
+
+    # Quiet and unchanged: the refreshes read REST and publish nothing.
+    wait_until(lambda: refreshes()[0] >= 2, 30, "two refreshes")
+    assert refreshes()[1] == 0
+    quiet = _values(consume(kafka, topic, lambda got: len(got) >= 6))  # socket and REST snapshots
+    assert sorted(record["source"] for record in quiet) == ["rest"] * 3 + ["ws"] * 3
+
+    # The markets trade while the socket hears nothing of it (a subscription the
+    # exchange dropped): the next refresh publishes each market's new numbers.
+    sim.control("upbit", "rate", per_s=30)
+    sim.fault("upbit", "mute", seconds=30)
+    muted_ns = time.time_ns()
+    records = _values(consume(kafka, topic, lambda got: len(
+        {v["symbol"] for _, v in got if v["source"] == "rest" and v["received_ns"] > muted_ns}) == 3, timeout_s=20))
+    assert process.stop() == 0
+    snapshot = {record["symbol"]: record for record in quiet if record["source"] == "ws"}
+    refreshed = [record for record in records if record["received_ns"] > muted_ns]
+    assert refreshed and all(record["source"] == "rest" for record in refreshed)
+    for record in refreshed:
+        assert record["last"] != snapshot[record["symbol"]]["last"] or \
+            record["volume_24h"] != snapshot[record["symbol"]]["volume_24h"], record
+    assert refreshes()[1] == len(refreshed)
+    log = process.log()
+    assert "polling REST" not in log and "reconnecting" not in log

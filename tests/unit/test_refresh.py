@@ -1,0 +1,59 @@
+"""The quiet-market refresh publishes a REST ticker only when it brings news: its market
+has published nothing for rest_refresh_s, and a number differs from the market's last
+record. Judged from the records alone, so a replay of a capture publishes what the live
+run did: here, through --replay's own path."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from shared.config import ExchangeConfig, Runtime
+from shared.sink import StdoutSink
+from shared.stats import Stats
+from shared.worker import Worker
+from tests.conftest import fixture_bytes
+from workers.binance import Binance
+
+T0_NS = 1_653_812_650_400_000_000  # just after the fixture's event time
+SECOND_NS = 1_000_000_000
+REST_URL = "https://data-api.binance.vision/api/v3/ticker/24hr?symbols=%5B%22ETHUSDT%22%5D"
+# The fixture's ETHUSDT numbers as REST writes them, trailing zeros trimmed.
+ETH = {"symbol": "ETHUSDT", "lastPrice": "1792.84", "bidPrice": "1792.83", "bidQty": "1.6274",
+       "askPrice": "1792.84", "askQty": "20.2914", "openPrice": "1764.61", "highPrice": "1808.98",
+       "lowPrice": "1748.94", "volume": "471703.5311", "quoteVolume": "840180761.513581", "closeTime": 1653812650344}
+BTC = {**ETH, "symbol": "BTCUSDT", "lastPrice": "29000.01"}
+
+
+def _line(kind: str, at_ns: int, data: str, url: str = REST_URL) -> str:
+    return json.dumps({"ts": at_ns, "kind": kind, "url": url, "data": data})
+
+
+def test_a_refresh_publishes_only_news_and_a_replay_agrees(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws_frame = fixture_bytes("binance", "ws_ticker_combined_1.json").decode()
+    moved = {**ETH, "volume": "471001.2"}  # the rolling 24 h volume fell, no trade
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("\n".join([
+        _line("ws", T0_NS, ws_frame, "wss://stream.binance.com:9443/stream"),
+        _line("refresh", T0_NS + 10 * SECOND_NS, json.dumps([moved])),   # the socket spoke 10 s ago
+        _line("refresh", T0_NS + 400 * SECOND_NS, json.dumps([ETH])),    # quiet, nothing changed
+        _line("refresh", T0_NS + 401 * SECOND_NS, json.dumps([moved, BTC])),  # news; BTC never published
+        _line("refresh", T0_NS + 402 * SECOND_NS, json.dumps([moved])),  # its last record is 1 s old
+        _line("rest", T0_NS + 403 * SECOND_NS, json.dumps([ETH])),       # a snapshot or fallback: always
+    ]) + "\n")
+    exchange = ExchangeConfig(ws_url="wss://stream.binance.com:9443/stream",
+                              rest_url="https://data-api.binance.vision", symbols=["ETH-USDT", "BTC-USDT"])
+    stats = Stats()
+    worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(rest_refresh_s=300),
+                    StdoutSink(stats), stats, logging.getLogger("coinstream.test"))
+    worker.replay(capture)
+    worker.sink.close(1)
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["symbol"], r["source"], r["volume_24h"], r["received_ns"]) for r in records] == [
+        ("ETH-USDT", "ws", "471703.53110000", T0_NS),
+        ("ETH-USDT", "rest", "471001.2", T0_NS + 401 * SECOND_NS),
+        ("BTC-USDT", "rest", "471703.5311", T0_NS + 401 * SECOND_NS),
+        ("ETH-USDT", "rest", "471703.5311", T0_NS + 403 * SECOND_NS),
+    ]
+    assert stats.refreshed == 2
