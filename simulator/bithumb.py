@@ -6,28 +6,26 @@ with 1000) with Bithumb's own rules:
     snake_case spelling printed in the docs is ignored, as on the wire;
   - trade and orderbook types are accepted (and not simulated), unknown types and
     empty codes are INVALID_PARAM, a request without a type is WRONG_FORMAT;
-  - a text PING is answered with {"status":"UP"}, which then repeats every 10 s;
-  - a client silent for 60 s is dropped without a close frame (the core's abort);
+  - a text PING is answered with {"status":"UP"}, which then repeats every 10 s, on a
+    subscribed socket too;
+  - a client that sent neither a message nor an RFC 6455 ping for 60 s is dropped
+    without a close frame (Upbit's rule, the core's abort);
   - numbers are JSON numbers printed plain, without exponent or trailing zeros;
   - REST /v1/ticker takes at most 200 markets, answers an unknown code with an error
     under HTTP 200, and writes its epoch fields as KST wall clock (UTC + 9 h), as
     seen on the wire in 2026.
 """
 
-import asyncio
 import json
 import time
 from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from simulator import upbit
 from simulator.core import Quote
 
-STATUS_UP = b'{"status":"UP"}'
-STATUS_INTERVAL_S = 10.0
 KST_AS_EPOCH_MS = 9 * 3_600_000
 REST_MARKETS_PER_CALL = 200
 # Types the real socket accepts; only ticker is simulated.
@@ -74,17 +72,11 @@ def date_and_time(epoch_ms: int) -> tuple[str, str]:
 class BithumbSim(upbit.UpbitSim):
     name = "bithumb"
     default_quote = "KRW"
-    client_idle_timeout_s = 60.0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.status_heartbeats: dict[ServerConnection, asyncio.Task[None]] = {}
+    pings_answered_when_subscribed = True
 
     async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
         if message in ("PING", b"PING"):
-            await socket.send(STATUS_UP)
-            if socket not in self.status_heartbeats:
-                self.status_heartbeats[socket] = asyncio.create_task(self._status_heartbeat(socket))
+            await self.answer_ping(socket)
             return None
         try:
             request = json.loads(message)
@@ -116,17 +108,6 @@ class BithumbSim(upbit.UpbitSim):
                 await self._send(socket, self._frame(code, self.quotes[code], now_ms, "SNAPSHOT"))
         # The request replaces the previous subscription.
         return [] if only_snapshot else codes
-
-    async def _status_heartbeat(self, socket: ServerConnection) -> None:
-        try:
-            while True:
-                await asyncio.sleep(STATUS_INTERVAL_S)
-                if time.monotonic() >= self.faults.stalled.get(socket, 0.0):
-                    await socket.send(STATUS_UP)
-        except ConnectionClosed:
-            pass
-        finally:
-            del self.status_heartbeats[socket]
 
     def _common_fields(self, quote: Quote) -> dict[str, str]:
         """JSON texts of the fields the socket and REST tickers share."""

@@ -8,8 +8,9 @@ is up), at most 20 sockets (the 21st is closed with code 4290), and the
 
 Only the TICKER channel in DEFAULT format carries data here; other channels and the
 SHORT format are acked and stay silent. A client silent past the idle timeout (30 min
-after the last request on the real server) is dropped without a close frame (1006), as
-probed, which is the core's default close_idle.
+after the last request on the real server), or one that has not subscribed 60 s after
+connecting, is dropped without a close frame (1006), as probed, which is the core's
+default close_idle.
 """
 
 import json
@@ -63,6 +64,8 @@ class CoinoneSim(ExchangeSim):
     default_quote = "KRW"
     ws_paths = ("/",)
     client_idle_timeout_s = 1800.0
+    # A socket that never subscribed was closed at ~60 s on the wire (1006).
+    subscribe_deadline_s = 60.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -153,12 +153,14 @@ class ExchangeSim(ABC):
     server_ping_interval_s: ClassVar[float | None] = None
     # Frames sent as binary (opcode 2) rather than text.
     binary_frames: ClassVar[bool] = False
-    # Close a socket whose client sent no message for this long (the exchange's
-    # keepalive rule); None: never. Tests shorten it with /_sim/idle?seconds=S.
+    # The exchange's idle rule, as its notes document it: close a socket on which no
+    # traffic that counts was seen for this long; None: never. Tests shorten it with
+    # /_sim/idle?seconds=S. The client's messages always count; these add:
     client_idle_timeout_s: ClassVar[float | None] = None
-    # The client's RFC 6455 pings count as messages for that rule (exchanges whose
-    # keepalive is the protocol ping, not an application message).
+    # the client's RFC 6455 pings (Upbit, Bithumb, Gate.io, Coinbase...),
     client_pings_count: ClassVar[bool] = False
+    # the server's own pushes: data, acks, pongs, heartbeats (OKX's "no data pushed").
+    server_pushes_count: ClassVar[bool] = False
     # Close a client that has not subscribed this long after connecting; None: never.
     subscribe_deadline_s: ClassVar[float | None] = None
     # At benchmark rates, frames may come round again from the bulk ring (_send_bulk);
@@ -324,30 +326,31 @@ class ExchangeSim(ABC):
         """Close a client that broke the keepalive rule, the way the exchange does."""
         socket.transport.abort()
 
-    async def _idle_watch(self, socket: ServerConnection, last_message: list[float],
-                          subscribed: Callable[[], list[str]]) -> None:
+    async def _idle_watch(self, socket: "_SimConnection", subscribed: Callable[[], list[str]]) -> None:
         opened = time.monotonic()
         while True:
             await asyncio.sleep(0.2)
             now = time.monotonic()
-            heard = last_message[0]
-            if self.client_pings_count and isinstance(socket, _SimConnection):
+            heard = socket.last_message
+            if self.client_pings_count:
                 heard = max(heard, socket.last_ping)
+            if self.server_pushes_count:
+                heard = max(heard, socket.last_sent)
             late = self.subscribe_deadline_s and not subscribed() and now - opened > self.subscribe_deadline_s
             if late or (self.idle_timeout_s and now - heard > self.idle_timeout_s):
                 await self.close_idle(socket)
                 return
 
     async def _connection(self, socket: ServerConnection) -> None:
+        assert isinstance(socket, _SimConnection)
         self.sockets.add(socket)
         self.counters.connections += 1
         subscribed: list[str] = []
         sender: asyncio.Task[None] | None = None
-        last_message = [time.monotonic()]
-        idle_watch = asyncio.create_task(self._idle_watch(socket, last_message, lambda: subscribed))
+        idle_watch = asyncio.create_task(self._idle_watch(socket, lambda: subscribed))
         try:
             async for message in socket:
-                last_message[0] = time.monotonic()
+                socket.last_message = time.monotonic()
                 markets = await self.on_message(socket, message)
                 if markets is None:
                     continue
@@ -426,6 +429,8 @@ class ExchangeSim(ABC):
         while len(chunk) < count:
             chunk += ring[:count - len(chunk)]
         transport.write(b"".join(chunk))
+        if isinstance(socket, _SimConnection):
+            socket.last_sent = time.monotonic()
         self.counters.frames += count
         return count
 
@@ -464,11 +469,21 @@ class ExchangeSim(ABC):
 
 
 class _SimConnection(ServerConnection):
-    """A server connection that notes when its client last sent an RFC 6455 ping, and
-    sends no ping of its own while stalled."""
+    """A server connection that notes when its client last sent a message or an RFC 6455
+    ping and when it last sent something itself (the idle rules), and sends no ping of
+    its own while stalled."""
 
     last_ping = 0.0
+    last_sent = 0.0
     stalled_until = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_message = time.monotonic()  # from the connect on
+
+    async def send(self, *args: Any, **kwargs: Any) -> None:
+        self.last_sent = time.monotonic()
+        await super().send(*args, **kwargs)
 
     def process_event(self, event: Event) -> None:
         if isinstance(event, Frame) and event.opcode is Opcode.PING:

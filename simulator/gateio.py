@@ -1,7 +1,7 @@
 """Gate Spot (API v4) as the simulator plays it: the /ws/v4/ socket (trailing slash
 included), {"time","channel","event","payload"} requests with one ack each, a request
 with one unknown pair refused as a whole, spot.pong answers to spot.ping, clients that
-send nothing for a minute closed, `spot.tickers` updates whose numbers are JSON strings
+send nothing for a minute (neither a message nor an RFC 6455 ping) closed, `spot.tickers` updates whose numbers are JSON strings
 without trailing zeros (29968.3, 215375.1010537074991), an `upgrade` notice on demand
 (/_sim/upgrade), and the /api/v4/spot REST endpoints with their bare JSON arrays."""
 
@@ -37,8 +37,10 @@ class GateioSim(ExchangeSim):
     name = "gateio"
     default_quote = "USDT"
     ws_paths = ("/ws/v4/",)
-    # The maintainers' figure: a socket with no traffic for over a minute is closed.
+    # The maintainers' figure: a socket with no traffic from its client for over a minute
+    # is closed. The server checks RFC 6455 pings, and a spot.ping resets its timer.
     client_idle_timeout_s = 60.0
+    client_pings_count = True
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{base}_{quote}"

@@ -4,7 +4,6 @@ socket open, a "snapshot":true first ticker per symbol, string numbers in Korbit
 shortest notation, server pings every 30 s, and the /v2 REST endpoints in their
 {"success":...} envelope (with one stopped pair in the market list)."""
 
-import asyncio
 import json
 import time
 from decimal import Decimal
@@ -12,7 +11,6 @@ from typing import Any
 
 import msgspec
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
 
 from simulator.core import ExchangeSim, Quote, fixed
 
@@ -40,12 +38,12 @@ class KorbitSim(ExchangeSim):
     # Korbit keeps a silent client that answers its pings (120 s seen on the wire), so no
     # idle rule by default. /_sim/idle?seconds=S sets one in which only the client's own
     # messages and pings count as signs of life.
+    client_pings_count = True
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{base.lower()}_{quote.lower()}"
 
     async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
-        _note_client_pings(socket)
         try:
             requests = json.loads(message)
         except ValueError:
@@ -91,19 +89,6 @@ class KorbitSim(ExchangeSim):
         elif answer["status"] == "success":
             return
         await socket.send(_encode(answer))
-
-    async def close_idle(self, socket: ServerConnection) -> None:
-        """Close the client once neither a message nor a ping came for the idle timeout.
-
-        The core's clock counts messages only; a Korbit client's keepalive is its pings.
-        """
-        while True:
-            timeout = self.idle_timeout_s
-            heard = max(getattr(socket, "korbit_last_ping", 0.0), getattr(socket, "korbit_last_message", 0.0))
-            if timeout and time.monotonic() - heard > timeout:
-                await super().close_idle(socket)
-                return
-            await asyncio.sleep(0.2)
 
     def _data(self, quote: Quote, now_ms: int) -> dict[str, Any]:
         last = quote.price()
@@ -156,21 +141,3 @@ class KorbitSim(ExchangeSim):
             ]})
         return 404, {"success": False, "error": {"code": 404, "message": "NOT_FOUND"}}
 
-
-def _note_client_pings(socket: ServerConnection) -> None:
-    """Time-stamp the client's messages and pings on the socket, for close_idle.
-
-    websockets answers pings below on_message; its process_event sees every frame.
-    """
-    socket.korbit_last_message = time.monotonic()  # type: ignore[attr-defined]
-    if hasattr(socket, "korbit_last_ping"):
-        return
-    socket.korbit_last_ping = 0.0  # type: ignore[attr-defined]
-    process_event = socket.process_event
-
-    def noting_pings(event: Any) -> None:
-        if isinstance(event, Frame) and event.opcode is Opcode.PING:
-            socket.korbit_last_ping = time.monotonic()  # type: ignore[attr-defined]
-        process_event(event)
-
-    socket.process_event = noting_pings  # type: ignore[method-assign]

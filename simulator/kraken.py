@@ -38,8 +38,12 @@ class KrakenSim(ExchangeSim):
     name = "kraken"
     default_quote = "USD"
     ws_paths = ("/v2",)
-    # Kraken drops a connection it hears nothing from for about a minute.
+    # Kraken drops a connection without traffic for about a minute [unverified]; the
+    # heartbeats that start with the first subscription count, so only a client that
+    # never subscribes, never pings and is sent nothing is dropped.
     client_idle_timeout_s = 60.0
+    client_pings_count = True
+    server_pushes_count = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

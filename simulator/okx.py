@@ -1,13 +1,13 @@
 """OKX Spot (API v5) as the simulator plays it: {"op":"subscribe"} requests with one arg
 per instrument and one ack per arg, 60012/60018/60014 error frames, the text `ping` ->
-`pong` keepalive with clients that send nothing closed with 4004, `tickers` pushes whose
+`pong` keepalive with sockets silent both ways for 30 s closed with 4004, `tickers` pushes whose
 numbers are JSON strings printed without trailing zeros (30236, 525802090.62716611) and
 `ts` a string too, the 64008 service-upgrade notice on demand (/_sim/notice), and the
 /api/v5 REST endpoints with their {"code","msg","data"} envelope. /_sim/stats also counts
 subscribe requests (`subscribe_requests`), which OKX budgets at 480 per hour per connection.
 
-OKX's own 30 s rule counts traffic either way; here only the client's messages count,
-which is stricter: a worker that forgets to ping fails here, not only on quiet pairs.
+The 30 s rule counts traffic either way, so a client that never pings keeps a busy
+socket and loses a quiet one, as on OKX.
 """
 
 import json
@@ -47,7 +47,11 @@ class OkxSim(ExchangeSim):
     name = "okx"
     default_quote = "USDT"
     ws_paths = ("/ws/v5/public",)
+    # "No subscription established or no data pushed for 30 s" (the docs): the server's
+    # own pushes count, a pong to the text ping among them; RFC 6455 pings do not
+    # (OKX does not answer them reliably).
     client_idle_timeout_s = 30.0
+    server_pushes_count = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

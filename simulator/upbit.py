@@ -1,17 +1,29 @@
 """Upbit as the simulator plays it: binary frames, one JSON-array request that replaces
 the connection's whole subscription, DEFAULT-format tickers whose numbers are JSON
 numbers printed like Java's BigDecimal (trailing zeros, 0E-8, 1.16539E8), error frames
-followed by a close, and the /v1 REST endpoints."""
+followed by a close, and the /v1 REST endpoints.
+
+Keepalive as probed on the wire: a socket with no traffic from its client (a message or
+an RFC 6455 ping) for 60 s is dropped without a close frame, whatever it was sent; a
+text PING is answered with {"status":"UP"}, repeated every 10 s, on a socket that has
+not subscribed, and not at all on one that has (the docs promise the answer either way).
+"""
 
 import asyncio
 import json
 import time
+import weakref
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from simulator.core import ExchangeSim, Quote, fixed, java_big_decimal
+
+
+STATUS_UP = b'{"status":"UP"}'
+STATUS_INTERVAL_S = 10.0
 
 
 class UpbitSim(ExchangeSim):
@@ -19,13 +31,41 @@ class UpbitSim(ExchangeSim):
     default_quote = "KRW"
     ws_paths = ("/websocket/v1",)
     binary_frames = True
+    client_idle_timeout_s = 60.0
+    client_pings_count = True
+    # Whether a text PING is answered on a socket that has subscribed.
+    pings_answered_when_subscribed: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.status_heartbeats: dict[ServerConnection, asyncio.Task[None]] = {}
+        self.subscribed_sockets: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{quote}-{base}"
 
+    async def answer_ping(self, socket: ServerConnection) -> None:
+        """{"status":"UP"} to a text PING, then every 10 s."""
+        if socket in self.subscribed_sockets and not self.pings_answered_when_subscribed:
+            return
+        await socket.send(STATUS_UP)
+        if socket not in self.status_heartbeats:
+            self.status_heartbeats[socket] = asyncio.create_task(self._status_heartbeat(socket))
+
+    async def _status_heartbeat(self, socket: ServerConnection) -> None:
+        try:
+            while True:
+                await asyncio.sleep(STATUS_INTERVAL_S)
+                if time.monotonic() >= self.faults.stalled.get(socket, 0.0):
+                    await socket.send(STATUS_UP)
+        except ConnectionClosed:
+            pass
+        finally:
+            del self.status_heartbeats[socket]
+
     async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
         if message in ("PING", b"PING"):
-            await socket.send(b'{"status":"UP"}')
+            await self.answer_ping(socket)
             return None
         try:
             request = json.loads(message)
@@ -43,6 +83,7 @@ class UpbitSim(ExchangeSim):
                 # Unknown or lower-case codes are ignored silently, as on the real socket.
                 codes += [code for code in item.get("codes", []) if code in self.quotes]
         # The new request replaces the previous subscription; send the snapshots first.
+        self.subscribed_sockets.add(socket)
         now_ms = int(time.time() * 1000)
         for code in codes:
             await self._send(socket, self._frame(code, self.quotes[code], now_ms, "SNAPSHOT"))

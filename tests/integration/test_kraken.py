@@ -32,7 +32,7 @@ def _sample(name: str) -> dict[str, Any]:
     return dict(json.loads(fixture_bytes("kraken", name)))
 
 
-def test_pinging_worker_survives_the_idle_rule_and_a_silent_client_does_not(
+def test_pinging_worker_survives_the_idle_rule_and_so_does_a_subscribed_silent_client(
         kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
     sim = simulator("kraken", rate=20, markets=5)
     sim.control("kraken", "idle", seconds=3)
@@ -45,22 +45,30 @@ def test_pinging_worker_survives_the_idle_rule_and_a_silent_client_does_not(
     assert sim.control("kraken", "stats")["connections_total"] == 1
     consume(kafka, topic, lambda got: sum(1 for _, v in got if v["received_ns"] > started + 5e9) >= 10)
 
-    async def silent_client() -> tuple[float, int]:
-        """Subscribe, then send nothing: seconds until the server drops us, frames seen."""
+    async def silent_client(subscribe: bool) -> tuple[float, int]:
+        """Subscribe or not, then send nothing, not even a ping: seconds until the server
+        drops us (at most 7), frames seen."""
         frames = 0
         async with connect(sim.config["exchanges"]["kraken"]["ws_url"], ping_interval=None) as socket:
-            await socket.send(fixture_bytes("kraken", "ws_subscribe.json").decode().replace("USDT/USD", "BTC/USD"))
+            if subscribe:
+                await socket.send(fixture_bytes("kraken", "ws_subscribe.json").decode().replace("USDT/USD", "BTC/USD"))
             opened = time.monotonic()
             try:
-                while True:
+                while time.monotonic() - opened < 7:
                     await asyncio.wait_for(socket.recv(), timeout=10)
                     frames += 1
             except ConnectionClosed:
-                return time.monotonic() - opened, frames
+                pass
+            return time.monotonic() - opened, frames
 
-    lasted, frames = asyncio.run(silent_client())
-    # Closed for its silence although the server kept sending to it.
-    assert 2.5 < lasted < 5 and frames > 10
+    async def both() -> list[tuple[float, int]]:
+        return list(await asyncio.gather(silent_client(subscribe=True), silent_client(subscribe=False)))
+
+    (subscribed_s, subscribed_frames), (unsubscribed_s, unsubscribed_frames) = asyncio.run(both())
+    # The tickers and heartbeats sent to a subscribed client are traffic: it stays...
+    assert subscribed_s >= 7 and subscribed_frames > 10
+    # ...and one that never subscribes gets nothing but the status frame, and is dropped.
+    assert 2.5 < unsubscribed_s < 5 and unsubscribed_frames == 1
     assert process.stop() == 0
     assert "reconnecting" not in process.log()
 

@@ -74,7 +74,7 @@ def _subscribe(*market_ids: str, request_id: str | None = None) -> str:
     return json.dumps(request if request_id is None else {"id": request_id, **request})
 
 
-def test_text_pings_keep_the_socket_and_silent_clients_get_4004(
+def test_text_pings_keep_the_socket_and_sockets_silent_both_ways_get_4004(
         kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
     sim, process, topics = _start(kafka, simulator, worker, tmp_path, runtime={"ping_interval_s": 1})
     sim.control("okx", "idle", seconds=3)
@@ -86,10 +86,16 @@ def test_text_pings_keep_the_socket_and_silent_clients_get_4004(
     # Every `pong` was understood as keepalive: nothing dead-lettered.
     assert topic_size(kafka, topics["dead_letter"]) == 0
 
-    # A client that subscribes but never pings is closed as OKX does, although data flows.
+    # A client that never pings keeps its socket while data is pushed to it, and loses
+    # one that nothing is pushed to, as OKX's rule says ("no data pushed for 30 s").
     url = sim.config["exchanges"]["okx"]["ws_url"]
-    silent = asyncio.run(_talk(url, [_subscribe("BTC-USDT")], listen_s=10))
-    assert any(json.loads(frame).get("data") for frame in silent.frames)
+
+    async def both() -> list[Session]:
+        return list(await asyncio.gather(_talk(url, [_subscribe("BTC-USDT")], listen_s=7), _talk(url, [], 7)))
+
+    fed, silent = asyncio.run(both())
+    assert sum(1 for frame in fed.frames if json.loads(frame).get("data")) > 20
+    assert fed.close_code is None and fed.lasted_s >= 7
     assert (silent.close_code, silent.close_reason) == (4004, "No data received in 30s")
     assert 3 <= silent.lasted_s < 6
     assert process.stop() == 0

@@ -4,7 +4,8 @@ falls back to REST; one that stops answering is still caught within watchdog_s.
 
 The workers keep their exchanges' own keepalive intervals (15 to 30 s): within a watchdog
 of a few seconds only the worker's liveness probes, sent when a socket has been silent,
-get answers back.
+get answers back. (The exchanges' idle rules meet the workers' keepalives in each
+exchange's own tests and in test_keepalive_rules.py.)
 """
 
 import re
