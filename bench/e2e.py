@@ -93,7 +93,7 @@ def _per_second(delivered: list[int]) -> float:
 def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
                runtime: dict[str, float] | None = None) -> EndToEnd:
     """One run; `runtime` overrides the shipped runtime settings (read_pause_s: 0)."""
-    sim = Simulator(workdir, [exchange], rate, markets=50, journal=False)
+    sim = Simulator(workdir, [exchange], rate, markets=50, journal=False, edge_shapes=False)
     config = override_file(workdir, bootstrap, sim.config["exchanges"], {"stats_interval_s": 1, **(runtime or {})})
     worker = WorkerProcess(exchange, config, workdir)
     try:
@@ -113,7 +113,7 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
 
 def ceiling(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path) -> EndToEnd:
     """bench.ceiling in the worker's place: the bare stack on the same feed and settings."""
-    sim = Simulator(workdir, [exchange], rate, markets=50, journal=False)
+    sim = Simulator(workdir, [exchange], rate, markets=50, journal=False, edge_shapes=False)
     config = override_file(workdir, bootstrap, sim.config["exchanges"])
     bare = WorkerProcess(exchange, config, workdir, "--exchange", exchange, module="bench.ceiling")
     try:
@@ -161,7 +161,8 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
             connections = -(-markets // markets_per_connection[exchange])
             scratch = workdir / exchange
             scratch.mkdir()
-            sims[exchange] = Simulator(scratch, [exchange], total_rate * share / connections, markets, journal=False)
+            sims[exchange] = Simulator(scratch, [exchange], total_rate * share / connections, markets, journal=False,
+                                       edge_shapes=False)
             configs[exchange] = override_file(scratch, bootstrap, sims[exchange].config["exchanges"],
                                               {"stats_interval_s": 1})
         # Every topic exists before the first worker starts: a fresh broker creating topics

@@ -51,14 +51,16 @@ WARM_UP_FRAMES = 10_000
 def sample_frames(exchange: str, count: int = 2000) -> list[bytes]:
     """`count` ticker frames over MARKETS markets, prices moving, event time rising."""
     sim_class = mode(exchange)
-    sim = sim_class(universe(sim_class.default_quote, MARKETS), rate_per_s=0)
+    sim = sim_class(universe(sim_class.default_quote, MARKETS), rate_per_s=0, edge_shapes=False)
+    form = sim.frame_form(sim.ws_paths[0])  # as on the endpoint the worker's config names
     ids = list(sim.quotes)
     frames = []
     for number in range(count):
         market_id = ids[number % len(ids)]
         quote = sim.quotes[market_id]
         quote.step(sim.rng)
-        frames.append(sim.ticker_frame(market_id, quote, 1_700_000_000_000 + number).encode())
+        frames.append(sim.in_form(form, market_id, sim.ticker_frame(market_id, quote, 1_700_000_000_000 + number))
+                      .encode())
     return frames
 
 

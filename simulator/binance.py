@@ -1,12 +1,21 @@
-"""Binance Spot as the simulator plays it: combined-stream envelopes, SUBSCRIBE acks,
-server pings every 20 s, string-encoded numbers, /api/v3 REST."""
+"""Binance Spot as the simulator plays it: both endpoints, /stream (combined: each event
+in a {"stream","data"} envelope) and /ws (raw: the bare event), each subscribed with
+SUBSCRIBE messages or in the URL (/stream?streams=btcusdt@ticker/ethusdt@ticker,
+/ws/btcusdt@ticker), SUBSCRIBE acks, server pings every 20 s (a client that does not
+pong within a minute is closed), string-encoded numbers, now and then an error in the
+bare {"code","msg"} form the docs print, and /api/v3 REST."""
 
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 
 from simulator.core import ExchangeSim, Quote, fixed
+
+COMBINED = "combined"
+# The docs' example of an error answer, in their bare form.
+ERROR_FORM = '{"code":2,"msg":"Invalid request: request ID must be an unsigned integer"}'
 
 
 class BinanceSim(ExchangeSim):
@@ -14,6 +23,7 @@ class BinanceSim(ExchangeSim):
     default_quote = "USDT"
     ws_paths = ("/stream", "/ws")
     server_ping_interval_s = 20.0
+    edge_kinds = ("error_form",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,14 +43,41 @@ class BinanceSim(ExchangeSim):
             await socket.send(json.dumps({"error": {"code": 1, "msg": f"Unknown method {method}"}, "id": request_id}))
             return None
         await socket.send(json.dumps({"result": None, "id": request_id}))
-        subscribed = getattr(socket, "binance_streams", [])
-        for stream in params:
+        return self._subscribe(socket, params)
+
+    def _subscribe(self, socket: ServerConnection, streams: list[str]) -> list[str]:
+        """Add the streams to the socket's subscription; its market ids."""
+        subscribed: list[str] = getattr(socket, "binance_streams", [])
+        for stream in streams:
             market_id = stream.split("@", 1)[0].upper()
             # Binance accepts unknown or upper-case stream names silently; they never send data.
-            if stream.endswith("@ticker") and stream == stream.lower() and market_id in self.quotes:
+            if (stream.endswith("@ticker") and stream == stream.lower() and market_id in self.quotes
+                    and market_id not in subscribed):
                 subscribed.append(market_id)
         socket.binance_streams = subscribed  # type: ignore[attr-defined]
         return subscribed
+
+    def accepts_ws_path(self, path: str) -> bool:
+        return path in self.ws_paths or path.startswith("/ws/")
+
+    def url_subscription(self, socket: ServerConnection) -> list[str]:
+        parts = urlsplit(socket.request.path if socket.request else "")
+        if parts.path == "/stream":
+            named = parse_qs(parts.query).get("streams", [""])[0]
+        else:
+            named = parts.path.removeprefix("/ws").strip("/")
+        return self._subscribe(socket, [stream for stream in named.split("/") if stream])
+
+    def frame_form(self, path: str) -> str:
+        return COMBINED if urlsplit(path).path == "/stream" else "raw"
+
+    def in_form(self, form: str, market_id: str, frame: str) -> str:
+        if form == COMBINED:
+            return f'{{"stream":"{market_id.lower()}@ticker","data":{frame}}}'
+        return frame
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        return ERROR_FORM  # error_form: an answer, on either endpoint without an envelope
 
     def _event(self, market_id: str, quote: Quote, now_ms: int) -> dict[str, Any]:
         self.trade_id += 1
@@ -57,8 +94,7 @@ class BinanceSim(ExchangeSim):
         }
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
-        event = self._event(market_id, quote, now_ms)
-        return json.dumps({"stream": market_id.lower() + "@ticker", "data": event}, separators=(",", ":"))
+        return json.dumps(self._event(market_id, quote, now_ms), separators=(",", ":"))
 
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/api/v3/exchangeInfo":

@@ -73,6 +73,7 @@ class BithumbSim(upbit.UpbitSim):
     name = "bithumb"
     default_quote = "KRW"
     pings_answered_when_subscribed = True
+    edge_kinds = ()  # its numbers are printed plain already (493100, 0.01775026)
 
     async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
         if message in ("PING", b"PING"):
@@ -103,9 +104,9 @@ class BithumbSim(upbit.UpbitSim):
                 only_snapshot = item.get("isOnlySnapshot") is True
                 only_realtime = item.get("isOnlyRealtime") is True
         if not only_realtime:
-            now_ms = int(time.time() * 1000)
+            # Timed at each market's last change, as Upbit's.
             for code in codes:
-                await self._send(socket, self._frame(code, self.quotes[code], now_ms, "SNAPSHOT"))
+                await self._send(socket, self._frame(code, self.quotes[code], self.quotes[code].changed_ms, "SNAPSHOT"))
         # The request replaces the previous subscription.
         return [] if only_snapshot else codes
 

@@ -30,6 +30,7 @@ class BybitSim(ExchangeSim):
     name = "bybit"
     default_quote = "USDT"
     ws_paths = ("/v5/public/spot",)
+    edge_kinds = ("empty_index_price",)
     # The documented cut: ~10 min "without ping-pong and without server data" (the
     # Connect page); the docs still ask for a ping every 20 s.
     client_idle_timeout_s = 600.0
@@ -109,9 +110,16 @@ class BybitSim(ExchangeSim):
         }
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
+        return self._push(market_id, now_ms, self._fields(market_id, quote))
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        # empty_index_price: "" for a coin without a USD index (not collateral).
+        return self._push(market_id, now_ms, self._fields(market_id, quote) | {"usdIndexPrice": ""})
+
+    def _push(self, market_id: str, now_ms: int, fields: dict[str, str]) -> str:
         self.cross_sequence += 1
         return _compact({"topic": TOPIC_PREFIX + market_id, "ts": now_ms, "type": "snapshot",
-                         "cs": self.cross_sequence, "data": self._fields(market_id, quote)})
+                         "cs": self.cross_sequence, "data": fields})
 
     def wrong_shape_frame(self) -> str:
         # A ticker whose price is a JSON number and whose other fields are missing.

@@ -43,6 +43,7 @@ class CoinbaseSim(ExchangeSim):
     name = "coinbase"
     default_quote = "USD"
     ws_paths = ("/",)
+    edge_kinds = ("no_best_sizes",)
     # A client that sends nothing, not even a protocol ping, was seen dropped after
     # ~100 s; pings count as traffic.
     client_idle_timeout_s = 100.0
@@ -134,6 +135,12 @@ class CoinbaseSim(ExchangeSim):
                     }))
         except ConnectionClosed:
             pass
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        # no_best_sizes: a ticker without best_bid_size/best_ask_size, as before 2022-10.
+        frame = json.loads(self.ticker_frame(market_id, quote, now_ms))
+        del frame["best_bid_size"], frame["best_ask_size"]
+        return json.dumps(frame, separators=(",", ":"))
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         # Other channels' messages consume sequence numbers too: tickers skip some.

@@ -6,7 +6,7 @@ exchange's protocol: which paths upgrade to WebSocket, how subscriptions and ack
 look, how a ticker frame is shaped, and which REST endpoints exist.
 
 Control, on every exchange's port (plain GET, answers JSON):
-  /_sim/stats                          frames sent, connections, subscriptions
+  /_sim/stats                          frames sent, connections, REST calls, edge shapes made
   /_sim/rate?per_s=N                   ticker frames per second on each connection
   /_sim/idle?seconds=S                 keepalive rule: close clients silent for S s (0: off)
   /_sim/fault?kind=K[&code=C][&seconds=S][&count=N]
@@ -33,6 +33,7 @@ import random
 import socket
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
@@ -50,6 +51,11 @@ from websockets.protocol import Event
 log = logging.getLogger("simulator")
 
 
+# Before its first move in a run, a market last changed this long before the simulator
+# started: the time a snapshot of a quiet market carries.
+QUIET_BEFORE_START_MS = 90_000
+
+
 @dataclass
 class Quote:
     """One market's moving state, in integer ticks so that no float touches a price."""
@@ -59,10 +65,13 @@ class Quote:
     ticks: int  # price = ticks * 10**-scale
     scale: int
     volume_ticks: int = 10**12
+    # When it last changed (ms epoch): what snapshots of it say, as on the exchanges.
+    changed_ms: int = field(default_factory=lambda: int(time.time() * 1000) - QUIET_BEFORE_START_MS)
 
     def step(self, rng: random.Random) -> None:
         self.ticks = max(1, self.ticks + rng.randint(-3, 3))
         self.volume_ticks += rng.randint(0, 10**6)
+        self.changed_ms = int(time.time() * 1000)
 
     def price(self, offset: int = 0) -> Decimal:
         return Decimal(self.ticks + offset).scaleb(-self.scale)
@@ -110,6 +119,8 @@ class Counters:
     connections: int = 0
     rest_calls: int = 0
     subscriptions: dict[str, int] = field(default_factory=dict)
+    # Edge shapes made, by kind (at benchmark rates, into the ring of bulk frames).
+    edge_shapes: Counter[str] = field(default_factory=Counter)
 
 
 def free_listening_port() -> int:
@@ -132,6 +143,8 @@ def free_listening_port() -> int:
 BULK_RATE_PER_S = 500
 BULK_RING = 2048
 BULK_HIGH_WATER = 1 << 20
+# One ticker frame in this many is an edge shape (ExchangeSim.edge_kinds), unless off.
+EDGE_EVERY = 20
 
 
 BASES = ("BTC", "ETH", "XRP", "SOL", "DOGE", "ADA", "TRX", "LINK", "DOT", "AVAX", "SHIB", "BCH")
@@ -166,8 +179,13 @@ class ExchangeSim(ABC):
     # At benchmark rates, frames may come round again from the bulk ring (_send_bulk);
     # False where a client rightly drops a repeated frame (Coinone's ticker id).
     repeatable_frames: ClassVar[bool] = True
+    # Shapes the real wire carries now and then and a client must take (a "" price on an
+    # empty book, a frame from an older server...): one ticker frame in EDGE_EVERY is
+    # one of these, in turn (edge_frame), unless the simulator runs with edge_shapes off.
+    edge_kinds: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, markets: list[tuple[str, str]], rate_per_s: float, seed: int = 1) -> None:
+    def __init__(self, markets: list[tuple[str, str]], rate_per_s: float, seed: int = 1,
+                 edge_shapes: bool = True) -> None:
         self.rng = random.Random(seed)
         self.quotes = {self.market_id(base, quote): self._new_quote(base, quote, index)
                        for index, (base, quote) in enumerate(markets)}
@@ -178,6 +196,8 @@ class ExchangeSim(ABC):
         self.server: Server | None = None
         self.port = 0
         self.idle_timeout_s = self.client_idle_timeout_s
+        self.edge_shapes = edge_shapes
+        self._ticker_frames = 0  # made so far: every EDGE_EVERY-th is an edge shape
         self._journal: Any = None
         self._rings: dict[tuple[str, ...], list[bytes]] = {}  # see _send_bulk
 
@@ -205,6 +225,30 @@ class ExchangeSim(ABC):
 
     def wrong_shape_frame(self) -> str:
         return json.dumps({"unexpected": [1, 2, 3]})
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        """A frame of one of edge_kinds, in place of a ticker frame: exchanges with edge
+        kinds implement it."""
+        raise NotImplementedError(kind)
+
+    # Where one exchange serves several endpoints (Binance's raw and combined streams).
+
+    def accepts_ws_path(self, path: str) -> bool:
+        """Whether a WebSocket upgrade to this path is served."""
+        return path in self.ws_paths
+
+    def url_subscription(self, socket: ServerConnection) -> list[str]:
+        """The market ids a connection's URL subscribes it to; none by default."""
+        return []
+
+    def frame_form(self, path: str) -> str:
+        """The form of the ticker frames on a socket opened to this path (and query),
+        where the exchange has several."""
+        return ""
+
+    def in_form(self, form: str, market_id: str, frame: str) -> str:
+        """A ticker frame as a socket of that form gets it."""
+        return frame
 
     @abstractmethod
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -245,7 +289,7 @@ class ExchangeSim(ABC):
         query = parse_qs(parts.query)
         if parts.path.startswith("/_sim/"):
             return _json_response(200, await self._control(parts.path[len("/_sim/"):], query))
-        if parts.path in self.ws_paths and "upgrade" in request.headers.get("Connection", "").lower():
+        if self.accepts_ws_path(parts.path) and "upgrade" in request.headers.get("Connection", "").lower():
             if time.monotonic() < self.faults.ws_down_until:
                 return _json_response(503, {"error": "simulated outage"})
             return None
@@ -275,7 +319,7 @@ class ExchangeSim(ABC):
         if command == "stats":
             return {"port": self.port, "frames": self.counters.frames, "connections": len(self.sockets),
                     "connections_total": self.counters.connections, "rest_calls": self.counters.rest_calls,
-                    "rate_per_s": self.rate_per_s}
+                    "rate_per_s": self.rate_per_s, "edge_shapes": dict(self.counters.edge_shapes)}
         if command == "idle":
             self.idle_timeout_s = arg("seconds", 0) or None
             return {"idle_timeout_s": self.idle_timeout_s}
@@ -345,8 +389,10 @@ class ExchangeSim(ABC):
         assert isinstance(socket, _SimConnection)
         self.sockets.add(socket)
         self.counters.connections += 1
-        subscribed: list[str] = []
+        subscribed = self.url_subscription(socket)
         sender: asyncio.Task[None] | None = None
+        if subscribed:
+            sender = asyncio.create_task(self._send_tickers(socket, lambda: subscribed))
         idle_watch = asyncio.create_task(self._idle_watch(socket, lambda: subscribed))
         try:
             async for message in socket:
@@ -368,6 +414,7 @@ class ExchangeSim(ABC):
 
     async def _send_tickers(self, socket: ServerConnection, subscribed: Any) -> None:
         """Send ticker frames round-robin over the subscription at rate_per_s."""
+        form = self.frame_form(socket.request.path if socket.request else "")
         index = 0
         started = time.monotonic()
         sent = 0
@@ -386,14 +433,14 @@ class ExchangeSim(ABC):
                         index += 1
                         sent += 1
                 elif due > 0 and self._bulk_allowed():
-                    written = await self._send_bulk(socket, markets, index, due)
+                    written = await self._send_bulk(socket, markets, form, index, due)
                     sent += written
                     index += written
                 else:
                     for _ in range(due):
                         market_id = markets[index % len(markets)]
                         index += 1
-                        await self._send(socket, self._next_frame(market_id))
+                        await self._send(socket, self._next_frame(market_id, form))
                         sent += 1
                 await asyncio.sleep(min(0.05, 1 / self.rate_per_s) if self.rate_per_s < 1000 else 0.001)
         except ConnectionClosed:
@@ -405,7 +452,8 @@ class ExchangeSim(ABC):
         return (self.rate_per_s >= BULK_RATE_PER_S and self._journal is None and self.repeatable_frames
                 and not (faults.garbage or faults.wrong_shape or faults.unknown_symbol))
 
-    async def _send_bulk(self, socket: ServerConnection, markets: list[str], index: int, count: int) -> int:
+    async def _send_bulk(self, socket: ServerConnection, markets: list[str], form: str, index: int,
+                         count: int) -> int:
         """Write `count` pre-rendered frames in one transport write; returns how many.
 
         A Python generator spends ~50 µs on a frame (Decimal, json.dumps, websockets'
@@ -421,9 +469,9 @@ class ExchangeSim(ABC):
             raise ConnectionClosed(None, None)
         if transport.get_write_buffer_size() > BULK_HIGH_WATER:
             return 0
-        ring = self._rings.get(tuple(markets))
+        ring = self._rings.get((form, *markets))
         if ring is None:
-            ring = self._rings[tuple(markets)] = await self._render_ring(markets)
+            ring = self._rings[(form, *markets)] = await self._render_ring(markets, form)
         start = index % len(ring)
         chunk = ring[start:start + count]
         while len(chunk) < count:
@@ -434,18 +482,18 @@ class ExchangeSim(ABC):
         self.counters.frames += count
         return count
 
-    async def _render_ring(self, markets: list[str]) -> list[bytes]:
+    async def _render_ring(self, markets: list[str], form: str) -> list[bytes]:
         opcode = Opcode.BINARY if self.binary_frames else Opcode.TEXT
         size = max(BULK_RING, len(markets))
         ring = []
         for number in range(size):
-            frame = self._next_frame(markets[number % len(markets)])
+            frame = self._next_frame(markets[number % len(markets)], form)
             ring.append(Frame(opcode, frame.encode()).serialize(mask=False))
             if number % 500 == 499:
                 await asyncio.sleep(0)  # keep pings and other sockets served while rendering
         return ring
 
-    def _next_frame(self, market_id: str) -> str:
+    def _next_frame(self, market_id: str, form: str) -> str:
         faults = self.faults
         if faults.garbage > 0:
             faults.garbage -= 1
@@ -458,7 +506,12 @@ class ExchangeSim(ABC):
         if faults.unknown_symbol > 0:
             faults.unknown_symbol -= 1
             market_id = self.market_id("NOPE", quote.quote)
-        return self.ticker_frame(market_id, quote, int(time.time() * 1000))
+        self._ticker_frames += 1
+        if self.edge_shapes and self.edge_kinds and self._ticker_frames % EDGE_EVERY == 0:
+            kind = self.edge_kinds[self._ticker_frames // EDGE_EVERY % len(self.edge_kinds)]
+            self.counters.edge_shapes[kind] += 1
+            return self.edge_frame(kind, market_id, quote, quote.changed_ms, form)
+        return self.in_form(form, market_id, self.ticker_frame(market_id, quote, quote.changed_ms))
 
     async def _send(self, socket: ServerConnection, frame: str) -> None:
         """Send one data frame; the journal keeps every one, for exactness checks."""

@@ -37,6 +37,7 @@ class GateioSim(ExchangeSim):
     name = "gateio"
     default_quote = "USDT"
     ws_paths = ("/ws/v4/",)
+    edge_kinds = ("empty_book", "no_time_ms")
     # The maintainers' figure: a socket with no traffic from its client for over a minute
     # is closed. The server checks RFC 6455 pings, and a spot.ping resets its timer.
     client_idle_timeout_s = 60.0
@@ -113,6 +114,15 @@ class GateioSim(ExchangeSim):
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         return _compact({"time": now_ms // 1000, "time_ms": now_ms, "channel": CHANNEL, "event": "update",
+                         "result": self._result(market_id, quote)})
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        if kind == "empty_book":  # "" where a side of the book is empty
+            result = self._result(market_id, quote) | {"lowest_ask": "", "highest_bid": ""}
+            return _compact({"time": now_ms // 1000, "time_ms": now_ms, "channel": CHANNEL, "event": "update",
+                             "result": result})
+        # no_time_ms: a server older than 2022-11 writes `time` (s) alone.
+        return _compact({"time": now_ms // 1000, "channel": CHANNEL, "event": "update",
                          "result": self._result(market_id, quote)})
 
     def wrong_shape_frame(self) -> str:

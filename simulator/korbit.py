@@ -34,6 +34,7 @@ class KorbitSim(ExchangeSim):
     name = "korbit"
     default_quote = "KRW"
     ws_paths = ("/v2/public",)
+    edge_kinds = ("stopped_pair",)
     server_ping_interval_s = 30.0
     # Korbit keeps a silent client that answers its pings (120 s seen on the wire), so no
     # idle rule by default. /_sim/idle?seconds=S sets one in which only the client's own
@@ -118,6 +119,12 @@ class KorbitSim(ExchangeSim):
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         return self._frame(market_id, quote, now_ms, snapshot=False)
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        # stopped_pair: best prices "0", no order on either side (a stopped pair's book).
+        frame = msgspec.json.decode(self._frame(market_id, quote, now_ms, snapshot=False))
+        frame["data"] |= {"bestAskPrice": "0", "bestBidPrice": "0"}
+        return _encode(frame)
 
     def wrong_shape_frame(self) -> str:
         return '{"symbol":"btc_krw","timestamp":1730365099072,"type":"ticker","data":{"close":["100650000"]}}'

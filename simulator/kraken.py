@@ -38,6 +38,7 @@ class KrakenSim(ExchangeSim):
     name = "kraken"
     default_quote = "USD"
     ws_paths = ("/v2",)
+    edge_kinds = ("string_numbers",)
     # Kraken drops a connection without traffic for about a minute [unverified]; the
     # heartbeats that start with the first subscription count, so only a client that
     # never subscribes, never pings and is sent nothing is dropped.
@@ -146,9 +147,10 @@ class KrakenSim(ExchangeSim):
                 subscribed.append(symbol)
                 added.append(symbol)
         if params.get("snapshot", True):
-            now_ms = int(time.time() * 1000)
+            # Timed at the last change of the ticker, not when sent (a 2026 capture).
             for symbol in added:
-                await self._send(socket, self._ticker(symbol, self.quotes[symbol], now_ms, "snapshot"))
+                quote = self.quotes[symbol]
+                await self._send(socket, self._ticker(symbol, quote, quote.changed_ms, "snapshot"))
         return subscribed
 
     async def _respond(self, socket: ServerConnection, request: dict[str, Any], time_in: str, *,
@@ -172,27 +174,36 @@ class KrakenSim(ExchangeSim):
         response["time_out"] = _rfc3339(time.time_ns())
         await socket.send(json.dumps(response, separators=(",", ":")))
 
-    def _ticker(self, symbol: str, quote: Quote, now_ms: int, kind: str) -> str:
+    def _ticker(self, symbol: str, quote: Quote, now_ms: int, kind: str, strings: bool = False) -> str:
+        """A ticker push; with `strings`, its numbers as JSON strings (the docs allow both)."""
         last = quote.price()
         opened = quote.price(-40)
         places = quote.scale
+        mark = '"' if strings else ""
+
+        def number(value: Decimal, decimals: int = 8) -> str:
+            return mark + fixed(value, decimals) + mark
+
         change_pct = (100 * (last - opened) / opened).quantize(Decimal("0.01"))
         # The time of the last change, in µs: exchange_ts must truncate it to ms.
         stamp = _rfc3339(now_ms * 10**6 + self.rng.randint(0, 999) * 1000)
         # Numbers are written by hand: JSON numbers with the pair's trailing zeros.
         return (
             f'{{"channel":"ticker","type":"{kind}","data":[{{"symbol":"{symbol}",'
-            f'"bid":{fixed(quote.price(-1), places)},"bid_qty":{fixed(Decimal("0.20337"))},'
-            f'"ask":{fixed(last, places)},"ask_qty":{fixed(Decimal("12.85848"))},'
-            f'"last":{fixed(last, places)},"volume":{fixed(quote.volume())},'
-            f'"vwap":{fixed(quote.price(-5), places)},"low":{fixed(quote.price(-60), places)},'
-            f'"high":{fixed(quote.price(30), places)},"change":{fixed(last - opened, places)},'
-            f'"change_pct":{change_pct},"trades":{38144 + quote.volume_ticks % 1000},'
+            f'"bid":{number(quote.price(-1), places)},"bid_qty":{number(Decimal("0.20337"))},'
+            f'"ask":{number(last, places)},"ask_qty":{number(Decimal("12.85848"))},'
+            f'"last":{number(last, places)},"volume":{number(quote.volume())},'
+            f'"vwap":{number(quote.price(-5), places)},"low":{number(quote.price(-60), places)},'
+            f'"high":{number(quote.price(30), places)},"change":{number(last - opened, places)},'
+            f'"change_pct":{mark}{change_pct}{mark},"trades":{38144 + quote.volume_ticks % 1000},'
             f'"timestamp":"{stamp}"}}]}}'
         )
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         return self._ticker(market_id, quote, now_ms, "update")
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        return self._ticker(market_id, quote, now_ms, "update", strings=True)  # string_numbers
 
     def wrong_shape_frame(self) -> str:
         return '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","last":{"nested":true}}]}'

@@ -47,6 +47,7 @@ class OkxSim(ExchangeSim):
     name = "okx"
     default_quote = "USDT"
     ws_paths = ("/ws/v5/public",)
+    edge_kinds = ("empty_book",)
     # "No subscription established or no data pushed for 30 s" (the docs): the server's
     # own pushes count, a pong to the text ping among them; RFC 6455 pings do not
     # (OKX does not answer them reliably).
@@ -147,6 +148,11 @@ class OkxSim(ExchangeSim):
         # Key order as in the 2022 capture: ts last.
         return _compact({"arg": {"channel": CHANNEL, "instId": market_id},
                          "data": [self._fields(market_id, quote, now_ms)]})
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        # empty_book: "" for the best prices and sizes (the docs' pre-open or empty book).
+        fields = self._fields(market_id, quote, now_ms) | {"askPx": "", "askSz": "", "bidPx": "", "bidSz": ""}
+        return _compact({"arg": {"channel": CHANNEL, "instId": market_id}, "data": [fields]})
 
     def wrong_shape_frame(self) -> str:
         # A push whose price is a JSON number and whose other fields are missing.

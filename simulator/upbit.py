@@ -14,7 +14,7 @@ import json
 import time
 import weakref
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -31,6 +31,7 @@ class UpbitSim(ExchangeSim):
     default_quote = "KRW"
     ws_paths = ("/websocket/v1",)
     binary_frames = True
+    edge_kinds = ("plain_integers", "no_trade_in_24h")
     client_idle_timeout_s = 60.0
     client_pings_count = True
     # Whether a text PING is answered on a socket that has subscribed.
@@ -82,11 +83,11 @@ class UpbitSim(ExchangeSim):
                     return await self._error(socket, "INVALID_PARAM", "잘못된 요청입니다.")
                 # Unknown or lower-case codes are ignored silently, as on the real socket.
                 codes += [code for code in item.get("codes", []) if code in self.quotes]
-        # The new request replaces the previous subscription; send the snapshots first.
+        # The new request replaces the previous subscription; send the snapshots first,
+        # timed at each market's last change (a quiet market's is old).
         self.subscribed_sockets.add(socket)
-        now_ms = int(time.time() * 1000)
         for code in codes:
-            await self._send(socket, self._frame(code, self.quotes[code], now_ms, "SNAPSHOT"))
+            await self._send(socket, self._frame(code, self.quotes[code], self.quotes[code].changed_ms, "SNAPSHOT"))
         return codes
 
     async def _error(self, socket: ServerConnection, name: str, message: str) -> None:
@@ -101,21 +102,28 @@ class UpbitSim(ExchangeSim):
             return java_big_decimal(value)
         return fixed(value)
 
-    def _fields(self, code: str, quote: Quote, now_ms: int) -> dict[str, str]:
+    def _fields(self, code: str, quote: Quote, now_ms: int,
+                number: Callable[[Decimal], str] | None = None) -> dict[str, str]:
+        number = number or self._number
         last = quote.price()
         previous = quote.price(-40)
         return {
-            "opening_price": self._number(previous), "high_price": self._number(quote.price(30)),
-            "low_price": self._number(quote.price(-60)), "trade_price": self._number(last),
-            "prev_closing_price": self._number(previous), "change": "RISE",
-            "change_price": self._number(last - previous), "change_rate": "0.0000063211",
+            "opening_price": number(previous), "high_price": number(quote.price(30)),
+            "low_price": number(quote.price(-60)), "trade_price": number(last),
+            "prev_closing_price": number(previous), "change": "RISE",
+            "change_price": number(last - previous), "change_rate": "0.0000063211",
             "trade_volume": "0.00006321", "acc_trade_price": "95078733694.3792000000000000",
             "acc_trade_volume": fixed(quote.volume()),
         }
 
-    def _frame(self, code: str, quote: Quote, now_ms: int, stream_type: str) -> str:
-        fields = self._fields(code, quote, now_ms)
+    def _frame(self, code: str, quote: Quote, now_ms: int, stream_type: str,
+               number: Callable[[Decimal], str] | None = None, volumes_24h: tuple[str, str] | None = None) -> str:
+        """A DEFAULT ticker; `number` prints the prices, volumes_24h replaces the 24 h
+        (quote, base) volumes."""
+        number = number or self._number
+        fields = self._fields(code, quote, now_ms, number)
         volume = quote.volume()
+        quote_volume_24h, volume_24h = volumes_24h or (number(volume * quote.price()), number(volume))
         # Numbers are written by hand: json.dumps would turn them into strings.
         return (
             f'{{"type":"ticker","code":"{code}","opening_price":{fields["opening_price"]},'
@@ -131,12 +139,21 @@ class UpbitSim(ExchangeSim):
             f'"lowest_52_week_price":80635000.00000000,"lowest_52_week_date":"2024-10-10",'
             f'"market_state":"ACTIVE","is_trading_suspended":false,"delisting_date":null,'
             f'"market_warning":"NONE","timestamp":{now_ms},'
-            f'"acc_trade_price_24h":{self._number(volume * quote.price())},'
-            f'"acc_trade_volume_24h":{self._number(volume)},"stream_type":"{stream_type}"}}'
+            f'"acc_trade_price_24h":{quote_volume_24h},'
+            f'"acc_trade_volume_24h":{volume_24h},"stream_type":"{stream_type}"}}'
         )
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         return self._frame(market_id, quote, now_ms, "REALTIME")
+
+    def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
+        if kind == "plain_integers":
+            # Whole prices printed as plain integers (31883000): a market priced in whole won.
+            market_id, quote = next(((code, other) for code, other in self.quotes.items() if other.scale == 0),
+                                    (market_id, quote))
+            return self._frame(market_id, quote, now_ms, "REALTIME", number=_plain_or_fixed)
+        # no_trade_in_24h: the 24 h volumes of a market nobody traded, as 0 and 0E-8.
+        return self._frame(market_id, quote, now_ms, "REALTIME", volumes_24h=("0E-8", "0"))
 
     def wrong_shape_frame(self) -> str:
         return '{"type":"ticker","code":"KRW-BTC","trade_price":{"nested":true}}'
@@ -172,3 +189,8 @@ class UpbitSim(ExchangeSim):
             f'"lowest_52_week_price":72100000.00000000,"lowest_52_week_date":"2024-08-05",'
             f'"timestamp":{now_ms}}}'
         )
+
+
+def _plain_or_fixed(value: Decimal) -> str:
+    """A whole number as a plain integer (31883000, 0), any other with 8 decimals."""
+    return str(int(value)) if value == value.to_integral_value() else fixed(value)

@@ -33,10 +33,11 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def simulator(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
     started: list[Simulator] = []
 
-    def start(*exchanges: str, rate: float = 20, markets: int = 5, journal: bool = True) -> Simulator:
+    def start(*exchanges: str, rate: float = 20, markets: int = 5, journal: bool = True,
+              edge_shapes: bool = True) -> Simulator:
         workdir = tmp_path / f"sim{len(started)}"
         workdir.mkdir()
-        sim = Simulator(workdir, list(exchanges), rate, markets, journal)
+        sim = Simulator(workdir, list(exchanges), rate, markets, journal, edge_shapes)
         started.append(sim)
         return sim
 

@@ -77,7 +77,9 @@ class Broker:
 class Simulator:
     """`python -m simulator` in its own process, as a user would run it."""
 
-    def __init__(self, workdir: Path, exchanges: list[str], rate: float, markets: int, journal: bool = True) -> None:
+    def __init__(self, workdir: Path, exchanges: list[str], rate: float, markets: int, journal: bool = True,
+                 edge_shapes: bool = True) -> None:
+        """edge_shapes False: the common ticker shape only (the benchmarks' load)."""
         self.config_path = workdir / "simulator.yaml"
         self.journal_dir = workdir / "journal"
         self.log_path = workdir / "simulator.log"
@@ -85,7 +87,8 @@ class Simulator:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "simulator", *[arg for name in exchanges for arg in ("--exchange", name)],
              "--rate", str(rate), "--markets", str(markets), "--write-config", str(self.config_path),
-             *(["--journal-dir", str(self.journal_dir)] if journal else [])],
+             *(["--journal-dir", str(self.journal_dir)] if journal else []),
+             *([] if edge_shapes else ["--no-edge-shapes"])],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True,
         )
         assert self.process.stdout is not None

@@ -19,8 +19,9 @@ def _decimal_json(text: str) -> Any:
 
 
 def binance(line: str) -> Expected | None:
+    """A combined-stream envelope (/stream) or the bare event (/ws)."""
     frame = json.loads(line)
-    data = frame.get("data") if isinstance(frame, dict) else None
+    data = frame.get("data", frame) if isinstance(frame, dict) else None
     if not isinstance(data, dict) or data.get("e") != "24hrTicker":
         return None
     return {

@@ -1,16 +1,22 @@
 """Binance Spot: the `<symbol>@ticker` stream on the combined-stream endpoint.
 
-Endpoints   wss://stream.binance.com:9443/stream (combined: {"stream", "data"} frames)
+Endpoints   wss://stream.binance.com:9443/stream (combined: {"stream", "data"} frames;
+            the raw endpoint /ws sends the bare event, and frames of either form are
+            read, so a ws_url on /ws works and captures of other tools replay)
             https://data-api.binance.vision (public market data REST)
 Subscribe   {"method":"SUBSCRIBE","params":["btcusdt@ticker",...],"id":1}
             ack {"result":null,"id":1}; stream names are lower case, and an unknown
-            name is accepted silently and never sends data.
+            name is accepted silently and never sends data. (Streams may also be
+            named in the URL, /stream?streams=a@ticker/b@ticker or /ws/a@ticker:
+            not used, the subscription is one message per connection either way.)
 Limits      5 incoming messages/s per connection (pings count), 1024 streams per
             connection, 300 connects per 5 min per IP, 24 h connection lifetime.
 Keepalive   the server pings every 20 s and drops a client that doesn't pong within
             a minute; websockets answers pings by itself.
 Ticker      every number is a JSON string; E is the event time in ms. A
             {"e":"serverShutdown"} event announces a restart: reconnect at once.
+Errors      {"error":{"code","msg"},"id"} as client libraries parse it, or the bare
+            {"code","msg"} the docs print: both are read.
 REST        /api/v3/ticker/24hr?symbols=[...] (weight 2 up to 20 symbols, 40 up to 100)
             /api/v3/exchangeInfo for the market list (base/quote are not derivable
             from the symbol string: BTCUSDT vs BTCUSDC, 1000SATSUSDT)
@@ -54,10 +60,12 @@ class ErrorBody(msgspec.Struct):
 
 
 class Frame(msgspec.Struct):
-    """Every frame the combined stream sends: a stream event, an ack, or an error."""
+    """Every frame either endpoint sends: a stream event in the combined envelope or
+    bare (`e` set: decoded again as an Event), an ack, or an error."""
 
     stream: str | None = None
     data: TickerEvent | ServerShutdown | None = None
+    e: str | None = None
     id: int | str | None = None
     result: None = None
     code: int | None = None
@@ -97,6 +105,7 @@ class Binance(Venue):
     protocol_ping_interval_s = 20.0  # counts toward 5 msg/s: one every 20 s is harmless
 
     _frames = msgspec.json.Decoder(Frame)
+    _bare_events = msgspec.json.Decoder(TickerEvent | ServerShutdown)
     _rest_tickers = msgspec.json.Decoder(list[RestTicker])
     _exchange_info = msgspec.json.Decoder(ExchangeInfo)
 
@@ -109,7 +118,7 @@ class Binance(Venue):
 
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
         message = self._frames.decode(frame)
-        event = message.data
+        event = message.data if message.e is None else self._bare_events.decode(frame)
         if type(event) is TickerEvent:
             raw = event.s
             return [Ticker(

@@ -75,6 +75,7 @@ def test_metrics_follow_traffic_outage_and_deliveries(kafka: str, simulator: Any
     first = scrape_until(process, port, lambda samples: connected(samples) == 1, 20, "the connection up")
     second = scrape_until(process, port, lambda samples: moved(first, samples), 10, "counters to grow")
     assert 0 <= value(second, "coinstream_seconds_since_last_record", exchange=EXCHANGE, connection="0") < 2
+    assert 0 <= value(second, "coinstream_seconds_since_heard", exchange=EXCHANGE, connection="0") < 2
 
     # Cumulative buckets, +Inf equal to the count, and every delivery counted.
     buckets = [number for labels, number in second["coinstream_kafka_delivery_latency_seconds_bucket"]]
