@@ -43,10 +43,13 @@ class Venue(ABC):
     # --- WebSocket -----------------------------------------------------------------
     # Markets on one connection, from the exchange's per-connection limits.
     markets_per_connection: ClassVar[int] = 200
-    # RFC 6455 pings sent by the client (seconds); None where the exchange forbids them.
+    # RFC 6455 pings sent by the client (seconds); None where the exchange forbids them
+    # or does not answer them. Their pongs are heard (shared.worker), so they also serve
+    # as the probe of a socket whose markets are quiet.
     protocol_ping_interval_s: ClassVar[float | None] = 20.0
     # Interval of the application-level ping (see app_ping), for exchanges whose
-    # server only counts its own protocol messages as traffic.
+    # server only counts its own protocol messages as traffic. Where protocol pings are
+    # None, the app ping is also the probe of a quiet socket: its answer is a frame.
     app_ping_interval_s: ClassVar[float] = 20.0
     # Pause between subscribe messages on one connection (message-rate limits).
     subscribe_gap_s: ClassVar[float] = 0.0

@@ -6,7 +6,7 @@
 --write-config writes a coinstream override file that points the workers at the
 simulator (ws_url, rest_url, symbols), so `--config run/simulator.yaml` just works.
 --no-edge-shapes leaves out the rarer shapes the real wire carries ("" prices, integer
-prices, frames of older servers...), which are otherwise one ticker frame in 20.
+prices, frames of older servers...), which are otherwise one ticker frame in 50.
 """
 
 import argparse
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--journal-dir", metavar="DIR", help="append every frame sent to DIR/<exchange>.jsonl")
     parser.add_argument("--no-edge-shapes", dest="edge_shapes", action="store_false",
                         help="send only the common ticker shape, none of the rarer ones the real wire carries "
-                             "(one ticker frame in 20 by default): the benchmarks' load")
+                             "(one ticker frame in 50 by default): the benchmarks' load")
     arguments = parser.parse_args()
     if arguments.host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("simulator: error: --host must be a loopback address")

@@ -144,7 +144,7 @@ BULK_RATE_PER_S = 500
 BULK_RING = 2048
 BULK_HIGH_WATER = 1 << 20
 # One ticker frame in this many is an edge shape (ExchangeSim.edge_kinds), unless off.
-EDGE_EVERY = 20
+EDGE_EVERY = 50
 
 
 BASES = ("BTC", "ETH", "XRP", "SOL", "DOGE", "ADA", "TRX", "LINK", "DOT", "AVAX", "SHIB", "BCH")

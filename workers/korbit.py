@@ -19,7 +19,8 @@ Limits      no published per-connection or WebSocket rate limits; a probe subscr
             193 pairs on one connection and opened 14 connections 1.5 s apart unrefused.
 Keepalive   the server sends an RFC 6455 ping every 30 s and expects the pong (websockets
             answers by itself); it answers client pings too. No application-level ping.
-            Quiet pairs may send nothing for minutes after their snapshot.
+            Quiet pairs may send nothing for minutes after their snapshot: the server's
+            pings and the pongs to ours are what such a socket is heard by.
 Ticker      {"symbol","timestamp","type":"ticker","snapshot"?,"data":{...}}: the first frame
             per symbol has "snapshot":true; later ones omit the key (docs: false or null),
             and neither is treated differently. Every price and volume in `data` is a JSON

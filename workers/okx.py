@@ -17,8 +17,8 @@ Limits      3 new connections per second per IP; 480 subscribe/unsubscribe/login
 Keepalive   the server closes a socket with no traffic for 30 s (close 4004 "No data
             received in 30s"). The client sends the text frame `ping` (not JSON) and
             gets the text frame `pong`. OKX does not answer RFC 6455 pings reliably,
-            so none are sent; the watchdog catches a dead peer, since pongs count as
-            frames.
+            so none are sent; a quiet socket is probed with `ping`, and its `pong` is
+            what it is heard by.
 Restart     {"event":"notice","code":"64008","msg":"The connection will soon be closed
             for a service upgrade..."} about 60 s before an upgrade: reconnect now.
 Ticker      {"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{...}]}; `data` is

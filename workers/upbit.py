@@ -9,7 +9,9 @@ Subscribe   one JSON array: [{"ticket": <uuid>}, {"type": "ticker", "codes": [..
 Limits      5 connects/s per IP; 5 messages/s and 100/min per connection. No Origin
             header (it drops the limit to 1 request per 10 s).
 Keepalive   the client pings (RFC 6455); idle sockets are dropped after ~60 s on the
-            wire (docs say 120 s). `{"status":"UP"}` frames answer a text PING.
+            wire (docs say 120 s). The pongs (~165 ms) are what a socket on quiet
+            markets is heard by. `{"status":"UP"}` frames answer a text PING, but on
+            a subscribed socket it went unanswered on the wire: not used.
 Frames      binary (opcode 2) UTF-8 JSON. Prices are JSON numbers printed with raw
             BigDecimal scale: 158219000.00000000, 0E-8, 1.16539E8, and fractions
             longer than a double holds, so they are kept as raw text, never floats.

@@ -5,7 +5,7 @@ COINSTREAM_SOAK_SECONDS=600 COINSTREAM_SOAK_RATE=10000 .venv/bin/python -m pytes
 RSS must stay flat within RSS_BOUND_MB after the warm-up, file descriptors, threads and
 event-loop tasks must not grow, and every record published must be delivered. The
 simulator sends its edge shapes (for Binance, the bare {"code","msg"} error form in one
-frame of 20): they are counted as exchange errors, and the only dead letters are the
+frame of 50): they are counted as exchange errors, and the only dead letters are the
 garbage fault's. CPU is reported.
 """
 
@@ -29,11 +29,11 @@ RATE = float(os.environ.get("COINSTREAM_SOAK_RATE", "5000"))
 FAULT_EVERY_S = 30
 WARM_UP_S = 20
 RSS_BOUND_MB = 20.0
+GARBAGE_FRAMES = 5
 FAULTS = cycle([("close", {}), ("stall", {"seconds": 5}), ("garbage", {"count": GARBAGE_FRAMES}),
                 ("close_code", {"code": 1011}), ("ws_down", {"seconds": 5})])
 COUNTERS = re.compile(r"counters frames=\d+ records=(\d+) dead_letters=(\d+) exchange_errors=(\d+) .* "
                       r"delivered=(\d+) delivery_failures=(\d+) spooled=(\d+)")
-GARBAGE_FRAMES = 5
 
 
 def _proc(pid: int) -> dict[str, float]:
