@@ -456,7 +456,12 @@ class Connection:
             if now - heard >= probe_after and probed < heard:
                 probed = now  # one probe per silence: the next comes once this one is answered
                 try:
-                    await self._probe(socket)
+                    # Bounded: a peer that reads nothing must not hold the watchdog up
+                    # in websockets' wait for the write buffer to drain.
+                    async with asyncio.timeout(probe_after):
+                        await self._probe(socket)
+                except TimeoutError:
+                    pass
                 except ConnectionClosed:
                     return
 
