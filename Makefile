@@ -48,5 +48,6 @@ test: setup
 bench: setup
 	$(PY) -m bench
 
+# logs/ and run/ stay, emptied: supervisord.conf needs them.
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache logs run spool
+	rm -rf $(VENV) *.egg-info .pytest_cache spool logs/* run/*

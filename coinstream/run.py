@@ -10,17 +10,17 @@ Ctrl-C stops the workers; the broker keeps running (kafka/kafka-local.sh stop).
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
 from coinstream import topics
+from coinstream.broker import BrokerError, BundledBroker
 from shared import config as configuration
 
 ROOT = Path(__file__).resolve().parent.parent
-KAFKA_LOCAL = ROOT / "kafka" / "kafka-local.sh"
+SUPERVISOR_CONF = ROOT / "supervisord.conf"
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
 EXIT_CONFIG = 78
 EXIT_UNAVAILABLE = 69
@@ -45,14 +45,23 @@ def local_broker_port(config: configuration.Config) -> int | None:
 
 
 def start_local_broker(port: int) -> None:
-    env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(port + 1))
-    if subprocess.run([str(KAFKA_LOCAL), "status"], env=env, capture_output=True).returncode == 0:
-        print(f"kafka: local broker already running on 127.0.0.1:{port}")
+    broker = BundledBroker(port)
+    running = broker.running_address()
+    if running == broker.address:
+        print(f"kafka: local broker already running on {running}")
         return
-    started = subprocess.run([str(KAFKA_LOCAL), "start"], env=env, stdout=subprocess.DEVNULL)
-    if started.returncode != 0:
-        _fail(EXIT_UNAVAILABLE, f"the bundled Kafka broker did not start on 127.0.0.1:{port} (see above)")
-    print(f"kafka: local broker started on 127.0.0.1:{port}")
+    if running is not None:
+        raise BrokerError(f"the bundled Kafka broker runs on {running}, but kafka.producer.bootstrap.servers "
+                          f"says {broker.address}: stop it (make kafka-stop) or point the config at it")
+    broker.start()
+    print(f"kafka: local broker started on {broker.address}")
+
+
+def make_directories(supervisor_conf: Path) -> None:
+    """logs/ and run/ beside supervisord.conf, where it keeps its socket and logs. A
+    checkout has them (empty but for a .gitignore); this puts back deleted ones."""
+    for directory in ("logs", "run"):
+        (supervisor_conf.parent / directory).mkdir(exist_ok=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"topics: {line}")
     except configuration.ConfigError as error:
         _fail(EXIT_CONFIG, str(error))
-    for directory in ("logs", "run"):
-        (ROOT / directory).mkdir(exist_ok=True)
-    os.execv(SUPERVISORD, [str(SUPERVISORD), "-c", str(ROOT / "supervisord.conf")])
+    except BrokerError as error:
+        _fail(EXIT_UNAVAILABLE, str(error))
+    make_directories(SUPERVISOR_CONF)
+    os.execv(SUPERVISORD, [str(SUPERVISORD), "-c", str(SUPERVISOR_CONF)])

@@ -3,6 +3,7 @@ its own process, worker processes, and a consumer that reads what they produced.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +41,23 @@ def free_ports(count: int) -> list[int]:
     finally:
         for probe in probes:
             probe.close()
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports (the demo's ten /metrics ports, a
+    broker's port and its controller's), from below the kernel's ephemeral range."""
+    while True:
+        first = free_listening_port()
+        probes = [socket.socket() for _ in range(count)]
+        try:
+            for offset, probe in enumerate(probes):
+                probe.bind(("127.0.0.1", first + offset))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return first
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
@@ -237,3 +255,20 @@ def assert_contiguous(records: list[dict[str, Any]]) -> dict[str, int]:
             f"{[s for a, s in zip(ordered, ordered[1:]) if s != a + 1][:5]})")
         counts[run] = len(ordered)
     return counts
+
+
+def fresh_checkout(destination: Path) -> Path:
+    """This working tree's files as a fresh clone would have them (tracked, or new and
+    not ignored), with the .venv linked in: `supervisord -c supervisord.conf`,
+    `coinstream run` and `coinstream demo` run there as a user runs them, without
+    touching this checkout's logs/, run/ or a collector running from it."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # a file deleted but not yet committed is listed too
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    (destination / ".venv").symlink_to(ROOT / ".venv")
+    return destination
+
