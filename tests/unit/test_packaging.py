@@ -1,0 +1,23 @@
+"""The package as `make setup` installs it: pip's editable install of the checkout,
+quiet when nothing is wrong (it printed setuptools' "Editable installation" warning
+at every `make run` after a change to setup.cfg)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness import fresh_checkout
+
+
+def test_editable_install_prints_nothing(tmp_path: Path) -> None:
+    checkout = fresh_checkout(tmp_path / "coinstream")
+    prefix = tmp_path / "prefix"
+    # The Makefile's command, without the dependencies (the .venv has them) and into a
+    # prefix of the test's own instead of the .venv.
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(checkout),
+                           "--prefix", str(prefix)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout + done.stderr == ""
+    [site_packages] = prefix.glob("lib/python*/site-packages")
+    # A path entry for the checkout: coinstream, shared, workers and simulator import from it.
+    assert (site_packages / "__editable__.coinstream-0.1.0.pth").read_text().split() == [str(checkout)]
