@@ -3,6 +3,9 @@
   python -m simulator --exchange binance --exchange upbit --rate 100 --markets 20 \
       --write-config run/simulator.yaml
 
+--real-prices puts the markets near the real market's prices, with USDT-KRW on the
+KRW exchanges (simulator/prices.py), as `coinstream demo` runs it.
+
 --write-config writes a coinstream override file that points the workers at the
 simulator (ws_url, rest_url, symbols), so `--config run/simulator.yaml` just works.
 --no-edge-shapes leaves out the rarer shapes the real wire carries ("" prices, integer
@@ -20,6 +23,7 @@ from pathlib import Path
 import uvloop
 import yaml
 
+from simulator import prices
 from simulator.core import ExchangeSim, free_listening_port, universe
 
 
@@ -54,8 +58,10 @@ async def serve(arguments: argparse.Namespace) -> None:
     sims: list[ExchangeSim] = []
     for index, name in enumerate(arguments.exchange):
         sim_class = mode(name)
-        sim = sim_class(universe(sim_class.default_quote, arguments.markets), arguments.rate, seed=index + 1,
-                        edge_shapes=arguments.edge_shapes)
+        markets = (prices.markets if arguments.real_prices else universe)(sim_class.default_quote, arguments.markets)
+        sim = sim_class(markets, arguments.rate, seed=index + 1, edge_shapes=arguments.edge_shapes)
+        if arguments.real_prices:
+            prices.set_real_levels(sim.quotes.values())
         if arguments.journal_dir:
             Path(arguments.journal_dir).mkdir(parents=True, exist_ok=True)
             sim.journal_to(str(Path(arguments.journal_dir) / f"{name}.jsonl"))
@@ -85,6 +91,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--base-port", type=int, default=0, help="first port (default: any free port)")
     parser.add_argument("--write-config", metavar="FILE", help="write a coinstream override file here")
+    parser.add_argument("--real-prices", action="store_true",
+                        help="prices near the real market's, and USDT-KRW on KRW exchanges (default: many magnitudes)")
     parser.add_argument("--journal-dir", metavar="DIR", help="append every frame sent to DIR/<exchange>.jsonl")
     parser.add_argument("--no-edge-shapes", dest="edge_shapes", action="store_false",
                         help="send only the common ticker shape, none of the rarer ones the real wire carries "
