@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup kafka-fetch kafka-stop topics run status live test bench clean
+.PHONY: setup kafka-fetch kafka-stop topics run demo status live test bench clean
 
 setup: $(INSTALLED) kafka-fetch
 
@@ -30,6 +30,11 @@ topics: setup
 # then supervisord in the foreground: see coinstream/run.py.
 run: setup
 	exec $(VENV)/bin/coinstream run
+
+# The ten workers against the exchange simulator, with a broker of their own; Ctrl-C
+# stops it all: see coinstream/demo.py.
+demo: setup
+	exec $(VENV)/bin/coinstream demo $(ARGS)
 
 # One table of the ten workers; exits non-zero when an enabled one is unhealthy.
 status: $(INSTALLED)

@@ -14,6 +14,7 @@ COMMANDS = {
     "live": ("coinstream.live", "the latest tickers from Kafka, redrawn in place"),
     "topics": ("coinstream.topics", "create the configured Kafka topics (idempotent)"),
     "check": ("coinstream.check", "validate the configuration without starting anything"),
+    "demo": ("coinstream.demo", "the ten workers against the exchange simulator, with a broker of its own"),
 }
 EXIT_USAGE = 2
 

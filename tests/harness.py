@@ -272,3 +272,18 @@ def fresh_checkout(destination: Path) -> Path:
     (destination / ".venv").symlink_to(ROOT / ".venv")
     return destination
 
+
+def processes_of(path: Path) -> dict[int, str]:
+    """pid -> command line of every process running in `path` or naming it in its command line."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if str(path) in command or Path(cwd).is_relative_to(path):
+            found[int(proc.name)] = command
+    return found
