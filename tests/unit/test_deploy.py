@@ -46,7 +46,9 @@ def test_dashboard_covers_the_operating_questions() -> None:
                    "sum by (exchange, reason) (increase(coinstream_reconnects_total", "coinstream_kafka_queue_depth",
                    "coinstream_kafka_delivery_failures_total",
                    "histogram_quantile(0.99, sum by (exchange, le) (rate(coinstream_kafka_delivery_latency_seconds_bucket",
-                   "coinstream_spool_bytes", "process_resident_memory_bytes", "rate(process_cpu_seconds_total"):
+                   "coinstream_spool_bytes", "process_resident_memory_bytes", "rate(process_cpu_seconds_total",
+                   "increase(coinstream_spool_dropped_total", "increase(coinstream_kafka_producer_replacements_total",
+                   "increase(coinstream_host_switches_total"):
         assert needed in expressions, needed
 
 
