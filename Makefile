@@ -55,4 +55,4 @@ bench: setup
 
 # logs/ and run/ stay, emptied: supervisord.conf needs them.
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache spool logs/* run/*
+	rm -rf $(VENV) .venv-3.13 *.egg-info .pytest_cache spool logs/* run/*

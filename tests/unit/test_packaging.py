@@ -1,12 +1,27 @@
 """The package as `make setup` installs it: pip's editable install of the checkout,
 quiet when nothing is wrong (it printed setuptools' "Editable installation" warning
-at every `make run` after a change to setup.cfg)."""
+at every `make run` after a change to setup.cfg), on the Pythons it allows."""
 
+import configparser
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness import fresh_checkout
+from packaging.specifiers import SpecifierSet
+
+from tests.harness import ROOT, fresh_checkout
+
+
+def test_python_3_11_to_3_13_are_allowed() -> None:
+    """Ubuntu 24.04 and Debian 13 ship 3.12 and 3.13; make test runs on 3.11 and .ci/run
+    runs the unit tests again on 3.13, so this runs on each end of the range."""
+    metadata = configparser.ConfigParser()
+    metadata.read(ROOT / "setup.cfg")
+    allowed = SpecifierSet(metadata["options"]["python_requires"])
+    assert [minor for minor in ("3.10", "3.11", "3.12", "3.13", "3.14") if f"{minor}.0" in allowed] == [
+        "3.11", "3.12", "3.13"]
+    assert platform.python_version() in allowed
 
 
 def test_editable_install_prints_nothing(tmp_path: Path) -> None:
