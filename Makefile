@@ -36,11 +36,13 @@ run: setup
 demo: setup
 	exec $(VENV)/bin/coinstream demo $(ARGS)
 
-# One table of the ten workers; exits non-zero when an enabled one is unhealthy.
+# One table of the ten workers; exits non-zero when an enabled one is unhealthy, and
+# make then adds its own "Error 1" line: scripts call .venv/bin/coinstream status.
 status: $(INSTALLED)
 	$(VENV)/bin/coinstream status $(ARGS)
 
-# Latest tickers, redrawn in place; e.g. make live ARGS="--base BTC". Ctrl-C quits.
+# Latest tickers, redrawn in place; e.g. make live ARGS="--base BTC". Ctrl-C quits: the
+# view exits 0, make (interrupted too) 130.
 live: $(INSTALLED)
 	$(VENV)/bin/coinstream live $(ARGS)
 
