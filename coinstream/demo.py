@@ -58,7 +58,8 @@ def relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def start_simulator(rate: float, markets: int, stops: list[Callable[[], None]]) -> tuple[dict[str, int], dict[str, Any]]:
+def start_simulator(rate: float, markets: int,
+                    stops: list[Callable[[], None]]) -> tuple[dict[str, int], dict[str, Any]]:
     """The simulator for every exchange; (exchange -> port, its override's exchanges section)."""
     exchanges = [argument for name in configuration.EXCHANGES for argument in ("--exchange", name)]
     with open(SIMULATOR_LOG, "w") as log:
@@ -184,7 +185,8 @@ def run_demo(arguments: argparse.Namespace, stops: list[Callable[[], None]]) -> 
         print(f"demo: warning: not RUNNING: {', '.join(not_running)}", file=sys.stderr, flush=True)
     else:
         print("demo: supervisord: all ten workers RUNNING (logs in logs/)", flush=True)
-    default_ports = (arguments.kafka_port, arguments.metrics_port) == (DEFAULT_KAFKA_PORT, configuration.FIRST_METRICS_PORT)
+    default_ports = (arguments.kafka_port == DEFAULT_KAFKA_PORT
+                     and arguments.metrics_port == configuration.FIRST_METRICS_PORT)
     print(next_steps(default_ports, simulator_ports), flush=True)
     while supervisord.poll() is None:
         time.sleep(0.5)

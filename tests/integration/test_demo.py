@@ -88,7 +88,8 @@ def test_demo_end_to_end(checkout: Path) -> None:
                   'echo "demo exited $?"')
         screen = demo.wait_for("Ctrl-C here stops it all.", timeout_s=240)
         assert "demo: supervisord: all ten workers RUNNING" in screen, screen
-        for printed in ('make status ARGS="--config run/demo.yaml"', 'make live ARGS="--config run/demo.yaml --base BTC"',
+        for printed in ('make status ARGS="--config run/demo.yaml"',
+                        'make live ARGS="--config run/demo.yaml --base BTC"',
                         ".venv/bin/supervisorctl -c supervisord.conf restart kraken", "tail -f logs/kraken.log"):
             assert printed in screen, screen
         fault = re.search(r"curl '(127\.0\.0\.1:\d+/_sim/fault\?kind=close)'", screen)
@@ -143,7 +144,7 @@ def test_demo_end_to_end(checkout: Path) -> None:
         demo.interrupt()
         assert demo.wait_exit("demo", 120) == "0", demo.screen()
         assert "demo: stopped" in demo.screen()
-        assert time.monotonic() - started < 60
+        assert time.monotonic() - started < 90  # at worst: a worker's 30 s stop, the broker's 30 s
         left = {pid: command for pid, command in processes_of(checkout).items() if pid not in shells}
         assert left == {}, left
         assert BundledBroker(kafka_port, checkout / "run" / "demo-kafka").running_address() is None
