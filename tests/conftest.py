@@ -6,12 +6,15 @@ COINSTREAM_TEST_BOOTSTRAP=host:port reuses a broker that is already running inst
 """
 
 import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Broker, Simulator, WorkerProcess
+from tests.harness import Broker, Simulator, WorkerProcess, fresh_checkout, processes_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -64,3 +67,20 @@ def worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
 def fixture_bytes(exchange: str, name: str) -> bytes:
     return (FIXTURES / exchange / name).read_bytes()
+
+
+@pytest.fixture
+def checkout() -> Iterator[Path]:
+    """A fresh checkout (tests.harness.fresh_checkout) at a short path: supervisord's unix
+    socket, run/supervisor.sock, needs one under 108 bytes, which pytest's tmp_path under
+    xdist is not. Afterwards, whatever a failed test left running in it is killed."""
+    top = Path(tempfile.mkdtemp(prefix="coinstream-"))
+    try:
+        yield fresh_checkout(top / "coinstream")
+    finally:
+        for pid in processes_of(top):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(top, ignore_errors=True)

@@ -9,7 +9,7 @@ restart kraken` restarts it. Every record and dead letter read back from Kafka m
 schemas/*.schema.json. Ctrl-C stops it all: the demo exits 0 and nothing it started is
 left running.
 
-The demo's fixed ports (19092, 9301..9310) are replaced with free ones (--kafka-port,
+The checkout is the `checkout` fixture (tests/conftest.py). The demo's fixed ports (19092, 9301..9310) are replaced with free ones (--kafka-port,
 --metrics-port), so the commands it prints carry --config run/demo.yaml. make is not
 run in the copy: its .venv is this checkout's, linked, which make might reinstall.
 """
@@ -18,7 +18,6 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from jsonschema import Draft202012Validator
 from coinstream.broker import BundledBroker
 from shared.config import EXCHANGES
 from simulator import prices
-from tests.harness import ROOT, consume, free_port_run, fresh_checkout, processes_of, wait_until
+from tests.harness import ROOT, consume, free_port_run, processes_of, wait_until
 from tests.integration.test_live import Pane
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
@@ -58,15 +57,6 @@ class Terminal(Pane):
 
     def shell_pid(self) -> int:
         return int(self._tmux("display-message", "-p", "-t", "live", "#{pane_pid}"))
-
-
-@pytest.fixture
-def checkout(tmp_path: Path) -> Iterator[Path]:
-    """The fresh checkout; afterwards, whatever the demo left running (if a step failed) is stopped."""
-    path = fresh_checkout(tmp_path / "coinstream")
-    yield path
-    for pid in processes_of(path):
-        subprocess.run(["kill", "-KILL", str(pid)], capture_output=True)
 
 
 def status(checkout: Path) -> tuple[int, dict[str, list[str]]]:

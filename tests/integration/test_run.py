@@ -1,5 +1,5 @@
-"""Starting the collector as the README shows it, in a fresh checkout (tests.harness.
-fresh_checkout): the user's own `supervisord -c supervisord.conf`, and `coinstream run`
+"""Starting the collector as the README shows it, in a fresh checkout (the `checkout`
+fixture): the user's own `supervisord -c supervisord.conf`, and `coinstream run`
 end to end (it starts the bundled broker, creates the topics, runs supervisord in the
 foreground, and a Ctrl-C stops the workers but leaves the broker running).
 
@@ -22,7 +22,7 @@ import yaml
 
 from coinstream.broker import BundledBroker
 from coinstream.status import supervisor_states
-from tests.harness import ROOT, consume, free_port_run, free_ports, fresh_checkout, override_file, wait_until
+from tests.harness import consume, free_port_run, free_ports, override_file, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
@@ -47,9 +47,8 @@ def records_from_each(programs: Collection[str]) -> Any:
     return until
 
 
-def test_supervisord_runs_as_the_readme_shows_in_a_fresh_checkout(kafka: str, simulator: Any,
+def test_supervisord_runs_as_the_readme_shows_in_a_fresh_checkout(kafka: str, simulator: Any, checkout: Path,
                                                                   tmp_path: Path) -> None:
-    checkout = fresh_checkout(tmp_path / "coinstream")
     # Nothing has made logs/ or run/: they come with the checkout, empty.
     assert sorted(path.name for path in (checkout / "logs").iterdir()) == [".gitignore"]
     assert sorted(path.name for path in (checkout / "run").iterdir()) == [".gitignore"]
@@ -86,8 +85,7 @@ def run_override(workdir: Path, port: int, sim: Any) -> Path:
     return path
 
 
-def test_coinstream_run_end_to_end(simulator: Any, tmp_path: Path) -> None:
-    checkout = fresh_checkout(tmp_path / "coinstream")
+def test_coinstream_run_end_to_end(simulator: Any, checkout: Path, tmp_path: Path) -> None:
     conf = checkout / "supervisord.conf"
     start_only(conf, STARTED)
     sim = simulator(*STARTED, rate=20, markets=3)
