@@ -17,7 +17,7 @@ from shared.stats import LATENCY_BOUNDS_MS
 from tests.harness import Simulator, WorkerProcess, override_file
 
 COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .*"
-                      r"delivery_p50_ms<=(\S+) delivery_p99_ms<=(\S+)")
+                      r"delivery_report_p50_ms(?:<=|=)(\S+) delivery_report_p99_ms(?:<=|=)(\S+)")
 CEILING_COUNTS = re.compile(r"ceiling delivered=(\d+)")
 WARM_UP_S = 5  # connect, snapshot, first librdkafka batches
 MAX_RATE = 1_000_000.0  # frames/s asked of the simulator for "as fast as the reader reads"
@@ -25,7 +25,8 @@ MAX_RATE = 1_000_000.0  # frames/s asked of the simulator for "as fast as the re
 
 class EndToEnd(msgspec.Struct):
     records_per_s: float
-    # produce() -> delivery report over the whole measured window, histogram bucket bounds
+    # produce() -> the worker serving the delivery report, over the whole measured window,
+    # histogram bucket bounds
     delivery_p50_ms: float | None
     delivery_p99_ms: float | None
     # The p99 of the worst second in the window (the counters line's, once a second).
@@ -67,12 +68,12 @@ def _watch(process: WorkerProcess, pattern: re.Pattern[str], seconds: float) -> 
 
 
 def _delivery_histogram(config: Path, exchange: str) -> list[float]:
-    """The worker's delivery-latency histogram from its /metrics: cumulative counts per bucket."""
+    """The worker's delivery-report latency histogram from its /metrics: cumulative counts per bucket."""
     port = yaml.safe_load(config.read_text())["metrics"]["ports"][exchange]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     for family in text_string_to_metric_families(text):
-        if family.name == "coinstream_kafka_delivery_latency_seconds":
+        if family.name == "coinstream_kafka_delivery_report_latency_seconds":
             return [sample.value for sample in family.samples if sample.name.endswith("_bucket")]
     raise RuntimeError(f"{exchange}: no delivery histogram on port {port}")
 
@@ -101,7 +102,7 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
         histogram = _delivery_histogram(config, exchange)
         window, rss, cpu, main_thread = _watch(worker, COUNTERS, seconds)
         histogram_after = _delivery_histogram(config, exchange)
-        p99_each_second = [float(match[4]) for match in window if match[4] != "None"]
+        p99_each_second = [float(match[4]) for match in window if match[4] != "-"]
         return EndToEnd(_per_second([int(match[2]) for match in window]),
                         _window_percentile_ms(histogram, histogram_after, 0.5),
                         _window_percentile_ms(histogram, histogram_after, 0.99),

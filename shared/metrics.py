@@ -7,6 +7,7 @@ and, where listed, the connection, reconnect reason or record source: a bounded 
 never a symbol.
 """
 
+import time
 from collections.abc import Iterator
 from itertools import accumulate
 
@@ -54,9 +55,8 @@ class WorkerCollector(Collector):
             yield _of_exchange(CounterMetricFamily(name, documentation, labels=["exchange"]),
                                exchange, getattr(stats, attribute))
 
-        yield _of_exchange(GaugeMetricFamily("coinstream_asyncio_tasks",
-                                             "Tasks on the worker's event loop, sampled each stats interval.",
-                                             labels=["exchange"]), exchange, stats.asyncio_tasks)
+        yield _of_exchange(GaugeMetricFamily("coinstream_asyncio_tasks", "Tasks on the worker's event loop.",
+                                             labels=["exchange"]), exchange, worker.task_count())
 
         records = CounterMetricFamily("coinstream_records", "Ticker records published, by transport.",
                                       labels=["exchange", "source"])
@@ -94,8 +94,25 @@ class WorkerCollector(Collector):
         yield _of_exchange(GaugeMetricFamily("coinstream_spool_bytes", "Bytes of records waiting in the disk spool.",
                                              labels=["exchange"]), exchange, stats.spool_bytes)
 
-        latency = HistogramMetricFamily("coinstream_kafka_delivery_latency_seconds",
-                                        "produce() to Kafka's delivery report.", labels=["exchange"])
+        yield _of_exchange(GaugeMetricFamily(
+            "coinstream_kafka_seconds_since_last_delivery",
+            "Seconds since Kafka last acknowledged a record (since the worker started, before the first).",
+            labels=["exchange"]), exchange, time.monotonic() - stats.last_delivery_at)
+        ack = GaugeMetricFamily("coinstream_kafka_ack_latency_seconds",
+                                "A produce request's wait to be sent and round trip to Kafka's acknowledgement, "
+                                "as librdkafka times them (percentiles summed, slowest broker) over its last "
+                                "statistics window with records; the batch's wait before (up to linger.ms) "
+                                "is not included.", labels=["exchange", "quantile"])
+        if stats.ack_latency_s is not None:  # none before the first window with records
+            for quantile, seconds in zip(("0.5", "0.99"), stats.ack_latency_s):
+                ack.add_metric([exchange, quantile], seconds)
+        yield ack
+
+        latency = HistogramMetricFamily("coinstream_kafka_delivery_report_latency_seconds",
+                                        "produce() to the worker serving Kafka's delivery report: the "
+                                        "acknowledgement plus the wait for the worker's next poll of reports "
+                                        "(up to runtime.read_pause_s while frames arrive, 0.1 s otherwise).",
+                                        labels=["exchange"])
         # Copied first: the delivery callback may add to a bucket while we sum them.
         totals = list(stats.latency_totals)
         latency.add_metric([exchange], list(zip(_LATENCY_LE, accumulate(totals))), stats.latency_sum_s)

@@ -47,6 +47,49 @@ PROBE_TIMEOUT_S = 5.0
 # holds already are dropped (see _written_already).
 WRITTEN_LOOKBACK_S = 30.0
 WRITTEN_SCAN_TIMEOUT_S = 10.0
+# librdkafka's statistics (statistics.interval.ms, unless the config sets it) time Kafka's
+# part of the delivery latency, which a delivery report cannot: Message.latency() is read
+# as the report is served, so it includes the wait for the worker's next poll.
+STATISTICS_INTERVAL_MS = 10_000
+
+
+class _Window(msgspec.Struct):
+    """One of librdkafka's rolling latency windows (µs), as its statistics name them."""
+
+    cnt: int = 0
+    p50: int = 0
+    p99: int = 0
+
+
+class _BrokerStatistics(msgspec.Struct):
+    # Records put in requests (the window's cnt is all we read: its times are wrong with
+    # message.timeout.ms 0 in librdkafka 2.16, librdkafka issue #5555); requests' wait to
+    # be sent; their round trip to the broker's answer.
+    int_latency: _Window = msgspec.field(default_factory=_Window)
+    outbuf_latency: _Window = msgspec.field(default_factory=_Window)
+    rtt: _Window = msgspec.field(default_factory=_Window)
+
+
+class _Statistics(msgspec.Struct):
+    brokers: dict[str, _BrokerStatistics] = {}
+
+
+_statistics = msgspec.json.Decoder(_Statistics)
+
+
+def ack_latency_s(statistics_json: str) -> tuple[float, float] | None:
+    """A produce request's wait to be sent plus its round trip to Kafka's acknowledgement,
+    p50 and p99 in seconds (each stage's percentile, summed), the slowest broker's, from
+    one librdkafka statistics report; None when no record was sent in its window.
+
+    The batch's wait before that (up to linger.ms) is not in it: librdkafka times it
+    (int_latency) wrongly when message.timeout.ms is 0, as coinstream sets it."""
+    percentiles = []
+    for broker in _statistics.decode(statistics_json).brokers.values():
+        if broker.int_latency.cnt:  # records went to this broker in the window
+            stages = (broker.outbuf_latency, broker.rtt)
+            percentiles.append((sum(stage.p50 for stage in stages) / 1e6, sum(stage.p99 for stage in stages) / 1e6))
+    return max(percentiles, key=lambda pair: pair[1], default=None)
 
 
 class _Sequenced(msgspec.Struct):
@@ -158,7 +201,9 @@ class KafkaSink:
         self._client_config = {**producer_config, "logger": kafka_log}
         # One delivery callback for the producer, not one passed with every produce():
         # ~0.4 µs less a record (no per-message callback reference to parse and hold).
-        self._producer_config = {**self._client_config, "on_delivery": self._on_delivery, "error_cb": self._on_error}
+        self._producer_config = {"statistics.interval.ms": STATISTICS_INTERVAL_MS, **self._client_config,
+                                 "on_delivery": self._on_delivery, "error_cb": self._on_error,
+                                 "stats_cb": self._on_statistics}
         try:
             self._producer = Producer(self._producer_config)
         except KafkaException as error:
@@ -249,6 +294,10 @@ class KafkaSink:
         with open(self._undelivered_path, "ab") as undelivered:
             undelivered.write(line + b"\n")
 
+    def _on_statistics(self, statistics_json: str) -> None:
+        # A window without records keeps the last figure: an idle worker has no new one.
+        self.stats.ack_latency_s = ack_latency_s(statistics_json) or self.stats.ack_latency_s
+
     def _on_error(self, error: KafkaError) -> None:
         self._throttled.warning("kafka errors", "kafka: %s", error.str())
 
@@ -264,6 +313,8 @@ class KafkaSink:
 
     async def _replace_producer_if_stuck(self) -> None:
         now = time.monotonic()
+        if self.stats.delivered != self._delivered_seen:
+            self.stats.last_delivery_at = now
         if self.stats.delivered != self._delivered_seen or not len(self._producer):
             self._delivered_seen = self.stats.delivered
             self._standing_since = now

@@ -1,10 +1,14 @@
 """Counters every worker keeps, and the once-a-minute line that reports them."""
 
 import logging
+import time
 from bisect import bisect_left
 from collections import Counter
 
-# Upper bounds (ms) of the delivery-latency histogram: produce() to delivery report.
+# Upper bounds (ms) of the delivery-report histogram: produce() to the worker serving the
+# record's delivery report, that is Kafka's acknowledgement plus the wait for the worker's
+# next poll of reports (shared.sink.KafkaSink.serve_deliveries). Kafka's own part is
+# ack_latency_s, which librdkafka times.
 LATENCY_BOUNDS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000, 5000, float("inf"))
 _LATENCY_BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
 
@@ -28,13 +32,20 @@ class Stats:
         self.rest_errors = 0
         self.rate_limit_waits = 0
         self.delivered = 0
+        # time.monotonic() of the last delivery report for a record Kafka took (of the
+        # start, before the first), as the sink's poll loop saw it (every 0.1 s).
+        self.last_delivery_at = time.monotonic()
         self.delivery_failures = 0
         self.spooled = 0
         self.spool_dropped = 0
         self.spool_bytes = 0
         self.producer_replacements = 0  # stuck Kafka producers replaced (shared.sink.STUCK_AFTER_S)
         self.asyncio_tasks = 0  # sampled by the stats reporter, once an interval
-        # Delivery latencies since the last report, bucketed (LATENCY_BOUNDS_MS).
+        # A produce request's wait to be sent and round trip to Kafka's acknowledgement, p50
+        # and p99 in seconds, as librdkafka timed them over its last statistics window in
+        # which records were sent (shared.sink.ack_latency_s).
+        self.ack_latency_s: tuple[float, float] | None = None
+        # Delivery-report latencies since the last report, bucketed (LATENCY_BOUNDS_MS).
         self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
         # The same buckets since start, never reset: the /metrics histogram.
         self.latency_totals = [0] * len(LATENCY_BOUNDS_MS)
@@ -59,18 +70,27 @@ class Stats:
         return LATENCY_BOUNDS_MS[-1]
 
     def line(self, queue_depth: int) -> str:
-        reasons = ",".join(f"{reason}={count}" for reason, count in sorted(self.reconnects.items()))
+        """The counters; '-' where there is nothing to show (no delivery timed this interval)."""
+        reconnects = str(sum(self.reconnects.values()))
+        if self.reconnects:
+            reconnects += f"[{','.join(f'{reason}={count}' for reason, count in sorted(self.reconnects.items()))}]"
+        if self.ack_latency_s is None:
+            ack_p50 = ack_p99 = "-"
+        else:
+            ack_p50, ack_p99 = (f"{seconds * 1000:.1f}" for seconds in self.ack_latency_s)
+        report_p50, report_p99 = (_at_most(self.latency_percentile_ms(fraction)) for fraction in (0.5, 0.99))
         return (
             f"counters frames={self.frames} records={self.records} "
             f"dead_letters={self.dead_letters} exchange_errors={self.exchange_errors} "
-            f"reconnects={sum(self.reconnects.values())}[{reasons}] host_switches={self.host_switches} "
+            f"reconnects={reconnects} host_switches={self.host_switches} "
             f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
             f"refreshes={self.refreshes} refreshed={self.refreshed} "
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "
             f"spooled={self.spooled} spool_bytes={self.spool_bytes} spool_dropped={self.spool_dropped} "
             f"producer_replacements={self.producer_replacements} "
-            f"delivery_p50_ms<={self.latency_percentile_ms(0.5)} delivery_p99_ms<={self.latency_percentile_ms(0.99)} "
+            f"ack_p50_ms={ack_p50} ack_p99_ms={ack_p99} "
+            f"delivery_report_p50_ms{report_p50} delivery_report_p99_ms{report_p99} "
             f"tasks={self.asyncio_tasks}"
         )
 
@@ -78,3 +98,8 @@ class Stats:
         """Log the counters line; the latency percentiles cover the time since the last one."""
         log.info(self.line(queue_depth))
         self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
+
+
+def _at_most(bound_ms: float | None) -> str:
+    """A histogram bucket's upper bound as the line writes it: '<=15', or '=-' for none."""
+    return "=-" if bound_ms is None else f"<={bound_ms:g}"

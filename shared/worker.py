@@ -73,6 +73,7 @@ class Worker:
         # The last record published for each market (by unified symbol): what a REST
         # refresh of a quiet market is compared with.
         self.latest: dict[str, Ticker] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop run() runs on
         # Set when the startup snapshot has run: the fallback polls only after it, so
         # that the two never spend the exchange's REST rate limit twice at once.
         self.snapshot_done = asyncio.Event()
@@ -166,7 +167,7 @@ class Worker:
     async def run(self) -> bool:
         """Collect until SIGTERM/SIGINT; False if one of the worker's own tasks ended instead."""
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         background = [
@@ -269,9 +270,14 @@ class Worker:
     async def _report_stats(self) -> None:
         while True:
             await asyncio.sleep(self.runtime.stats_interval_s)
-            # Counted here, on the loop, so that a leak of tasks shows in the line and in /metrics.
-            self.stats.asyncio_tasks = len(asyncio.all_tasks())
+            # So that a leak of tasks shows in the line (and in /metrics: task_count()).
+            self.stats.asyncio_tasks = self.task_count()
             self.stats.report(self.log, self.sink.queue_depth())
+
+    def task_count(self) -> int:
+        """Tasks on the worker's loop, from any thread (all_tasks copes with one that adds
+        a task meanwhile): /metrics counts them when scraped, not once a stats interval."""
+        return len(asyncio.all_tasks(self.loop)) if self.loop is not None else 0
 
     # Replay. ------------------------------------------------------------------------
 

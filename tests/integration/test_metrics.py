@@ -78,11 +78,11 @@ def test_metrics_follow_traffic_outage_and_deliveries(kafka: str, simulator: Any
     assert 0 <= value(second, "coinstream_seconds_since_heard", exchange=EXCHANGE, connection="0") < 2
 
     # Cumulative buckets, +Inf equal to the count, and every delivery counted.
-    buckets = [number for labels, number in second["coinstream_kafka_delivery_latency_seconds_bucket"]]
+    buckets = [number for labels, number in second["coinstream_kafka_delivery_report_latency_seconds_bucket"]]
     assert buckets == sorted(buckets) and buckets[-1] > 0
-    assert second["coinstream_kafka_delivery_latency_seconds_bucket"][-1][0]["le"] == "+Inf"
-    assert buckets[-1] == value(second, "coinstream_kafka_delivery_latency_seconds_count", exchange=EXCHANGE)
-    assert value(second, "coinstream_kafka_delivery_latency_seconds_sum", exchange=EXCHANGE) > 0
+    assert second["coinstream_kafka_delivery_report_latency_seconds_bucket"][-1][0]["le"] == "+Inf"
+    assert buckets[-1] == value(second, "coinstream_kafka_delivery_report_latency_seconds_count", exchange=EXCHANGE)
+    assert value(second, "coinstream_kafka_delivery_report_latency_seconds_sum", exchange=EXCHANGE) > 0
     assert value(second, "process_resident_memory_bytes") > 0
 
     # The socket goes down (aborted, then upgrades refused): the gauge drops to 0,

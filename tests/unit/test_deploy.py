@@ -45,7 +45,9 @@ def test_dashboard_covers_the_operating_questions() -> None:
     for needed in ("rate(coinstream_records_total", "coinstream_ws_connected", "coinstream_seconds_since_last_record",
                    "sum by (exchange, reason) (increase(coinstream_reconnects_total", "coinstream_kafka_queue_depth",
                    "coinstream_kafka_delivery_failures_total",
-                   "histogram_quantile(0.99, sum by (exchange, le) (rate(coinstream_kafka_delivery_latency_seconds_bucket",
+                   "coinstream_kafka_ack_latency_seconds",
+                   "histogram_quantile(0.99, sum by (exchange, le) "
+                   "(rate(coinstream_kafka_delivery_report_latency_seconds_bucket",
                    "coinstream_spool_bytes", "process_resident_memory_bytes", "rate(process_cpu_seconds_total",
                    "increase(coinstream_spool_dropped_total", "increase(coinstream_kafka_producer_replacements_total",
                    "increase(coinstream_host_switches_total"):

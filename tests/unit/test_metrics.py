@@ -2,8 +2,10 @@
 the worker's collector on real frames: what it exports, read back through the
 Prometheus text format."""
 
+import asyncio
 import logging
 import math
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,7 +82,8 @@ def test_config_check_exits_78_with_the_line(tmp_path: Path, capsys: pytest.Capt
 
 def binance_worker() -> Worker:
     """A Binance worker that has published one WebSocket and one REST record, with one
-    connection that has not delivered yet and one reconnect."""
+    connection that has not delivered yet and one reconnect, and an ack latency from
+    librdkafka's statistics."""
     loaded = configuration.load(None)
     exchange = loaded.exchange("binance")
     venue = Binance(exchange.ws_url, exchange.rest_url)
@@ -93,6 +96,7 @@ def binance_worker() -> Worker:
     worker.on_rest_body(rest_body, 1, venue.rest_ticker_urls([eth])[0])
     worker.connections = [Connection(worker, [eth], 0)]
     stats.reconnects["stalled"] += 1
+    stats.ack_latency_s = (0.006, 0.012)
     return worker
 
 
@@ -140,10 +144,48 @@ def test_delivery_histogram_is_cumulative_across_the_counters_line() -> None:
     stats.report(logging.getLogger("coinstream.test.metrics"), 0)  # resets the per-minute window
     stats.observe_delivery(7.0)
     samples = scrape(worker)
-    buckets = {labels["le"]: count for labels, count in samples["coinstream_kafka_delivery_latency_seconds_bucket"]}
+    buckets = {labels["le"]: count for labels, count in samples["coinstream_kafka_delivery_report_latency_seconds_bucket"]}
     assert (buckets["0.0005"], buckets["0.003"], buckets["0.005"], buckets["0.2"], buckets["0.5"],
             buckets["5.0"], buckets["+Inf"]) == (1, 1, 3, 3, 4, 4, 5)
     assert list(buckets.values()) == sorted(buckets.values())
-    assert samples["coinstream_kafka_delivery_latency_seconds_count"] == [({"exchange": "binance"}, 5.0)]
-    [(_, total_s)] = samples["coinstream_kafka_delivery_latency_seconds_sum"]
+    assert samples["coinstream_kafka_delivery_report_latency_seconds_count"] == [({"exchange": "binance"}, 5.0)]
+    [(_, total_s)] = samples["coinstream_kafka_delivery_report_latency_seconds_sum"]
     assert total_s == pytest.approx(7.3084)
+
+
+def test_tasks_gauge_counts_the_loop_tasks_when_scraped() -> None:
+    """Before the first counters line, too: the gauge read 0 for the whole first interval."""
+    worker = binance_worker()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        async def start_sleepers() -> list[asyncio.Task[None]]:
+            return [asyncio.create_task(asyncio.sleep(60)) for _ in range(3)]
+
+        sleepers = asyncio.run_coroutine_threadsafe(start_sleepers(), loop).result(5)
+        worker.loop = loop
+        [(_, tasks)] = scrape(worker)["coinstream_asyncio_tasks"]
+        assert tasks == 3
+        for sleeper in sleepers:
+            loop.call_soon_threadsafe(sleeper.cancel)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_counters_line_shows_nothing_to_show_plainly() -> None:
+    stats = Stats()
+    line = stats.line(queue_depth=0)
+    assert " reconnects=0 " in line and "[]" not in line
+    assert "None" not in line
+    assert " ack_p50_ms=- ack_p99_ms=- delivery_report_p50_ms=- delivery_report_p99_ms=- " in line
+
+    stats.reconnects["stalled"] += 2
+    stats.reconnects["closed_1011"] += 1
+    stats.observe_delivery(0.004)
+    stats.ack_latency_s = (0.0061, 0.0123)
+    line = stats.line(queue_depth=0)
+    assert " reconnects=3[closed_1011=1,stalled=2] " in line
+    assert " ack_p50_ms=6.1 ack_p99_ms=12.3 delivery_report_p50_ms<=5 delivery_report_p99_ms<=5 " in line
