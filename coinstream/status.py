@@ -6,9 +6,10 @@ seconds apart: WebSocket connections up, records/s, age of the last record,
 reconnects, Kafka queue depth and delivery failures.
 
 A worker is enabled when supervisord.conf starts it (autostart). Exit 1 when any
-enabled worker is unhealthy: not RUNNING, metrics unreachable, no connection up, or
-its last record older than --max-age; the HEALTH column says which. Exit 78 for a
-bad configuration, like the workers.
+enabled worker is unhealthy: not RUNNING, metrics unreachable, no connection up, its
+last record older than --max-age, or records waiting for Kafka (queue or spool) with
+no delivery for longer than --max-delivery-wait; the HEALTH column says which. Exit 78
+for a bad configuration, like the workers (after the supervisord half of the table).
 """
 
 import argparse
@@ -30,6 +31,9 @@ from coinstream.table import format_table
 
 DEFAULT_SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 SCRAPE_TIMEOUT_S = 2.0
+# A healthy broker acknowledges within seconds; the worker replaces a producer stuck
+# this long while Kafka is up (shared.sink.STUCK_AFTER_S).
+DEFAULT_MAX_DELIVERY_WAIT_S = 15.0
 SUPERVISORD_UNREACHABLE = "supervisord unreachable"
 STATE_UNKNOWN = "?"  # supervisord did not answer
 EXIT_UNHEALTHY = 1
@@ -114,7 +118,16 @@ class WorkerStatus:
         ages = [age for age in self.second.values("coinstream_seconds_since_last_record") if math.isfinite(age)]
         return min(ages) if ages else None
 
-    def assess(self, max_age_s: float) -> None:
+    @property
+    def undelivered_for_s(self) -> float | None:
+        """Seconds without a delivery while records wait for Kafka; None when none wait."""
+        if not isinstance(self.second, Scrape):
+            return None
+        waiting = (self.second.total("coinstream_kafka_queue_depth") or 0) + (
+            self.second.total("coinstream_spool_bytes") or 0)
+        return self.second.total("coinstream_kafka_seconds_since_last_delivery") if waiting else None
+
+    def assess(self, max_age_s: float, max_delivery_wait_s: float = DEFAULT_MAX_DELIVERY_WAIT_S) -> None:
         if not self.enabled:
             return
         if self.state == STATE_UNKNOWN:
@@ -134,6 +147,9 @@ class WorkerStatus:
             self.problems.append("no record yet")
         elif age > max_age_s:
             self.problems.append(f"last record {age:.0f} s ago (> {max_age_s:g} s)")
+        undelivered = self.undelivered_for_s
+        if undelivered is not None and undelivered > max_delivery_wait_s:
+            self.problems.append(f"kafka: no delivery for {undelivered:.0f} s")
 
     def row(self) -> list[str]:
         metrics = self.second if isinstance(self.second, Scrape) else None
@@ -194,7 +210,7 @@ def metrics_url(config: configuration.Config, exchange: str) -> str | None:
 
 
 def collect(config: configuration.Config, supervisor_conf: Path, window_s: float,
-            max_age_s: float) -> list[WorkerStatus]:
+            max_age_s: float, max_delivery_wait_s: float = DEFAULT_MAX_DELIVERY_WAIT_S) -> list[WorkerStatus]:
     programs = enabled_programs(supervisor_conf)
     states = supervisor_states(supervisor_conf)
     workers = []
@@ -213,7 +229,7 @@ def collect(config: configuration.Config, supervisor_conf: Path, window_s: float
         second = list(pool.map(scrape, urls))
     for worker, before, after in zip(workers, first, second):
         worker.first, worker.second = before, after
-        worker.assess(max_age_s)
+        worker.assess(max_age_s, max_delivery_wait_s)
     if isinstance(states, str):
         print(states, file=sys.stderr)
     return workers
@@ -226,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="supervisord.conf of the running collector (default: the repository's)")
     parser.add_argument("--max-age", metavar="SECONDS", type=float, default=60.0,
                         help="a worker whose last record is older than this is unhealthy (default: 60)")
+    parser.add_argument("--max-delivery-wait", metavar="SECONDS", type=float, default=DEFAULT_MAX_DELIVERY_WAIT_S,
+                        help="a worker with records waiting for Kafka and no delivery for longer than this "
+                             f"is unhealthy (default: {DEFAULT_MAX_DELIVERY_WAIT_S:g})")
     parser.add_argument("--window", metavar="SECONDS", type=float, default=3.0,
                         help="seconds between the two scrapes that give records/s (default: 3)")
     arguments = parser.parse_args(argv)
@@ -236,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     except configuration.ConfigError as error:
         print(f"coinstream status: error: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-    workers = collect(config, arguments.supervisor_conf, arguments.window, arguments.max_age)
+    workers = collect(config, arguments.supervisor_conf, arguments.window, arguments.max_age,
+                      arguments.max_delivery_wait)
     for line in format_table(HEADER, [worker.row() for worker in workers], NUMERIC_COLUMNS):
         print(line)
     unhealthy = [worker.name for worker in workers if worker.problems]

@@ -4,7 +4,8 @@ metric names are the contract): the columns and the health verdict."""
 from coinstream.status import Scrape, WorkerStatus, parse_metrics
 
 
-def exposition(records: int, connected: tuple[int, ...], ages: tuple[str, ...]) -> str:
+def exposition(records: int, connected: tuple[int, ...], ages: tuple[str, ...], queued: int = 7,
+               since_delivery: float = 0.2) -> str:
     lines = [
         "# TYPE coinstream_records_total counter",
         f'coinstream_records_total{{exchange="okx",source="ws"}} {records - 10}',
@@ -13,7 +14,9 @@ def exposition(records: int, connected: tuple[int, ...], ages: tuple[str, ...]) 
         'coinstream_reconnects_total{exchange="okx",reason="stalled"} 2',
         'coinstream_reconnects_total{exchange="okx",reason="closed"} 1',
         "# TYPE coinstream_kafka_queue_depth gauge",
-        'coinstream_kafka_queue_depth{exchange="okx"} 7',
+        f'coinstream_kafka_queue_depth{{exchange="okx"}} {queued}',
+        "# TYPE coinstream_kafka_seconds_since_last_delivery gauge",
+        f'coinstream_kafka_seconds_since_last_delivery{{exchange="okx"}} {since_delivery}',
         "# TYPE coinstream_kafka_delivery_failures_total counter",
         "coinstream_kafka_delivery_failures_total 0",
         "# TYPE coinstream_ws_connected gauge",
@@ -66,3 +69,16 @@ def test_unreachable_metrics_and_stopped_worker() -> None:
     disabled = WorkerStatus("okx", False, "STOPPED", down, down)
     disabled.assess(max_age_s=60)
     assert disabled.problems == [] and disabled.row()[-1] == "disabled"
+
+
+def test_queued_records_and_no_delivery_for_too_long_is_kafka_down() -> None:
+    """Kafka stopped: the sockets deliver, the records pile up, and none is acknowledged."""
+    down = [parse_metrics(exposition(records, (1,), ("0.1",), queued=500, since_delivery=since), at=at)
+            for records, since, at in ((100, 19.0, 0.0), (140, 21.4, 2.0))]
+    assert assessed(*down).problems == ["kafka: no delivery for 21 s"]
+    # An idle worker has nothing to deliver: a long silence with an empty queue is no fault.
+    idle = parse_metrics(exposition(100, (1,), ("0.1",), queued=0, since_delivery=300), at=0.0)
+    assert assessed(idle, idle).problems == []
+    # Records waiting, but Kafka took one within the threshold: a busy broker, not a dead one.
+    slow = parse_metrics(exposition(100, (1,), ("0.1",), queued=500, since_delivery=14.0), at=0.0)
+    assert assessed(slow, slow).problems == []
