@@ -10,6 +10,7 @@ passwords stay out of files. The merged tree is converted into the Structs below
 problem is reported as one ConfigError line naming the file, the key and what is wrong.
 """
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
+from confluent_kafka import KafkaException, Producer
 
 EXCHANGES = (
     "upbit", "bithumb", "coinone", "korbit",
@@ -376,3 +378,32 @@ def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) ->
         where = _origin(("kafka", "producer", "delivery.report.only.error"), layers)
         raise ConfigError(f"{where}: kafka.producer.delivery.report.only.error: must be false: "
                           f"coinstream counts and times every delivery report")
+    producer = config.kafka.producer
+    refusal = _librdkafka_refusal(producer)
+    if refusal is None:
+        return
+    # librdkafka's message may name another spelling (linger.ms is queue.buffering.max.ms):
+    # name the key as the file spells it, when one key alone is refused.
+    for key, value in producer.items():
+        if key != "bootstrap.servers" and (alone := _librdkafka_refusal({key: value})) is not None:
+            raise ConfigError(f"{_origin(('kafka', 'producer', key), layers)}: kafka.producer.{key}: {alone}")
+    raise ConfigError(f"{_origin(('kafka', 'producer'), layers)}: kafka.producer: {refusal}")
+
+
+# librdkafka's own log lines while a producer is made only to validate its settings.
+_UNHEARD = logging.Logger("coinstream.config.librdkafka")
+_UNHEARD.addHandler(logging.NullHandler())
+
+
+def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | None:
+    """Why librdkafka refuses these producer settings, or None: a producer is made with
+    them, as the worker makes its own, but without bootstrap.servers, so it connects to
+    nothing, and dropped (~15 ms)."""
+    settings = {key: value for key, value in producer.items() if key != "bootstrap.servers"}
+    try:
+        Producer({**settings, "logger": _UNHEARD})
+    except KafkaException as error:
+        return str(error.args[0].str())
+    except (TypeError, ValueError) as error:  # a Python-side setting (on_delivery...) that is not a callable
+        return str(error)
+    return None
