@@ -209,10 +209,12 @@ def metrics_url(config: configuration.Config, exchange: str) -> str | None:
     return f"http://{config.metrics.host}:{port}/metrics" if port else None
 
 
-def collect(config: configuration.Config, supervisor_conf: Path, window_s: float,
-            max_age_s: float, max_delivery_wait_s: float = DEFAULT_MAX_DELIVERY_WAIT_S) -> list[WorkerStatus]:
+def supervised(supervisor_conf: Path) -> list[WorkerStatus]:
+    """Every worker with its supervisord state; says on stderr when supervisord did not answer."""
     programs = enabled_programs(supervisor_conf)
     states = supervisor_states(supervisor_conf)
+    if isinstance(states, str):
+        print(states, file=sys.stderr)
     workers = []
     for name in configuration.EXCHANGES:
         if name not in programs:
@@ -222,6 +224,12 @@ def collect(config: configuration.Config, supervisor_conf: Path, window_s: float
         else:
             state = states.get(name, "not loaded")
         workers.append(WorkerStatus(name, programs.get(name, False), state))
+    return workers
+
+
+def collect(config: configuration.Config, supervisor_conf: Path, window_s: float,
+            max_age_s: float, max_delivery_wait_s: float = DEFAULT_MAX_DELIVERY_WAIT_S) -> list[WorkerStatus]:
+    workers = supervised(supervisor_conf)
     urls = [metrics_url(config, worker.name) for worker in workers]
     with ThreadPoolExecutor(max_workers=len(urls)) as pool:
         first = list(pool.map(scrape, urls))
@@ -230,9 +238,12 @@ def collect(config: configuration.Config, supervisor_conf: Path, window_s: float
     for worker, before, after in zip(workers, first, second):
         worker.first, worker.second = before, after
         worker.assess(max_age_s, max_delivery_wait_s)
-    if isinstance(states, str):
-        print(states, file=sys.stderr)
     return workers
+
+
+def print_table(workers: list[WorkerStatus]) -> None:
+    for line in format_table(HEADER, [worker.row() for worker in workers], NUMERIC_COLUMNS):
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -253,12 +264,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = configuration.load(arguments.config)
     except configuration.ConfigError as error:
+        # Without the config there are no metrics addresses; supervisord still has its say.
         print(f"coinstream status: error: {error}", file=sys.stderr)
+        workers = supervised(arguments.supervisor_conf)
+        for worker in workers:
+            worker.second = "metrics not read (configuration error)"
+            worker.assess(arguments.max_age, arguments.max_delivery_wait)
+        print_table(workers)
         sys.exit(EXIT_CONFIG)
     workers = collect(config, arguments.supervisor_conf, arguments.window, arguments.max_age,
                       arguments.max_delivery_wait)
-    for line in format_table(HEADER, [worker.row() for worker in workers], NUMERIC_COLUMNS):
-        print(line)
+    print_table(workers)
     unhealthy = [worker.name for worker in workers if worker.problems]
     if unhealthy:
         print(f"unhealthy: {', '.join(unhealthy)}")

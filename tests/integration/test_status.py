@@ -25,7 +25,7 @@ ENABLED = ("upbit", "binance")
 
 
 def status(supervisor: Supervisor, override: Path) -> tuple[int, dict[str, dict[str, str]], str]:
-    """Exit code, worker -> {column: cell}, and the whole output."""
+    """Exit code, worker -> {column: cell}, and the whole output (stdout, then stderr)."""
     done = subprocess.run([sys.executable, "-m", "coinstream", "status", "--config", str(override),
                            "--supervisor-conf", str(supervisor.conf), "--window", "0.5"],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
@@ -58,6 +58,17 @@ def test_status_reports_supervisord_states(kafka: str, simulator: Any, tmp_path:
                 assert rows[name]["RECONNECTS"] == "0", output
             else:
                 assert (rows[name]["STATE"], rows[name]["HEALTH"]) == ("STOPPED", "disabled"), output
+
+        # A broken override: the error line, and still supervisord's half of the table.
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("runtime: {watchdog_s: soon}\n")
+        code, rows, output = status(supervisor, broken)
+        assert code == 78, output
+        assert f"coinstream status: error: {broken}: runtime.watchdog_s: Expected `float`, got `str`" in output
+        for name in ENABLED:
+            assert (rows[name]["STATE"], rows[name]["WS"]) == ("RUNNING", "-"), output
+            assert rows[name]["HEALTH"] == "metrics not read (configuration error)", output
+        assert (rows["kraken"]["STATE"], rows["kraken"]["HEALTH"]) == ("STOPPED", "disabled"), output
 
         sim.fault("upbit", "ws_down", seconds=60)
         code, rows, output = wait_until(
