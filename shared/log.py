@@ -28,6 +28,25 @@ def setup(exchange: str, level: int = logging.INFO) -> logging.Logger:
     return logging.getLogger("coinstream")
 
 
+def cause(error: BaseException) -> str:
+    """One line for a failure: the exception's type and the message of its innermost cause.
+
+    requests' exceptions nest urllib3's, and each repeats the host and the URL:
+    "ConnectionError: HTTPConnectionPool(host=...): Max retries exceeded with url: ...
+    (Caused by NewConnectionError(...: [Errno 111] Connection refused))" becomes
+    "ConnectionError: [Errno 111] Connection refused"; the caller names the URL once.
+    """
+    innermost = error
+    for _ in range(10):  # causes nest a few deep; never follow a cycle forever
+        arguments = innermost.args
+        nested = (innermost.__cause__ or getattr(innermost, "reason", None)
+                  or (arguments[0] if arguments and isinstance(arguments[0], BaseException) else None))
+        if not isinstance(nested, BaseException):
+            break
+        innermost = nested
+    return f"{type(error).__name__}: {str(innermost) or type(innermost).__name__}"
+
+
 class Throttled:
     """Logs the first few events of a kind per interval; the counters carry the rest.
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from shared.log import Throttled
+from shared.log import Throttled, cause
 from shared.record import ExchangeError
 from shared.stats import Stats
 
@@ -56,7 +56,7 @@ class RestClient:
             try:
                 response = await loop.run_in_executor(self._executor, self._get, url)
             except requests.RequestException as error:
-                problem = f"{type(error).__name__}: {error}"
+                problem = cause(error)
                 wait = delay
             else:
                 received_ns = time.time_ns()
