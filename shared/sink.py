@@ -112,6 +112,12 @@ def _identity(value: bytes) -> tuple[str, int]:
     return sequenced.run, sequenced.seq
 
 
+def _not_also_an_error(record: logging.LogRecord) -> bool:
+    """False for librdkafka's log line of a broker failure it also hands to error_cb
+    (each one logged at ERROR is, rd_kafka_broker_set_error), which _on_error logs."""
+    return not (record.levelno >= logging.ERROR and record.getMessage().startswith("FAIL "))
+
+
 class SinkError(Exception):
     """The sink cannot start (Kafka unreachable, a topic missing): one line, exit non-zero."""
 
@@ -197,6 +203,7 @@ class KafkaSink:
         self._purged: list[tuple[str, bytes, bytes]] = []
         # librdkafka logs through Python logging, throttled, instead of raw to stderr.
         kafka_log = logging.getLogger("coinstream.kafka")
+        kafka_log.addFilter(_not_also_an_error)
         kafka_log.addFilter(ThrottleFilter(log))
         self._client_config = {**producer_config, "logger": kafka_log}
         # One delivery callback for the producer, not one passed with every produce():
