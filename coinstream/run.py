@@ -2,18 +2,22 @@
 
 1. the bundled single-node Kafka broker, when kafka.local_broker is true and it does
    not run yet (kafka/kafka-local.sh, on the port of kafka.producer.bootstrap.servers);
-2. the configured topics (coinstream topics);
+2. the configured topics (coinstream topics), and producer ids ready (await_producer_ids);
 3. supervisord -c supervisord.conf in the foreground, with the ten workers; --config is
    passed to them as $COINSTREAM_CONFIG.
 Ctrl-C stops the workers; the broker keeps running (kafka/kafka-local.sh stop).
 """
 
 import argparse
+import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
+
+from confluent_kafka import Producer
 
 from coinstream import topics
 from coinstream.broker import BrokerError, BundledBroker
@@ -64,6 +68,25 @@ def make_directories(supervisor_conf: Path) -> None:
         (supervisor_conf.parent / directory).mkdir(exist_ok=True)
 
 
+def await_producer_ids(config: configuration.Config, timeout_s: float = 30.0) -> bool:
+    """Wait until Kafka hands an idempotent producer its id; False if not within timeout_s.
+
+    A broker just started fetches its first block of producer ids from the controller
+    only when first asked, and answers that first InitProducerId with "coordinator load
+    in progress": the worker asking first logged librdkafka's warning "Failed to acquire
+    idempotence PID ...: Coordinator load in progress: retrying" at every start. This
+    producer asks first, and sends nothing.
+    """
+    states: list[str] = []
+    producer = Producer({**configuration.client_settings(config.kafka.producer), "enable.idempotence": True,
+                         "statistics.interval.ms": 100, "logger": configuration.UNHEARD,
+                         "stats_cb": lambda text: states.append(json.loads(text).get("eos", {}).get("idemp_state"))})
+    deadline = time.monotonic() + timeout_s
+    while "Assigned" not in states and time.monotonic() < deadline:
+        producer.poll(0.1)
+    return "Assigned" in states
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="coinstream run", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", type=Path,
@@ -85,5 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(EXIT_CONFIG, str(error))
     except BrokerError as error:
         _fail(EXIT_UNAVAILABLE, str(error))
+    idempotent = str(config.kafka.producer.get("enable.idempotence", False)).lower() in ("true", "t", "1")
+    if idempotent and not await_producer_ids(config):
+        print("kafka: no producer id within 30 s; the workers keep asking")
     make_directories(SUPERVISOR_CONF)
     os.execv(SUPERVISORD, [str(SUPERVISORD), "-c", str(SUPERVISOR_CONF)])

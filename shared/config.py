@@ -390,9 +390,10 @@ def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) ->
     raise ConfigError(f"{_origin(('kafka', 'producer'), layers)}: kafka.producer: {refusal}")
 
 
-# librdkafka's own log lines while a producer is made only to validate its settings.
-_UNHEARD = logging.Logger("coinstream.config.librdkafka")
-_UNHEARD.addHandler(logging.NullHandler())
+# For a librdkafka client made only to check something (settings, readiness): its log
+# lines are not the user's concern.
+UNHEARD = logging.Logger("coinstream.librdkafka.unheard")
+UNHEARD.addHandler(logging.NullHandler())
 
 
 def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | None:
@@ -401,7 +402,7 @@ def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | None:
     nothing, and dropped (~15 ms)."""
     settings = {key: value for key, value in producer.items() if key != "bootstrap.servers"}
     try:
-        Producer({**settings, "logger": _UNHEARD})
+        Producer({**settings, "logger": UNHEARD})
     except KafkaException as error:
         return str(error.args[0].str())
     except (TypeError, ValueError) as error:  # a Python-side setting (on_delivery...) that is not a callable

@@ -1,14 +1,27 @@
-"""coinstream status's Kafka verdict on a real worker during a real outage: the broker
+"""Kafka's health as an operator meets it, each test with a broker of its own.
+
+coinstream status's Kafka verdict on a real worker during a real outage: the broker
 stops, the worker keeps reading its exchange, records pile up with no delivery, and
 status calls the worker unhealthy ("kafka: no delivery for N s") until the broker is
 back. The verdict is status's own code on the worker's /metrics; supervisord's half of
-status is covered by test_status.py."""
+status is covered by test_status.py.
+
+And the start: the first idempotent producer after a broker starts met "Coordinator
+load in progress" (a librdkafka warning in a worker's log at every `coinstream run`);
+coinstream run now asks for a producer id before the workers start.
+"""
 
 from pathlib import Path
 from typing import Any
 
-import pytest
+import json
+import logging
+import time
 
+import pytest
+from confluent_kafka import Producer
+
+from coinstream.run import await_producer_ids
 from coinstream.status import Scrape, WorkerStatus, metrics_url, scrape
 from shared import config as configuration
 from tests.harness import Broker, override_file, wait_until
@@ -55,3 +68,31 @@ def test_status_calls_a_worker_whose_records_pile_up_undelivered_unhealthy(
     broker.start(fresh=False)
     wait_until(lambda: (status := verdict(url)) is not None and not status.problems, 90, "status to see Kafka back")
     assert process.stop() == 0
+
+
+def producer_warnings(bootstrap: str) -> list[str]:
+    """What librdkafka warns about while an idempotent producer gets its id."""
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.Logger("test.producer")
+    log.addHandler(handler)
+    states: list[str] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "logger": log,
+                         "statistics.interval.ms": 100,
+                         "stats_cb": lambda text: states.append(json.loads(text).get("eos", {}).get("idemp_state"))})
+    deadline = time.monotonic() + 20
+    while "Assigned" not in states and time.monotonic() < deadline:
+        producer.poll(0.1)
+    assert "Assigned" in states
+    return warnings
+
+
+def test_producer_ids_are_ready_before_the_workers_start(broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+    # The cause: right after the broker starts, the first producer is told to come back.
+    assert any("Coordinator load in progress" in line for line in producer_warnings(broker.bootstrap))
+    broker.stop()
+    broker.start(fresh=False)
+    config = configuration.load(override_file(tmp_path, broker.bootstrap, {}))
+    assert await_producer_ids(config, timeout_s=30)
+    assert producer_warnings(broker.bootstrap) == []
