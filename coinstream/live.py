@@ -186,8 +186,8 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, out: TextIO) -> None:
-    filters = Filters(set(arguments.exchange), {symbol.upper() for symbol in arguments.symbol})
-    base = arguments.base.upper() if arguments.base else None
+    filters = Filters(set(arguments.exchange), set(arguments.symbol))
+    base = arguments.base
     board = Board()
     kafka_error = ""
     next_draw = 0.0
@@ -212,6 +212,9 @@ def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, ou
                     header = PRICE_HEADER
                 title = (f"coinstream live  {', '.join(topics)}  {len(rows)} rows  "
                          f"{time.strftime('%H:%M:%S', time.gmtime())} UTC  Ctrl-C quits")
+                if not rows and board.latest and (filters.exchanges or filters.symbols):
+                    # A symbol the data never has (KRW-BTC for BTC-KRW) would show nothing forever.
+                    title += f"  (no market of the {len(board.latest)} seen matches --exchange/--symbol)"
                 if board.undecodable:
                     title += f"  ({board.undecodable} undecodable records skipped)"
                 if kafka_error:
@@ -224,11 +227,13 @@ def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, ou
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="coinstream live", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
-    parser.add_argument("--exchange", metavar="NAME", action="append", default=[], choices=configuration.EXCHANGES,
-                        help="show only this exchange (repeatable)")
-    parser.add_argument("--symbol", metavar="BASE-QUOTE", action="append", default=[],
+    # Names and symbols in any case: --exchange Upbit --symbol btc-krw.
+    parser.add_argument("--exchange", metavar="NAME", action="append", default=[], type=str.lower,
+                        choices=configuration.EXCHANGES, help="show only this exchange (repeatable)")
+    parser.add_argument("--symbol", metavar="BASE-QUOTE", action="append", default=[], type=str.upper,
                         help="show only this unified symbol, e.g. BTC-KRW (repeatable)")
-    parser.add_argument("--base", metavar="ASSET", help="cross-exchange view of this base asset, e.g. BTC")
+    parser.add_argument("--base", metavar="ASSET", type=str.upper,
+                        help="cross-exchange view of this base asset, e.g. BTC")
     parser.add_argument("--krw-per-usd", metavar="RATE", type=Decimal,
                         help="KRW per USD for the premium when the data has no USDT-KRW price")
     parser.add_argument("--from-beginning", action="store_true",

@@ -295,6 +295,11 @@ def _convert_exchange(
         raise ConfigError(
             f"{where}: exchanges.{name}: unknown exchange (known: {', '.join(EXCHANGES)})"
         )
+    if isinstance(section, dict):
+        # Symbols and assets in any case: btc-krw is BTC-KRW.
+        section = {key: [item.upper() if isinstance(item, str) else item for item in value]
+                   if key in ("symbols", "quotes") and isinstance(value, list) else value
+                   for key, value in section.items()}
     try:
         exchange = msgspec.convert(section, ExchangeConfig)
     except msgspec.ValidationError as error:

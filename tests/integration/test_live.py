@@ -146,6 +146,13 @@ def test_latest_prices_filters_and_ctrl_c(kafka: str, tmp_path: Path, pane: Pane
     pane.interrupt()
     pane.wait_for(f"{exited} 0")
 
+    # Names are case-insensitive; a symbol nothing matches (Upbit's own KRW-BTC) says so.
+    exited = pane.start_live(config, "--from-beginning", "--exchange", "UPBIT", "--symbol", "krw-btc")
+    pane.wait_for(" 0 rows ")
+    pane.wait_for("no market of the 4 seen matches --exchange/--symbol")
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")
+
 
 def expected_premium(krw_last: str, krw_per_usd: Decimal, reference: Decimal) -> str:
     premium = (Decimal(krw_last) / krw_per_usd / reference - 1) * 100

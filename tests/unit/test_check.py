@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from coinstream import check
+from shared import config as configuration
 
 
 def run_check(tmp_path: Path, yaml_text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int | str | None, str]:
@@ -47,3 +48,11 @@ def test_check_validates_without_connecting(tmp_path: Path, capsys: pytest.Captu
         assert (code, err) == (0, "")
         with pytest.raises(TimeoutError):
             broker.accept()
+
+
+def test_symbols_and_quotes_are_case_insensitive(tmp_path: Path) -> None:
+    override = tmp_path / "site.yaml"
+    override.write_text("exchanges: {upbit: {symbols: [btc-krw, Eth-Krw]}, okx: {quotes: [usdt]}}\n")
+    loaded = configuration.load(override)
+    assert loaded.exchange("upbit").symbols == ["BTC-KRW", "ETH-KRW"]
+    assert loaded.exchange("okx").quotes == ["USDT"]
