@@ -4,6 +4,11 @@ One object per line: {"ts": <received ns>, "kind": "ws"|"rest"|"refresh", "url":
 "data": ...}, `data` exactly as received (binary frames decoded as UTF-8); "refresh" is a
 REST body of a quiet-market refresh, which publishes only what changed. --record writes
 them; --replay feeds them back through the same parsing path.
+
+A run also writes the markets it collects, once they are known:
+{"kind": "markets", "ts": ..., "markets": [{"raw": "KRW-BTC", "base": "BTC", "quote": "KRW"}, ...]}.
+With it a replay knows every symbol without the run's configuration; captures made
+before it existed lack the line and replay with --config, as they always did.
 """
 
 from pathlib import Path
@@ -11,12 +16,23 @@ from typing import BinaryIO, Iterator, Literal
 
 import msgspec
 
+from shared.venue import Market
+
 
 class Captured(msgspec.Struct):
     ts: int
     kind: Literal["ws", "rest", "refresh"]
     url: str
     data: str
+
+
+class Markets(msgspec.Struct, tag_field="kind", tag="markets"):
+    ts: int
+    markets: list[Market]
+
+
+class _Kind(msgspec.Struct):
+    kind: str
 
 
 class Recorder:
@@ -28,19 +44,26 @@ class Recorder:
         item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"))
         self._file.write(self._encoder.encode(item) + b"\n")
 
+    def write_markets(self, markets: list[Market], now_ns: int) -> None:
+        self._file.write(self._encoder.encode(Markets(now_ns, markets)) + b"\n")
+
     def close(self) -> None:
         self._file.close()
 
 
-def read(path: Path) -> Iterator[tuple[int, bytes, Captured | msgspec.DecodeError]]:
+def read(path: Path) -> Iterator[tuple[int, bytes, Captured | Markets | msgspec.DecodeError]]:
     """(line number, raw line, the item or why it could not be decoded) for each line."""
-    decoder = msgspec.json.Decoder(Captured)
+    kinds = msgspec.json.Decoder(_Kind)
+    captured = msgspec.json.Decoder(Captured)
+    markets = msgspec.json.Decoder(Markets)
     with open(path, "rb") as capture:
         for number, line in enumerate(capture, start=1):
             line = line.rstrip(b"\n")
             if not line.strip():
                 continue
             try:
-                yield number, line, decoder.decode(line)
+                item = markets.decode(line) if kinds.decode(line).kind == "markets" else captured.decode(line)
             except msgspec.DecodeError as error:
                 yield number, line, error
+            else:
+                yield number, line, item

@@ -198,6 +198,8 @@ class Worker:
 
     async def _collect(self) -> None:
         markets = await self._resolve_markets()
+        if self.recorder is not None:
+            self.recorder.write_markets(markets, time.time_ns())  # so that a replay needs no config
         self.log.info(
             "run %s: %d markets on %d connection(s)", self.sink.run, len(markets),
             -(-len(markets) // self.venue.markets_per_connection),
@@ -284,7 +286,9 @@ class Worker:
     def replay(self, path: Path) -> None:
         self.replaying = True
         for number, line, item in capture.read(path):
-            if isinstance(item, capture.Captured):
+            if isinstance(item, capture.Markets):
+                self.venue.learn(item.markets)
+            elif isinstance(item, capture.Captured):
                 data = item.data.encode("utf-8")
                 if item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)

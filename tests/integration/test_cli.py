@@ -103,3 +103,19 @@ def test_replay_prints_exactly_what_the_live_run_produced(exchange: str, simulat
     dead = [line for line in replayed.stderr.splitlines() if line.startswith("dead-letter ")]
     assert len(dead) == 2, replayed.stderr  # the simulator's garbage frame and the bad line
     assert any('"raw":"this is not json"' in line for line in dead)
+
+    # The capture names the markets the run collected: it replays without the run's config
+    # (the shipped one knows other markets), to the same records.
+    assert sum(1 for line in capture.read_text().splitlines() if line.startswith('{"kind":"markets"')) == 1
+    standalone = run_worker(exchange, "--sink", "stdout", "--replay", str(capture))
+    assert standalone.returncode == 0, standalone.stderr
+    assert comparable(standalone.stdout) == live_records
+    assert standalone.stderr.count("dead-letter ") == 2, standalone.stderr
+
+    # A capture without that line (made before it existed) replays with --config as before.
+    old = tmp_path / "old-capture.jsonl"
+    old.write_text("".join(line for line in capture.read_text().splitlines(keepends=True)
+                           if not line.startswith('{"kind":"markets"')))
+    replayed_old = run_worker(exchange, "--config", str(sim.config_path), "--sink", "stdout", "--replay", str(old))
+    assert replayed_old.returncode == 0
+    assert comparable(replayed_old.stdout) == live_records
