@@ -5,6 +5,7 @@ exchange's doc page: endpoints, subscribe, keepalive, parse. Everything that run
 protocol (connections, reconnects, REST polling, Kafka) is in shared.worker.
 """
 
+import re
 from abc import ABC, abstractmethod
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -12,6 +13,9 @@ from urllib.parse import urlsplit
 import msgspec
 
 from shared.record import FrameError, Ticker
+
+
+_ASSET = re.compile(r"[A-Z0-9]+")
 
 
 class Market(msgspec.Struct, frozen=True):
@@ -59,6 +63,10 @@ class Venue(ABC):
     rest_min_interval_s: ClassVar[float] = 0.0
     # Extra HTTP headers on the WebSocket handshake and on REST calls.
     headers: ClassVar[dict[str, str]] = {}
+    # How the exchange's own market id names base and quote apart, where it does:
+    # (separator, quote first), ("-", True) for KRW-BTC; None where they run together
+    # (BTCUSDT), so that only a market list can tell. See symbol_of.
+    market_id_form: ClassVar[tuple[str, bool] | None] = None
 
     def __init__(self, ws_url: str, rest_url: str) -> None:
         self.ws_base = ws_url.rstrip("/")
@@ -71,10 +79,19 @@ class Venue(ABC):
             self.symbols[market.raw] = market.symbol
 
     def symbol_of(self, raw: str) -> str:
-        try:
-            return self.symbols[raw]
-        except KeyError:
-            raise FrameError(f"unknown symbol {raw!r}") from None
+        """The unified symbol of a market id: as learned, or else as the id itself spells it
+        (market_id_form), so that a ticker a payload names unambiguously is not lost for
+        want of a market list (a replay of a capture without one)."""
+        symbol = self.symbols.get(raw)
+        if symbol is None and self.market_id_form is not None:
+            separator, quote_first = self.market_id_form
+            parts = raw.upper().split(separator)
+            if len(parts) == 2 and all(_ASSET.fullmatch(part) for part in parts):
+                base, quote = (parts[1], parts[0]) if quote_first else (parts[0], parts[1])
+                symbol = f"{base}-{quote}"
+        if symbol is None:
+            raise FrameError(f"unknown symbol {raw!r}")
+        return symbol
 
     # Each exchange implements the methods below. ------------------------------------
 

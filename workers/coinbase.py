@@ -133,6 +133,7 @@ def _whole_second_ms(iso_second: str) -> int:
 
 class Coinbase(Venue):
     name = "coinbase"
+    market_id_form = ("-", False)  # BTC-USD
     # One subscribe message carries them all; 200 products are 200 heartbeats/s plus
     # their tickers on one reader, and two sockets at most for every USD market.
     markets_per_connection = 200

@@ -161,6 +161,7 @@ class MarketsReply(Reply):
 
 class Coinone(Venue):
     name = "coinone"
+    market_id_form = ("/", True)  # KRW/BTC, from quote_currency and target_currency
     # Every KRW pair (363 in 2026) on one socket, as probed; a second connection would only
     # spend the 20-per-IP budget, and the all-pairs REST fallback stands for one connection.
     markets_per_connection = 400

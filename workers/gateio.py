@@ -95,6 +95,7 @@ class PairInfo(msgspec.Struct):
 
 class Gateio(Venue):
     name = "gateio"
+    market_id_form = ("_", False)  # BTC_USDT
     # 200 pairs push at most 200 small frames a second, and even every USDT pair
     # needs far fewer connections than the advised 100 per host.
     markets_per_connection = 200

@@ -110,6 +110,7 @@ def _best_price(text: str) -> str | None:
 
 class Korbit(Venue):
     name = "korbit"
+    market_id_form = ("_", False)  # btc_krw
     # All ~190 launched pairs fit on one socket; two keep a drop's blast radius small.
     markets_per_connection = 100
     protocol_ping_interval_s = 30.0  # answered by the server, at its own ping cadence

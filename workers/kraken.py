@@ -113,6 +113,7 @@ class Envelope(msgspec.Struct, Generic[Item]):
 
 class Kraken(Venue):
     name = "kraken"
+    market_id_form = ("/", False)  # BTC/USD
     markets_per_connection = 100
     protocol_ping_interval_s = None
     app_ping_interval_s = 20.0  # well inside the idle limit

@@ -104,6 +104,7 @@ def _checked(code: str | int, message: str) -> None:
 
 class Okx(Venue):
     name = "okx"
+    market_id_form = ("-", False)  # BTC-USDT
     # A request of 200 args is ~10 KB, far under 64 KB; the USDT markets fit on two
     # connections, so even their simultaneous reconnects stay within 3 connects/s.
     markets_per_connection = 200

@@ -71,6 +71,7 @@ class MarketInfo(msgspec.Struct):
 
 class Upbit(Venue):
     name = "upbit"
+    market_id_form = ("-", True)  # KRW-BTC
     # One connection can carry all ~855 markets; 300 keeps a dropped socket's blast
     # radius small while staying within 5 connects/s.
     markets_per_connection = 300

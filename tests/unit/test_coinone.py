@@ -108,11 +108,13 @@ def test_unknown_response_type_is_dead_lettered(venue: Coinone) -> None:
         venue.parse_ws(b'{"response_type":"NOTICE","data":{}}', 1)
 
 
-def test_unknown_symbol_is_a_frame_error(venue: Coinone) -> None:
+def test_a_pair_not_learned_is_named_by_its_currencies(venue: Coinone) -> None:
     frame = fixture_bytes("coinone", "ws_ticker_1.json").replace(b'"target_currency":"BTC"',
                                                                  b'"target_currency":"NOPE"')
-    with pytest.raises(FrameError, match="unknown symbol 'KRW/NOPE'"):
-        venue.parse_ws(frame, 1)
+    [ticker] = venue.parse_ws(frame, 1)
+    assert (ticker.symbol, ticker.raw_symbol) == ("NOPE-KRW", "KRW/NOPE")
+    with pytest.raises(FrameError, match="unknown symbol 'KRW/NO-PE'"):
+        venue.parse_ws(frame.replace(b'"NOPE"', b'"NO-PE"'), 1)
 
 
 def test_subscribe_is_one_message_per_pair_shaped_like_the_doc(venue: Coinone) -> None:
@@ -191,8 +193,7 @@ def test_market_list_teaches_trading_pairs(venue: Coinone) -> None:
     assert venue.market_list_url() == MARKETS_URL
     assert venue.parse_rest(MARKETS_URL, body, 1, ["KRW"]) == []
     assert (venue.symbol_of("KRW/ETH"), venue.symbol_of("KRW/DOGE")) == ("ETH-KRW", "DOGE-KRW")
-    with pytest.raises(FrameError):
-        venue.symbol_of("KRW/GONE")
+    assert "KRW/GONE" not in venue.symbols
     assert venue.parse_market_list(body, ["USDT"]) == []
 
 

@@ -112,10 +112,12 @@ def test_other_frames_are_rejected_not_misread(venue: Korbit, frame: bytes) -> N
     assert not isinstance(caught.value, ExchangeError)
 
 
-def test_unknown_symbol_is_a_frame_error(venue: Korbit) -> None:
+def test_a_pair_not_learned_is_named_by_its_symbol(venue: Korbit) -> None:
     frame = fixture_bytes("korbit", "ws_ticker_1.json").replace(b'"btc_krw"', b'"nope_krw"')
-    with pytest.raises(FrameError, match="unknown symbol 'nope_krw'"):
-        venue.parse_ws(frame, 1)
+    [ticker] = venue.parse_ws(frame, 1)
+    assert (ticker.symbol, ticker.raw_symbol) == ("NOPE-KRW", "nope_krw")
+    with pytest.raises(FrameError, match="unknown symbol 'nopekrw'"):
+        venue.parse_ws(frame.replace(b'"nope_krw"', b'"nopekrw"'), 1)
 
 
 def test_rest_tickers_every_field(venue: Korbit) -> None:

@@ -108,10 +108,12 @@ def test_v1_ticker_array_is_rejected_not_misread(venue: Kraken) -> None:
     assert not isinstance(caught.value, (ExchangeError, ServerRestart))
 
 
-def test_unknown_symbol_is_a_frame_error(venue: Kraken) -> None:
+def test_a_pair_not_learned_is_named_by_its_symbol(venue: Kraken) -> None:
     frame = fixture_bytes("kraken", "ws_ticker_1.json").replace(b'"USDT/USD"', b'"NOPE/USD"')
-    with pytest.raises(FrameError, match="unknown symbol 'NOPE/USD'"):
-        venue.parse_ws(frame, 1)
+    [ticker] = venue.parse_ws(frame, 1)
+    assert (ticker.symbol, ticker.raw_symbol) == ("NOPE-USD", "NOPE/USD")
+    with pytest.raises(FrameError, match="unknown symbol 'NOPEUSD'"):
+        venue.parse_ws(frame.replace(b'"NOPE/USD"', b'"NOPEUSD"'), 1)
 
 
 @pytest.mark.parametrize("frame", [
