@@ -21,7 +21,8 @@ Keepalive   the socket is dropped after 60 s without client traffic (docs: 120 s
             watchdog fed on connections whose markets are quiet. The server never pings.
 Frames      binary (opcode 2) UTF-8 JSON, one object each. Every price and size is a
             JSON number, printed plain (493100, 0.01775026) and sometimes longer than a
-            double holds (728107452.06423197609921044): kept as raw text.
+            double holds (728107452.06423197609921044): kept as raw text. The SIMPLE
+            format's abbreviated keys (tp, cd...) are read too, as Upbit's.
 Errors      {"error":{"name":"WRONG_FORMAT","message":...}} (Korean text), then the
             server closes with 1000.
 Ticker      Upbit's DEFAULT keys, but the day fields (opening_price, acc_*) reset at

@@ -15,6 +15,10 @@ Keepalive   the client pings (RFC 6455); idle sockets are dropped after ~60 s on
 Frames      binary (opcode 2) UTF-8 JSON. Prices are JSON numbers printed with raw
             BigDecimal scale: 158219000.00000000, 0E-8, 1.16539E8, and fractions
             longer than a double holds, so they are kept as raw text, never floats.
+            The format object chooses the form: DEFAULT (asked for: one object, full
+            keys such as trade_price), SIMPLE (abbreviated keys: tp), JSON_LIST and
+            SIMPLE_LIST (the frame is an array of those objects). Every form is read,
+            for captures made by other tools.
 Errors      {"error":{"name":"NO_TICKET","message":...}}, then the server closes (1000).
 Ticker      open/high/low are the UTC day (reset 09:00 KST); *_24h are rolling.
             `timestamp` is the server's ms epoch; no best bid/ask in this type.
@@ -53,12 +57,22 @@ class Prices(msgspec.Struct):
 
 
 class Frame(Prices):
-    """A DEFAULT-format ticker, a status frame or an error."""
+    """A ticker in DEFAULT or SIMPLE keys, a status frame or an error."""
 
     type: str | None = None
     code: str | None = None
     status: str | None = None
     error: ErrorBody | None = None
+    # The SIMPLE format's names for type, code and the Prices keys.
+    ty: str | None = None
+    cd: str | None = None
+    tp: msgspec.Raw = ABSENT
+    op: msgspec.Raw = ABSENT
+    hp: msgspec.Raw = ABSENT
+    lp: msgspec.Raw = ABSENT
+    atv24h: msgspec.Raw = ABSENT
+    atp24h: msgspec.Raw = ABSENT
+    tms: int | None = None
 
 
 class RestTicker(Prices, kw_only=True):
@@ -77,7 +91,7 @@ class Upbit(Venue):
     markets_per_connection = 300
     protocol_ping_interval_s = 20.0
 
-    _frames = msgspec.json.Decoder(Frame)
+    _frames = msgspec.json.Decoder(Frame | list[Frame])  # a list in the *_LIST formats
     _rest_tickers = msgspec.json.Decoder(list[RestTicker])
     _market_list = msgspec.json.Decoder(list[MarketInfo])
 
@@ -93,12 +107,20 @@ class Upbit(Venue):
 
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
         message = self._frames.decode(frame)
-        if message.type == "ticker" and message.code is not None:
-            return [self._ticker(message.code, message, received_ns, "ws")]
+        if type(message) is list:
+            return [self._from_frame(item, received_ns) for item in message]
         if message.status is not None:
             return []  # {"status":"UP"}: keepalive answer
         if message.error is not None:
             raise ExchangeError(f"{message.error.name}: {message.error.message}")
+        return [self._from_frame(message, received_ns)]
+
+    def _from_frame(self, message: Frame, received_ns: int) -> Ticker:
+        if message.type == "ticker" and message.code is not None:
+            return self._ticker(message.code, message, received_ns, "ws")
+        if message.ty == "ticker" and message.cd is not None:
+            return self._ticker(message.cd, Prices(message.tp, message.op, message.hp, message.lp,
+                                                   message.atv24h, message.atp24h, message.tms), received_ns, "ws")
         raise FrameError("neither a ticker, a status nor an error frame")
 
     def market_list_url(self) -> str:

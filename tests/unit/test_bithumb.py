@@ -72,11 +72,19 @@ def test_error_frames(venue: Bithumb, name: str, error: str) -> None:
     assert str(raised.value) == error
 
 
-@pytest.mark.parametrize("name", ["ws_ticker_simple_1.json", "ws_trade_probe.json"])
-def test_frames_we_never_ask_for_are_dead_lettered(venue: Bithumb, name: str) -> None:
-    # SIMPLE keys (we ask for DEFAULT) and trade frames (we ask for ticker) break the protocol.
+def test_trade_frames_we_never_ask_for_are_dead_lettered(venue: Bithumb) -> None:
     with pytest.raises(FrameError):
-        venue.parse_ws(fixture_bytes("bithumb", name), 1)
+        venue.parse_ws(fixture_bytes("bithumb", "ws_trade_probe.json"), 1)
+
+
+def test_simple_format_ticker(venue: Bithumb) -> None:
+    """The SIMPLE format (abbreviated keys), which we do not ask for but a capture by
+    another tool may hold: the same record as its DEFAULT spelling."""
+    [ticker] = venue.parse_ws(fixture_bytes("bithumb", "ws_ticker_simple_1.json"), 7)
+    assert (ticker.symbol, ticker.raw_symbol, ticker.last) == ("BTC-KRW", "KRW-BTC", "493100")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("484500", "493100", "471300")
+    assert (ticker.volume_24h, ticker.quote_volume_24h) == ("13501.26687512", "8286175646.064881")
+    assert (ticker.exchange_ts, ticker.received_ns, ticker.source) == (1725927582208, 7, "ws")
 
 
 @pytest.mark.parametrize(("sent", "changed", "error", "message"), [

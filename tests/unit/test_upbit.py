@@ -90,3 +90,30 @@ def test_subscribe_is_one_complete_request(venue: Upbit) -> None:
     [message] = venue.subscribe_messages([venue.market("BTC", "KRW"), venue.market("ETH", "KRW")])
     assert '{"type": "ticker", "codes": ["KRW-BTC", "KRW-ETH"]}' in message
     assert message.startswith('[{"ticket": ') and message.endswith('{"format": "DEFAULT"}]')
+
+
+# Every format the request's format object chooses: DEFAULT (above), SIMPLE keys, and the
+# *_LIST forms, whose frame is a JSON array (users replay captures made by other tools).
+
+def test_simple_list_doc_example(venue: Upbit) -> None:
+    """Verbatim, and abbreviated by the doc itself: no atv24h, atp24h nor tms."""
+    [ticker] = venue.parse_ws(fixture_bytes("upbit", "ws_ticker_simple_list_doc.json"), 4)
+    assert (ticker.symbol, ticker.raw_symbol, ticker.last) == ("BTC-KRW", "KRW-BTC", "148956000.0")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("148500000.0", "149064000.0", "148050000.0")
+    assert (ticker.volume_24h, ticker.quote_volume_24h, ticker.exchange_ts) == (None, None, None)
+    assert (ticker.received_ns, ticker.source) == (4, "ws")
+
+
+def test_simple_object_as_its_list_element(venue: Upbit) -> None:
+    element = fixture_bytes("upbit", "ws_ticker_simple_list_doc.json").strip()[1:-1]
+    [ticker] = venue.parse_ws(element, 1)
+    assert (ticker.symbol, ticker.last) == ("BTC-KRW", "148956000.0")
+
+
+def test_json_list_of_default_tickers(venue: Upbit) -> None:
+    """JSON_LIST: DEFAULT tickers in an array (no verbatim sample: the real DEFAULT frames in one)."""
+    frame = b"[" + fixture_bytes("upbit", "ws_ticker_1.json").strip() + b"," + fixture_bytes(
+        "upbit", "ws_ticker_doc_default.json").strip() + b"]"
+    first, second = venue.parse_ws(frame, 1)
+    assert (first.last, first.volume_24h, first.exchange_ts) == ("158201000.00000000", "2083.82485091", 1758875205276)
+    assert second.symbol == "BTC-KRW" and second.open_24h == "31883000"
