@@ -30,6 +30,9 @@ Ticker      {"response_type":"DATA","channel":"TICKER","data":{...}} in text fra
             it again. `id` (ms timestamp + 3-digit counter, a digit string) grows with every
             update and is the same number on REST: a ticker whose id is not newer than the
             last one published for its pair is a repeat and is dropped.
+            A subscribe with "format":"SHORT" gets 1-3 letter keys instead,
+            {"r":"DATA","c":"TICKER","d":{"qc":"KRW","tc":"BTC","la":...}}: not asked for,
+            but read, for captures made by other tools.
 REST        /public/v2/ticker_new/KRW: every KRW pair in one ~117 KB call (currencies in
             lower case there, best_asks/best_bids one-level arrays, prices sometimes with a
             ".0" suffix); /public/v2/markets/KRW for the market list (KRW is the only quote
@@ -108,6 +111,34 @@ class Pong(msgspec.Struct, tag_field="response_type", tag="PONG"):
 Frame = DataFrame | ErrorFrame | Connected | Subscribed | Unsubscribed | Pong
 
 
+class ShortTicker(msgspec.Struct):
+    """TickerData in the SHORT format's keys."""
+
+    qc: str
+    tc: str
+    t: int
+    i: str
+    la: str
+    fi: str
+    hi: str
+    lo: str
+    tv: str
+    qv: str
+    abp: str | None = None
+    abq: str | None = None
+    bbp: str | None = None
+    bbq: str | None = None
+
+    def full(self) -> TickerData:
+        return TickerData(self.qc, self.tc, self.t, self.i, self.la, self.fi, self.hi, self.lo, self.tv, self.qv,
+                          self.abp, self.abq, self.bbp, self.bbq)
+
+
+class ShortDataFrame(msgspec.Struct, tag_field="r", tag="DATA"):
+    c: str
+    d: ShortTicker
+
+
 class Reply(msgspec.Struct):
     """The REST envelope; errors arrive with HTTP 200 and result "error"."""
 
@@ -171,6 +202,7 @@ class Coinone(Venue):
     rest_min_interval_s = 0.2  # 300/min, the stricter of the two documented limits
 
     _frames = msgspec.json.Decoder(Frame)
+    _short_frames = msgspec.json.Decoder(ShortDataFrame)
     _rest_tickers = msgspec.json.Decoder(TickerReply)
     # trade_status is documented as a number; strict=False also takes "1".
     _markets = msgspec.json.Decoder(MarketsReply, strict=False)
@@ -210,23 +242,28 @@ class Coinone(Venue):
         )
 
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        if frame.startswith(b'{"r":'):
+            short = self._short_frames.decode(frame)
+            return self._from_data(short.c, short.d.full(), received_ns)
         message = self._frames.decode(frame)
         if type(message) is DataFrame:
-            if message.channel != "TICKER":
-                raise FrameError(f"data on channel {message.channel!r}, which is never subscribed")
-            data = message.data
-            raw = f"{data.quote_currency}/{data.target_currency}"
-            symbol = self.symbol_of(raw)
-            if not self._is_new(raw, data.id):
-                return []
-            return [self._ticker(
-                data, symbol, raw, (plain_or_none(data.bid_best_price), plain_or_none(data.bid_best_qty)),
-                (plain_or_none(data.ask_best_price), plain_or_none(data.ask_best_qty)), received_ns, "ws",
-            )]
+            return self._from_data(message.channel, message.data, received_ns)
         if type(message) is ErrorFrame:
             field = f" ({message.field})" if message.field else ""
             raise ExchangeError(f"error {message.error_code}: {message.message}{field}")
         return []
+
+    def _from_data(self, channel: str, data: TickerData, received_ns: int) -> list[Ticker]:
+        if channel != "TICKER":
+            raise FrameError(f"data on channel {channel!r}, which is never subscribed")
+        raw = f"{data.quote_currency}/{data.target_currency}"
+        symbol = self.symbol_of(raw)
+        if not self._is_new(raw, data.id):
+            return []
+        return [self._ticker(
+            data, symbol, raw, (plain_or_none(data.bid_best_price), plain_or_none(data.bid_best_qty)),
+            (plain_or_none(data.ask_best_price), plain_or_none(data.ask_best_qty)), received_ns, "ws",
+        )]
 
     def market_list_url(self) -> str:
         return f"{self.rest_base}/public/v2/markets/{LISTED_QUOTE}"

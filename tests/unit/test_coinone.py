@@ -39,6 +39,37 @@ def test_pretty_printed_ccxt_ticker(venue: Coinone) -> None:
     assert (ticker.quote_volume_24h, ticker.exchange_ts) == ("19521465345.504", 1705301117198)
 
 
+# The SHORT format (1-3 letter keys, asked for with "format":"SHORT"), for captures made by
+# other tools. No verbatim SHORT ticker was published: the probe's ticker in the documented
+# SHORT keys, as the verbatim SHORT orderbook frame spells its envelope.
+SHORT_KEYS = {"response_type": "r", "channel": "c", "data": "d", "quote_currency": "qc", "target_currency": "tc",
+              "timestamp": "t", "quote_volume": "qv", "target_volume": "tv", "high": "hi", "low": "lo",
+              "first": "fi", "last": "la", "volume_power": "vp", "ask_best_price": "abp", "ask_best_qty": "abq",
+              "bid_best_price": "bbp", "bid_best_qty": "bbq", "id": "i", "yesterday_high": "yhi",
+              "yesterday_low": "ylo", "yesterday_first": "yfi", "yesterday_last": "yla",
+              "yesterday_quote_volume": "yqv", "yesterday_target_volume": "ytv"}
+
+
+def short_form(frame: bytes) -> bytes:
+    def shorten(node: object) -> object:
+        return {SHORT_KEYS[key]: shorten(value) for key, value in node.items()} if isinstance(node, dict) else node
+    return json.dumps(shorten(json.loads(frame)), separators=(",", ":")).encode()
+
+
+def test_short_format_ticker_is_the_same_record(venue: Coinone) -> None:
+    default = fixture_bytes("coinone", "ws_ticker_1.json")
+    short = short_form(default)
+    assert short.startswith(b'{"r":"DATA","c":"TICKER","d":{"qc":"KRW","tc":"BTC","t":1790133796484,')
+    [expected] = Coinone("wss://stream.coinone.co.kr", REST).parse_ws(default, 9)
+    assert venue.parse_ws(short, 9) == [expected]
+    assert venue.parse_ws(short, 10) == []  # the same id again: a repeat, as in DEFAULT
+
+
+def test_short_format_of_a_channel_never_asked_for_is_dead_lettered(venue: Coinone) -> None:
+    with pytest.raises((FrameError, msgspec.ValidationError)):
+        venue.parse_ws(fixture_bytes("coinone", "ws_orderbook_short_trimmed.json"), 1)
+
+
 def test_empty_book_side_is_null(venue: Coinone) -> None:
     frame = fixture_bytes("coinone", "ws_ticker_1.json").replace(b'"ask_best_price":"116400000"',
                                                                  b'"ask_best_price":null')
