@@ -31,6 +31,11 @@ Ticker      {"channel":"ticker","type":"snapshot"|"update","data":[{symbol, bid,
             text. low/high/volume are rolling 24 h; there is no open price and no quote
             volume. `timestamp` (RFC 3339, µs) is the time of the last ticker change
             and is missing from older docs: exchange_ts is None without it.
+v1          (wss://ws.kraken.com, not used; cryptofeed still records it) its ticker is
+            read too, for captures made by other tools: [channelID, {a, b, c, v, p, t, l,
+            h, o}, "ticker", "XBT/USD"], REST's positional lists with o (open) as well;
+            events such as {"event":"heartbeat"} carry nothing, status "error" is the
+            exchange's error.
 REST        /0/public/Ticker?pair=K1,K2 (strings; last c[0], bid b[0] qty b[2], ask a[0]
             qty a[2], 24 h values at index 1 of v/l/h; no timestamp), 50 pairs a call here
             (no cap is published). One unknown pair fails the whole call. /0/public/AssetPairs for the market list and the REST
@@ -45,7 +50,7 @@ import msgspec
 
 from shared import cli
 from shared.numbers import ABSENT, NumberError, raw_plain, raw_plain_all_or_none
-from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
+from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
 from shared.venue import Market, Venue
 
 REST_PAIRS_PER_CALL = 50
@@ -76,7 +81,8 @@ class Data(msgspec.Struct):
 
 
 class Frame(msgspec.Struct):
-    """A channel push (ticker, heartbeat, status) or a method response (ack, pong, error)."""
+    """A channel push (ticker, heartbeat, status), a method response (ack, pong, error),
+    or a v1 event (heartbeat, systemStatus, subscriptionStatus)."""
 
     channel: str | None = None
     data: list[Data] | None = None
@@ -85,6 +91,9 @@ class Frame(msgspec.Struct):
     error: str | None = None
     symbol: str | None = None  # the pair a failed subscribe names
     rate_limit: str | None = msgspec.field(default=None, name="Error")
+    event: str | None = None  # v1
+    status: str | None = None  # v1: "error" with errorMessage
+    errorMessage: str | None = None  # v1
 
 
 class RestTicker(msgspec.Struct):
@@ -94,6 +103,19 @@ class RestTicker(msgspec.Struct):
     v: list[msgspec.Raw]  # volume [today, last 24 h]
     l: list[msgspec.Raw]  # noqa: E741 - Kraken's own key; low [today, last 24 h]
     h: list[msgspec.Raw]  # high [today, last 24 h]
+
+
+class V1TickerData(RestTicker):
+    o: list[msgspec.Raw]  # open [today, last 24 h]
+
+
+class V1Ticker(msgspec.Struct, array_like=True):
+    """v1's ticker push: [channelID, data, "ticker", pair]."""
+
+    channel_id: int
+    data: V1TickerData
+    channel_name: str
+    pair: str
 
 
 class AssetPair(msgspec.Struct):
@@ -121,7 +143,8 @@ class Kraken(Venue):
     connect_gap_s = 1.0
     rest_min_interval_s = 1.0
 
-    _frames = msgspec.json.Decoder(Frame)
+    _frames = msgspec.json.Decoder(Frame | list[msgspec.Raw])  # a list: a v1 push
+    _v1_tickers = msgspec.json.Decoder(V1Ticker)
     _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])
     _asset_pairs = msgspec.json.Decoder(Envelope[AssetPair])
 
@@ -154,6 +177,13 @@ class Kraken(Venue):
             if frame.startswith(CLOUDFLARE_RESTART):
                 raise ServerRestart(CLOUDFLARE_RESTART.decode()) from None
             raise
+        if type(message) is list:
+            v1 = self._v1_tickers.decode(frame)
+            if v1.channel_name != "ticker":
+                raise FrameError(f"v1 {v1.channel_name!r} push, which is never subscribed")
+            base, _, quote = v1.pair.partition("/")
+            v2_name = f"{V2_NAME.get(base, base)}/{V2_NAME.get(quote, quote)}"
+            return [self._positional(v1.pair, v2_name, v1.data, raw_plain(v1.data.o[1]), received_ns, "ws")]
         channel = message.channel
         if channel == "ticker":
             if not message.data:
@@ -168,6 +198,10 @@ class Kraken(Venue):
             return []  # subscribe ack (one per symbol) or pong
         if message.rate_limit is not None:
             raise ExchangeError(message.rate_limit)
+        if message.event is not None:  # v1
+            if message.status == "error":
+                raise ExchangeError(f"{message.event}: {message.errorMessage}")
+            return []
         raise FrameError("neither a ticker, heartbeat, status nor a method response")
 
     def _ticker(self, item: Data, received_ns: int) -> Ticker:
@@ -217,13 +251,19 @@ class Kraken(Venue):
             raw = self.rest_symbols.get(key)
             if raw is None:
                 raise FrameError(f"unknown REST pair {key!r} (not in AssetPairs)")
-            tickers.append(Ticker(
-                self.name, self.symbol_of(raw), raw, raw_plain(item.c[0]),
-                raw_plain(item.b[0]), raw_plain(item.a[0]), raw_plain(item.b[2]), raw_plain(item.a[2]),
-                None, raw_plain(item.h[1]), raw_plain(item.l[1]), raw_plain(item.v[1]), None,
-                None, received_ns, "rest",
-            ))
+            tickers.append(self._positional(raw, raw, item, None, received_ns, "rest"))
         return tickers
+
+    def _positional(self, raw: str, v2_name: str, item: RestTicker, open_24h: str | None,
+                    received_ns: int, source: Source) -> Ticker:
+        """A ticker from REST's (and v1's) lists: last c[0], bid b[0] qty b[2], ask a[0] qty
+        a[2], 24 h values at index 1; no timestamp."""
+        return Ticker(
+            self.name, self.symbol_of(v2_name), raw, raw_plain(item.c[0]),
+            raw_plain(item.b[0]), raw_plain(item.a[0]), raw_plain(item.b[2]), raw_plain(item.a[2]),
+            open_24h, raw_plain(item.h[1]), raw_plain(item.l[1]), raw_plain(item.v[1]), None,
+            None, received_ns, source,
+        )
 
 
 def _altname(raw: str) -> str:

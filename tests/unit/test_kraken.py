@@ -102,10 +102,34 @@ def test_other_text_that_is_not_json_is_a_decode_error(venue: Kraken) -> None:
     assert not isinstance(caught.value, ExchangeError)
 
 
-def test_v1_ticker_array_is_rejected_not_misread(venue: Kraken) -> None:
-    with pytest.raises(Exception) as caught:
-        venue.parse_ws(fixture_bytes("kraken", "ws_v1_ticker_legacy.json"), 1)
-    assert not isinstance(caught.value, (ExchangeError, ServerRestart))
+def test_v1_ticker_array_of_another_tools_capture(venue: Kraken) -> None:
+    """WebSocket v1's positional ticker, which cryptofeed still records: strings, each
+    24 h value at index 1, no timestamp; the pair named as v1 names it."""
+    [ticker] = venue.parse_ws(fixture_bytes("kraken", "ws_v1_ticker_legacy.json"), 3)
+    assert (ticker.symbol, ticker.raw_symbol) == ("WAVES-EUR", "WAVES/EUR")
+    assert (ticker.last, ticker.bid, ticker.ask) == ("13.253900", "13.232900", "13.253900")
+    assert (ticker.bid_size, ticker.ask_size) == ("185.18432037", "35.72892241")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("13.428300", "14.211200", "13.021800")
+    assert (ticker.volume_24h, ticker.quote_volume_24h) == ("72035.05488104", None)
+    assert (ticker.exchange_ts, ticker.received_ns, ticker.source) == (None, 3, "ws")
+
+
+def test_v1_names_xbt_as_btc(venue: Kraken) -> None:
+    [ticker] = venue.parse_ws(fixture_bytes("kraken", "ws_v1_ticker_xbt_legacy.json"), 1)
+    assert (ticker.symbol, ticker.raw_symbol, ticker.last) == ("BTC-CHF", "XBT/CHF", "56218.30000")
+
+
+@pytest.mark.parametrize("name", ["ws_v1_heartbeat_legacy.json", "ws_v1_system_status_legacy.json",
+                                  "ws_v1_subscription_status_legacy.json"])
+def test_v1_control_events_carry_nothing(venue: Kraken, name: str) -> None:
+    assert venue.parse_ws(fixture_bytes("kraken", name), 1) == []
+
+
+def test_v1_subscription_error_is_an_exchange_error(venue: Kraken) -> None:
+    """v1's documented error shape (no verbatim capture of one was found)."""
+    with pytest.raises(ExchangeError, match="Currency pair not supported"):
+        venue.parse_ws(b'{"errorMessage":"Currency pair not supported NOPE/USD","event":"subscriptionStatus",'
+                       b'"pair":"NOPE/USD","status":"error","subscription":{"name":"ticker"}}', 1)
 
 
 def test_a_pair_not_learned_is_named_by_its_symbol(venue: Kraken) -> None:
