@@ -2,7 +2,13 @@
 
 Endpoints   wss://ws-feed.exchange.coinbase.com, https://api.exchange.coinbase.com (the
             old *.pro.coinbase.com hosts are dead). Not the Advanced Trade API
-            (advanced-trade-ws.coinbase.com), whose tickers carry no trade time.
+            (advanced-trade-ws.coinbase.com), whose tickers carry no trade time; its
+            frames are read all the same, for captures made by other tools (ccxt):
+            {"channel":"ticker"|"ticker_batch","timestamp":<send time, ns>,"events":
+            [{"type":"snapshot"|"update","tickers":[{"product_id","price","volume_24_h",
+            "low_24_h","high_24_h","best_bid","best_bid_quantity",...}]}]}, exchange_ts
+            being the send time; ticker_batch has sent placeholders with every field
+            "" (nothing to publish); heartbeats and subscriptions carry nothing.
 Subscribe   {"type":"subscribe","product_ids":[...],"channels":["ticker","heartbeat"]}
             within 5 s of connecting, or the server disconnects. Product ids are upper
             case BASE-QUOTE (BTC-USD), the unified form itself. The ack
@@ -82,9 +88,37 @@ class ErrorMessage(msgspec.Struct, tag_field="type", tag="error"):
 
 
 class AnyMessage(msgspec.Struct):
-    """What every feed message has; read only when the frame is none of the above."""
+    """What every feed message has (an Advanced Trade one: a channel instead); read only
+    when the frame is none of the above."""
 
-    type: str
+    type: str | None = None
+    channel: str | None = None
+
+
+class AdvancedTicker(msgspec.Struct):
+    product_id: str  # "" in a placeholder
+    price: str
+    volume_24_h: str | None = None
+    low_24_h: str | None = None
+    high_24_h: str | None = None
+    best_bid: str | None = None
+    best_ask: str | None = None
+    best_bid_quantity: str | None = None
+    best_ask_quantity: str | None = None
+
+
+class AdvancedEvent(msgspec.Struct):
+    tickers: list[AdvancedTicker] = []
+
+
+class AdvancedMessage(msgspec.Struct):
+    channel: str
+    timestamp: str = ""
+    events: list[AdvancedEvent] = []
+
+
+ADVANCED_TICKER_CHANNELS = ("ticker", "ticker_batch")
+ADVANCED_QUIET_CHANNELS = ("heartbeats", "subscriptions")
 
 
 MESSAGES = (TickerMessage, Heartbeat, Subscriptions, ErrorMessage)
@@ -144,6 +178,7 @@ class Coinbase(Venue):
 
     _frames = msgspec.json.Decoder(Union[MESSAGES])  # type: ignore[valid-type]
     _any_message = msgspec.json.Decoder(AnyMessage)
+    _advanced_messages = msgspec.json.Decoder(AdvancedMessage)
     _rest_ticker = msgspec.json.Decoder(RestTicker)
     _products = msgspec.json.Decoder(list[Product])
 
@@ -161,8 +196,11 @@ class Coinbase(Venue):
         try:
             message = self._frames.decode(frame)
         except msgspec.ValidationError:
-            if self._any_message.decode(frame).type in KNOWN_TYPES:
-                raise  # a known type of the wrong shape
+            kind = self._any_message.decode(frame)
+            if kind.type is None and kind.channel is not None:
+                return self._advanced(frame, received_ns)
+            if kind.type is None or kind.type in KNOWN_TYPES:
+                raise  # a known type of the wrong shape, or no message of either feed
             return []  # a type added after this was written: ignore it, as the docs ask
         if type(message) is TickerMessage:
             raw = message.product_id
@@ -177,6 +215,20 @@ class Coinbase(Venue):
         if type(message) is ErrorMessage:
             raise ExchangeError(f"{message.message}: {message.reason}" if message.reason else message.message)
         return []  # heartbeat, subscriptions ack
+
+    def _advanced(self, frame: bytes, received_ns: int) -> list[Ticker]:
+        message = self._advanced_messages.decode(frame)
+        if message.channel in ADVANCED_QUIET_CHANNELS:
+            return []
+        if message.channel not in ADVANCED_TICKER_CHANNELS:
+            raise FrameError(f"Advanced Trade channel {message.channel!r}, which is never subscribed")
+        sent_ms = epoch_ms(message.timestamp)
+        return [Ticker(
+            self.name, self.symbol_of(item.product_id), item.product_id, plain(item.price),
+            *plain_all_or_none(item.best_bid, item.best_ask, item.best_bid_quantity, item.best_ask_quantity,
+                               None, item.high_24_h, item.low_24_h, item.volume_24_h),
+            None, sent_ms, received_ns, "ws",
+        ) for event in message.events for item in event.tickers if item.product_id]
 
     def market_list_url(self) -> str:
         return self.rest_base + PRODUCTS_PATH

@@ -64,11 +64,30 @@ def test_error_frames(venue: Coinbase, frame: bytes, text: str) -> None:
     assert str(caught.value) == text
 
 
-@pytest.mark.parametrize("name", ["ws_advanced_ticker_unattributed.json",
-                                  "ws_advanced_ticker_batch_empty_quirk.json"])
-def test_advanced_trade_frames_are_refused_not_misread(venue: Coinbase, name: str) -> None:
-    with pytest.raises(msgspec.ValidationError):
-        venue.parse_ws(fixture_bytes("coinbase", name), 1)
+# The Advanced Trade feed's frames, which other tools (ccxt) record: read as well.
+
+def test_advanced_trade_ticker(venue: Coinbase) -> None:
+    [ticker] = venue.parse_ws(fixture_bytes("coinbase", "ws_advanced_ticker_unattributed.json"), 6)
+    assert (ticker.exchange, ticker.symbol, ticker.raw_symbol, ticker.last) == (
+        "coinbase", "BTC-USD", "BTC-USD", "64281.7")
+    assert (ticker.bid, ticker.ask, ticker.bid_size, ticker.ask_size) == (
+        "64281.7", "64281.71", "0.21558849", "0.02287045")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == (None, "64727.27", "63454")
+    assert (ticker.volume_24h, ticker.quote_volume_24h) == ("3974.98800786", None)
+    # No trade time in this feed: the envelope's send time, 2026-06-14T05:35:45.435813533Z.
+    assert (ticker.exchange_ts, ticker.received_ns, ticker.source) == (1781415345435, 6, "ws")
+
+
+def test_advanced_trade_empty_placeholder_and_heartbeats_carry_nothing(venue: Coinbase) -> None:
+    assert venue.parse_ws(fixture_bytes("coinbase", "ws_advanced_ticker_batch_empty_quirk.json"), 1) == []
+    assert venue.parse_ws(fixture_bytes("coinbase", "ws_advanced_heartbeats_doc.json"), 1) == []
+
+
+def test_advanced_trade_channel_never_asked_for_is_dead_lettered(venue: Coinbase) -> None:
+    frame = fixture_bytes("coinbase", "ws_advanced_ticker_unattributed.json").replace(
+        b'"channel":"ticker"', b'"channel":"l2_data"')
+    with pytest.raises(FrameError, match="l2_data"):
+        venue.parse_ws(frame, 1)
 
 
 @pytest.mark.parametrize("old, new", [
