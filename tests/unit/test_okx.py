@@ -37,6 +37,15 @@ def test_next_ticker_of_the_recording(venue: Okx) -> None:
     assert ticker.exchange_ts == 1652459226124
 
 
+def test_data_with_several_tickers(venue: Okx) -> None:
+    """`data` is an array, normally of one ticker (no verbatim push of two was found):
+    the recording's two real tickers in one push are two records, in order."""
+    first, second = (json.loads(fixture_bytes("okx", name)) for name in ("ws_ticker_1.json", "ws_ticker_1b_next.json"))
+    both = json.dumps({"arg": first["arg"], "data": first["data"] + second["data"]}).encode()
+    assert [(ticker.last, ticker.exchange_ts) for ticker in venue.parse_ws(both, 1)] == [
+        ("30236", 1652459224956), ("30243.5", 1652459226124)]
+
+
 def test_pretty_printed_doc_ticker(venue: Okx) -> None:
     [ticker] = venue.parse_ws(fixture_bytes("okx", "ws_ticker_doc.json"), 1)
     assert (ticker.last, ticker.bid, ticker.ask, ticker.bid_size, ticker.ask_size) == (
