@@ -111,32 +111,17 @@ class Pong(msgspec.Struct, tag_field="response_type", tag="PONG"):
 Frame = DataFrame | ErrorFrame | Connected | Subscribed | Unsubscribed | Pong
 
 
-class ShortTicker(msgspec.Struct):
-    """TickerData in the SHORT format's keys."""
-
-    qc: str
-    tc: str
-    t: int
-    i: str
-    la: str
-    fi: str
-    hi: str
-    lo: str
-    tv: str
-    qv: str
-    abp: str | None = None
-    abq: str | None = None
-    bbp: str | None = None
-    bbq: str | None = None
-
-    def full(self) -> TickerData:
-        return TickerData(self.qc, self.tc, self.t, self.i, self.la, self.fi, self.hi, self.lo, self.tv, self.qv,
-                          self.abp, self.abq, self.bbp, self.bbq)
+# The SHORT format: TickerData with these keys abbreviated (the docs' ticker table).
+SHORT_KEYS = {"quote_currency": "qc", "target_currency": "tc", "timestamp": "t", "id": "i", "last": "la",
+              "first": "fi", "high": "hi", "low": "lo", "target_volume": "tv", "quote_volume": "qv",
+              "ask_best_price": "abp", "ask_best_qty": "abq", "bid_best_price": "bbp", "bid_best_qty": "bbq"}
+ShortTicker = msgspec.defstruct("ShortTicker", [(field.name, field.type, field.default)
+                                                for field in msgspec.structs.fields(TickerData)], rename=SHORT_KEYS)
 
 
 class ShortDataFrame(msgspec.Struct, tag_field="r", tag="DATA"):
     c: str
-    d: ShortTicker
+    d: ShortTicker  # type: ignore[valid-type]
 
 
 class Reply(msgspec.Struct):
@@ -244,7 +229,7 @@ class Coinone(Venue):
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
         if frame.startswith(b'{"r":'):
             short = self._short_frames.decode(frame)
-            return self._from_data(short.c, short.d.full(), received_ns)
+            return self._from_data(short.c, short.d, received_ns)
         message = self._frames.decode(frame)
         if type(message) is DataFrame:
             return self._from_data(message.channel, message.data, received_ns)

@@ -57,22 +57,20 @@ class Prices(msgspec.Struct):
 
 
 class Frame(Prices):
-    """A ticker in DEFAULT or SIMPLE keys, a status frame or an error."""
+    """A DEFAULT-format ticker, a status frame or an error."""
 
     type: str | None = None
     code: str | None = None
     status: str | None = None
     error: ErrorBody | None = None
-    # The SIMPLE format's names for type, code and the Prices keys.
-    ty: str | None = None
-    cd: str | None = None
-    tp: msgspec.Raw = ABSENT
-    op: msgspec.Raw = ABSENT
-    hp: msgspec.Raw = ABSENT
-    lp: msgspec.Raw = ABSENT
-    atv24h: msgspec.Raw = ABSENT
-    atp24h: msgspec.Raw = ABSENT
-    tms: int | None = None
+
+
+# The SIMPLE format: the same frame with these keys abbreviated (the docs' ticker table).
+SIMPLE_KEYS = {"type": "ty", "code": "cd", "trade_price": "tp", "opening_price": "op", "high_price": "hp",
+               "low_price": "lp", "acc_trade_volume_24h": "atv24h", "acc_trade_price_24h": "atp24h",
+               "timestamp": "tms"}
+SimpleFrame = msgspec.defstruct("SimpleFrame", [(field.name, field.type, field.default)
+                                                for field in msgspec.structs.fields(Frame)], rename=SIMPLE_KEYS)
 
 
 class RestTicker(Prices, kw_only=True):
@@ -92,6 +90,7 @@ class Upbit(Venue):
     protocol_ping_interval_s = 20.0
 
     _frames = msgspec.json.Decoder(Frame | list[Frame])  # a list in the *_LIST formats
+    _simple_frames = msgspec.json.Decoder(SimpleFrame | list[SimpleFrame])  # type: ignore[valid-type]
     _rest_tickers = msgspec.json.Decoder(list[RestTicker])
     _market_list = msgspec.json.Decoder(list[MarketInfo])
 
@@ -107,20 +106,20 @@ class Upbit(Venue):
 
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
         message = self._frames.decode(frame)
-        if type(message) is list:
-            return [self._from_frame(item, received_ns) for item in message]
-        if message.status is not None:
-            return []  # {"status":"UP"}: keepalive answer
-        if message.error is not None:
-            raise ExchangeError(f"{message.error.name}: {message.error.message}")
-        return [self._from_frame(message, received_ns)]
+        items = message if type(message) is list else [message]
+        if items and items[0].type is None:
+            if items[0].status is not None:
+                return []  # {"status":"UP"}: keepalive answer
+            if items[0].error is not None:
+                raise ExchangeError(f"{items[0].error.name}: {items[0].error.message}")
+            # Perhaps the SIMPLE format: read again with its keys.
+            simple = self._simple_frames.decode(frame)
+            items = simple if type(simple) is list else [simple]
+        return [self._from_frame(item, received_ns) for item in items]
 
     def _from_frame(self, message: Frame, received_ns: int) -> Ticker:
         if message.type == "ticker" and message.code is not None:
             return self._ticker(message.code, message, received_ns, "ws")
-        if message.ty == "ticker" and message.cd is not None:
-            return self._ticker(message.cd, Prices(message.tp, message.op, message.hp, message.lp,
-                                                   message.atv24h, message.atp24h, message.tms), received_ns, "ws")
         raise FrameError("neither a ticker, a status nor an error frame")
 
     def market_list_url(self) -> str:

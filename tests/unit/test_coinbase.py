@@ -101,14 +101,6 @@ def test_known_type_of_the_wrong_shape_is_rejected(venue: Coinbase, old: bytes, 
         venue.parse_ws(frame, 1)
 
 
-def test_a_product_not_learned_is_named_by_its_id(venue: Coinbase) -> None:
-    frame = fixture_bytes("coinbase", "ws_exchange_ticker_2022.json").replace(b'"BTC-USD"', b'"NOPE-USD"')
-    [ticker] = venue.parse_ws(frame, 1)
-    assert (ticker.symbol, ticker.raw_symbol) == ("NOPE-USD", "NOPE-USD")
-    with pytest.raises(FrameError, match="unknown symbol 'NOPEUSD'"):
-        venue.parse_ws(frame.replace(b'"NOPE-USD"', b'"NOPEUSD"'), 1)
-
-
 @pytest.mark.parametrize("text, ms", [
     ("2026-06-19T16:43:33.016274911Z", 1781887413016),  # 9 digits: cut, never rounded up
     ("2026-06-19T16:43:33.999999999Z", 1781887413999),

@@ -139,15 +139,6 @@ def test_unknown_response_type_is_dead_lettered(venue: Coinone) -> None:
         venue.parse_ws(b'{"response_type":"NOTICE","data":{}}', 1)
 
 
-def test_a_pair_not_learned_is_named_by_its_currencies(venue: Coinone) -> None:
-    frame = fixture_bytes("coinone", "ws_ticker_1.json").replace(b'"target_currency":"BTC"',
-                                                                 b'"target_currency":"NOPE"')
-    [ticker] = venue.parse_ws(frame, 1)
-    assert (ticker.symbol, ticker.raw_symbol) == ("NOPE-KRW", "KRW/NOPE")
-    with pytest.raises(FrameError, match="unknown symbol 'KRW/NO-PE'"):
-        venue.parse_ws(frame.replace(b'"NOPE"', b'"NO-PE"'), 1)
-
-
 def test_subscribe_is_one_message_per_pair_shaped_like_the_doc(venue: Coinone) -> None:
     messages = venue.subscribe_messages([venue.market("XRP", "KRW"), venue.market("BTC", "KRW")])
     assert [json.loads(message) for message in messages] == [

@@ -132,14 +132,6 @@ def test_v1_subscription_error_is_an_exchange_error(venue: Kraken) -> None:
                        b'"pair":"NOPE/USD","status":"error","subscription":{"name":"ticker"}}', 1)
 
 
-def test_a_pair_not_learned_is_named_by_its_symbol(venue: Kraken) -> None:
-    frame = fixture_bytes("kraken", "ws_ticker_1.json").replace(b'"USDT/USD"', b'"NOPE/USD"')
-    [ticker] = venue.parse_ws(frame, 1)
-    assert (ticker.symbol, ticker.raw_symbol) == ("NOPE-USD", "NOPE/USD")
-    with pytest.raises(FrameError, match="unknown symbol 'NOPEUSD'"):
-        venue.parse_ws(frame.replace(b'"NOPE/USD"', b'"NOPEUSD"'), 1)
-
-
 @pytest.mark.parametrize("frame", [
     fixture_bytes("kraken", "ws_ticker_1.json").replace(b'"last":0.99981', b'"last":null'),
     b'{"channel":"ticker","type":"update","data":[]}',

@@ -96,14 +96,6 @@ def test_data_of_another_channel_is_not_read_as_a_ticker(venue: Okx) -> None:
         venue.parse_ws(frame, 1)
 
 
-def test_an_instrument_not_learned_is_named_by_its_id(venue: Okx) -> None:
-    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b"BTC-USDT", b"NOPE-USDT")
-    [ticker] = venue.parse_ws(frame, 1)
-    assert (ticker.symbol, ticker.raw_symbol) == ("NOPE-USDT", "NOPE-USDT")
-    with pytest.raises(FrameError, match="unknown symbol 'NOPEUSDT'"):
-        venue.parse_ws(frame.replace(b"NOPE-USDT", b"NOPEUSDT"), 1)
-
-
 @pytest.mark.parametrize("name", ["ws_subscribe_ack_doc.json", "ws_subscribe_ack_real_2022.json",
                                   "ws_subscribe_ack_real_2026_trades.json"])
 def test_acks_with_and_without_id_and_conn_id(venue: Okx, name: str) -> None:

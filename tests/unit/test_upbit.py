@@ -77,15 +77,6 @@ def test_market_list_teaches_symbols_by_quote(venue: Upbit) -> None:
     assert "BTC-ETH" not in venue.symbols  # not quoted in KRW
 
 
-def test_a_market_not_learned_is_named_by_its_code(venue: Upbit) -> None:
-    """A replay of a capture without its market list still knows KRW-XRP (QUOTE-BASE)."""
-    frame = fixture_bytes("upbit", "ws_ticker_1.json").replace(b'"code":"KRW-BTC"', b'"code":"BTC-XRP"')
-    [ticker] = venue.parse_ws(frame, 1)
-    assert (ticker.symbol, ticker.raw_symbol) == ("XRP-BTC", "BTC-XRP")
-    with pytest.raises(FrameError, match="unknown symbol 'KRWBTC'"):
-        venue.parse_ws(frame.replace(b'"code":"BTC-XRP"', b'"code":"KRWBTC"'), 1)
-
-
 def test_subscribe_is_one_complete_request(venue: Upbit) -> None:
     [message] = venue.subscribe_messages([venue.market("BTC", "KRW"), venue.market("ETH", "KRW")])
     assert '{"type": "ticker", "codes": ["KRW-BTC", "KRW-ETH"]}' in message
