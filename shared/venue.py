@@ -65,7 +65,7 @@ class Venue(ABC):
     headers: ClassVar[dict[str, str]] = {}
     # How the exchange's own market id names base and quote apart, where it does:
     # (separator, quote first), ("-", True) for KRW-BTC; None where they run together
-    # (BTCUSDT), so that only a market list can tell. See symbol_of.
+    # (BTCUSDT), so that only a market list can tell. Read in replays: see symbol_of.
     market_id_form: ClassVar[tuple[str, bool] | None] = None
 
     def __init__(self, ws_url: str, rest_url: str) -> None:
@@ -73,17 +73,21 @@ class Venue(ABC):
         self.rest_base = rest_url.rstrip("/")
         # raw id -> unified symbol; filled from the config or the market list.
         self.symbols: dict[str, str] = {}
+        # Set for a replay: name markets not learned by their ids (symbol_of).
+        self.name_unlearned = False
 
     def learn(self, markets: list[Market]) -> None:
         for market in markets:
             self.symbols[market.raw] = market.symbol
 
     def symbol_of(self, raw: str) -> str:
-        """The unified symbol of a market id: as learned, or else as the id itself spells it
-        (market_id_form), so that a ticker a payload names unambiguously is not lost for
-        want of a market list (a replay of a capture without one)."""
+        """The unified symbol of a market id, as learned. In a replay, also of one not
+        learned whose id spells base and quote apart (market_id_form): a ticker its payload
+        names unambiguously is not lost for want of a market list (a capture made without
+        one, replayed without the run's config). A live run knows the markets it asked
+        for, and dead-letters a ticker of any other."""
         symbol = self.symbols.get(raw)
-        if symbol is None and self.market_id_form is not None:
+        if symbol is None and self.name_unlearned and self.market_id_form is not None:
             separator, quote_first = self.market_id_form
             parts = raw.upper().split(separator)
             if len(parts) == 2 and all(_ASSET.fullmatch(part) for part in parts):

@@ -285,6 +285,7 @@ class Worker:
 
     def replay(self, path: Path) -> None:
         self.replaying = True
+        self.venue.name_unlearned = True
         for number, line, item in capture.read(path):
             if isinstance(item, capture.Markets):
                 self.venue.learn(item.markets)

@@ -88,10 +88,10 @@ def test_simple_format_ticker(venue: Bithumb) -> None:
 
 
 @pytest.mark.parametrize(("sent", "changed", "error", "message"), [
-    (b'"code":"KRW-BTC"', b'"code":"KRWBTC"', FrameError, "unknown symbol 'KRWBTC'"),
+    (b'"code":"KRW-BTC"', b'"code":"KRW-NOPE"', FrameError, "unknown symbol 'KRW-NOPE'"),
     (b'"trade_price":493100', b'"trade_price":null', NumberError, "ticker without a trade_price"),
 ])
-def test_unnamed_symbol_and_missing_price_are_rejected(
+def test_unknown_symbol_and_missing_price_are_rejected(
         venue: Bithumb, sent: bytes, changed: bytes, error: type[Exception], message: str) -> None:
     frame = fixture_bytes("bithumb", "ws_ticker_1.json").replace(sent, changed)
     with pytest.raises(error, match=message):
@@ -154,7 +154,8 @@ def test_market_list_teaches_every_market_in_the_quotes(venue: Bithumb) -> None:
     assert venue.parse_market_list(body, ["KRW"]) == [Market(raw="KRW-XRP", base="XRP", quote="KRW")]
     assert venue.parse_rest(url, body, 1, ["KRW"]) == []
     assert venue.symbol_of("KRW-XRP") == "XRP-KRW"
-    assert "BTC-SOL" not in venue.symbols  # not quoted in KRW
+    with pytest.raises(FrameError):
+        venue.symbol_of("BTC-SOL")
 
 
 def test_subscribe_is_one_complete_request_without_snapshot_flags(venue: Bithumb) -> None:

@@ -101,6 +101,12 @@ def test_known_type_of_the_wrong_shape_is_rejected(venue: Coinbase, old: bytes, 
         venue.parse_ws(frame, 1)
 
 
+def test_unknown_symbol_is_a_frame_error(venue: Coinbase) -> None:
+    frame = fixture_bytes("coinbase", "ws_exchange_ticker_2022.json").replace(b'"BTC-USD"', b'"NOPE-USD"')
+    with pytest.raises(FrameError, match="unknown symbol 'NOPE-USD'"):
+        venue.parse_ws(frame, 1)
+
+
 @pytest.mark.parametrize("text, ms", [
     ("2026-06-19T16:43:33.016274911Z", 1781887413016),  # 9 digits: cut, never rounded up
     ("2026-06-19T16:43:33.999999999Z", 1781887413999),
@@ -143,10 +149,10 @@ def test_rest_ticker_of_2020(venue: Coinbase) -> None:
     assert (ticker.volume_24h, ticker.exchange_ts) == ("1903188.03750000", 1580177613012)
 
 
-def test_rest_ticker_of_a_product_not_learned(venue: Coinbase) -> None:
+def test_rest_ticker_of_an_unknown_product(venue: Coinbase) -> None:
     body = fixture_bytes("coinbase", "rest_exchange_ticker_2020.json")
-    [ticker] = venue.parse_rest(TICKER_URL.format("ETH-USD"), body, 5, [])
-    assert (ticker.symbol, ticker.raw_symbol) == ("ETH-USD", "ETH-USD")
+    with pytest.raises(FrameError, match="unknown symbol 'ETH-USD'"):
+        venue.parse_rest(TICKER_URL.format("ETH-USD"), body, 5, [])
 
 
 def test_deprecated_host_answer_is_not_a_ticker(venue: Coinbase) -> None:
@@ -188,4 +194,5 @@ def test_market_list_keeps_online_products_in_the_wanted_quotes(venue: Coinbase)
     assert venue.parse_rest("https://api.exchange.coinbase.com/products", body, 1, ["USD"]) == []
     assert venue.symbol_of("SOL-USD") == "SOL-USD"
     for refused in ("SOL-EUR", "OLD-USD", "HALT-USD"):
-        assert refused not in venue.symbols
+        with pytest.raises(FrameError):
+            venue.symbol_of(refused)

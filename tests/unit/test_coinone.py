@@ -60,7 +60,9 @@ def test_short_format_ticker_is_the_same_record(venue: Coinone) -> None:
     default = fixture_bytes("coinone", "ws_ticker_1.json")
     short = short_form(default)
     assert short.startswith(b'{"r":"DATA","c":"TICKER","d":{"qc":"KRW","tc":"BTC","t":1790133796484,')
-    [expected] = Coinone("wss://stream.coinone.co.kr", REST).parse_ws(default, 9)
+    in_default = Coinone("wss://stream.coinone.co.kr", REST)
+    in_default.learn([in_default.market("BTC", "KRW")])
+    [expected] = in_default.parse_ws(default, 9)
     assert venue.parse_ws(short, 9) == [expected]
     assert venue.parse_ws(short, 10) == []  # the same id again: a repeat, as in DEFAULT
 
@@ -139,6 +141,13 @@ def test_unknown_response_type_is_dead_lettered(venue: Coinone) -> None:
         venue.parse_ws(b'{"response_type":"NOTICE","data":{}}', 1)
 
 
+def test_unknown_symbol_is_a_frame_error(venue: Coinone) -> None:
+    frame = fixture_bytes("coinone", "ws_ticker_1.json").replace(b'"target_currency":"BTC"',
+                                                                 b'"target_currency":"NOPE"')
+    with pytest.raises(FrameError, match="unknown symbol 'KRW/NOPE'"):
+        venue.parse_ws(frame, 1)
+
+
 def test_subscribe_is_one_message_per_pair_shaped_like_the_doc(venue: Coinone) -> None:
     messages = venue.subscribe_messages([venue.market("XRP", "KRW"), venue.market("BTC", "KRW")])
     assert [json.loads(message) for message in messages] == [
@@ -215,7 +224,8 @@ def test_market_list_teaches_trading_pairs(venue: Coinone) -> None:
     assert venue.market_list_url() == MARKETS_URL
     assert venue.parse_rest(MARKETS_URL, body, 1, ["KRW"]) == []
     assert (venue.symbol_of("KRW/ETH"), venue.symbol_of("KRW/DOGE")) == ("ETH-KRW", "DOGE-KRW")
-    assert "KRW/GONE" not in venue.symbols
+    with pytest.raises(FrameError):
+        venue.symbol_of("KRW/GONE")
     assert venue.parse_market_list(body, ["USDT"]) == []
 
 

@@ -128,10 +128,8 @@ class Prepared:
     ticker_bodies: list[bytes]
 
 
-def _learn_named_symbols(venue: Venue, parse: Callable[[Venue], list[Ticker]]) -> None:
-    """Parse until no 'unknown symbol' is left, learning each one named as it comes, and
-    the ids the payload names by itself (market_id_form), as a market list would teach
-    them (Coinone's REST rows are of learned pairs only).
+def _learn_named_symbols(venue: Venue, parse: Callable[[Venue], object]) -> None:
+    """Parse until no 'unknown symbol' is left, learning each one named as it comes.
 
     Each try parses on a copy, so that state a parse keeps (Coinone's newest ticker id)
     does not make the real run drop the sample. The unified name given is irrelevant to
@@ -139,8 +137,7 @@ def _learn_named_symbols(venue: Venue, parse: Callable[[Venue], list[Ticker]]) -
     """
     for _ in range(2000):
         try:
-            tickers = parse(deepcopy(venue))
-            venue.learn([Market(ticker.raw_symbol, *ticker.symbol.split("-", 1)) for ticker in tickers])
+            parse(deepcopy(venue))
             return
         except FrameError as error:
             named = UNKNOWN_SYMBOL.search(str(error))

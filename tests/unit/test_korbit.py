@@ -112,6 +112,12 @@ def test_other_frames_are_rejected_not_misread(venue: Korbit, frame: bytes) -> N
     assert not isinstance(caught.value, ExchangeError)
 
 
+def test_unknown_symbol_is_a_frame_error(venue: Korbit) -> None:
+    frame = fixture_bytes("korbit", "ws_ticker_1.json").replace(b'"btc_krw"', b'"nope_krw"')
+    with pytest.raises(FrameError, match="unknown symbol 'nope_krw'"):
+        venue.parse_ws(frame, 1)
+
+
 def test_rest_tickers_every_field(venue: Korbit) -> None:
     url = "https://api.korbit.co.kr/v2/tickers?symbol=btc_krw,eth_krw"
     btc, eth = venue.parse_rest(url, fixture_bytes("korbit", "rest_ticker.json"), 3, [])

@@ -105,6 +105,7 @@ def test_other_text_that_is_not_json_is_a_decode_error(venue: Kraken) -> None:
 def test_v1_ticker_array_of_another_tools_capture(venue: Kraken) -> None:
     """WebSocket v1's positional ticker, which cryptofeed still records: strings, each
     24 h value at index 1, no timestamp; the pair named as v1 names it."""
+    venue.learn([venue.market("WAVES", "EUR")])
     [ticker] = venue.parse_ws(fixture_bytes("kraken", "ws_v1_ticker_legacy.json"), 3)
     assert (ticker.symbol, ticker.raw_symbol) == ("WAVES-EUR", "WAVES/EUR")
     assert (ticker.last, ticker.bid, ticker.ask) == ("13.253900", "13.232900", "13.253900")
@@ -115,6 +116,7 @@ def test_v1_ticker_array_of_another_tools_capture(venue: Kraken) -> None:
 
 
 def test_v1_names_xbt_as_btc(venue: Kraken) -> None:
+    venue.learn([venue.market("BTC", "CHF")])
     [ticker] = venue.parse_ws(fixture_bytes("kraken", "ws_v1_ticker_xbt_legacy.json"), 1)
     assert (ticker.symbol, ticker.raw_symbol, ticker.last) == ("BTC-CHF", "XBT/CHF", "56218.30000")
 
@@ -130,6 +132,12 @@ def test_v1_subscription_error_is_an_exchange_error(venue: Kraken) -> None:
     with pytest.raises(ExchangeError, match="Currency pair not supported"):
         venue.parse_ws(b'{"errorMessage":"Currency pair not supported NOPE/USD","event":"subscriptionStatus",'
                        b'"pair":"NOPE/USD","status":"error","subscription":{"name":"ticker"}}', 1)
+
+
+def test_unknown_symbol_is_a_frame_error(venue: Kraken) -> None:
+    frame = fixture_bytes("kraken", "ws_ticker_1.json").replace(b'"USDT/USD"', b'"NOPE/USD"')
+    with pytest.raises(FrameError, match="unknown symbol 'NOPE/USD'"):
+        venue.parse_ws(frame, 1)
 
 
 @pytest.mark.parametrize("frame", [

@@ -1,8 +1,9 @@
-"""A ticker whose market id names base and quote apart is not lost for want of a market
-list (a replay of a capture made without one, and without the run's config): the venue
-names it from the id itself (Venue.market_id_form). An id that does not split that way
-is still an unknown symbol, and so is every id of the exchanges whose ids run base and
-quote together (Binance, Bybit: BTCUSDT), where only the market list can tell."""
+"""In a replay, a ticker whose market id names base and quote apart is not lost for want
+of a market list (a capture made without one, replayed without the run's config): the
+venue names it from the id itself (Venue.market_id_form). An id that does not split that
+way is still an unknown symbol, and so is every id of the exchanges whose ids run base
+and quote together (Binance, Bybit: BTCUSDT), where only the market list can tell. A
+live run dead-letters a ticker of a market it did not ask for, as before."""
 
 import pytest
 
@@ -29,6 +30,9 @@ def test_a_market_not_learned_is_named_by_its_id(exchange: str, sample: str, spe
     venue = venue_class(exchange)(shipped.ws_url, shipped.rest_url)  # nothing learned
     frame = fixture_bytes(exchange, sample)
     assert spelled in frame
+    with pytest.raises(FrameError, match="unknown symbol"):  # live
+        venue.parse_ws(frame.replace(spelled, unlearned), 1)
+    venue.name_unlearned = True  # as Worker.replay sets it
     [ticker] = venue.parse_ws(frame.replace(spelled, unlearned), 1)
     assert ticker.symbol == symbol
     with pytest.raises(FrameError, match="unknown symbol"):
@@ -43,6 +47,7 @@ def test_ids_that_run_base_and_quote_together_need_the_market_list(exchange: str
                                                                    spelled: bytes) -> None:
     shipped = configuration.load(None).exchange(exchange)
     venue = venue_class(exchange)(shipped.ws_url, shipped.rest_url)
+    venue.name_unlearned = True
     frame = fixture_bytes(exchange, sample)
     assert spelled in frame
     with pytest.raises(FrameError, match="unknown symbol"):

@@ -96,6 +96,12 @@ def test_data_of_another_channel_is_not_read_as_a_ticker(venue: Okx) -> None:
         venue.parse_ws(frame, 1)
 
 
+def test_unknown_symbol_is_a_frame_error(venue: Okx) -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b"BTC-USDT", b"NOPE-USDT")
+    with pytest.raises(FrameError, match="unknown symbol 'NOPE-USDT'"):
+        venue.parse_ws(frame, 1)
+
+
 @pytest.mark.parametrize("name", ["ws_subscribe_ack_doc.json", "ws_subscribe_ack_real_2022.json",
                                   "ws_subscribe_ack_real_2026_trades.json"])
 def test_acks_with_and_without_id_and_conn_id(venue: Okx, name: str) -> None:
@@ -200,7 +206,8 @@ def test_market_list_teaches_live_markets_by_quote(venue: Okx) -> None:
     okx = Okx("wss://ws.okx.com:8443/ws/v5/public", REST)
     assert okx.parse_rest(url, fixture_bytes("okx", "rest_instruments_spot_doc.json"), 1, ["USDT"]) == []
     assert okx.symbol_of("BTC-USDT") == "BTC-USDT"
-    assert "ETH-BTC" not in okx.symbols
+    with pytest.raises(FrameError):
+        okx.symbol_of("ETH-BTC")
 
 
 def test_market_list_error_envelope(venue: Okx) -> None:

@@ -74,7 +74,8 @@ def test_market_list_teaches_symbols_by_quote(venue: Upbit) -> None:
     body = b'[{"market":"KRW-BTC"},{"market":"BTC-ETH"},{"market":"KRW-XRP"},{"market":"USDT-BTC"}]'
     assert venue.parse_rest("https://api.upbit.com/v1/market/all", body, 1, ["KRW"]) == []
     assert venue.symbol_of("KRW-XRP") == "XRP-KRW"
-    assert "BTC-ETH" not in venue.symbols  # not quoted in KRW
+    with pytest.raises(FrameError):
+        venue.symbol_of("BTC-ETH")
 
 
 def test_subscribe_is_one_complete_request(venue: Upbit) -> None:
