@@ -1,7 +1,7 @@
 """coinstream topics [--config PATH]: create the configured topics, idempotently.
 
-Creates every ticker topic and the dead-letter topic with the configured partitions
-and replication factor. Topics that already exist are left as they are (and reported
+Creates every ticker topic and the dead-letter topic with the configured partitions,
+replication factor and min.insync.replicas. Topics that already exist are left as they are (and reported
 if their partition count differs); running it twice is harmless.
 """
 
@@ -37,16 +37,21 @@ def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
             note = "" if partitions == config.topics.partitions else (
                 f" (has {partitions} partitions, config says {config.topics.partitions})")
             report.append(f"exists  {name}{note}")
+    settings = config.topics
+    topic_config = ({} if settings.min_insync_replicas is None
+                    else {"min.insync.replicas": str(settings.min_insync_replicas)})
+    created = (f"partitions={settings.partitions} replication={settings.replication_factor}"
+               + ("" if settings.min_insync_replicas is None else f" min.insync={settings.min_insync_replicas}"))
     if missing:
         futures = admin.create_topics(
-            [NewTopic(name, config.topics.partitions, config.topics.replication_factor) for name in missing],
+            [NewTopic(name, settings.partitions, settings.replication_factor, config=topic_config)
+             for name in missing],
             operation_timeout=timeout_s, request_timeout=timeout_s,
         )
         for name, future in futures.items():
             try:
                 future.result()
-                report.append(f"created {name} partitions={config.topics.partitions} "
-                              f"replication={config.topics.replication_factor}")
+                report.append(f"created {name} {created}")
             except KafkaException as error:
                 if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     report.append(f"exists  {name}")  # created concurrently

@@ -90,6 +90,9 @@ class Topics(msgspec.Struct, forbid_unknown_fields=True):
     ticker_by_exchange: dict[str, str] = {}
     partitions: Annotated[int, msgspec.Meta(ge=1)] = 3
     replication_factor: Annotated[int, msgspec.Meta(ge=1)] = 1
+    # Replicas that must hold a record before acks=all answers; unset: the broker's
+    # min.insync.replicas. At most replication_factor.
+    min_insync_replicas: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 class Spool(msgspec.Struct, forbid_unknown_fields=True):
@@ -368,6 +371,12 @@ def _convert_metrics_ports(ports: dict[Any, Any], layers: list[tuple[str, dict[s
 
 
 def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:
+    topics = config.topics
+    if topics.min_insync_replicas is not None and topics.min_insync_replicas > topics.replication_factor:
+        where = _origin(("topics", "min_insync_replicas"), layers)
+        raise ConfigError(f"{where}: topics.min_insync_replicas: {topics.min_insync_replicas} is more than "
+                          f"topics.replication_factor ({topics.replication_factor}): no record could ever "
+                          f"be acknowledged")
     for name in config.topics.ticker_by_exchange:
         if name not in EXCHANGES:
             where = _origin(("topics", "ticker_by_exchange", name), layers)

@@ -32,6 +32,9 @@ def run_worker(exchange: str, *args: str, timeout_s: float = 60) -> subprocess.C
     ("kafka: {producer: {linger.milliseconds: 5}}\n", 'No such configuration property: "linger.milliseconds"'),
     ("kafka: {producer: {delivery.report.only.error: true}}\n",
      "kafka.producer.delivery.report.only.error: must be false"),
+    ("topics: {replication_factor: 2, min_insync_replicas: 3}\n",
+     "topics.min_insync_replicas: 3 is more than topics.replication_factor (2)"),
+    ("topics: {min_insync_replicas: 0}\n", "topics.min_insync_replicas: Expected `int` >= 1"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path, yaml_text: str, message: str) -> None:
     override = tmp_path / "override.yaml"
