@@ -15,6 +15,7 @@ COMMANDS = {
     "topics": ("coinstream.topics", "create the configured Kafka topics (idempotent)"),
     "check": ("coinstream.check", "validate the configuration without starting anything"),
     "demo": ("coinstream.demo", "the ten workers against the exchange simulator, with a broker of its own"),
+    "verify": ("coinstream.verify", "read topics and prove delivery by run and seq; exit 1 on a gap or repeat"),
 }
 EXIT_USAGE = 2
 
