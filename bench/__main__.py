@@ -19,6 +19,7 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
            then the stack's ceiling (bench.ceiling) on the same feeds at the same rates
   fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
            msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
+  verify   coinstream verify reading and auditing 1,000,000 ticker records (bench.verify)
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
 Results are printed and written to bench/results/latest.md.
 """
@@ -38,6 +39,7 @@ from typing import TypeVar
 import confluent_kafka
 
 from bench.e2e import FLEET, MAX_RATE, EndToEnd, ceiling, end_to_end, fleet
+from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
 from tests.harness import Broker
@@ -226,7 +228,13 @@ def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     return lines
 
 
-SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario, "fleet": fleet_scenario}
+def audit_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    with broker(scratch) as bootstrap:
+        return verify_scenario(bootstrap)
+
+
+SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario, "fleet": fleet_scenario,
+             "verify": audit_scenario}
 
 
 def cpu_model() -> str:
