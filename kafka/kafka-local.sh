@@ -20,6 +20,7 @@
 #   kafka/kafka-local.sh cluster kill N      SIGKILL node N (its data stays)
 #   kafka/kafka-local.sh cluster freeze N    SIGSTOP node N
 #   kafka/kafka-local.sh cluster thaw N      SIGCONT node N
+#   kafka/kafka-local.sh cluster controller  print the active KRaft controller's node number
 #   kafka/kafka-local.sh cluster status [N]  one line per node on stderr, the bootstrap list
 #                                        on stdout; exit 0 if every node named runs
 #                                        (not frozen), else 1
@@ -399,6 +400,28 @@ cluster_signal() {
   esac
 }
 
+# The active KRaft controller's node id: the leader of the highest epoch that a running
+# node's last quorum transition names (log4j2.properties logs those transitions).
+cluster_controller() {
+  local n pid line epoch leader best_epoch=-1 best=""
+  for n in $(nodes); do
+    select_node "$n"
+    pid="$(running_pid)" && ! frozen "$pid" || continue
+    line="$(grep 'Completed transition to \(Leader\|FollowerState\)' "$LOG" | tail -n 1)" || continue
+    epoch="$(sed -n 's/.*[( ]epoch=\([0-9]*\).*/\1/p' <<< "$line")"
+    if [[ $line == *"transition to Leader"* ]]; then
+      leader="$n"
+    else
+      leader="$(sed -n 's/.*, leader=\([0-9]*\).*/\1/p' <<< "$line")"
+    fi
+    if [[ -n "$epoch" && -n "$leader" ]] && ((epoch > best_epoch)); then
+      best_epoch="$epoch" best="$leader"
+    fi
+  done
+  [[ -n "$best" ]] || die "no running node names an active controller yet"
+  echo "$best"
+}
+
 cluster_status() {
   local n healthy=0
   check_node "${1:-}"
@@ -412,7 +435,7 @@ cluster_status() {
 
 usage() {
   echo "usage: $0 fetch | start [--fresh] | stop | status" >&2
-  echo "       $0 cluster start [--fresh | N] | stop [N] | status [N] | kill N | freeze N | thaw N" >&2
+  echo "       $0 cluster start [--fresh | N] | stop [N] | status [N] | kill N | freeze N | thaw N | controller" >&2
   exit 2
 }
 
@@ -430,6 +453,7 @@ case "${1:-}" in
       kill)   shift; cluster_signal KILL "$@" ;;
       freeze) shift; cluster_signal STOP "$@" ;;
       thaw)   shift; cluster_signal CONT "$@" ;;
+      controller) cluster_controller ;;
       *) usage ;;
     esac ;;
   *) usage ;;

@@ -16,7 +16,8 @@ from typing import Any
 
 import requests
 import yaml
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import config as configuration
 from coinstream import topics
@@ -92,6 +93,83 @@ class Broker:
         subprocess.run([str(KAFKA_LOCAL), "stop"], env=self.env, capture_output=True, timeout=120)
 
 
+class Cluster:
+    """Three KRaft nodes (broker and controller each) from `kafka/kafka-local.sh cluster`, on free ports.
+
+    Nodes are numbered 1, 2, 3, as Kafka's node ids are."""
+
+    NODES = (1, 2, 3)
+
+    def __init__(self, run_dir: Path) -> None:
+        ports = free_ports(2 * len(self.NODES))
+        clients, controllers = ports[:len(self.NODES)], ports[len(self.NODES):]
+        self.env = dict(os.environ, KAFKA_CLUSTER_DIR=str(run_dir),
+                        KAFKA_CLUSTER_PORTS=",".join(map(str, clients)),
+                        KAFKA_CLUSTER_CONTROLLER_PORTS=",".join(map(str, controllers)))
+        self.bootstrap = ",".join(f"127.0.0.1:{port}" for port in clients)
+        self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+
+    def _run(self, *args: str) -> str:
+        out = subprocess.run([str(KAFKA_LOCAL), "cluster", *args], env=self.env, capture_output=True, text=True,
+                             timeout=300)
+        if out.returncode != 0:
+            raise AssertionError(f"kafka-local.sh cluster {' '.join(args)} failed ({out.returncode}): "
+                                 f"{out.stderr[-3000:]}")
+        return out.stdout.strip()
+
+    def start(self, node: int | None = None, fresh: bool = False) -> str:
+        """Start every node not running (or one), and wait until each started is ready."""
+        self._run("start", *(["--fresh"] if fresh else []), *([str(node)] if node else []))
+        return self.bootstrap
+
+    def stop(self, node: int | None = None) -> None:
+        """SIGTERM: controlled shutdown (leadership handed over first), then exit."""
+        self._run("stop", *([str(node)] if node else []))
+
+    def kill(self, node: int) -> None:
+        self._run("kill", str(node))
+
+    def freeze(self, node: int) -> None:
+        self._run("freeze", str(node))
+
+    def thaw(self, node: int) -> None:
+        self._run("thaw", str(node))
+
+    def controller(self) -> int:
+        """The active KRaft controller's node."""
+        return int(self._run("controller"))
+
+    def partitions(self, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+        """partition -> (leader, replicas, in-sync replicas), as the cluster's metadata says now."""
+        metadata = self._admin.list_topics(topic, timeout=10).topics[topic]
+        return {number: (partition.leader, list(partition.replicas), list(partition.isrs))
+                for number, partition in metadata.partitions.items()}
+
+    def create_topic(self, name: str, leader: int, partitions: int, min_insync: int,
+                     topic_config: dict[str, str] | None = None) -> None:
+        """A topic replicated on every node whose partitions all prefer `leader`, so that one
+        fault on that node takes the leader of every partition a producer writes to."""
+        others = [node for node in self.NODES if node != leader]
+        assignment = [[leader, *(others if number % 2 == 0 else others[::-1])] for number in range(partitions)]
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=-1, replica_assignment=assignment,
+                         config={"min.insync.replicas": str(min_insync), **(topic_config or {})})
+        self._admin.create_topics([topic], operation_timeout=60, request_timeout=60)[name].result(90)
+
+    def await_healthy(self, topics: list[str], timeout_s: float = 90) -> None:
+        """Every node up, and every partition of `topics` led by its preferred replica with
+        all replicas in sync: the state each fault test starts from."""
+        def healthy() -> bool:
+            if subprocess.run([str(KAFKA_LOCAL), "cluster", "status"], env=self.env,
+                              capture_output=True).returncode != 0:
+                return False
+            try:
+                return all(leader == replicas[0] and sorted(isrs) == sorted(replicas)
+                           for topic in topics for leader, replicas, isrs in self.partitions(topic).values())
+            except KafkaException:
+                return False
+        wait_until(healthy, timeout_s, f"the cluster healthy (every node up, {topics} fully in sync)", interval_s=0.5)
+
+
 class Simulator:
     """`python -m simulator` in its own process, as a user would run it."""
 
@@ -141,8 +219,10 @@ class Simulator:
 
 
 def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, Any],
-                runtime: dict[str, Any] | None = None) -> Path:
-    """An override file: the simulator's endpoints, the test broker, and topics of its own."""
+                runtime: dict[str, Any] | None = None, topic_settings: dict[str, Any] | None = None,
+                create_topics: bool = True) -> Path:
+    """An override file: the simulator's endpoints, the test broker, and topics of its own
+    (created unless create_topics is false; topic_settings adds to the `topics:` section)."""
     tag = uuid.uuid4().hex[:8]
     runtime = {"watchdog_s": 5, "rest_fallback_after_s": 2, "rest_poll_interval_s": 0.5,
                "backoff_initial_s": 0.2, "backoff_max_s": 1, "stats_interval_s": 5,
@@ -153,7 +233,8 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
     override = {
         "kafka": {"producer": {"bootstrap.servers": bootstrap, "linger.ms": 5},
                   "spool": {"dir": str(workdir / f"spool-{tag}")}},
-        "topics": {"ticker": f"test.{tag}.ticker", "dead_letter": f"test.{tag}.dead-letter", "partitions": 3},
+        "topics": {"ticker": f"test.{tag}.ticker", "dead_letter": f"test.{tag}.dead-letter", "partitions": 3,
+                   **(topic_settings or {})},
         "runtime": runtime,
         "exchanges": exchange_sections,
         # Ports of its own: tests (and a developer's collector) run side by side.
@@ -164,7 +245,8 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
     # Patient: on this 2-core VM the test brokers' controllers have been seen to stall for
     # 10 s and more, all at once, while other tests load the machine; creating a test's
     # topics is its setup, not what it tests.
-    topics.ensure(configuration.load(path), timeout_s=90)
+    if create_topics:
+        topics.ensure(configuration.load(path), timeout_s=90)
     return path
 
 
