@@ -10,6 +10,11 @@ enabled worker is unhealthy: not RUNNING, metrics unreachable, no connection up,
 last record older than --max-age, or records waiting for Kafka (queue or spool) with
 no delivery for longer than --max-delivery-wait; the HEALTH column says which. Exit 78
 for a bad configuration, like the workers (after the supervisord half of the table).
+
+A second table shows the configured topics' health from the cluster's metadata
+(coinstream.topic_health): partitions, replicas in sync against the replication factor,
+under-replicated partitions; exit 1 too when a topic is missing, has a partition
+under-replicated or without a leader, or Kafka cannot be reached.
 """
 
 import argparse
@@ -27,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor.options import ClientOptions
 
 from shared import config as configuration
+from coinstream import topic_health
 from coinstream.table import format_table
 
 DEFAULT_SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
@@ -275,9 +281,14 @@ def main(argv: list[str] | None = None) -> None:
     workers = collect(config, arguments.supervisor_conf, arguments.window, arguments.max_age,
                       arguments.max_delivery_wait)
     print_table(workers)
+    print()
+    unhealthy_topics = topic_health.show(config)
     unhealthy = [worker.name for worker in workers if worker.problems]
     if unhealthy:
         print(f"unhealthy: {', '.join(unhealthy)}")
+    if unhealthy_topics:
+        print(f"unhealthy topics: {', '.join(unhealthy_topics)}")
+    if unhealthy or unhealthy_topics:
         sys.exit(EXIT_UNHEALTHY)
 
 
