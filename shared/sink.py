@@ -16,7 +16,6 @@ from typing import Protocol
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from shared.config import Spool as SpoolConfig
 from shared.config import client_settings
@@ -343,17 +342,29 @@ class KafkaSink:
             self._cluster_ready_since = None
 
     def _every_partition_led(self) -> bool:
-        """True when a fresh client sees a leader for every partition of the sink's topics."""
+        """True when a fresh client sees a leader for every partition of the sink's topics,
+        and every leader answers it. Metadata alone is not enough: with two of three nodes
+        of a cluster down, no controller is left to elect new leaders, and the survivor
+        still names the dead ones (tests/integration/test_cluster.py)."""
+        probe = Consumer({**client_settings(self._client_config), "group.id": f"coinstream-probe-{self.run}",
+                          "enable.auto.commit": False, "logger": self._client_config["logger"]})
         try:
-            # Not idempotent: a probe has nothing to produce and needs no producer id.
-            probe = AdminClient({**self._client_config, "enable.idempotence": False})
             metadata = probe.list_topics(timeout=PROBE_TIMEOUT_S)
+            topics = [metadata.topics.get(name) for name in (self._ticker_topic, self._dead_letter_topic)]
+            if not all(topic is not None and topic.error is None and topic.partitions
+                       and all(partition.leader >= 0 for partition in topic.partitions.values())
+                       for topic in topics):
+                return False
+            # Each partition's offsets come from its leader: an answer proves it serves.
+            for topic in topics:
+                for partition in topic.partitions:  # type: ignore[union-attr]
+                    probe.get_watermark_offsets(TopicPartition(topic.topic, partition),  # type: ignore[union-attr]
+                                                timeout=PROBE_TIMEOUT_S)
+            return True
         except KafkaException:
             return False
-        topics = [metadata.topics.get(name) for name in (self._ticker_topic, self._dead_letter_topic)]
-        return all(topic is not None and topic.error is None and topic.partitions
-                   and all(partition.leader >= 0 for partition in topic.partitions.values())
-                   for topic in topics)
+        finally:
+            probe.close()
 
     async def _replace_producer(self, standing_s: float) -> None:
         """Start a new producer and move what the stuck one holds to the front of the spool.

@@ -10,7 +10,10 @@ verify gives the longest any record waited from its receipt to the log (the topi
 LogAppendTime). One cluster serves the whole module; the tests run one after another.
 """
 
+import logging
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,13 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import requests
 
-from coinstream import topics, verify
+from coinstream import topic_health, topics, verify
 from coinstream.status import parse_metrics
 from shared import config as configuration
-from tests.harness import Cluster, WorkerProcess, override_file, wait_until
+from shared.sink import KafkaSink
+from shared.stats import Stats
+from tests.harness import ROOT, Cluster, WorkerProcess, override_file, wait_until
 from tests.integration.test_kafka_outage import final_counters
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("cluster")]
@@ -139,8 +145,9 @@ def not_controller(cluster: Cluster) -> int:
 
 
 def through_fault(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path, leader: int, name: str,
-                  fault: Callable[[list[str]], None], expect_no_acks: tuple[float, float] | None = None) -> Through:
-    """Run the worker, `fault(the test's topics)`, catch up, stop, audit. expect_no_acks=(a, b):
+                  fault: Callable[[configuration.Config], None],
+                  expect_no_acks: tuple[float, float] | None = None) -> Through:
+    """Run the worker, `fault(the test's config)`, catch up, stop, audit. expect_no_acks=(a, b):
     no record may be acknowledged from a to b seconds after the fault began."""
     sim = simulator(EXCHANGE, rate=RATE, markets=MARKETS, journal=False)
     # No REST fallback and no watchdog: the exchange side stays steady, only Kafka fails.
@@ -167,7 +174,7 @@ def through_fault(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path,
         wait_until(lambda: (last := sampler.last()) is not None and last.delivered >= 2 * RATE, 60,
                    "the worker delivering")
         began = time.monotonic()
-        fault([ticker, dead_letter])
+        fault(config)
         ended = time.monotonic()
         assert process.process.poll() is None, "the worker exited during the fault"
         wait_until(sampler.caught_up, 180, "the worker to catch up")
@@ -205,9 +212,20 @@ def through_fault(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path,
 def test_leader_killed_and_back_after_30_s(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path) -> None:
     leader = not_controller(cluster)
 
-    def fault(_: list[str]) -> None:
+    def fault(config: configuration.Config) -> None:
+        killed_at = time.monotonic()
         cluster.kill(leader)
-        time.sleep(LEADER_DOWN_S)
+        # Once the controller has fenced the node, status shows every partition with 2 of 3 in sync.
+        health = wait_until(lambda: next((topic for topic in topic_health.collect(config)  # type: ignore[union-attr]
+                                          if topic.topic == config.topics.ticker and topic.under_replicated == 3),
+                                         None), 25, "the ticker topic under-replicated")
+        assert health.row()[1:] == ["3", "2/3", "2", "3", "0", "0", "3 under-replicated"], health.row()
+        shown = subprocess.run([sys.executable, "-m", "coinstream", "status", "--config", str(config.source_files[-1]),
+                                "--window", "0.1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 1 and re.search(rf"^{re.escape(config.topics.ticker)} .*3 under-replicated$",
+                                                   shown.stdout, re.MULTILINE), shown.stdout
+        assert f"unhealthy topics: {config.topics.dead_letter}, {config.topics.ticker}" in shown.stdout
+        time.sleep(max(0.0, LEADER_DOWN_S - (time.monotonic() - killed_at)))
         cluster.start(leader)
 
     through = through_fault(cluster, simulator, worker, tmp_path, leader, "leader SIGKILLed, back after 30 s", fault)
@@ -219,7 +237,7 @@ def test_leader_killed_and_back_after_30_s(cluster: Cluster, simulator: Any, wor
 def test_leader_frozen_for_30_s(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path) -> None:
     leader = not_controller(cluster)
 
-    def fault(_: list[str]) -> None:
+    def fault(_: configuration.Config) -> None:
         cluster.freeze(leader)
         time.sleep(LEADER_DOWN_S)
         cluster.thaw(leader)
@@ -233,7 +251,7 @@ def test_active_controller_killed(cluster: Cluster, simulator: Any, worker: Any,
     controller = cluster.controller()
     elected: list[float] = []
 
-    def fault(_: list[str]) -> None:
+    def fault(_: configuration.Config) -> None:
         killed_at = time.monotonic()
         cluster.kill(controller)
         wait_until(lambda: cluster.controller() != controller, 60, "a new active controller", interval_s=0.2)
@@ -246,11 +264,11 @@ def test_active_controller_killed(cluster: Cluster, simulator: Any, worker: Any,
 
 
 def test_rolling_restart_of_all_three_nodes(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path) -> None:
-    def fault(topics_of_test: list[str]) -> None:
+    def fault(config: configuration.Config) -> None:
         for node in Cluster.NODES:
             cluster.stop(node)
             cluster.start(node)
-            cluster.await_healthy(topics_of_test)  # back, and in sync again, before the next goes
+            cluster.await_healthy(config.all_topics())  # back, and in sync again, before the next goes
 
     through_fault(cluster, simulator, worker, tmp_path, 1, "rolling restart (SIGTERM, start, in sync; x3)", fault)
 
@@ -258,14 +276,27 @@ def test_rolling_restart_of_all_three_nodes(cluster: Cluster, simulator: Any, wo
 def test_two_of_three_nodes_down_for_20_s(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path) -> None:
     leader = not_controller(cluster)
     other = next(node for node in Cluster.NODES if node != leader)
+    probed: list[bool] = []
 
-    def fault(_: list[str]) -> None:
+    def fault(config: configuration.Config) -> None:
+        killed_at = time.monotonic()
         cluster.kill(leader)
         cluster.kill(other)
-        time.sleep(BELOW_MIN_ISR_S)
+        time.sleep(5)
+        # The sink's stuck-producer probe must see the outage: the survivor's metadata still
+        # names the dead leaders (no controller is left to elect others). It used to take
+        # that for a led cluster and replace the producer mid-outage, then resend records
+        # it could not check against Kafka: 409 and 165 repeats in two of three runs.
+        probe = KafkaSink(config.kafka.producer, config.topics.ticker, config.topics.dead_letter,
+                          msgspec.structs.replace(config.kafka.spool, dir=str(tmp_path / "probe-spool")),
+                          EXCHANGE, Stats(), logging.getLogger("test.cluster.probe"))
+        probed.append(probe._every_partition_led())
+        probe.close(1)
+        time.sleep(max(0.0, BELOW_MIN_ISR_S - (time.monotonic() - killed_at)))
         cluster.start()  # both, together: alone, neither has a quorum of controllers
 
     # From 3 s in (acks of what was in flight) to the end of the 20 s: nothing acknowledged.
     through = through_fault(cluster, simulator, worker, tmp_path, leader, "two of three nodes SIGKILLed for 20 s",
                             fault, expect_no_acks=(3.0, BELOW_MIN_ISR_S))
+    assert probed == [False], "the stuck-producer probe took a cluster without a quorum for a led one"
     assert through.spooled > 0, "the wait outgrew librdkafka's queue and went on in the spool"
