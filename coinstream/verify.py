@@ -122,20 +122,20 @@ class RunAudit:
     def __init__(self, exchange: str, run: str, seq: int) -> None:
         self.exchange = exchange
         self.run = run
-        self.records = 0
         self.base = seq
         self.seen = bytearray(1024)
+        # Filled by finish(), with those below:
+        self.records = 0
         self.first_seq = seq
         self.last_seq = seq
         self.repeats = 0
         self.out_of_order = 0
         self.first_received_ns = 0
         self.last_received_ns = 0
-        self.first_in_partition: dict[tuple[str, int], int] = {}
-        self.last_in_partition: dict[tuple[str, int], int] = {}
+        self.first_in_partition: dict[int, int] = {}
+        self.last_in_partition: dict[int, int] = {}
         # Longest wait from receipt to the log, on LogAppendTime topics (None elsewhere).
         self.max_wait_ms: float | None = None
-        # Filled by finish():
         self.missing: list[tuple[int, int]] = []
         self.tail: list[tuple[int, int]] = []
         self.tail_ended = False
@@ -154,7 +154,11 @@ class RunAudit:
         return at
 
     def finish(self, from_first_offset: bool, ended: bool) -> None:
-        """Missing ranges between the first and last seq, split into middle and tail."""
+        """Counts, first and last seq, and the missing ranges between them, split into
+        middle and tail (the hot loop only marks each seq seen)."""
+        self.first_seq = self.base + self.seen.find(1)
+        self.last_seq = self.base + self.seen.rfind(1)
+        self.records = len(self.seen) - self.seen.count(0) + self.repeats
         frontier = min(self.last_in_partition.values())
         start = self.first_seq - self.base
         end = self.last_seq - self.base + 1
@@ -339,13 +343,14 @@ def _read(consumer: Consumer, assignment: list[TopicPartition], report: Report,
                                   f"unread: {', '.join(f'{topic}[{partition}]' for topic, partition in unread)}")
             continue
         last_progress = time.monotonic()
+        report.records += len(batch)
         for message in batch:
             error = message.error()
             if error is not None:
+                report.records -= 1
                 if error.code() == end_of_partition:
                     unread.discard((message.topic(), message.partition()))
                 continue  # else transient: librdkafka retries
-            report.records += 1
             try:
                 record = _decode(message.value())
             except msgspec.DecodeError:
@@ -363,7 +368,6 @@ def _read(consumer: Consumer, assignment: list[TopicPartition], report: Report,
                     current.first_received_ns = current.last_received_ns = record.received_ns
                     current.max_wait_ms = (-math.inf if message.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME
                                            else None)
-            current.records += 1
             at = seq - current.base
             seen = current.seen
             if at < 0 or at >= len(seen):
@@ -382,10 +386,6 @@ def _read(consumer: Consumer, assignment: list[TopicPartition], report: Report,
                         current.first_in_partition[partition] = seq
                 else:
                     current.out_of_order += 1
-            if seq < current.first_seq:
-                current.first_seq = seq
-            elif seq > current.last_seq:
-                current.last_seq = seq
             received = record.received_ns
             if received < current.first_received_ns:
                 current.first_received_ns = received
