@@ -389,6 +389,8 @@ class KafkaSink:
                 self._purged = []
             self._replacing = False
         resend, in_flight, found, complete = taking_back.result()
+        # Those Kafka held already were delivered; their reports went with the stuck producer.
+        self.stats.delivered += found
         self.stats.producer_replacements += 1
         self._log.error(
             "kafka: no delivery for %.0f s while every partition has a leader: librdkafka is stuck; "
