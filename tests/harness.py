@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import config as configuration
-from coinstream import topics
+from coinstream import topics, verify
 from simulator.core import free_listening_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -280,12 +280,10 @@ class WorkerProcess:
 
 
 def consume(bootstrap: str, topic: str, until: Callable[[list[tuple[str, dict[str, Any]]]], bool],
-            timeout_s: float = 30, whole_runs: bool = True) -> list[tuple[str, dict[str, Any]]]:
+            timeout_s: float = 30) -> list[tuple[str, dict[str, Any]]]:
     """Read `topic` from the beginning until `until(messages)` holds; (key, value) pairs.
 
-    With whole_runs, also until every run read so far is seq 1..n without a hole:
-    partitions arrive independently, so a prefix of the topic is not a prefix of a run.
-    (A test that expects holes, after SIGKILL, turns it off.)
+    What the records are, not whether every run is whole: that is audited().
     """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -293,7 +291,7 @@ def consume(bootstrap: str, topic: str, until: Callable[[list[tuple[str, dict[st
     messages: list[tuple[str, dict[str, Any]]] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while not (until(messages) and (not whole_runs or _runs_whole(messages))):
+        while not until(messages):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout_s} s reading {topic}: {len(messages)} messages")
             for message in consumer.consume(num_messages=10_000, timeout=0.5):
@@ -305,12 +303,18 @@ def consume(bootstrap: str, topic: str, until: Callable[[list[tuple[str, dict[st
     return messages
 
 
-def _runs_whole(messages: list[tuple[str, dict[str, Any]]]) -> bool:
-    seqs: dict[str, set[int]] = {}
-    for _, value in messages:
-        if "seq" in value:
-            seqs.setdefault(value["run"], set()).add(value["seq"])
-    return all(len(run) == max(run) for run in seqs.values())
+def audited(bootstrap: str, topic: str, ended: bool = True) -> verify.Report:
+    """`coinstream verify` over the whole topic, as a user runs it: every run complete from
+    seq 1, nothing repeated or out of order. ended False while a worker still runs: the
+    newest run's tail may be on its way."""
+    report = verify.audit({"bootstrap.servers": bootstrap}, [topic], ended=ended)
+    assert report.ok, "\n".join(report.text())
+    return report
+
+
+def run_sizes(report: verify.Report, exchange: str | None = None) -> dict[str, int]:
+    """Records per run (of one exchange), as audited."""
+    return {run.run: run.records for run in report.runs if exchange in (None, run.exchange)}
 
 
 def topic_size(bootstrap: str, topic: str) -> int:
@@ -325,21 +329,6 @@ def topic_size(bootstrap: str, topic: str) -> int:
         return total
     finally:
         consumer.close()
-
-
-def assert_contiguous(records: list[dict[str, Any]]) -> dict[str, int]:
-    """Every run's seq is 1..n with no gap and no duplicate; returns n per run."""
-    by_run: dict[str, list[int]] = {}
-    for record in records:
-        by_run.setdefault(record["run"], []).append(record["seq"])
-    counts = {}
-    for run, seqs in by_run.items():
-        ordered = sorted(seqs)
-        assert ordered == list(range(1, len(ordered) + 1)), (
-            f"run {run}: seq not contiguous from 1 (first gaps/dupes near "
-            f"{[s for a, s in zip(ordered, ordered[1:]) if s != a + 1][:5]})")
-        counts[run] = len(ordered)
-    return counts
 
 
 def fresh_checkout(destination: Path) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import override_file, topic_size
+from tests.harness import audited, override_file, run_sizes
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
@@ -118,4 +118,4 @@ def test_soak_with_a_fault_every_30_seconds(kafka: str, simulator: Any, worker: 
     # in most intervals, whatever pace a loaded machine lets the simulator keep.
     flowing = sum(1 for count in per_interval if count) / len(per_interval)
     assert flowing >= 0.75, f"the stream did not flow for most of the soak: frames per interval {per_interval}"
-    assert topic_size(kafka, topic) == records
+    assert list(run_sizes(audited(kafka, topic)).values()) == [records]

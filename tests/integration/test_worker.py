@@ -16,8 +16,8 @@ import yaml
 from simulator.__main__ import mode
 from simulator.core import BULK_RATE_PER_S, BULK_RING
 from tests import reference
-from tests.harness import (Simulator, WorkerProcess, assert_contiguous, consume, override_file,
-                           topic_size, wait_until)
+from tests.harness import (Simulator, WorkerProcess, audited, consume, override_file, run_sizes, topic_size,
+                           wait_until)
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def test_records_are_exact_keyed_and_contiguous(exchange: str, kafka: str, simul
         assert key == f"{exchange}:{record['symbol']}"
         assert record["exchange"] == exchange
         assert record["symbol"] in symbols
-    assert len(assert_contiguous(records)) == 1
+    assert len(audited(kafka, topics["ticker"], ended=False).runs) == 1
 
     # The startup REST snapshot, beside the socket: one record per market (the socket
     # delivers throughout, so no fallback adds more). Coinone drops a ticker whose id is
@@ -131,7 +131,7 @@ def test_bulk_frames_of_the_benchmark_rates_are_the_exchange_s_protocol(
     messages = consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= BULK_RING + 500, timeout_s=60)
     assert process.stop() == 0
     records = _values(messages)
-    assert len(assert_contiguous(records)) == 1
+    assert len(audited(kafka, topics["ticker"]).runs) == 1
     assert {record["symbol"] for record in records} == set(sim.config["exchanges"][exchange]["symbols"])
     assert all(PLAIN_DECIMAL.match(record["last"]) for record in records)
     assert topic_size(kafka, topics["dead_letter"]) == 0
@@ -159,10 +159,10 @@ def test_rest_fallback_while_socket_is_down(exchange: str, kafka: str, simulator
 
     # The socket comes back, delivers again, and polling stops.
     wait_until(lambda: "REST polling stopped" in process.log(), 60, "the socket to deliver again")
-    messages = consume(kafka, topics["ticker"],
-                       lambda got: any(v["source"] == "ws" and v["received_ns"] > down_at + 8e9 for _, v in got))
-    assert_contiguous(_values(messages))
+    consume(kafka, topics["ticker"],
+            lambda got: any(v["source"] == "ws" and v["received_ns"] > down_at + 8e9 for _, v in got))
     assert process.stop() == 0
+    audited(kafka, topics["ticker"])
     log = process.log()
     assert "handshake refused: HTTP 503" in log
     assert "polling REST" in log
@@ -199,7 +199,5 @@ def test_sigterm_under_load_loses_nothing(exchange: str, kafka: str, simulator: 
                        process.log())[-1]
     published, delivered, failures = map(int, final)
     assert published == delivered and failures == 0, final
-    assert topic_size(kafka, topics["ticker"]) == published
-    records = _values(consume(kafka, topics["ticker"], lambda got: len(got) >= published))
-    assert assert_contiguous(records) == {records[0]["run"]: published}
+    assert list(run_sizes(audited(kafka, topics["ticker"])).values()) == [published]
     assert published > 3000
