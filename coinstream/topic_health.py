@@ -79,7 +79,8 @@ def collect(config: configuration.Config) -> list[TopicHealth] | str:
             fewest_in_sync=min((len(partition.isrs) for partition in partitions), default=0),
             min_insync=needed,
             under_replicated=sum(1 for partition in partitions if len(partition.isrs) < len(partition.replicas)),
-            below_min_insync=0 if needed is None else sum(1 for partition in partitions if len(partition.isrs) < needed),
+            below_min_insync=0 if needed is None else sum(1 for partition in partitions
+                                                          if len(partition.isrs) < needed),
             leaderless=sum(1 for partition in partitions if partition.leader < 0)))
     return report
 

@@ -3,10 +3,10 @@
 Reads every partition of the topics (default: the configured ticker topics) from the
 beginning, from --offset N, or from --since (1h, 30m, 2026-12-04T10:00Z), to its end
 (records written meanwhile too, until the reading catches up), with a consumer that
-joins no group and commits nothing. For each exchange and run: the records, the first and last seq, the
-seqs missing, the repeats, the seqs out of order within a partition, and the first and
-last received_ns; on a topic with message.timestamp.type=LogAppendTime, also the longest
-a record waited from its receipt to the log (the delivery stall, in ms).
+joins no group and commits nothing. For each exchange and run: the records, the first
+and last seq, the seqs missing, the repeats, the seqs out of order within a partition,
+and the first and last received_ns; on a topic with message.timestamp.type=LogAppendTime,
+also the longest a record waited from its receipt to the log (the delivery stall, in ms).
 
 The tail of a run: a run ends with holes when its worker was killed (SIGKILL) with
 records on their way, because partitions are sent independently. A missing seq above
@@ -171,10 +171,9 @@ class RunAudit:
             head = max(self.first_in_partition.values())
             self.head_unread = sum(last - first + 1 for first, last in ranges if last < head)
             ranges = [(max(first, head), last) for first, last in ranges if last >= head]
-        self.missing = [hole for hole in ranges if hole[1] <= frontier]
-        # A hole across the frontier: its part above belongs to the tail.
-        self.tail = [(max(first, frontier + 1), last) for first, last in ranges if last > frontier]
-        self.missing += [(first, frontier) for first, last in ranges if first <= frontier < last]
+        # The frontier is a seq read, so no hole spans it.
+        self.missing = [hole for hole in ranges if hole[1] < frontier]
+        self.tail = [hole for hole in ranges if hole[0] > frontier]
         self.tail_ended = ended
 
     @property

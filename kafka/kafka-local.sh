@@ -344,7 +344,8 @@ cluster_start() {
     esac
   done
   check_node "$node"
-  ((fresh)) && [[ -n "$node" ]] && die "--fresh is for the whole cluster: a node that lost its data would rejoin the quorum without the log it voted on"
+  ((fresh)) && [[ -n "$node" ]] &&
+    die "--fresh is for the whole cluster: a node that lost its data would rejoin the quorum without the log it voted on"
   cmd_fetch
   local started=()
   if ((fresh)); then

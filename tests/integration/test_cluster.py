@@ -144,7 +144,8 @@ class Through:
                 f"out of order {self.out_of_order}; longest stall {self.stall_s:.1f} s, longest wait "
                 f"{self.max_wait_ms / 1000:.1f} s; {self.fault_per_s:,.0f} records/s during the fault, "
                 f"{self.through_per_s:,.0f} through it (offered {RATE:,.0f}); deliveries resumed "
-                f"{self.resumed_s:.1f} s and all caught up {self.catch_up_s:.1f} s after its end; spooled {self.spooled:,}; producer replacements (#5430) {self.replacements}")
+                f"{self.resumed_s:.1f} s and all caught up {self.catch_up_s:.1f} s after its end; "
+                f"spooled {self.spooled:,}; producer replacements (#5430) {self.replacements}")
 
 
 def not_controller(cluster: Cluster) -> int:
