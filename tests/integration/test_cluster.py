@@ -7,7 +7,8 @@ has caught up, stops it (SIGTERM) and audits the whole topic with coinstream ver
 nothing lost, nothing repeated, nothing out of order. The worker's /metrics, read every
 SAMPLE_S, give the longest time no delivery came and the records/s through the fault;
 verify gives the longest any record waited from its receipt to the log (the topics use
-LogAppendTime). One cluster serves the whole module; the tests run one after another.
+LogAppendTime). One cluster serves them all; they run one after another (xdist group
+"cluster").
 """
 
 import logging
@@ -44,8 +45,10 @@ BELOW_MIN_ISR_S = 20.0
 REPLACEMENTS = re.compile(r"producer_replacements=(\d+)")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the whole group, for the session: the xdist worker that runs the
+    group runs other tests between them, and a module's fixture would start anew each time."""
     own = Cluster(tmp_path_factory.mktemp("cluster"))
     try:
         own.start(fresh=True)
@@ -195,7 +198,13 @@ def through_fault(cluster: Cluster, simulator: Any, worker: Any, tmp_path: Path,
         sampler.join()
     assert process.process.poll() is None, "the worker exited"
     sim.control(EXCHANGE, "rate", per_s=0)
-    assert process.stop() == 0
+    try:
+        # Within supervisord's stopwaitsecs (30 s), as in production.
+        assert process.stop() == 0
+    except subprocess.TimeoutExpired:
+        events = [line for line in process.log().splitlines() if " counters " not in line]
+        raise AssertionError("the worker did not stop within 30 s of SIGTERM; its last events:\n"
+                             + "\n".join(events[-20:])) from None
     counters = final_counters(process.log())
     replacements = int(REPLACEMENTS.findall(process.log())[-1])
     if expect_no_acks:
