@@ -25,18 +25,8 @@ def test_combined_stream_ticker(venue: Binance) -> None:
     assert (ticker.exchange_ts, ticker.received_ns, ticker.source) == (1653812650349, 7, "ws")
 
 
-def test_raw_stream_ticker_is_the_bare_event(venue: Binance) -> None:
-    # As the raw endpoint (/ws, /ws/btcusdt@ticker) sends it, and other tools capture it.
-    [ticker] = venue.parse_ws(fixture_bytes("binance", "ws_ticker_raw_2_unattributed.json"), 7)
-    assert (ticker.symbol, ticker.raw_symbol, ticker.exchange_ts, ticker.source) == (
-        "BTC-USDT", "BTCUSDT", 1757888604019, "ws")
-    assert (ticker.last, ticker.bid, ticker.ask) == ("115831.96000000", "115831.96000000", "115831.97000000")
-    assert (ticker.bid_size, ticker.ask_size) == ("0.20337000", "12.85848000")
-    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("115853.44000000", "116165.19000000", "115141.80000000")
-    assert (ticker.volume_24h, ticker.quote_volume_24h) == ("6348.13563000", "734287298.46364070")
-
-
 def test_both_frame_forms_give_the_same_record(venue: Binance) -> None:
+    """The raw endpoint (/ws, /ws/btcusdt@ticker) sends the bare event, as other tools capture it."""
     combined = fixture_bytes("binance", "ws_ticker_combined_1.json")
     bare = combined[combined.index(b'"data":') + len(b'"data":'):-1]  # the envelope's event, verbatim
     assert bare.startswith(b'{"e":"24hrTicker"')
