@@ -20,6 +20,8 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
   fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
            msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
   verify   coinstream verify reading and auditing 1,000,000 ticker records (bench.verify)
+  book     one order book message in-process (bench.book): a Binance @depth20 frame,
+           OKX updates of 1-5 levels; µs per message of thread CPU time
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
 Results are printed and written to bench/results/latest.md.
 """
@@ -38,6 +40,7 @@ from typing import TypeVar
 
 import confluent_kafka
 
+from bench.book import book_scenario
 from bench.e2e import FLEET, MAX_RATE, EndToEnd, ceiling, end_to_end, fleet
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
@@ -234,7 +237,7 @@ def audit_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
 
 
 SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario, "fleet": fleet_scenario,
-             "verify": audit_scenario}
+             "verify": audit_scenario, "book": book_scenario}
 
 
 def cpu_model() -> str:

@@ -1,7 +1,9 @@
-"""The record contract: one normalized ticker, and the dead letter for what can't be one.
+"""The record contract: one normalized ticker, one book's top N, and the dead letter for
+what can't be either.
 
-Every Kafka message on a ticker topic is a `Ticker` encoded as a JSON object, keyed
-"<exchange>:<symbol>". Numbers are exact decimal strings (see shared.numbers).
+Every Kafka message on a ticker topic is a `Ticker`, on a book topic a `Book`, encoded
+as a JSON object and keyed "<exchange>:<symbol>". Numbers are exact decimal strings
+(see shared.numbers).
 """
 
 from typing import Literal
@@ -9,6 +11,7 @@ from typing import Literal
 import msgspec
 
 Source = Literal["ws", "rest"]
+Level = tuple[str, str]  # (price, size), exact plain decimal strings; encoded as [price, size]
 
 
 class Ticker(msgspec.Struct):
@@ -30,6 +33,33 @@ class Ticker(msgspec.Struct):
     source: Source
     # Stamped by the publisher, in publish order, so that one run's records are
     # numbered 1, 2, 3, ... without gaps.
+    run: str = ""
+    seq: int = 0
+
+
+class Book(msgspec.Struct):
+    """The complete top N of one market after one exchange message.
+
+    Published only when the top N changed (a price or a size) since the market's last
+    record; see shared.book. Each level keeps the exchange's text, trailing zeros
+    included, in plain notation; a level of size zero never appears.
+    """
+
+    exchange: str
+    symbol: str  # unified BASE-QUOTE, upper case
+    raw_symbol: str  # the exchange's own market id, as sent
+    bids: list[Level]  # best (highest price) first, at most `depth`
+    asks: list[Level]  # best (lowest price) first, at most `depth`
+    depth: int  # the configured N
+    # The exchange's sequence id of the last message applied (Binance u/lastUpdateId,
+    # OKX seqId, Bybit u, Gate.io u, Coinbase sequence_num, Coinone id); None where the
+    # exchange has none.
+    update_id: int | None
+    exchange_ts: int | None  # ms since the epoch, UTC
+    received_ns: int  # local wall clock when the frame or response arrived
+    source: Source
+    # Stamped by the publisher like the ticker's, numbered on their own: a run's book
+    # records are 1, 2, 3, ... whatever its ticker records are.
     run: str = ""
     seq: int = 0
 

@@ -1,0 +1,404 @@
+"""Local order books: the exact, ordered, conflated and checked core of every book channel.
+
+A worker keeps one OrderBook per market. An exchange that pushes its whole book in
+every frame (Upbit, Bithumb, Coinone, Korbit, Binance @depth20) calls replace() for
+each frame; one that sends a snapshot and then changes (OKX, Bybit, Gate.io, Kraken,
+Coinbase, Binance's diff stream) calls replace() for the snapshot and apply() for each
+change message, after checking the message's sequence id against `update_id`. Then:
+check() (the exchange's checksum, a crossed book), and changed_top(), which returns the
+top N to publish, or None when nothing in it changed since the last record (conflated).
+See docs/books.md.
+
+Prices and sizes stay the exchange's text; they are ordered by their exact decimal
+value, never through a float: "1.10" and "1.1" are one level (which keeps the latest
+text), two prices that differ only in their 17th significant digit are two. A message
+is applied entirely or not at all: a text that is no decimal number raises NumberError
+before anything changes.
+
+When a book can no longer be known (a gap in the sequence, a wrong checksum, a crossed
+book, a stale REST snapshot), lose() empties it and returns a BookLost for the caller to
+raise; the book then publishes nothing until the next replace().
+"""
+
+import zlib
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from itertools import chain, islice, zip_longest
+from operator import itemgetter, lt
+from typing import Literal, NamedTuple, TypeVar
+
+from shared.numbers import NumberError, plain
+from shared.record import Level
+
+LossReason = Literal["gap", "checksum", "crossed", "snapshot_stale"]
+BookState = Literal["awaiting_snapshot", "live", "lost"]
+
+# How many texts each cache of checked numbers (_KnownTexts) holds before it starts
+# again empty: ~150 bytes an entry, so under 2.5 MB each, and more than the levels a
+# worker sees change within seconds.
+KNOWN_TEXTS = 1 << 14
+
+
+class BookLost(Exception):
+    """A market's book is no longer known: publish nothing for it until it is rebuilt."""
+
+    def __init__(self, market: str, reason: LossReason, detail: str) -> None:
+        super().__init__(f"{market}: book lost ({reason}): {detail}")
+        self.market = market
+        self.reason = reason
+        self.detail = detail
+
+
+# --- checked numbers -----------------------------------------------------------------
+
+# Texts just read in exponent form (1.16539E8), whose levels must be written plain. They
+# are never remembered (a remembered one would come back in exponent form), so each one
+# passes through _KnownTexts.__missing__, which notes it here for the side that reads it.
+_in_exponent_form: list[str] = []
+
+
+def _plain_unsigned(text: str) -> str:
+    """`text` in plain notation, checked to be a decimal number that is not negative.
+
+    Most are ASCII digits with one '.' inside, checked here in place (a few hundred
+    instructions); any other goes through shared.numbers.plain, which writes exponent
+    forms plain and refuses what is no decimal.
+    """
+    digits = text.replace(".", "", 1)
+    if digits.isdigit() and digits.isascii() and text[0] != "." and text[-1] != ".":
+        return text
+    plain_text = plain(text)  # NumberError for anything but a decimal number
+    if plain_text[0] == "-":
+        raise NumberError(f"negative price or size: {text!r}")
+    return plain_text
+
+
+# A price's key is an exact integer: the price times 10**18 (exchanges write fewer
+# decimals), which compares in a third of the time of a Decimal and takes 40 bytes, not
+# 104. A price with more decimals gets the Decimal of the same product: Python compares
+# ints and Decimals exactly.
+KEY_SCALE = 18
+Key = int | Decimal
+_SCALING = [10 ** (KEY_SCALE - decimals) for decimals in range(KEY_SCALE + 1)]
+
+
+def _ask_key(plain_text: str) -> Key:
+    integer, _, fraction = plain_text.partition(".")
+    if len(fraction) > KEY_SCALE:
+        fraction = fraction.rstrip("0")
+    if len(fraction) <= KEY_SCALE:
+        key: Key = int(integer + fraction) * _SCALING[len(fraction)]
+    else:
+        key = Decimal(f"{integer}{fraction}E{KEY_SCALE - len(fraction)}")
+    if not key:
+        raise NumberError(f"price of zero: {plain_text!r}")
+    return key
+
+
+# Both sides are kept best first in ascending key order: an ask's key is its price's, a
+# bid's the negation (copy_negate() for a Decimal: unary minus would round it to the
+# context's 28 digits). So one piece of code serves both sides.
+def _bid_key(plain_text: str) -> Key:
+    key = _ask_key(plain_text)
+    return -key if isinstance(key, int) else key.copy_negate()
+
+
+def _size_present(plain_text: str) -> bool:
+    """False for a size of zero: a plain decimal without a digit other than 0."""
+    return bool(plain_text.strip("0."))
+
+
+_Value = TypeVar("_Value", Key, bool)
+
+
+class _KnownTexts(dict[str, _Value]):
+    """text -> what a side needs of the number, for every text already checked.
+
+    A book frame mostly repeats the prices of the frames before it, and a snapshot
+    frame the sizes of its levels that did not change: a hit costs a dict lookup (a few
+    hundred instructions) where a miss costs 5,000 to 9,000. Hits are read through the
+    C-level __getitem__, bound (map() over a frame's texts); a miss lands in __missing__.
+    """
+
+    def __init__(self, value_of: Callable[[str], _Value]) -> None:
+        super().__init__()
+        self._value_of: Callable[[str], _Value] = value_of
+
+    def __missing__(self, text: str) -> _Value:
+        plain_text = _plain_unsigned(text)
+        value = self._value_of(plain_text)
+        if plain_text is text:
+            if len(self) >= KNOWN_TEXTS:
+                self.clear()
+            self[text] = value
+        else:
+            _in_exponent_form.append(text)
+        return value
+
+
+_ASK_KEYS: _KnownTexts[Key] = _KnownTexts(_ask_key)
+_BID_KEYS: _KnownTexts[Key] = _KnownTexts(_bid_key)
+_SNAPSHOT_SIZE_PRESENT: _KnownTexts[bool] = _KnownTexts(_size_present)
+_SIZE = itemgetter(1)
+
+
+def _written_plain(levels: Iterable[Sequence[str]]) -> list[Level]:
+    """The levels with every text in plain notation; clears _in_exponent_form."""
+    _in_exponent_form.clear()
+    return [(plain(level[0]), plain(level[1])) for level in levels]
+
+
+def _checked_changes(levels: Sequence[Sequence[str]], key_of: Callable[[str], Key]) -> list[tuple[Key, str, str]]:
+    """(key, price, size) of each (price, size, ...) of a change message, all checked.
+
+    A change's size is new text more often than not: checked, not remembered. One flat
+    loop: in Python 3.11 every call, a list comprehension's too, costs ~1,500 instructions.
+    """
+    changes = []
+    for level in levels:
+        price = level[0]
+        key = key_of(price)
+        if _in_exponent_form:
+            _in_exponent_form.clear()
+            price = plain(price)
+        changes.append((key, price, _plain_unsigned(level[1])))
+    return changes
+
+
+# --- checksums -------------------------------------------------------------------------
+
+
+class Checksum(NamedTuple):
+    """An exchange's book checksum: how many levels a side it covers, and how it is computed."""
+
+    levels: int
+    of: Callable[[Sequence[Level], Sequence[Level]], int]  # (bids, asks), best first
+
+
+def okx_checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
+    """OKX `books`: CRC32 of bid1px:bid1sz:ask1px:ask1sz:bid2px:... over the first 25 of
+    each side (a side's missing levels are skipped), of the texts as received, as a
+    signed 32-bit int (how OKX sends it)."""
+    pairs = zip_longest(bids[:25], asks[:25], fillvalue=())
+    crc = zlib.crc32(":".join(chain.from_iterable(chain.from_iterable(pairs))).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def kraken_checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
+    """Kraken (v2 `checksum`, v1 `c`): CRC32 of the top 10 asks then the top 10 bids, each
+    price then size with '.' removed and leading zeros stripped, as an unsigned 32-bit int.
+    The texts must be the wire's digits, trailing zeros included."""
+    texts = chain.from_iterable(chain(asks[:10], bids[:10]))
+    return zlib.crc32("".join([text.replace(".", "").lstrip("0") for text in texts]).encode())
+
+
+OKX = Checksum(25, okx_checksum)
+KRAKEN = Checksum(10, kraken_checksum)
+
+
+# --- the book --------------------------------------------------------------------------
+
+
+class _Side:
+    """One side's levels, best first, and their keys (see _ASK_KEYS) in ascending order."""
+
+    __slots__ = ("keys", "levels", "key_of", "_ladder", "_ladder_keys")
+
+    def __init__(self, known_keys: _KnownTexts[Key]) -> None:
+        self.keys: list[Key] = []
+        self.levels: list[Level] = []
+        # Bound: `known_keys[price]` on a dict subclass would take CPython's slow path.
+        self.key_of = known_keys.__getitem__
+        # The prices of the last snapshot that came best first, and their keys: a book
+        # pushed whole every 100 ms mostly changes sizes, and its next frame's prices
+        # are often these again, text for text. Forgotten once changes are applied.
+        self._ladder: list[str] | None = None
+        self._ladder_keys: list[Key] = []
+
+    def snapshot(self, levels: list[Level], window: int | None) -> tuple[list[Key], list[Level]]:
+        """Keys and levels of a complete side, best first, without zero sizes, at most
+        `window` of them: every price checked, and the size of every level kept.
+
+        Exchanges send most snapshots best first already: checking that costs one
+        comparison a level, and only an unsorted one (Coinbase) is sorted here.
+        """
+        if not levels:
+            return [], []
+        prices = [level[0] for level in levels]
+        if prices == self._ladder:
+            keys = self._ladder_keys
+        else:
+            keys = list(map(self.key_of, prices))
+            if all(map(lt, keys, islice(keys, 1, None))):
+                # A ladder with a price in exponent form is not kept: reusing it would
+                # skip the lookup that has the level written plain.
+                if not _in_exponent_form:
+                    self._ladder, self._ladder_keys = prices, keys
+            else:
+                by_key = dict(zip(keys, levels))  # one level a price: the last one sent
+                keys = sorted(by_key)
+                levels = list(map(by_key.__getitem__, keys))
+        kept = len(levels) if window is None else window
+        kept_keys, kept_levels = keys[:kept], levels[:kept]
+        if not all(map(_SNAPSHOT_SIZE_PRESENT.__getitem__, map(_SIZE, kept_levels))):
+            # Bithumb sends sizes that round to zero: drop them, and the next levels move up.
+            nonzero = [(key, level) for key, level in zip(keys, levels) if _SNAPSHOT_SIZE_PRESENT[level[1]]][:kept]
+            kept_keys, kept_levels = [key for key, _ in nonzero], [level for _, level in nonzero]
+        if _in_exponent_form:
+            kept_levels = _written_plain(kept_levels)
+        return kept_keys, kept_levels
+
+    def apply(self, changes: list[tuple[Key, str, str]], watched: int, window: int | None) -> bool:
+        """Apply checked changes (a size without a digit but 0 deletes, see _size_present);
+        True when one of them was within the best `watched` levels."""
+        # A book kept from changes gets a snapshot seldom: its ladder would only hold memory.
+        self._ladder, self._ladder_keys = None, []
+        side_keys, levels = self.keys, self.levels
+        touched = False
+        for key, price, size in changes:
+            index = bisect_left(side_keys, key)
+            held = index < len(side_keys) and side_keys[index] == key
+            if size.strip("0."):
+                if held:
+                    levels[index] = (price, size)  # the latest text of the price, and its size
+                else:
+                    side_keys.insert(index, key)
+                    levels.insert(index, (price, size))
+            elif held:
+                del side_keys[index]
+                del levels[index]
+            else:
+                continue  # a delete of a price the book does not hold changes nothing
+            if index < watched:
+                touched = True
+        if window is not None:
+            del side_keys[window:]
+            del levels[window:]
+        return touched
+
+
+class OrderBook:
+    """One market's local order book: bids and asks, best first, exact.
+
+    depth     the N of the published top N
+    window    levels kept a side after each message, when the exchange stops sending
+              changes beyond it (Kraken: the subscribed depth; Bybit: 50); None keeps all
+    checksum  the exchange's book checksum (OKX, KRAKEN), if it sends one
+    """
+
+    def __init__(self, market: str, depth: int, window: int | None = None, checksum: Checksum | None = None) -> None:
+        # Changes within the best `watched` levels of a side may change a record or a checksum.
+        self._watched = max(depth, checksum.levels if checksum else 0)
+        if depth < 1:
+            raise ValueError(f"{market}: a depth of {depth} levels")
+        if window is not None and window < self._watched:
+            raise ValueError(f"{market}: a window of {window} levels cannot hold a top {self._watched}")
+        self.market = market
+        self.depth = depth
+        self.window = window
+        self.checksum = checksum
+        self.state: BookState = "awaiting_snapshot"
+        self.lost_reason: LossReason | None = None
+        self.update_id: int | None = None  # the exchange's sequence id of the last message applied
+        self._bids = _Side(_BID_KEYS)
+        self._asks = _Side(_ASK_KEYS)
+        # Counts the messages that changed something within the watched levels: the
+        # record and the checksum are recomputed only when it moved.
+        self._version = 0
+        self._published_version = -1
+        self._published: tuple[list[Level], list[Level]] | None = None  # the first top is always published
+        self._checksum_version = -1
+        self._checksum = 0
+        self._crossed_version = -1  # the version last found not crossed
+
+    def replace(self, bids: list[Level], asks: list[Level]) -> None:
+        """Make the book this complete snapshot, in any order; it is live. Read like
+        changes to an empty book: of a price listed twice the last wins, and a zero size
+        is no level."""
+        bid_keys, bid_levels = self._bids.snapshot(bids, self.window)
+        ask_keys, ask_levels = self._asks.snapshot(asks, self.window)
+        self._bids.keys, self._bids.levels = bid_keys, bid_levels
+        self._asks.keys, self._asks.levels = ask_keys, ask_levels
+        self.state = "live"
+        self.lost_reason = None
+        self._version += 1
+
+    def apply(self, bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]]) -> None:
+        """Apply one change message: each level (price, size, ...) sets its price's size;
+        size zero deletes it (a price the book does not hold is ignored)."""
+        if self.state != "live":
+            raise RuntimeError(f"{self.market}: changes applied to a book that is {self.state}")
+        # Every number of the message is checked before the book changes: nothing raises half way.
+        bid_changes = _checked_changes(bids, self._bids.key_of) if bids else None
+        ask_changes = _checked_changes(asks, self._asks.key_of) if asks else None
+        touched = False
+        if bid_changes:
+            touched = self._bids.apply(bid_changes, self._watched, self.window)
+        if ask_changes and self._asks.apply(ask_changes, self._watched, self.window):
+            touched = True
+        if touched:
+            self._version += 1
+
+    def top(self, levels: int) -> tuple[list[Level], list[Level]]:
+        """The best `levels` bids and asks, best first."""
+        return self._bids.levels[:levels], self._asks.levels[:levels]
+
+    def crossed(self) -> bool:
+        """True when the best bid is at or above the best ask. Integer keys compare as
+        they are; a Decimal key negated back could round, so those compare the texts."""
+        bids, asks = self._bids.levels, self._asks.levels
+        if not (bids and asks):
+            return False
+        bid_key, ask_key = self._bids.keys[0], self._asks.keys[0]
+        if isinstance(bid_key, int) and isinstance(ask_key, int):
+            return -bid_key >= ask_key
+        return Decimal(bids[0][0]) >= Decimal(asks[0][0])
+
+    def check(self, checksum: int | None = None) -> None:
+        """Raise BookLost (the book is lost) when the exchange's checksum of this message
+        differs from the book's, or when the book is crossed."""
+        if checksum is not None:
+            if self.checksum is None:
+                raise ValueError(f"{self.market}: a checksum to check, and no checksum algorithm for the book")
+            if self._checksum_version != self._version:
+                self._checksum = self.checksum.of(*self.top(self.checksum.levels))
+                self._checksum_version = self._version
+            if checksum != self._checksum:
+                raise self.lose("checksum", f"the exchange's {checksum}, the book's {self._checksum}")
+        # Only a change to the best levels can cross the book, and it moves the version.
+        if self._crossed_version != self._version:
+            if self.crossed():
+                raise self.lose("crossed", f"best bid {self._bids.levels[0][0]}, best ask {self._asks.levels[0][0]}")
+            self._crossed_version = self._version
+
+    def changed_top(self) -> tuple[list[Level], list[Level]] | None:
+        """The top N (bids, asks) to publish, or None when it is the last one published.
+
+        Exact: None means that no price or size text of the top N differs from the last
+        record's. A message that changed nothing within the watched levels costs no copy.
+        """
+        if self.state != "live":
+            raise RuntimeError(f"{self.market}: a record asked of a book that is {self.state}")
+        if self._version == self._published_version:
+            return None
+        self._published_version = self._version
+        top = self._bids.levels[:self.depth], self._asks.levels[:self.depth]
+        if top == self._published:
+            return None
+        self._published = top
+        return top
+
+    def lose(self, reason: LossReason, detail: str) -> BookLost:
+        """Mark the book lost and empty it; return the BookLost for the caller to raise.
+
+        The last record stays the reference for conflation: the rebuilt book publishes
+        when its top N differs from it.
+        """
+        self.state = "lost"
+        self.lost_reason = reason
+        self.update_id = None
+        self._bids.keys, self._bids.levels = [], []
+        self._asks.keys, self._asks.levels = [], []
+        self._version += 1
+        return BookLost(self.market, reason, detail)
