@@ -1,9 +1,11 @@
 """Logging for workers: one line per event, on stderr, which supervisord writes to the
 worker's own log file. The line starts with the timestamp, the level and the exchange,
 so that grep and journalctl habits work: `2026-11-24T06:15:57.123Z INFO binance ...`.
+Every URL in a line is redacted: a ${VAR} secret may sit in its query string or userinfo.
 """
 
 import logging
+import re
 import sys
 import time
 
@@ -14,6 +16,34 @@ class _UtcFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
         return f"{stamp}.{int(record.msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_urls(super().format(record))
+
+
+# A URL in running text: it ends before the punctuation that follows it ("GET <url>: ...").
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)\]]")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it redacted (see redacted)."""
+    return _URL.sub(lambda match: redacted(match.group()), text) if "://" in text else text
+
+
+def redacted(url: str) -> str:
+    """`url` fit for a log line: the userinfo and every query value become ***.
+
+    wss://user:pw@host/ws?token=abc&x=1 -> wss://***@host/ws?token=***&x=***
+    """
+    head, question, query = url.partition("?")
+    scheme, separator, rest = head.partition("://")
+    host, slash, path = rest.partition("/")
+    if "@" in host:
+        head = f"{scheme}{separator}***@{host.rpartition('@')[2]}{slash}{path}"
+    if question:
+        query = "&".join(f"{name}=***" if equals else "***"
+                         for name, equals, _ in (item.partition("=") for item in query.split("&")))
+    return head + question + query
 
 
 def setup(exchange: str, level: int = logging.INFO) -> logging.Logger:

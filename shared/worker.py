@@ -367,9 +367,11 @@ class Connection:
                 self.worker.ws_hosts.succeeded()
             elif self.worker.ws_hosts.failed():
                 delay = runtime.backoff_initial_s  # another host: its backoff starts over
-            self.worker.stats.reconnects[_reason_key(reason)] += 1
+            kind = _reason_key(reason)
+            self.worker.stats.reconnects[kind] += 1
             wait = delay * random.uniform(0.5, 1.5)
-            self.worker.log.warning("%s: %s; reconnecting in %.1f s", self.name, reason, wait)
+            self.worker.throttled.warning("reconnects " + kind, "%s: %s; reconnecting in %.1f s",
+                                          self.name, reason, wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, runtime.backoff_max_s)
 
