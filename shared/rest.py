@@ -1,29 +1,49 @@
 """REST calls with requests, run in a thread so the event loop never blocks on them.
 
 Every outcome is defined: a 2xx body is returned; 429/418 waits for Retry-After (or
-the backoff) and tries again; 5xx, timeouts and connection errors back off and try
-again; any other status is the exchange's answer and is reported as an ExchangeError.
-After `attempts` tries the call gives up with RestUnavailable; the caller decides
-whether to try again later (the fallback loop does, every poll interval).
+the backoff) and tries again; 5xx, connection errors and calls that miss their deadline
+back off and try again; any other status is the exchange's answer and is reported as an
+ExchangeError. After `attempts` tries the call gives up with RestUnavailable; the caller
+decides whether to try again later (the fallback loop does, every poll interval).
+
+The deadline (runtime.rest_timeout_s) is for the whole call: connect, headers and body.
+requests' own timeout bounds each read, and a server that sends one byte every few
+seconds never trips it. So the loop stops waiting at the deadline and cuts the call's
+sockets (shutdown), which ends the read its thread is blocked in. Calls run one at a
+time, each on a daemon thread of its own: a thread still unwinding from a cut call
+never delays the next one, nor the exit of the process (a ThreadPoolExecutor's threads
+are joined at interpreter exit, so one stuck read kept a stopped worker alive).
 """
 
 import asyncio
 import logging
 import random
+import socket
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from shared.log import Throttled, cause
 from shared.record import ExchangeError
 from shared.stats import Stats
 
 USER_AGENT = "coinstream/0.1"
+# requests' timeout for each connect and read: past the deadline, so that the loop's
+# deadline decides, and a thread whose sockets could not be cut still ends.
+READ_TIMEOUT_MARGIN_S = 1.0
 
 
 class RestUnavailable(Exception):
     """The exchange's REST API did not answer usefully after every attempt."""
+
+
+class DeadlineMissed(Exception):
+    """No complete answer within the deadline: the call was abandoned."""
 
 
 class RestClient:
@@ -38,23 +58,27 @@ class RestClient:
     ) -> None:
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json", **headers})
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, _CuttableAdapter())
         self._timeout_s = timeout_s
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._stats = stats
         self._throttled = Throttled(log)
-        # One thread: calls to one exchange are sequential anyway (rate limits).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rest")
+        # One call at a time: calls to one exchange are sequential anyway (rate limits).
+        self._one_at_a_time = asyncio.Lock()
 
     async def get(self, url: str, attempts: int = 4) -> tuple[bytes, int]:
         """The body of a successful GET and the wall-clock ns when it arrived."""
-        loop = asyncio.get_running_loop()
         delay = self._backoff_initial_s
         problem = ""
         for _ in range(attempts):
             self._stats.rest_polls += 1
             try:
-                response = await loop.run_in_executor(self._executor, self._get, url)
+                response = await self._call(url)
+            except DeadlineMissed:
+                problem = f"no complete answer within {self._timeout_s:g} s"
+                wait = delay
             except requests.RequestException as error:
                 problem = cause(error)
                 wait = delay
@@ -78,12 +102,133 @@ class RestClient:
             delay = min(delay * 2, self._backoff_max_s)
         raise RestUnavailable(f"GET {url}: gave up after {attempts} attempts; last: {problem}")
 
-    def _get(self, url: str) -> requests.Response:
-        return self._session.get(url, timeout=self._timeout_s)
+    async def _call(self, url: str) -> requests.Response:
+        """One GET on a thread of its own, abandoned (and its sockets cut) at the deadline
+        or when the awaiting task is cancelled (a stop)."""
+        async with self._one_at_a_time:
+            call = _Call(self._session, url, self._timeout_s + READ_TIMEOUT_MARGIN_S, asyncio.get_running_loop())
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    return await call.answer
+            except TimeoutError:
+                call.abandon()
+                raise DeadlineMissed from None
+            except asyncio.CancelledError:
+                call.abandon()
+                raise
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
         self._session.close()
+
+
+class _Call:
+    """One GET on its own daemon thread, and the sockets it uses, so that the loop can cut them."""
+
+    def __init__(self, session: requests.Session, url: str, timeout_s: float,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.answer: asyncio.Future[requests.Response] = loop.create_future()
+        self._sockets: list[socket.socket] = []
+        self._abandoned = False
+        self._loop = loop
+        threading.Thread(target=self._run, args=(session, url, timeout_s), name="rest", daemon=True).start()
+
+    def _run(self, session: requests.Session, url: str, timeout_s: float) -> None:
+        _current.call = self
+        try:
+            response = session.get(url, timeout=timeout_s)
+        except BaseException as error:  # noqa: BLE001 - handed to the loop, which decides
+            self._settle(None, error)
+        else:
+            self._settle(response, None)
+        finally:
+            _current.call = None
+
+    def _settle(self, response: requests.Response | None, error: BaseException | None) -> None:
+        def settle() -> None:
+            if self.answer.done():
+                return  # abandoned meanwhile
+            if error is not None:
+                self.answer.set_exception(error)
+            else:
+                self.answer.set_result(response)  # type: ignore[arg-type]
+
+        try:
+            self._loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            pass  # the loop is closed: the worker has stopped, nobody waits for the answer
+
+    def hold(self, sock: socket.socket) -> None:
+        """Note a socket this call uses (called on the call's thread)."""
+        self._sockets.append(sock)
+        if self._abandoned:
+            _cut(sock)
+
+    def abandon(self) -> None:
+        """Stop waiting for this call: cut its sockets, so that its thread's read ends now."""
+        self._abandoned = True
+        if not self.answer.done():
+            self.answer.cancel()
+        for sock in self._sockets:
+            _cut(sock)
+
+
+_current = threading.local()  # .call: the _Call whose thread this is
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        # The plain socket's shutdown, also for a TLS socket: SSLSocket.shutdown would
+        # tear down the TLS state under the thread that is reading.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+
+
+class _Held:
+    """An urllib3 connection that tells the current call about its socket: when it is
+    made (before a TLS handshake) and before each answer is read (a reused connection)."""
+
+    sock: Any
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        if (call := getattr(_current, "call", None)) is not None:
+            call.hold(sock)
+        return sock
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        if self.sock is not None and (call := getattr(_current, "call", None)) is not None:
+            call.hold(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HeldHTTPConnection(_Held, HTTPConnection):
+    pass
+
+
+class _HeldHTTPSConnection(_Held, HTTPSConnection):
+    pass
+
+
+class _HeldHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HeldHTTPConnection
+
+
+class _HeldHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HeldHTTPSConnection
+
+
+class _CuttableAdapter(HTTPAdapter):
+    """requests' adapter, with connections whose sockets a call can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HeldHTTPPool, "https": _HeldHTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = {"http": _HeldHTTPPool, "https": _HeldHTTPSPool}
+        return manager
 
 
 def _retry_after(response: requests.Response, fallback_s: float) -> float:

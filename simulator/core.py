@@ -22,6 +22,8 @@ Control, on every exchange's port (plain GET, answers JSON):
       http_429    the next N REST calls answer 429 with Retry-After: S
       http_500    the next N REST calls answer 500
       slow_rest   the next N REST calls answer after S s
+      drip_rest   the next N REST calls answer one byte every S s (status line, headers
+                  and body): no single read waits long, the whole answer takes hours
       refuse      stop listening for S s: new connections are refused
       ws_down     refuse WebSocket upgrades (HTTP 503) for S s; REST keeps working
 """
@@ -107,6 +109,8 @@ class Faults:
     http_500: int = 0
     slow_rest: int = 0
     slow_rest_s: float = 0.0
+    drip_rest: int = 0
+    drip_rest_s: float = 5.0
     # Sockets that stay open but send nothing, until the time given (monotonic).
     stalled: dict[ServerConnection, float] = field(default_factory=dict)
     ws_down_until: float = 0.0
@@ -265,6 +269,9 @@ class ExchangeSim(ABC):
             ping_timeout=60 if self.server_ping_interval_s else None,
             compression=None,
             max_size=2**20,
+            # websockets gives a request 10 s to be answered; a dripping REST answer
+            # (drip_rest) takes far longer.
+            open_timeout=None,
         )
         self.port = self.server.sockets[0].getsockname()[1] if not port else port
 
@@ -294,7 +301,11 @@ class ExchangeSim(ABC):
                 return _json_response(503, {"error": "simulated outage"})
             return None
         self.counters.rest_calls += 1
-        return await self._rest_response(parts.path, query)
+        response = await self._rest_response(parts.path, query)
+        if self.faults.drip_rest > 0:
+            self.faults.drip_rest -= 1
+            await _drip(connection, response.serialize(), self.faults.drip_rest_s)
+        return response
 
     async def _rest_response(self, path: str, query: dict[str, list[str]]) -> Response:
         faults = self.faults
@@ -354,6 +365,9 @@ class ExchangeSim(ABC):
         elif kind == "slow_rest":
             faults.slow_rest += count
             faults.slow_rest_s = seconds
+        elif kind == "drip_rest":
+            faults.drip_rest += count
+            faults.drip_rest_s = seconds
         elif kind == "refuse":
             asyncio.create_task(self.refuse(seconds))
         elif kind == "mute":
@@ -549,6 +563,21 @@ class _SimConnection(ServerConnection):
             skipped.set_result(0.0)  # the keepalive goes on as if answered
             return skipped
         return await super().ping(data)
+
+
+async def _drip(connection: ServerConnection, answer: bytes, interval_s: float) -> None:
+    """Write `answer` one byte every `interval_s`, until the client hangs up; then close.
+
+    websockets then writes its own copy of the answer to the closed connection, where it
+    goes nowhere.
+    """
+    transport = connection.transport
+    for index in range(len(answer)):
+        if transport.is_closing():
+            break
+        transport.write(answer[index:index + 1])
+        await asyncio.sleep(interval_s)
+    transport.abort()
 
 
 def _resume_reading(socket: ServerConnection) -> None:
