@@ -9,6 +9,7 @@ the test's temporary directory (so a developer's running collector is not touche
 import configparser
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -50,8 +51,9 @@ class Supervisor:
                           text, flags=re.MULTILINE)
         text = text.replace("%(here)s/run", str(workdir / "run")).replace("%(here)s/logs", str(workdir / "logs"))
         text = text.replace("%(here)s", str(ROOT))
-        (workdir / "run").mkdir()
-        (workdir / "logs").mkdir()
+        # exist_ok: a second supervisord may take over the first one's directories.
+        (workdir / "run").mkdir(exist_ok=True)
+        (workdir / "logs").mkdir(exist_ok=True)
         self.conf = workdir / "supervisord.conf"
         self.conf.write_text(text)
         self.logs = workdir / "logs"
@@ -176,3 +178,78 @@ def test_a_config_error_after_startsecs_is_not_restarted(kafka: str, tmp_path: P
         assert (supervisor.logs / "binance.log").read_text().splitlines() == [expected]
     finally:
         supervisor.stop()
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie nobody reaps has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _workers_of(override: Path) -> dict[str, list[int]]:
+    """exchange -> pids of the live worker processes configured by `override`."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not _alive(int(entry.name)):
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"COINSTREAM_CONFIG={override}".encode() in environment:
+            for part in command:
+                if part.startswith(b"workers."):
+                    found.setdefault(part.decode().split(".", 1)[1], []).append(int(entry.name))
+    return found
+
+
+def test_workers_stop_when_supervisord_is_killed_and_the_next_one_runs_one_set(
+        kafka: str, simulator: Any, tmp_path: Path) -> None:
+    exchanges = ("binance", "upbit")
+    sim = simulator(*exchanges, rate=20, markets=3)
+    override = override_file(tmp_path, kafka, sim.config["exchanges"])
+    topic = yaml.safe_load(override.read_text())["topics"]["ticker"]
+    first = Supervisor(tmp_path, override, autostart=set(exchanges))
+    orphans: list[int] = []
+    second = None
+    try:
+        wait_until(lambda: all(first.states().get(name, ("",))[0] == "RUNNING" for name in exchanges),
+                   60, "both workers RUNNING")
+        consume(kafka, topic, lambda got: {v["exchange"] for _, v in got if v["source"] == "ws"} >= set(exchanges),
+                timeout_s=60)
+        orphans = [pid for pids in _workers_of(override).values() for pid in pids]
+        assert len(orphans) == len(exchanges)
+
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+        killed_ns = time.time_ns()
+        # Each worker stops as on SIGTERM: flushed within stop_timeout_s (10 s here), then gone.
+        wait_until(lambda: not any(map(_alive, orphans)), 15, "the orphaned workers to stop")
+
+        second = Supervisor(tmp_path, override, autostart=set(exchanges))
+        wait_until(lambda: all(second.states().get(name, ("",))[0] == "RUNNING" for name in exchanges),
+                   60, "both workers RUNNING under the new supervisord")
+        restarted_ns = time.time_ns()
+
+        def new_runs_flow(got: list[tuple[str, dict[str, Any]]]) -> bool:
+            return all(sum(1 for _, v in got if v["exchange"] == name and v["received_ns"] > restarted_ns) >= 5
+                       for name in exchanges)
+
+        messages = consume(kafka, topic, new_runs_flow, timeout_s=60)
+        assert {name: len(pids) for name, pids in _workers_of(override).items()} == dict.fromkeys(exchanges, 1)
+        for name in exchanges:
+            records = [v for _, v in messages if v["exchange"] == name]
+            runs = assert_contiguous(records)  # the killed supervisord's runs were flushed whole
+            assert len(runs) == 2, f"{name}: {runs}"
+            # One run at a time: the orphan collected nothing after supervisord died.
+            old, new = sorted(runs, key=lambda run: min(v["received_ns"] for v in records if v["run"] == run))
+            assert max(v["received_ns"] for v in records if v["run"] == old) < killed_ns
+            assert min(v["received_ns"] for v in records if v["run"] == new) > killed_ns
+    finally:
+        for pid in orphans:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        (second or first).stop()
