@@ -1,6 +1,7 @@
 """Tiers 1-3: what one frame costs in-process, against the naive pipeline, on the same frames.
 
-  tier 1  decode + normalize: venue.parse_ws on simulator-shaped frames
+  tier 1  decode + normalize: venue.parse_ws on simulator-shaped frames, and the record
+          contract's check of the values (shared.record.check_values), as Worker.on_frame
   tier 2  tier 1 + serialization with a msgspec encoder
   tier 3  the worker's own path to the broker: Worker.on_frame with a real KafkaSink
           (parse, stamp, encode, produce()), each call timed, paced and flat out
@@ -27,6 +28,7 @@ import uvloop
 from confluent_kafka import Producer
 
 from shared import config as configuration
+from shared.record import check_values
 from shared.sink import KafkaSink
 from shared.stats import Stats
 from shared.venue import Venue
@@ -44,6 +46,8 @@ VENUE_CLASSES = {
 EXCHANGES = tuple(sorted(VENUE_CLASSES))
 MARKETS = 50
 URL = "ws://127.0.0.1/bench"
+# When the frames of sample_frames arrive: just after their event times, as live.
+RECEIVED_NS = 1_700_000_100_000_000_000
 # Tier 3 feeds this many frames, at the measured rate, before it measures (1 s at 10,000 msg/s).
 WARM_UP_FRAMES = 10_000
 
@@ -135,7 +139,7 @@ def per_message_us(new_pass: Pass, frames: list[bytes], repeat: int = 5,
 def tier1(exchange: str) -> Pass:
     def new_pass() -> Callable[[bytes], object]:
         parse_ws = fresh_venue(exchange).parse_ws
-        return lambda frame: parse_ws(frame, 1)
+        return lambda frame: check_values(parse_ws(frame, RECEIVED_NS))
     return new_pass
 
 
@@ -144,7 +148,12 @@ def tier2(exchange: str) -> Pass:
 
     def new_pass() -> Callable[[bytes], object]:
         parse_ws = fresh_venue(exchange).parse_ws
-        return lambda frame: [encode(ticker) for ticker in parse_ws(frame, 1)]
+
+        def handle(frame: bytes) -> list[bytes]:
+            tickers = parse_ws(frame, RECEIVED_NS)
+            check_values(tickers)
+            return [encode(ticker) for ticker in tickers]
+        return handle
     return new_pass
 
 

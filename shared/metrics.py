@@ -26,6 +26,8 @@ EXCHANGE_COUNTERS = (
     ("coinstream_dead_letters", "Frames or REST bodies that could not be decoded, sent to the dead-letter topic.",
      "dead_letters"),
     ("coinstream_exchange_errors", "Error frames or error responses from the exchange.", "exchange_errors"),
+    ("coinstream_timestamps_nulled", "Records whose exchange_ts was out of range, published as null.",
+     "timestamps_nulled"),
     ("coinstream_rest_polls", "REST requests made (snapshots, fallback polls, retries).", "rest_polls"),
     ("coinstream_rest_refreshes", "Refreshes of quiet markets from REST while their socket answers.", "refreshes"),
     ("coinstream_rest_refreshed", "Records those refreshes published (a number had changed).", "refreshed"),

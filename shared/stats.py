@@ -22,6 +22,7 @@ class Stats:
         self.rest_records = 0
         self.dead_letters = 0
         self.exchange_errors = 0
+        self.timestamps_nulled = 0  # exchange_ts out of range, published as null (shared.record.check_values)
         self.reconnects: Counter[str] = Counter()
         self.host_switches = 0  # moves to the alternate host and back (shared.hosts)
         self.rest_polls = 0
@@ -82,6 +83,7 @@ class Stats:
         return (
             f"counters frames={self.frames} records={self.records} "
             f"dead_letters={self.dead_letters} exchange_errors={self.exchange_errors} "
+            f"timestamps_nulled={self.timestamps_nulled} "
             f"reconnects={reconnects} host_switches={self.host_switches} "
             f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
             f"refreshes={self.refreshes} refreshed={self.refreshed} "

@@ -41,7 +41,7 @@ from shared import capture
 from shared.config import ExchangeConfig, Runtime
 from shared.hosts import Hosts
 from shared.log import Throttled
-from shared.record import DeadLetter, ExchangeError, ServerRestart, Ticker
+from shared.record import DeadLetter, ExchangeError, ServerRestart, Ticker, check_values
 from shared.rest import RestClient, RestUnavailable
 from shared.sink import Sink
 from shared.stats import Stats
@@ -99,6 +99,7 @@ class Worker:
             self.recorder.write("ws", url, frame, received_ns)
         try:
             tickers = self.venue.parse_ws(frame, received_ns)
+            self.stats.timestamps_nulled += check_values(tickers)
         except ServerRestart:
             if self.replaying:
                 return 0
@@ -125,6 +126,7 @@ class Worker:
             self.recorder.write("refresh" if refresh else "rest", url, body, received_ns)
         try:
             tickers = self.venue.parse_rest(url, body, received_ns, self.quotes)
+            self.stats.timestamps_nulled += check_values(tickers)
         except ExchangeError as error:
             self.stats.exchange_errors += 1
             self.throttled.warning("exchange errors", "%s: %s", url, error)

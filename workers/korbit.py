@@ -41,7 +41,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.numbers import plain, plain_all
+from shared.numbers import plain_all
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue, comma_joined_urls
 
@@ -102,12 +102,6 @@ class Envelope(msgspec.Struct, Generic[Row]):
         return self.data
 
 
-def _best_price(text: str) -> str | None:
-    # A stopped pair has no orders and reports its best prices as "0".
-    value = plain(text)
-    return None if not value.strip("0.") else value
-
-
 class Korbit(Venue):
     name = "korbit"
     market_id_form = ("_", False)  # btc_krw
@@ -144,11 +138,13 @@ class Korbit(Venue):
 
     def _ticker(self, raw: str, data: TickerData, exchange_ts: int | None, received_ns: int,
                 source: Source) -> Ticker:
-        last, open_24h, high_24h, low_24h, volume_24h, quote_volume_24h = plain_all(
-            data.close, data.open, data.high, data.low, data.volume, data.quoteVolume)
+        # A stopped pair reports its best prices as "0": no order, which the record
+        # contract turns into null (shared.record.check_values).
+        last, bid, ask, open_24h, high_24h, low_24h, volume_24h, quote_volume_24h = plain_all(
+            data.close, data.bestBidPrice, data.bestAskPrice, data.open, data.high, data.low, data.volume,
+            data.quoteVolume)
         return Ticker(
-            self.name, self.symbol_of(raw), raw, last,
-            _best_price(data.bestBidPrice), _best_price(data.bestAskPrice), None, None,
+            self.name, self.symbol_of(raw), raw, last, bid, ask, None, None,
             open_24h, high_24h, low_24h, volume_24h, quote_volume_24h, exchange_ts, received_ns, source,
         )
 

@@ -64,14 +64,6 @@ def test_pretty_printed_doc_reference_with_other_key_order(venue: Korbit) -> Non
     assert (ticker.volume_24h, ticker.exchange_ts) == ("147.94385655", 1700000027754)
 
 
-def test_stopped_pair_zero_best_prices_are_no_price(venue: Korbit) -> None:
-    frame = fixture_bytes("korbit", "ws_ticker_1.json")
-    frame = frame.replace(b'"bestAskPrice":"100651000"', b'"bestAskPrice":"0"')
-    frame = frame.replace(b'"bestBidPrice":"100650000"', b'"bestBidPrice":"0.00"')
-    [ticker] = venue.parse_ws(frame, 1)
-    assert (ticker.bid, ticker.ask, ticker.last) == (None, None, "100650000")
-
-
 def test_exponent_text_becomes_plain(venue: Korbit) -> None:
     frame = fixture_bytes("korbit", "ws_ticker_1.json").replace(b'"volume":"0.89102242"', b'"volume":"8.9102242E-1"')
     [ticker] = venue.parse_ws(frame, 1)

@@ -1,0 +1,143 @@
+"""Values no real market has never become a record: prices are positive, sizes and
+volumes zero or more, a number has at most 40 significant digits (else the frame is
+dead-lettered), and an exchange_ts outside 2009-01-01 .. arrival + 1 day becomes null,
+counted. The shapes real exchanges send for "nothing here" pass: Korbit's "0" best
+prices on a stopped pair, Upbit's 0E-8, OKX's "" (null)."""
+
+import copy
+import logging
+
+import pytest
+
+from shared.config import ExchangeConfig, Runtime
+from shared.record import FrameError, Ticker, check_values
+from shared.sink import StdoutSink
+from shared.stats import Stats
+from shared.venue import Venue
+from shared.worker import Worker
+from tests.conftest import fixture_bytes
+from workers.binance import Binance
+from workers.korbit import Korbit
+from workers.okx import Okx
+from workers.upbit import Upbit
+
+# 2022-05-29: when the Binance sample was sent; a record arrives just after.
+RECEIVED_NS = 1_653_812_650_400_000_000
+BINANCE_TICKER = fixture_bytes("binance", "ws_ticker_combined_1.json")
+
+
+def _venue(venue_class: type[Venue], *symbols: str) -> Venue:
+    venue = venue_class("ws://127.0.0.1/ws", "http://127.0.0.1")
+    venue.learn([venue.market(*symbol.split("-")) for symbol in symbols])
+    return venue
+
+
+def _binance(frame: bytes) -> list[Ticker]:
+    return _venue(Binance, "ETH-USDT").parse_ws(frame, RECEIVED_NS)
+
+
+def _with(field: str, value: str, frame: bytes = BINANCE_TICKER) -> bytes:
+    """The Binance sample with one field's string value replaced."""
+    start = frame.index(f'"{field}":"'.encode()) + len(field) + 4
+    return frame[:start] + value.encode() + frame[frame.index(b'"', start):]
+
+
+def test_the_sample_passes_untouched() -> None:
+    tickers = _binance(BINANCE_TICKER)
+    before = copy.copy(tickers)
+    assert check_values(tickers) == 0
+    assert tickers == before
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("c", "-5", "last -5 is negative"),
+    ("c", "-0", "last -0 is negative"),
+    ("c", "0.00000000", "last 0.00000000: a price must be positive"),
+    ("b", "-1792.83", "bid -1792.83 is negative"),
+    ("v", "-0.5", "volume_24h -0.5 is negative"),
+    ("c", "1" * 5000, "last has 5000 significant digits"),
+    ("q", "1" * 30 + "." + "2" * 11, "quote_volume_24h has 41 significant digits"),
+])
+def test_values_no_market_has_are_refused(field: str, value: str, problem: str) -> None:
+    with pytest.raises(FrameError, match=problem):
+        check_values(_binance(_with(field, value)))
+
+
+@pytest.mark.parametrize("value", [
+    "1" * 20 + "." + "2" * 20,  # 40 significant digits
+    "0." + "0" * 40 + "12345",  # long text, five significant digits
+    "95078733694.3792000000000000",  # Upbit's acc_trade_price: trailing zeros are digits too
+])
+def test_long_but_not_too_precise_numbers_pass(value: str) -> None:
+    [ticker] = _binance(_with("q", value))
+    assert check_values([ticker]) == 0
+    assert ticker.quote_volume_24h == value
+
+
+def test_zero_best_prices_and_day_prices_are_no_price_and_zero_sizes_stay() -> None:
+    frame = BINANCE_TICKER
+    for field, value in (("b", "0.00000000"), ("o", "0"), ("h", "0"), ("l", "0.0"), ("A", "0.00000000"), ("v", "0")):
+        frame = _with(field, value, frame)
+    [ticker] = _binance(frame)
+    assert check_values([ticker]) == 0
+    # No bid: no bid price, and no size for it. The ask's size of zero is a size.
+    assert (ticker.bid, ticker.bid_size, ticker.ask, ticker.ask_size) == (None, None, "1792.84000000", "0.00000000")
+    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h, ticker.volume_24h) == (None, None, None, "0")
+
+
+@pytest.mark.parametrize("event_ms, kept", [
+    (10**30 - 1, False),  # beyond int64
+    (-1, False),
+    (1_230_767_999_999, False),  # just before 2009-01-01
+    (1_230_768_000_000, True),
+    (RECEIVED_NS // 1_000_000 + 86_400_000, True),  # a day ahead of arrival: a skewed clock
+    (RECEIVED_NS // 1_000_000 + 86_400_001, False),
+])
+def test_an_exchange_ts_out_of_range_becomes_null_and_is_counted(event_ms: int, kept: bool) -> None:
+    [ticker] = _binance(BINANCE_TICKER.replace(b'"E":1653812650349', f'"E":{event_ms}'.encode()))
+    assert check_values([ticker]) == (0 if kept else 1)
+    assert ticker.exchange_ts == (event_ms if kept else None)
+
+
+def test_korbit_stopped_pair_zero_best_prices_are_no_price() -> None:
+    frame = fixture_bytes("korbit", "ws_ticker_1.json")
+    frame = frame.replace(b'"bestAskPrice":"100651000"', b'"bestAskPrice":"0"')
+    frame = frame.replace(b'"bestBidPrice":"100650000"', b'"bestBidPrice":"0.00"')
+    tickers = _venue(Korbit, "BTC-KRW").parse_ws(frame, 1_730_365_099_100_000_000)
+    assert check_values(tickers) == 0
+    assert (tickers[0].bid, tickers[0].ask, tickers[0].last) == (None, None, "100650000")
+
+
+def test_upbit_zero_written_0e_8() -> None:
+    frame = fixture_bytes("upbit", "ws_ticker_1.json")
+    frame = frame.replace(b'"acc_trade_volume_24h":2083.82485091', b'"acc_trade_volume_24h":0E-8')
+    frame = frame.replace(b'"opening_price":158219000.00000000', b'"opening_price":0E-8')
+    tickers = _venue(Upbit, "BTC-KRW").parse_ws(frame, 1_758_875_205_300_000_000)
+    assert check_values(tickers) == 0
+    assert (tickers[0].volume_24h, tickers[0].open_24h) == ("0.00000000", None)
+    refused = frame.replace(b'"trade_price":158201000.00000000', b'"trade_price":0E-8')
+    with pytest.raises(FrameError, match="last 0.00000000: a price must be positive"):
+        check_values(_venue(Upbit, "BTC-KRW").parse_ws(refused, 1_758_875_205_300_000_000))
+
+
+def test_okx_empty_strings_are_null_not_refused() -> None:
+    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b'"bidPx":"30228.6","bidSz":"0.23393"',
+                                                            b'"bidPx":"","bidSz":""')
+    tickers = _venue(Okx, "BTC-USDT").parse_ws(frame, 1_652_459_225_000_000_000)
+    assert check_values(tickers) == 0
+    assert (tickers[0].bid, tickers[0].bid_size, tickers[0].ask) == (None, None, "30228.7")
+
+
+def test_the_worker_dead_letters_refused_frames_and_counts_nulled_timestamps(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    exchange = ExchangeConfig(ws_url="ws://127.0.0.1:1/stream", rest_url="http://127.0.0.1:1",
+                              symbols=["ETH-USDT"])
+    stats = Stats()
+    worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(), StdoutSink(stats), stats,
+                    logging.getLogger("coinstream.test"))
+    assert worker.on_frame(_with("c", "-5"), RECEIVED_NS, exchange.ws_url) == 0
+    assert worker.on_frame(BINANCE_TICKER.replace(b'"E":1653812650349', b'"E":-1'), RECEIVED_NS, exchange.ws_url) == 1
+    assert (stats.dead_letters, stats.records, stats.timestamps_nulled) == (1, 1, 1)
+    captured = capsys.readouterr()
+    assert '"exchange_ts":null' in captured.out and "last -5 is negative" in captured.err
+
