@@ -30,6 +30,9 @@
 #   KAFKA_RUN_DIR          config, data, log, PID file [$COINSTREAM_CACHE/kafka-run]
 #   KAFKA_PORT             client port                 [19092]
 #   KAFKA_CONTROLLER_PORT  KRaft controller port       [19093]
+#   KAFKA_SASL_PORT        also a SASL_PLAINTEXT listener here (the single broker only),
+#                          mechanism PLAIN, one user "coinstream" whose password is
+#                          KAFKA_SASL_PASSWORD [none]
 #   KAFKA_CLUSTER_DIR      the cluster's run dir, one node<N>/ each [$COINSTREAM_CACHE/kafka-cluster]
 #   KAFKA_CLUSTER_PORTS    the nodes' client ports     [19192,19292,19392]
 #   KAFKA_CLUSTER_CONTROLLER_PORTS  their KRaft ports  [19193,19293,19393]
@@ -62,7 +65,7 @@ log() { echo "kafka-local: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 # The node the commands below act on: select_single or select_node N sets these.
-NAME="" RUN="" PORT="" CPORT="" NODE_ID="" VOTERS="" REPLICAS="" MIN_ISR="" HEAP=""
+NAME="" RUN="" PORT="" CPORT="" SASL_PORT="" NODE_ID="" VOTERS="" REPLICAS="" MIN_ISR="" HEAP=""
 PID_FILE="" CONFIG="" DATA="" LOG="" CLUSTER_ID_FILE=""
 
 set_run_dir() {
@@ -78,6 +81,7 @@ select_single() {
   set_run_dir "${KAFKA_RUN_DIR:-$CACHE/kafka-run}"
   PORT="${KAFKA_PORT:-19092}"
   CPORT="${KAFKA_CONTROLLER_PORT:-19093}"
+  SASL_PORT="${KAFKA_SASL_PORT:-}"
   NODE_ID=1 VOTERS="1@127.0.0.1:$CPORT" REPLICAS=1 MIN_ISR=1
   HEAP="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
   CLUSTER_ID_FILE=""  # a new id, for a new data dir
@@ -173,6 +177,17 @@ cluster_id() {
 
 # Launch the selected node's JVM in the background (formatting a new data dir first);
 # prints its pid. `wait_ready` then waits for it.
+# A SASL_PLAINTEXT listener beside the PLAINTEXT one, for tests of authentication.
+add_sasl_listener() {
+  [[ -n "${KAFKA_SASL_PASSWORD:-}" ]] || die "KAFKA_SASL_PORT needs KAFKA_SASL_PASSWORD"
+  local listener="SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
+  sed -i -e "s#^listeners=.*#&,$listener#" -e "s#^advertised.listeners=.*#&,$listener#" \
+      -e "s#^listener.security.protocol.map=.*#&,SASL_PLAINTEXT:SASL_PLAINTEXT#" "$CONFIG"
+  printf '%s\n' "sasl.enabled.mechanisms=PLAIN" \
+    "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"coinstream\" password=\"$KAFKA_SASL_PASSWORD\" user_coinstream=\"$KAFKA_SASL_PASSWORD\";" \
+    >> "$CONFIG"
+}
+
 launch() {
   local pid
   if pid="$(running_pid)"; then
@@ -180,7 +195,7 @@ launch() {
   fi
   rm -f "$PID_FILE"    # stale: its process is gone
   local p
-  for p in "$PORT" "$CPORT"; do
+  for p in "$PORT" "$CPORT" $SASL_PORT; do
     port_open "$p" && die "port 127.0.0.1:$p is already in use by another process; choose free ports (see the environment in $0)"
   done
 
@@ -192,6 +207,7 @@ launch() {
       -e "s#@DATA_DIR@#$DATA#g" -e "s#@NODE_ID@#$NODE_ID#g" -e "s#@VOTERS@#$VOTERS#g" \
       -e "s#@REPLICAS@#$REPLICAS#g" -e "s#@MIN_ISR@#$MIN_ISR#g" \
       "$HERE/server.properties" > "$CONFIG"
+  if [[ -n "$SASL_PORT" ]]; then add_sasl_listener; fi
 
   # The class path is quoted: the JVM expands 'dir/*', the shell must not.
   local jvm_common=(-Djava.io.tmpdir="$RUN/tmp"

@@ -195,6 +195,8 @@ class KafkaSink:
         self._ticker_topic = ticker_topic
         self._dead_letter_topic = dead_letter_topic
         self._undelivered_path = Path(spool.dir) / f"{exchange}.undelivered.jsonl"
+        self._authentication_error: str | None = None  # the latest, from error_cb
+        self._quiet = False  # error_cb records but does not log (check_ready)
         self._seq = 0
         self._encoder = msgspec.json.Encoder()
         self._keys: dict[str, bytes] = {}
@@ -226,6 +228,18 @@ class KafkaSink:
         try:
             metadata = self._producer.list_topics(timeout=timeout_s)
         except KafkaException as error:
+            # Refused credentials look like a broker down to list_topics; error_cb tells
+            # them apart. Its errors and librdkafka's log lines are served unlogged: the
+            # failure is reported in one line.
+            kafka_log = self._client_config["logger"]
+            kafka_log.disabled = self._quiet = True
+            try:
+                self._producer.poll(0)
+            finally:
+                kafka_log.disabled = self._quiet = False
+            if self._authentication_error is not None:
+                raise SinkError(f"kafka.producer: Kafka authentication failed at {self._bootstrap}: "
+                                f"{self._authentication_error}") from None
             raise SinkError(
                 f"kafka.producer.bootstrap.servers: Kafka unreachable at {self._bootstrap}: {error.args[0].str()}"
             ) from None
@@ -305,7 +319,10 @@ class KafkaSink:
         self.stats.ack_latency_s = ack_latency_s(statistics_json) or self.stats.ack_latency_s
 
     def _on_error(self, error: KafkaError) -> None:
-        self._throttled.warning("kafka errors", "kafka: %s", error.str())
+        if error.code() == KafkaError._AUTHENTICATION:
+            self._authentication_error = error.str()
+        if not self._quiet:
+            self._throttled.warning("kafka errors", "kafka: %s", error.str())
 
     async def serve(self) -> None:
         """Serve delivery callbacks, drain the spool and watch for a stuck producer, on a steady cadence."""

@@ -74,13 +74,18 @@ def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, interv
 
 
 class Broker:
-    """A single-node KRaft broker from kafka/kafka-local.sh, on free ports."""
+    """A single-node KRaft broker from kafka/kafka-local.sh, on free ports; with
+    sasl_password, also a SASL_PLAINTEXT listener (PLAIN, user "coinstream") at sasl_bootstrap."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, sasl_password: str | None = None) -> None:
         self.env = dict(os.environ, KAFKA_PORT=str(free_listening_port()),
                         KAFKA_CONTROLLER_PORT=str(free_listening_port()),
                         KAFKA_RUN_DIR=str(run_dir))
         self.bootstrap = ""
+        self.sasl_bootstrap = ""
+        if sasl_password is not None:
+            self.env.update(KAFKA_SASL_PORT=str(free_listening_port()), KAFKA_SASL_PASSWORD=sasl_password)
+            self.sasl_bootstrap = f"127.0.0.1:{self.env['KAFKA_SASL_PORT']}"
 
     def start(self, fresh: bool = True) -> str:
         out = subprocess.run([str(KAFKA_LOCAL), "start", *(["--fresh"] if fresh else [])], env=self.env,
