@@ -1,7 +1,7 @@
 """The command line every worker shares: `python -m workers.<exchange> [options]`.
 
-Errors a user can fix (bad arguments, bad config, Kafka unreachable, a topic missing)
-print one line and exit non-zero, with no traceback. supervisord then marks the
+Errors a user can fix (bad arguments, bad config, Kafka unreachable or refusing the
+credentials, a topic missing) print one line and exit non-zero, with no traceback. supervisord then marks the
 worker FATAL after its start retries instead of restarting it forever.
 """
 
@@ -106,8 +106,9 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
             )
             kafka_sink.check_ready(timeout_s=runtime.rest_timeout_s)
         except SinkError as error:
-            fail(EXIT_UNAVAILABLE if "unreachable" in str(error) else EXIT_CONFIG,
-                 f"{config.source_files[-1]}: {error}")
+            unreachable = "unreachable" in str(error)
+            fail(EXIT_UNAVAILABLE if unreachable else EXIT_CONFIG,
+                 f"{config.bootstrap_origin if unreachable else config.source_files[-1]}: {error}")
         sink = kafka_sink
 
     recorder = Recorder(arguments.record) if arguments.record else None

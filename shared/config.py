@@ -129,6 +129,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     metrics: Metrics = msgspec.field(default_factory=Metrics)
     exchanges: dict[str, ExchangeConfig] = {}
     source_files: list[str] = []
+    # Where kafka.producer's bootstrap.servers was set: a file, or $COINSTREAM_KAFKA_BOOTSTRAP_SERVERS.
+    bootstrap_origin: str = ""
 
     def ticker_topic(self, exchange: str) -> str:
         return self.topics.ticker_by_exchange.get(exchange, self.topics.ticker)
@@ -178,6 +180,8 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
         merged.setdefault("kafka", {}).setdefault("producer", {})["bootstrap.servers"] = bootstrap
     merged = _expand_env(merged, layers, ())
     merged["source_files"] = [name for name, _ in layers]
+    merged["bootstrap_origin"] = (f"${ENV_BOOTSTRAP}" if bootstrap
+                                  else _origin(("kafka", "producer", "bootstrap.servers"), layers))
     # Exchanges are converted one by one: msgspec's error path hides mapping keys,
     # and the exchange's name is the part of the key a user needs most.
     exchanges = merged.pop("exchanges", None) or {}

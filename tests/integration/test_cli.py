@@ -54,14 +54,24 @@ def test_bad_argument_is_one_line() -> None:
     assert "invalid choice: 'carrier-pigeon'" in done.stderr
 
 
-def test_unreachable_kafka_is_one_line(tmp_path: Path) -> None:
+def test_unreachable_kafka_is_one_line_naming_where_the_address_came_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     override = tmp_path / "override.yaml"
     override.write_text(f"kafka: {{producer: {{bootstrap.servers: '127.0.0.1:{free_port()}'}}}}\n"
                         "runtime: {rest_timeout_s: 2}\n")
     done = run_worker("binance", "--config", str(override))
     assert done.returncode == 69
     [line] = done.stderr.strip().splitlines()
-    assert "Kafka unreachable" in line and "Traceback" not in done.stderr
+    assert line.startswith(f"coinstream binance: error: {override}: kafka.producer.bootstrap.servers: "
+                           "Kafka unreachable at 127.0.0.1:")
+    assert "Traceback" not in done.stderr
+
+    monkeypatch.setenv("COINSTREAM_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    done = run_worker("binance", "--config", str(override))
+    assert done.returncode == 69
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("coinstream binance: error: $COINSTREAM_KAFKA_BOOTSTRAP_SERVERS: "
+                           "kafka.producer.bootstrap.servers: Kafka unreachable at 127.0.0.1:")
 
 
 def test_missing_topic_is_one_line(kafka: str, tmp_path: Path) -> None:
