@@ -28,6 +28,8 @@ EXCHANGE_COUNTERS = (
     ("coinstream_exchange_errors", "Error frames or error responses from the exchange.", "exchange_errors"),
     ("coinstream_timestamps_nulled", "Records whose exchange_ts was out of range, published as null.",
      "timestamps_nulled"),
+    ("coinstream_unknown_symbols", "Configured markets the exchange does not list, or its REST API refused.",
+     "unknown_symbols"),
     ("coinstream_rest_polls", "REST requests made (snapshots, fallback polls, retries).", "rest_polls"),
     ("coinstream_rest_refreshes", "Refreshes of quiet markets from REST while their socket answers.", "refreshes"),
     ("coinstream_rest_refreshed", "Records those refreshes published (a number had changed).", "refreshed"),

@@ -2,8 +2,8 @@
 
 Every outcome is defined: a 2xx body is returned; 429/418 waits for Retry-After (or
 the backoff) and tries again; 5xx, connection errors and calls that miss their deadline
-back off and try again; any other status is the exchange's answer and is reported as an
-ExchangeError. After `attempts` tries the call gives up with RestUnavailable; the caller
+back off and try again (the wait holds for the next call, whichever it is); any other
+status is the exchange's answer and is reported as an ExchangeError. After `attempts` tries the call gives up with RestUnavailable; the caller
 decides whether to try again later (the fallback loop does, every poll interval).
 
 The deadline (runtime.rest_timeout_s) is for the whole call: connect, headers and body.
@@ -67,12 +67,13 @@ class RestClient:
         self._throttled = Throttled(log)
         # One call at a time: calls to one exchange are sequential anyway (rate limits).
         self._one_at_a_time = asyncio.Lock()
+        self._resume_at = 0.0  # monotonic: no call before, after a failure (backoff, Retry-After)
 
     async def get(self, url: str, attempts: int = 4) -> tuple[bytes, int]:
         """The body of a successful GET and the wall-clock ns when it arrived."""
         delay = self._backoff_initial_s
         problem = ""
-        for _ in range(attempts):
+        for attempt in range(1, attempts + 1):
             self._stats.rest_polls += 1
             try:
                 response = await self._call(url)
@@ -97,15 +98,20 @@ class RestClient:
                 else:
                     wait = delay
             self._stats.rest_errors += 1
+            # The next call waits, whichever it is: a 429's Retry-After is for every call.
+            self._resume_at = time.monotonic() + wait
+            if attempt == attempts:
+                break
             self._throttled.warning("rest errors", "GET %s: %s; retrying in %.1f s", url, problem, wait)
-            await asyncio.sleep(wait)
             delay = min(delay * 2, self._backoff_max_s)
-        raise RestUnavailable(f"GET {url}: gave up after {attempts} attempts; last: {problem}")
+        raise RestUnavailable(f"GET {url}: gave up after {attempts} attempt(s); last: {problem}")
 
     async def _call(self, url: str) -> requests.Response:
         """One GET on a thread of its own, abandoned (and its sockets cut) at the deadline
         or when the awaiting task is cancelled (a stop)."""
         async with self._one_at_a_time:
+            if (pause := self._resume_at - time.monotonic()) > 0:
+                await asyncio.sleep(pause)
             call = _Call(self._session, url, self._timeout_s + READ_TIMEOUT_MARGIN_S, asyncio.get_running_loop())
             try:
                 async with asyncio.timeout(self._timeout_s):

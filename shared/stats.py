@@ -23,6 +23,7 @@ class Stats:
         self.dead_letters = 0
         self.exchange_errors = 0
         self.timestamps_nulled = 0  # exchange_ts out of range, published as null (shared.record.check_values)
+        self.unknown_symbols = 0  # configured markets the exchange does not list or its REST API refuses
         self.reconnects: Counter[str] = Counter()
         self.host_switches = 0  # moves to the alternate host and back (shared.hosts)
         self.rest_polls = 0
@@ -83,7 +84,7 @@ class Stats:
         return (
             f"counters frames={self.frames} records={self.records} "
             f"dead_letters={self.dead_letters} exchange_errors={self.exchange_errors} "
-            f"timestamps_nulled={self.timestamps_nulled} "
+            f"timestamps_nulled={self.timestamps_nulled} unknown_symbols={self.unknown_symbols} "
             f"reconnects={reconnects} host_switches={self.host_switches} "
             f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
             f"refreshes={self.refreshes} refreshed={self.refreshed} "

@@ -61,6 +61,13 @@ class Venue(ABC):
     connect_gap_s: ClassVar[float] = 0.0
     # Least time between two REST calls (request-rate limits).
     rest_min_interval_s: ClassVar[float] = 0.0
+    # How many markets one REST ticker call names, at most; 0: the call names none (one
+    # call answers for every market).
+    rest_markets_per_call: ClassVar[int] = 0
+    # What the exchange answers when a REST call names a market it does not know (a
+    # typo, a delisting), failing the whole call; "" if it never does. The worker then
+    # splits the call to find that market (shared.worker.Worker.rest_poll).
+    rest_unknown_market: ClassVar[str] = ""
     # Extra HTTP headers on the WebSocket handshake and on REST calls.
     headers: ClassVar[dict[str, str]] = {}
     # How the exchange's own market id names base and quote apart, where it does:

@@ -68,6 +68,9 @@ class Worker:
         self.recorder = recorder
         self.quotes = exchange.quotes or []
         self.replaying = False
+        # Markets the exchange's REST API refused as unknown (rest_poll): not polled again.
+        self.refused_by_rest: set[str] = set()
+        self._last_rest_call = -math.inf  # monotonic; for venue.rest_min_interval_s
         self.throttled = Throttled(log)
         self.connections: list[Connection] = []  # filled once the markets are known
         # The last record published for each market (by unified symbol): what a REST
@@ -216,7 +219,7 @@ class Worker:
 
     async def _resolve_markets(self) -> list[Market]:
         if self.exchange.symbols:
-            return [self.venue.market(*symbol.split("-", 1)) for symbol in self.exchange.symbols]
+            return await self._listed([self.venue.market(*symbol.split("-", 1)) for symbol in self.exchange.symbols])
         delay = self.runtime.backoff_initial_s
         while True:
             try:
@@ -232,6 +235,37 @@ class Worker:
             await asyncio.sleep(delay * random.uniform(1.0, 1.5))
             delay = min(delay * 2, self.runtime.backoff_max_s)
 
+    async def _listed(self, configured: list[Market]) -> list[Market]:
+        """The configured markets that the exchange's market list names; one warning line
+        names the others, which are counted and not collected. When the list cannot be
+        read, all of them. When it names none, the warning again after a backoff, until
+        it names one: a worker with nothing to collect says so rather than idle."""
+        quotes = sorted({market.quote for market in configured})
+        delay = self.runtime.backoff_initial_s
+        counted = False
+        while True:
+            try:
+                body, received_ns, url = await self._rest_get(self.venue.market_list_url(), attempts=1)
+                self.on_rest_body(body, received_ns, url)  # recorded for --replay
+                listed = {market.raw for market in self.venue.parse_market_list(body, quotes)}
+            except (RestUnavailable, ExchangeError, msgspec.DecodeError, ValueError) as error:
+                self.log.warning("market list unavailable (%s): configured symbols not checked", error)
+                return configured
+            unknown = [market for market in configured if market.raw not in listed]
+            if unknown and not counted:
+                counted = True
+                self.stats.unknown_symbols += len(unknown)
+            if unknown:
+                self.throttled.warning(
+                    "unknown symbols", "%d configured symbol(s) not listed by %s, not collected: %s",
+                    len(unknown), self.venue.name, ", ".join(market.symbol for market in unknown))
+            if len(unknown) < len(configured):
+                return [market for market in configured if market.raw in listed]
+            self.log.error("none of the configured symbols is listed: nothing to collect; "
+                           "reading the market list again in %.0f s", delay)
+            await asyncio.sleep(delay * random.uniform(1.0, 1.5))
+            delay = min(delay * 2, self.runtime.backoff_max_s)
+
     async def _snapshot(self, markets: list[Market]) -> None:
         try:
             await self.rest_poll(markets, "snapshot")
@@ -239,15 +273,37 @@ class Worker:
             self.snapshot_done.set()
 
     async def rest_poll(self, markets: list[Market], why: str) -> int:
+        """Publish the REST tickers of `markets`; returns how many.
+
+        A call that names several markets and is refused because one of them is unknown
+        to the exchange (venue.rest_unknown_market) is split in two, and so on, until
+        that market is found: it is dropped from REST polling and logged once, and the
+        others keep their snapshot and fallback.
+        """
+        markets = [market for market in markets if market.raw not in self.refused_by_rest]
+        per_call = self.venue.rest_markets_per_call or len(markets) or 1
         published = 0
-        for number, url in enumerate(self.venue.rest_ticker_urls(markets)):
-            if number and self.venue.rest_min_interval_s:
-                await asyncio.sleep(self.venue.rest_min_interval_s)
+        for start in range(0, len(markets), per_call):
+            published += await self._poll_batch(markets[start:start + per_call], why)
+        return published
+
+    async def _poll_batch(self, markets: list[Market], why: str) -> int:
+        published = 0
+        for url in self.venue.rest_ticker_urls(markets):
             try:
                 body, received_ns, url = await self._rest_get(url)
-            except (RestUnavailable, ExchangeError) as error:
+            except ExchangeError as error:
+                if self._names_unknown_market(str(error)):
+                    return published + await self._split(markets, str(error), why)
                 self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
                 continue
+            except RestUnavailable as error:
+                self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
+                continue
+            # Bithumb and Kraken refuse with HTTP 200: a short body that says so.
+            if len(body) <= 1024 and self._names_unknown_market(body.decode("utf-8", errors="replace")):
+                self.stats.rest_errors += 1
+                return published + await self._split(markets, body.decode("utf-8", errors="replace"), why)
             published += self.on_rest_body(body, received_ns, url, refresh=why == "refresh")
         return published
 
@@ -258,16 +314,37 @@ class Worker:
         return [market for market in markets
                 if (last := latest.get(market.symbol)) is None or last.received_ns < since_ns]
 
-    async def _rest_get(self, url: str) -> tuple[bytes, int, str]:
+    def _names_unknown_market(self, answer: str) -> bool:
+        marker = self.venue.rest_unknown_market
+        return bool(marker) and self.venue.rest_markets_per_call > 0 and marker in answer
+
+    async def _split(self, markets: list[Market], answer: str, why: str) -> int:
+        if len(markets) == 1:
+            [market] = markets
+            self.refused_by_rest.add(market.raw)
+            self.stats.unknown_symbols += 1
+            self.log.warning("%s: refused by the exchange's REST API as unknown (%s); no longer polled over REST",
+                             market.symbol, answer.strip()[:200])
+            return 0
+        half = len(markets) // 2
+        return await self._poll_batch(markets[:half], why) + await self._poll_batch(markets[half:], why)
+
+    async def _rest_get(self, url: str, attempts: int = 4) -> tuple[bytes, int, str]:
         """GET `url` (as the venue builds it, on the primary host) on the REST host in use:
-        the body, when it arrived, and the URL it came from. If the call fails for good
-        and that moves REST to the alternate host, the same call once more there."""
+        the body, when it arrived, and the URL it came from. A call starts at least
+        venue.rest_min_interval_s after the last one ended. If the call fails for good and
+        that moves REST to the alternate host, the same call once more there."""
+        wait = self._last_rest_call + self.venue.rest_min_interval_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         try:
-            body, received_ns = await self._rest.get(self.rest_hosts.rebased(url))
+            body, received_ns = await self._rest.get(self.rest_hosts.rebased(url), attempts)
         except RestUnavailable:
             if not self.rest_hosts.failed():
                 raise
-            body, received_ns = await self._rest.get(self.rest_hosts.rebased(url))
+            body, received_ns = await self._rest.get(self.rest_hosts.rebased(url), attempts)
+        finally:
+            self._last_rest_call = time.monotonic()
         self.rest_hosts.succeeded()
         return body, received_ns, self.rest_hosts.rebased(url)
 

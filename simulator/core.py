@@ -26,6 +26,9 @@ Control, on every exchange's port (plain GET, answers JSON):
                   and body): no single read waits long, the whole answer takes hours
       refuse      stop listening for S s: new connections are refused
       ws_down     refuse WebSocket upgrades (HTTP 503) for S s; REST keeps working
+      delist      market M (&market=M, the exchange's id) is delisted: gone from the
+                  market list, unknown to REST (answered as the exchange answers an
+                  unknown code), no more frames
 """
 
 import asyncio
@@ -372,6 +375,10 @@ class ExchangeSim(ABC):
             asyncio.create_task(self.refuse(seconds))
         elif kind == "mute":
             faults.muted_until = time.monotonic() + seconds
+        elif kind == "delist":
+            market = query.get("market", [""])[0]
+            if self.quotes.pop(market, None) is None:
+                return {"error": f"no market {market!r}"}
         elif kind == "ws_down":
             faults.ws_down_until = time.monotonic() + seconds
             for socket in list(self.sockets):
@@ -434,7 +441,7 @@ class ExchangeSim(ABC):
         sent = 0
         try:
             while True:
-                markets = subscribed()
+                markets = [market for market in subscribed() if market in self.quotes]  # not delisted
                 if not markets or self.rate_per_s <= 0 or time.monotonic() < self.faults.stalled.get(socket, 0):
                     await asyncio.sleep(0.05)
                     started, sent = time.monotonic(), 0

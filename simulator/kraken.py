@@ -215,7 +215,7 @@ class KrakenSim(ExchangeSim):
             return 404, {"error": ["EGeneral:Unknown method"]}
         if "pair" in query:
             names = query["pair"][0].split(",")
-            if any(name not in self.rest_names for name in names):
+            if any(self.rest_names.get(name) not in self.quotes for name in names):  # unknown or delisted
                 return 200, {"error": ["EQuery:Unknown asset pair"]}
             symbols = [self.rest_names[name] for name in names]
         else:

@@ -102,6 +102,8 @@ class ExchangeInfo(msgspec.Struct):
 class Binance(Venue):
     name = "binance"
     markets_per_connection = 200  # well under the 1024-stream cap; one subscribe message each
+    rest_markets_per_call = REST_SYMBOLS_PER_CALL
+    rest_unknown_market = "Invalid symbol."  # HTTP 400 {"code":-1121,"msg":"Invalid symbol."}
     protocol_ping_interval_s = 20.0  # counts toward 5 msg/s: one every 20 s is harmless
 
     _frames = msgspec.json.Decoder(Frame)

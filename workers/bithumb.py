@@ -78,8 +78,9 @@ class Bithumb(upbit.Upbit):
     name = "bithumb"
     # Kept from Upbit: 300 markets a connection (Bithumb publishes no cap), RFC 6455
     # pings every 20 s (they count against the 60 s idle rule), REST calls of 100
-    # markets (inside Bithumb's cap of 200). The text PING goes out at the default
-    # 20 s; its answer starts the 10 s status heartbeat.
+    # markets (inside Bithumb's cap of 200), "Code not found" for an unknown code (with
+    # HTTP 200 here). The text PING goes out at the default 20 s; its answer starts the
+    # 10 s status heartbeat.
     # Half the 10 connects/s per IP, leaving room for reconnects of other connections.
     connect_gap_s = 0.2
 

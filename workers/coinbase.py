@@ -174,6 +174,8 @@ class Coinbase(Venue):
     protocol_ping_interval_s = 20.0
     connect_gap_s = 0.25  # 4 connects/s, half the per-IP allowance
     rest_min_interval_s = 0.1  # 10 requests/s; the burst of 15 absorbs overlapping polls
+    rest_markets_per_call = 1
+    rest_unknown_market = "NotFound"  # HTTP 404 {"message":"NotFound"}
     # The RestClient always sends its own User-Agent, which Coinbase's REST requires.
 
     _frames = msgspec.json.Decoder(Union[MESSAGES])  # type: ignore[valid-type]

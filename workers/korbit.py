@@ -110,6 +110,7 @@ class Korbit(Venue):
     protocol_ping_interval_s = 30.0  # answered by the server, at its own ping cadence
     connect_gap_s = 1.0  # no published limit: pace like the probe that was never refused
     rest_min_interval_s = 0.05  # 50 public requests/s per IP, with room to spare
+    rest_markets_per_call = REST_SYMBOLS_PER_CALL  # an unknown symbol is left out of the answer
 
     _frames = msgspec.json.Decoder(Frame)
     _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])

@@ -142,6 +142,8 @@ class Kraken(Venue):
     subscribe_gap_s = 0.2
     connect_gap_s = 1.0
     rest_min_interval_s = 1.0
+    rest_markets_per_call = REST_PAIRS_PER_CALL
+    rest_unknown_market = "EQuery:Unknown asset pair"  # HTTP 200 {"error":["EQuery:Unknown asset pair"]}
 
     _frames = msgspec.json.Decoder(Frame | list[msgspec.Raw])  # a list: a v1 push
     _v1_tickers = msgspec.json.Decoder(V1Ticker)

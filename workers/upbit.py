@@ -87,6 +87,8 @@ class Upbit(Venue):
     # One connection can carry all ~855 markets; 300 keeps a dropped socket's blast
     # radius small while staying within 5 connects/s.
     markets_per_connection = 300
+    rest_markets_per_call = REST_MARKETS_PER_CALL
+    rest_unknown_market = "Code not found"  # HTTP 404 {"error":{"name":404,"message":"Code not found"}}
     protocol_ping_interval_s = 20.0
 
     _frames = msgspec.json.Decoder(Frame | list[Frame])  # a list in the *_LIST formats

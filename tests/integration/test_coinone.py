@@ -117,6 +117,9 @@ def test_invalid_topic_is_counted_and_the_other_pairs_flow(kafka: str, simulator
                                                            tmp_path: Any) -> None:
     sim = simulator(EXCHANGE, rate=20, markets=3)
     symbols = [*sim.config["exchanges"][EXCHANGE]["symbols"], "NOPE-KRW"]
+    # The market list fails at startup, so NOPE-KRW is not caught there and reaches the
+    # socket, as a pair delisted after the worker started would.
+    sim.fault(EXCHANGE, "http_500", count=1)
     process, topic = _start(sim, kafka, worker, tmp_path, symbols=symbols)
     messages = consume(kafka, topic, lambda got: len({value["symbol"] for _, value in got
                                                        if value["source"] == "ws"}) == 3)

@@ -87,6 +87,9 @@ def test_unknown_symbol_fails_alone(kafka: str, simulator: Any, worker: Any, tmp
     sim = simulator("korbit", rate=20, markets=3)
     section = dict(sim.config["exchanges"]["korbit"])
     section["symbols"] = [*section["symbols"], "NOPE-KRW"]
+    # The market list fails at startup, so NOPE-KRW is not caught there and reaches the
+    # socket, as a pair delisted after the worker started would.
+    sim.fault("korbit", "http_500", count=1)
     process, ticker_topic, dead_letter_topic = _start_worker(kafka, sim, worker, tmp_path, section)
     messages = consume(kafka, ticker_topic, lambda got: len(_ws_symbols(got)) == 3, timeout_s=20)
     assert _ws_symbols(messages) == set(sim.config["exchanges"]["korbit"]["symbols"])

@@ -108,9 +108,10 @@ def test_one_request_per_connection_and_one_ack_per_instrument(
     symbols = set(sim.config["exchanges"]["okx"]["symbols"])
     messages = consume(kafka, topics["ticker"], lambda got: {v["symbol"] for _, v in got if v["source"] == "ws"}
                        == symbols)
-    # One REST call was the whole snapshot; the socket got one subscribe request for 5 markets.
+    # Two REST calls, the market list (the symbols checked at startup) and the whole
+    # snapshot; the socket got one subscribe request for 5 markets.
     stats = sim.control("okx", "stats")
-    assert (stats["rest_calls"], stats["subscribe_requests"]) == (1, 1)
+    assert (stats["rest_calls"], stats["subscribe_requests"]) == (2, 1)
     assert all(value["bid"] is not None and value["ask_size"] is not None for _, value in messages)
 
     # A raw client sees what the worker parsed: an ack per arg (with the request's id)

@@ -23,7 +23,8 @@ DRIP_S = 1
 def test_a_dripping_snapshot_is_abandoned_and_the_fallback_polls(kafka: str, simulator: Any, worker: Any,
                                                                  tmp_path: Path) -> None:
     sim = simulator("binance", rate=0, markets=4)  # the socket stays silent: REST is all there is
-    sim.fault("binance", "drip_rest", count=1, seconds=DRIP_S)
+    # The startup check of the symbols against the market list, then the snapshot.
+    sim.fault("binance", "drip_rest", count=2, seconds=DRIP_S)
     config = override_file(tmp_path, kafka, sim.config["exchanges"], {"rest_timeout_s": TIMEOUT_S})
     ticker = yaml.safe_load(config.read_text())["topics"]["ticker"]
     started = time.monotonic()
@@ -34,8 +35,9 @@ def test_a_dripping_snapshot_is_abandoned_and_the_fallback_polls(kafka: str, sim
     wait_until(lambda: "polling REST every" in process.log(), 10, "the fallback to start")
     assert process.stop() == 0
     log = process.log()
-    assert f"no complete answer within {TIMEOUT_S:g} s; retrying" in log
-    assert int(log.rsplit("rest_errors=", 1)[1].split()[0]) >= 1
+    assert "configured symbols not checked" in log
+    assert f"ticker/24hr?symbols=***: no complete answer within {TIMEOUT_S:g} s; retrying" in log
+    assert int(log.rsplit("rest_errors=", 1)[1].split()[0]) >= 2
 
 
 def test_a_hung_market_list_is_retried_with_a_log_line(kafka: str, simulator: Any, worker: Any,
