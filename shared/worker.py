@@ -68,8 +68,9 @@ class Worker:
         self.recorder = recorder
         self.quotes = exchange.quotes or []
         self.replaying = False
-        # Markets the exchange's REST API refused as unknown (rest_poll): not polled again.
-        self.refused_by_rest: set[str] = set()
+        # Markets the exchange does not know: missing from its market list at startup, or
+        # refused as unknown by its REST API later (rest_poll). Never polled over REST.
+        self.unknown_markets: set[str] = set()
         self._last_rest_call = -math.inf  # monotonic; for venue.rest_min_interval_s
         self.throttled = Throttled(log)
         self.connections: list[Connection] = []  # filled once the markets are known
@@ -242,7 +243,6 @@ class Worker:
         it names one: a worker with nothing to collect says so rather than idle."""
         quotes = sorted({market.quote for market in configured})
         delay = self.runtime.backoff_initial_s
-        counted = False
         while True:
             try:
                 body, received_ns, url = await self._rest_get(self.venue.market_list_url(), attempts=1)
@@ -252,10 +252,8 @@ class Worker:
                 self.log.warning("market list unavailable (%s): configured symbols not checked", error)
                 return configured
             unknown = [market for market in configured if market.raw not in listed]
-            if unknown and not counted:
-                counted = True
-                self.stats.unknown_symbols += len(unknown)
             if unknown:
+                self._count_unknown(unknown)
                 self.throttled.warning(
                     "unknown symbols", "%d configured symbol(s) not listed by %s, not collected: %s",
                     len(unknown), self.venue.name, ", ".join(market.symbol for market in unknown))
@@ -280,7 +278,7 @@ class Worker:
         that market is found: it is dropped from REST polling and logged once, and the
         others keep their snapshot and fallback.
         """
-        markets = [market for market in markets if market.raw not in self.refused_by_rest]
+        markets = [market for market in markets if market.raw not in self.unknown_markets]
         per_call = self.venue.rest_markets_per_call or len(markets) or 1
         published = 0
         for start in range(0, len(markets), per_call):
@@ -301,9 +299,10 @@ class Worker:
                 self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
                 continue
             # Bithumb and Kraken refuse with HTTP 200: a short body that says so.
-            if len(body) <= 1024 and self._names_unknown_market(body.decode("utf-8", errors="replace")):
+            answer = body.decode("utf-8", errors="replace") if len(body) <= 1024 else ""
+            if self._names_unknown_market(answer):
                 self.stats.rest_errors += 1
-                return published + await self._split(markets, body.decode("utf-8", errors="replace"), why)
+                return published + await self._split(markets, answer, why)
             published += self.on_rest_body(body, received_ns, url, refresh=why == "refresh")
         return published
 
@@ -321,13 +320,16 @@ class Worker:
     async def _split(self, markets: list[Market], answer: str, why: str) -> int:
         if len(markets) == 1:
             [market] = markets
-            self.refused_by_rest.add(market.raw)
-            self.stats.unknown_symbols += 1
+            self._count_unknown(markets)
             self.log.warning("%s: refused by the exchange's REST API as unknown (%s); no longer polled over REST",
                              market.symbol, answer.strip()[:200])
             return 0
         half = len(markets) // 2
         return await self._poll_batch(markets[:half], why) + await self._poll_batch(markets[half:], why)
+
+    def _count_unknown(self, markets: list[Market]) -> None:
+        self.unknown_markets.update(market.raw for market in markets)
+        self.stats.unknown_symbols = len(self.unknown_markets)
 
     async def _rest_get(self, url: str, attempts: int = 4) -> tuple[bytes, int, str]:
         """GET `url` (as the venue builds it, on the primary host) on the REST host in use:

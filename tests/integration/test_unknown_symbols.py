@@ -84,3 +84,18 @@ def test_a_rest_call_refused_for_one_code_is_split_and_the_code_dropped(exchange
     for symbol in (UNKNOWN[exchange], delisted_symbol):
         assert log.count(f"{symbol}: refused by the exchange's REST API") == 1, log
     assert _counter(log, "unknown_symbols") == 2
+
+
+def test_a_worker_whose_every_symbol_is_unknown_says_so_and_waits(kafka: str, simulator: Any, worker: Any,
+                                                                   tmp_path: Path) -> None:
+    sim = simulator("binance", rate=20, markets=3)
+    sections = sim.config["exchanges"]
+    sections["binance"]["symbols"] = ["FOO-USDT"]
+    process = worker("binance", override_file(tmp_path, kafka, sections))
+    wait_until(lambda: process.log().count("none of the configured symbols is listed") >= 2, 30,
+               "the market list read twice")
+    assert process.stop() == 0
+    log = process.log()
+    assert log.count("not listed by binance, not collected: FOO-USDT") >= 2
+    assert "markets on" not in log  # no connection opened
+    assert _counter(log, "unknown_symbols") == 1
