@@ -28,7 +28,7 @@ from urllib.parse import quote
 import msgspec
 
 from shared import cli
-from shared.numbers import plain_all
+from shared.numbers import Number, plain_all
 from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
 from shared.venue import Market, Venue
 
@@ -38,16 +38,16 @@ REST_SYMBOLS_PER_CALL = 100
 class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker"):
     E: int
     s: str
-    c: str
-    b: str
-    B: str
-    a: str
-    A: str
-    o: str
-    h: str
-    l: str  # noqa: E741 - Binance's own key
-    v: str
-    q: str
+    c: Number
+    b: Number
+    B: Number
+    a: Number
+    A: Number
+    o: Number
+    h: Number
+    l: Number  # noqa: E741 - Binance's own key
+    v: Number
+    q: Number
 
 
 class ServerShutdown(msgspec.Struct, tag_field="e", tag="serverShutdown"):
@@ -75,16 +75,16 @@ class Frame(msgspec.Struct):
 
 class RestTicker(msgspec.Struct):
     symbol: str
-    lastPrice: str
-    bidPrice: str
-    bidQty: str
-    askPrice: str
-    askQty: str
-    openPrice: str
-    highPrice: str
-    lowPrice: str
-    volume: str
-    quoteVolume: str
+    lastPrice: Number
+    bidPrice: Number
+    bidQty: Number
+    askPrice: Number
+    askQty: Number
+    openPrice: Number
+    highPrice: Number
+    lowPrice: Number
+    volume: Number
+    quoteVolume: Number
     closeTime: int
 
 

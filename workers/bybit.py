@@ -34,7 +34,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.numbers import plain_all_unless_empty, plain_unless_empty
+from shared.numbers import Number, plain_all_unless_empty, plain_unless_empty
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -43,12 +43,12 @@ ARGS_PER_SUBSCRIBE = 10  # the spot cap
 
 class TickerData(msgspec.Struct):
     symbol: str
-    lastPrice: str
-    prevPrice24h: str
-    highPrice24h: str
-    lowPrice24h: str
-    volume24h: str
-    turnover24h: str
+    lastPrice: Number
+    prevPrice24h: Number
+    highPrice24h: Number
+    lowPrice24h: Number
+    volume24h: Number
+    turnover24h: Number
 
 
 class Frame(msgspec.Struct):
@@ -63,10 +63,10 @@ class Frame(msgspec.Struct):
 
 
 class RestTicker(TickerData):
-    bid1Price: str = ""
-    bid1Size: str = ""
-    ask1Price: str = ""
-    ask1Size: str = ""
+    bid1Price: Number = ""
+    bid1Size: Number = ""
+    ask1Price: Number = ""
+    ask1Size: Number = ""
 
 
 class Instrument(msgspec.Struct):

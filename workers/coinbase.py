@@ -49,6 +49,7 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from shared import cli
+from shared import numbers
 from shared.numbers import plain, plain_all_or_none, plain_or_none
 from shared.record import ExchangeError, FrameError, Ticker
 from shared.venue import Market, Venue
@@ -57,7 +58,7 @@ PRODUCTS_PATH = "/products"
 TICKER_SUFFIX = "/ticker"
 # A decimal field is never empty on this feed; Coinbase's other API has sent
 # empty-string placeholder tickers, which must not become "" prices.
-Number = Annotated[str, msgspec.Meta(min_length=1)]
+Number = Annotated[numbers.Number, msgspec.Meta(min_length=1)]
 
 
 class TickerMessage(msgspec.Struct, tag_field="type", tag="ticker"):

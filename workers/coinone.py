@@ -48,7 +48,7 @@ import json
 import msgspec
 
 from shared import cli
-from shared.numbers import plain, plain_all, plain_or_none
+from shared.numbers import Number, plain, plain_all, plain_or_none
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -64,20 +64,20 @@ class TickerFields(msgspec.Struct):
     target_currency: str
     timestamp: int
     id: str
-    last: str
-    first: str
-    high: str
-    low: str
-    target_volume: str
-    quote_volume: str
+    last: Number
+    first: Number
+    high: Number
+    low: Number
+    target_volume: Number
+    quote_volume: Number
 
 
 class TickerData(TickerFields):
     # null when that side of the book is empty
-    ask_best_price: str | None = None
-    ask_best_qty: str | None = None
-    bid_best_price: str | None = None
-    bid_best_qty: str | None = None
+    ask_best_price: Number | None = None
+    ask_best_qty: Number | None = None
+    bid_best_price: Number | None = None
+    bid_best_qty: Number | None = None
 
 
 class DataFrame(msgspec.Struct, tag_field="response_type", tag="DATA"):
@@ -145,8 +145,8 @@ BestLevel = tuple[str | None, str | None]
 
 
 class Level(msgspec.Struct):
-    price: str
-    qty: str
+    price: Number
+    qty: Number
 
 
 class RestTicker(TickerFields):

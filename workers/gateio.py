@@ -44,7 +44,7 @@ import time
 import msgspec
 
 from shared import cli
-from shared.numbers import plain_all_unless_empty
+from shared.numbers import Number, plain_all_unless_empty
 from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -57,13 +57,13 @@ class TickerResult(msgspec.Struct):
     """The ticker fields we use, as both the socket and /spot/tickers spell them."""
 
     currency_pair: str = ""
-    last: str = ""
-    highest_bid: str = ""
-    lowest_ask: str = ""
-    high_24h: str = ""
-    low_24h: str = ""
-    base_volume: str = ""
-    quote_volume: str = ""
+    last: Number = ""
+    highest_bid: Number = ""
+    lowest_ask: Number = ""
+    high_24h: Number = ""
+    low_24h: Number = ""
+    base_volume: Number = ""
+    quote_volume: Number = ""
 
 
 class Result(TickerResult):

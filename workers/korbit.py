@@ -41,7 +41,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.numbers import plain_all
+from shared.numbers import Number, plain_all
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue, comma_joined_urls
 
@@ -50,14 +50,14 @@ REST_SYMBOLS_PER_CALL = 100
 
 
 class TickerData(msgspec.Struct):
-    open: str
-    high: str
-    low: str
-    close: str
-    volume: str
-    quoteVolume: str
-    bestBidPrice: str
-    bestAskPrice: str
+    open: Number
+    high: Number
+    low: Number
+    close: Number
+    volume: Number
+    quoteVolume: Number
+    bestBidPrice: Number
+    bestAskPrice: Number
 
 
 class Frame(msgspec.Struct):

@@ -41,7 +41,7 @@ import json
 import msgspec
 
 from shared import cli
-from shared.numbers import plain_all_unless_empty
+from shared.numbers import Number, plain_all_unless_empty
 from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
 from shared.venue import Market, Venue
 
@@ -51,16 +51,16 @@ SERVICE_UPGRADE = "64008"
 
 class TickerData(msgspec.Struct):
     instId: str
-    last: str
-    bidPx: str
-    bidSz: str
-    askPx: str
-    askSz: str
-    open24h: str
-    high24h: str
-    low24h: str
-    vol24h: str
-    volCcy24h: str
+    last: Number
+    bidPx: Number
+    bidSz: Number
+    askPx: Number
+    askSz: Number
+    open24h: Number
+    high24h: Number
+    low24h: Number
+    vol24h: Number
+    volCcy24h: Number
     ts: int  # a JSON string of digits; the decoder is not strict, so a JSON number works too
 
 

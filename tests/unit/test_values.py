@@ -1,15 +1,18 @@
 """Values no real market has never become a record: prices are positive, sizes and
-volumes zero or more, a number has at most 40 significant digits (else the frame is
-dead-lettered), and an exchange_ts outside 2009-01-01 .. arrival + 1 day becomes null,
-counted. The shapes real exchanges send for "nothing here" pass: Korbit's "0" best
+volumes zero or more, a number is written in at most 40 characters, so has at most 40
+significant digits (else the frame is dead-lettered: shared.numbers, the decode Structs'
+Number type, shared.record.check_values), and an exchange_ts outside 2009-01-01 ..
+arrival + 1 day becomes null, counted. The shapes real exchanges send for "nothing here" pass: Korbit's "0" best
 prices on a stopped pair, Upbit's 0E-8, OKX's "" (null)."""
 
 import copy
 import logging
 
+import msgspec
 import pytest
 
 from shared.config import ExchangeConfig, Runtime
+from shared.numbers import NumberError
 from shared.record import FrameError, Ticker, check_values
 from shared.sink import StdoutSink
 from shared.stats import Stats
@@ -49,26 +52,41 @@ def test_the_sample_passes_untouched() -> None:
     assert tickers == before
 
 
-@pytest.mark.parametrize("field, value, problem", [
-    ("c", "-5", "last -5 is negative"),
-    ("c", "-0", "last -0 is negative"),
-    ("c", "0.00000000", "last 0.00000000: a price must be positive"),
-    ("b", "-1792.83", "bid -1792.83 is negative"),
-    ("v", "-0.5", "volume_24h -0.5 is negative"),
-    ("c", "1" * 5000, "last has 5000 significant digits"),
-    ("q", "1" * 30 + "." + "2" * 11, "quote_volume_24h has 41 significant digits"),
+@pytest.mark.parametrize("field, value, error, problem", [
+    ("c", "-5", NumberError, "negative: '-5'"),
+    ("c", "-0", NumberError, "negative: '-0'"),
+    ("b", "-1792.83", NumberError, "negative: '-1792.83'"),
+    ("v", "-0.5", NumberError, "negative: '-0.5'"),
+    ("c", "1" * 5000, msgspec.ValidationError, r"Expected `str` of length <= 40 - at `\$.data.c`"),
+    ("q", "1" * 41, msgspec.ValidationError, r"Expected `str` of length <= 40 - at `\$.data.q`"),
+    ("q", "1E+40", NumberError, "41 characters, more than 40"),
 ])
-def test_values_no_market_has_are_refused(field: str, value: str, problem: str) -> None:
-    with pytest.raises(FrameError, match=problem):
+def test_values_no_market_has_are_refused(field: str, value: str, error: type[Exception], problem: str) -> None:
+    with pytest.raises(error, match=problem):
         check_values(_binance(_with(field, value)))
 
 
-@pytest.mark.parametrize("value", [
-    "1" * 20 + "." + "2" * 20,  # 40 significant digits
-    "0." + "0" * 40 + "12345",  # long text, five significant digits
-    "95078733694.3792000000000000",  # Upbit's acc_trade_price: trailing zeros are digits too
+@pytest.mark.parametrize("number, problem", [
+    ("1" * 41, "41 characters, more than 40"), ("-2083.82485091", "negative"), ("-0E-8", "negative"),
+    ("1E-45", "47 characters, more than 40"),
 ])
-def test_long_but_not_too_precise_numbers_pass(value: str) -> None:
+def test_raw_json_numbers_no_market_has_are_refused(number: str, problem: str) -> None:
+    with pytest.raises(NumberError, match=problem):
+        _sample(Upbit, "BTC-KRW", "ws_ticker_1.json", UPBIT_RECEIVED_NS,
+                (b'"acc_trade_volume_24h":2083.82485091', f'"acc_trade_volume_24h":{number}'.encode()))
+
+
+def test_a_last_price_of_zero_is_refused() -> None:
+    with pytest.raises(FrameError, match="last 0.00000000: a price must be positive"):
+        check_values(_binance(_with("c", "0.00000000")))
+
+
+@pytest.mark.parametrize("value", [
+    "1" * 20 + "." + "2" * 19,  # 40 characters
+    "1" * 40,
+    "95078733694.3792000000000000",  # Upbit's acc_trade_price, the longest an exchange was seen to write
+])
+def test_numbers_of_40_characters_pass(value: str) -> None:
     [ticker] = _binance(_with("q", value))
     assert check_values([ticker]) == 0
     assert ticker.quote_volume_24h == value
@@ -99,31 +117,41 @@ def test_an_exchange_ts_out_of_range_becomes_null_and_is_counted(event_ms: int, 
     assert ticker.exchange_ts == (event_ms if kept else None)
 
 
+def _sample(venue_class: type[Venue], symbol: str, fixture: str, received_ns: int,
+            *replacements: tuple[bytes, bytes]) -> list[Ticker]:
+    """The tickers of a verbatim sample, with some of its values replaced."""
+    frame = fixture_bytes(venue_class.name, fixture)
+    for old, new in replacements:
+        assert old in frame
+        frame = frame.replace(old, new)
+    return _venue(venue_class, symbol).parse_ws(frame, received_ns)
+
+
 def test_korbit_stopped_pair_zero_best_prices_are_no_price() -> None:
-    frame = fixture_bytes("korbit", "ws_ticker_1.json")
-    frame = frame.replace(b'"bestAskPrice":"100651000"', b'"bestAskPrice":"0"')
-    frame = frame.replace(b'"bestBidPrice":"100650000"', b'"bestBidPrice":"0.00"')
-    tickers = _venue(Korbit, "BTC-KRW").parse_ws(frame, 1_730_365_099_100_000_000)
+    tickers = _sample(Korbit, "BTC-KRW", "ws_ticker_1.json", 1_730_365_099_100_000_000,
+                      (b'"bestAskPrice":"100651000"', b'"bestAskPrice":"0"'),
+                      (b'"bestBidPrice":"100650000"', b'"bestBidPrice":"0.00"'))
     assert check_values(tickers) == 0
     assert (tickers[0].bid, tickers[0].ask, tickers[0].last) == (None, None, "100650000")
 
 
+UPBIT_RECEIVED_NS = 1_758_875_205_300_000_000
+UPBIT_ZERO_VOLUME = (b'"acc_trade_volume_24h":2083.82485091', b'"acc_trade_volume_24h":0E-8')
+
+
 def test_upbit_zero_written_0e_8() -> None:
-    frame = fixture_bytes("upbit", "ws_ticker_1.json")
-    frame = frame.replace(b'"acc_trade_volume_24h":2083.82485091', b'"acc_trade_volume_24h":0E-8')
-    frame = frame.replace(b'"opening_price":158219000.00000000', b'"opening_price":0E-8')
-    tickers = _venue(Upbit, "BTC-KRW").parse_ws(frame, 1_758_875_205_300_000_000)
+    tickers = _sample(Upbit, "BTC-KRW", "ws_ticker_1.json", UPBIT_RECEIVED_NS, UPBIT_ZERO_VOLUME,
+                      (b'"opening_price":158219000.00000000', b'"opening_price":0E-8'))
     assert check_values(tickers) == 0
     assert (tickers[0].volume_24h, tickers[0].open_24h) == ("0.00000000", None)
-    refused = frame.replace(b'"trade_price":158201000.00000000', b'"trade_price":0E-8')
     with pytest.raises(FrameError, match="last 0.00000000: a price must be positive"):
-        check_values(_venue(Upbit, "BTC-KRW").parse_ws(refused, 1_758_875_205_300_000_000))
+        check_values(_sample(Upbit, "BTC-KRW", "ws_ticker_1.json", UPBIT_RECEIVED_NS, UPBIT_ZERO_VOLUME,
+                             (b'"trade_price":158201000.00000000', b'"trade_price":0E-8')))
 
 
 def test_okx_empty_strings_are_null_not_refused() -> None:
-    frame = fixture_bytes("okx", "ws_ticker_1.json").replace(b'"bidPx":"30228.6","bidSz":"0.23393"',
-                                                            b'"bidPx":"","bidSz":""')
-    tickers = _venue(Okx, "BTC-USDT").parse_ws(frame, 1_652_459_225_000_000_000)
+    tickers = _sample(Okx, "BTC-USDT", "ws_ticker_1.json", 1_652_459_225_000_000_000,
+                      (b'"bidPx":"30228.6","bidSz":"0.23393"', b'"bidPx":"","bidSz":""'))
     assert check_values(tickers) == 0
     assert (tickers[0].bid, tickers[0].bid_size, tickers[0].ask) == (None, None, "30228.7")
 
@@ -139,5 +167,5 @@ def test_the_worker_dead_letters_refused_frames_and_counts_nulled_timestamps(
     assert worker.on_frame(BINANCE_TICKER.replace(b'"E":1653812650349', b'"E":-1'), RECEIVED_NS, exchange.ws_url) == 1
     assert (stats.dead_letters, stats.records, stats.timestamps_nulled) == (1, 1, 1)
     captured = capsys.readouterr()
-    assert '"exchange_ts":null' in captured.out and "last -5 is negative" in captured.err
+    assert '"exchange_ts":null' in captured.out and "negative: '-5'" in captured.err
 
