@@ -22,15 +22,17 @@ def test_urls_in_the_log_carry_no_secret(kafka: str, simulator: Any, worker: Any
     sections["binance"] = {**sections["binance"],
                            "ws_url": f"ws://127.0.0.1:{port}/stream?token=${{COINSTREAM_TEST_WS_TOKEN}}",
                            "rest_url": f"http://coinstream:${{COINSTREAM_TEST_REST_PASSWORD}}@127.0.0.1:{port}"}
-    sim.fault("binance", "http_500", count=1)  # a REST warning, which names the URL
+    # REST warnings, which name the URL: the market list read at startup, then the snapshot.
+    sim.fault("binance", "http_500", count=2)
     config = override_file(tmp_path, kafka, sections)
     assert token not in config.read_text()
     process = worker("binance", config)
-    wait_until(lambda: "connected to" in process.log() and "HTTP 500" in process.log(), 30,
+    wait_until(lambda: "connected to" in process.log() and "symbols=***: HTTP 500" in process.log(), 30,
                "the socket to connect and the REST warning")
     assert process.stop() == 0
     log = process.log()
     assert f"connected to ws://127.0.0.1:{port}/stream?token=***, 3 markets" in log
+    assert f"GET http://***@127.0.0.1:{port}/api/v3/exchangeInfo?permissions=***: gave up" in log
     assert f"GET http://***@127.0.0.1:{port}/api/v3/ticker/24hr?symbols=***: HTTP 500" in log
     assert token not in log and password not in log
 

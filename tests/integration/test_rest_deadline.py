@@ -22,7 +22,8 @@ DRIP_S = 1
 
 def test_a_dripping_snapshot_is_abandoned_and_the_fallback_polls(kafka: str, simulator: Any, worker: Any,
                                                                  tmp_path: Path) -> None:
-    sim = simulator("binance", rate=0, markets=4)  # the socket stays silent: REST is all there is
+    sim = simulator("binance", rate=0, markets=4)
+    sim.fault("binance", "ws_down", seconds=120)  # no socket: REST is all there is
     # The startup check of the symbols against the market list, then the snapshot.
     sim.fault("binance", "drip_rest", count=2, seconds=DRIP_S)
     config = override_file(tmp_path, kafka, sim.config["exchanges"], {"rest_timeout_s": TIMEOUT_S})

@@ -55,7 +55,8 @@ def test_unknown_symbols_are_named_in_one_line_and_the_rest_collected(kafka: str
 @pytest.mark.parametrize("exchange", sorted(UNKNOWN))
 def test_a_rest_call_refused_for_one_code_is_split_and_the_code_dropped(exchange: str, kafka: str, simulator: Any,
                                                                         worker: Any, tmp_path: Path) -> None:
-    sim = simulator(exchange, rate=0, markets=4)  # silent sockets: the snapshot, then the fallback
+    sim = simulator(exchange, rate=0, markets=4)
+    sim.fault(exchange, "ws_down", seconds=120)  # no socket: the snapshot, then the fallback
     sections = sim.config["exchanges"]
     known = sections[exchange]["symbols"]
     sections[exchange]["symbols"] = [*known[:2], UNKNOWN[exchange], *known[2:]]
