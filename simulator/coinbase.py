@@ -28,7 +28,7 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 def trimmed(value: Decimal, places: int = 8) -> str:
-    """A price as Coinbase prints its last trade: trailing zeros dropped ("102861.5", "31888")."""
+    """A price as Coinbase prints its last trade: trailing zeros dropped ("29940.9", "31888")."""
     text = fixed(value, places)
     return text.rstrip("0").rstrip(".") if "." in text else text
 
@@ -175,8 +175,8 @@ class CoinbaseSim(ExchangeSim):
             return 200, {
                 "ask": fixed(quote.price(), quote.scale), "bid": fixed(quote.price(-1), quote.scale),
                 "volume": fixed(quote.volume()), "trade_id": self.trade_id[market_id],
-                "price": trimmed(quote.price()), "size": "0.00782662",
-                "time": rfc3339(now_ms, f"{self.rng.randint(0, 999_999):06d}"), "rfq_volume": "31.625279",
+                "price": trimmed(quote.price()), "size": "0.00061522",
+                "time": rfc3339(now_ms, f"{self.rng.randint(0, 999_999):06d}"), "rfq_volume": "3.5",
             }
         return 404, {"message": "NotFound"}
 

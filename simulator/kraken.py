@@ -240,9 +240,9 @@ class KrakenSim(ExchangeSim):
         last = quote.price()
         return {
             "a": [fixed(last, places), "1", "1.000"], "b": [fixed(quote.price(-1), places), "1", "1.000"],
-            "c": [fixed(last, places), "0.00009443"],
+            "c": [fixed(last, places), "0.00120000"],
             "v": [fixed(quote.volume() / 10), fixed(quote.volume())],
-            "p": [fixed(quote.price(-4), places), fixed(quote.price(-5), places)], "t": [35, 3276],
+            "p": [fixed(quote.price(-4), places), fixed(quote.price(-5), places)], "t": [120, 4100],
             "l": [fixed(quote.price(-20), places), fixed(quote.price(-60), places)],
             "h": [fixed(quote.price(10), places), fixed(quote.price(30), places)],
             "o": fixed(quote.price(-40), places),

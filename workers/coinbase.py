@@ -23,7 +23,7 @@ Limits      8 connects or subscribes/s per IP (bursts of 20); 100 client message
 Keepalive   no application ping. The client sends RFC 6455 pings (a silent client was
             seen dropped after ~100 s); `heartbeat` sends one frame per product per
             second even when nothing trades, which keeps the watchdog fed.
-Ticker      {"type":"ticker","sequence":...,"product_id":"BTC-USD","price":"102861.5",
+Ticker      {"type":"ticker","sequence":...,"product_id":"BTC-USD","price":"29940.91",
             "open_24h","volume_24h","low_24h","high_24h","volume_30d","best_bid",
             "best_bid_size","best_ask","best_ask_size","side","time","trade_id",
             "last_size"}. Decimals are JSON strings of varying length ("31888",

@@ -50,14 +50,6 @@ def test_second_symbol_and_fraction_trimmed_volume(venue: Korbit) -> None:
     assert (ticker.volume_24h, ticker.quote_volume_24h) == ("0.1702132", "744416.83456")
 
 
-def test_live_2026_frame(venue: Korbit) -> None:
-    [ticker] = venue.parse_ws(fixture_bytes("korbit", "ws_ticker_4_probe_2026.json"), 1)
-    assert (ticker.last, ticker.bid, ticker.ask) == ("116463000", "116426000", "116477000")
-    assert (ticker.open_24h, ticker.high_24h, ticker.low_24h) == ("115370000", "116765000", "114412000")
-    assert (ticker.volume_24h, ticker.quote_volume_24h) == ("39.25266763", "4549864965.49708")
-    assert ticker.exchange_ts == 1790134313071
-
-
 def test_pretty_printed_doc_reference_with_other_key_order(venue: Korbit) -> None:
     [ticker] = venue.parse_ws(fixture_bytes("korbit", "ws_ticker_doc_reference.json"), 1)
     assert (ticker.last, ticker.bid, ticker.ask, ticker.high_24h) == ("99027000", "99026000", "99027000", "111162000")
