@@ -50,7 +50,7 @@ def test_trimmed_wire_frame_with_empty_delisting_date(venue: Bithumb) -> None:
 
 
 def test_more_digits_than_a_double_are_kept(venue: Bithumb) -> None:
-    # The value of ws_ticker_simple_2.json (not among the samples), set into ws_ticker_1.json.
+    # 27 significant digits, set into ws_ticker_1.json: Bithumb writes such values as bare JSON numbers.
     frame = fixture_bytes("bithumb", "ws_ticker_1.json").replace(
         b'"acc_trade_price_24h":8227950466.316009', b'"acc_trade_price_24h":912345678.12345678901234567')
     [ticker] = venue.parse_ws(frame, 1)
