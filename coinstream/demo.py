@@ -31,7 +31,7 @@ import yaml
 
 from coinstream import topics
 from coinstream.broker import BrokerError, BundledBroker
-from coinstream.run import ROOT, SUPERVISOR_CONF, SUPERVISORD, make_directories
+from coinstream.run import ROOT, SUPERVISOR_CONF, SUPERVISORD, make_directories, producer_ids_ready
 from coinstream.status import supervisor_states
 from shared import config as configuration
 
@@ -175,6 +175,8 @@ def run_demo(arguments: argparse.Namespace, stops: list[Callable[[], None]]) -> 
     config = write_config(broker.address, arguments.metrics_port, exchanges)
     for line in topics.ensure(config):
         print(f"demo: topics: {line}", flush=True)
+    if not producer_ids_ready(config):
+        print("demo: kafka: no producer id within 30 s; the workers keep asking", flush=True)
 
     # Its own session too; its log is logs/supervisord.log.
     supervisord = subprocess.Popen([str(SUPERVISORD), "-c", str(SUPERVISOR_CONF)], cwd=ROOT,

@@ -68,6 +68,13 @@ def make_directories(supervisor_conf: Path) -> None:
         (supervisor_conf.parent / directory).mkdir(exist_ok=True)
 
 
+def producer_ids_ready(config: configuration.Config) -> bool:
+    """True when the workers' producers need no id (not idempotent) or Kafka hands one out
+    within 30 s; both `coinstream run` and `coinstream demo` ask before the workers start."""
+    idempotent = str(config.kafka.producer.get("enable.idempotence", False)).lower() in ("true", "t", "1")
+    return not idempotent or await_producer_ids(config)
+
+
 def await_producer_ids(config: configuration.Config, timeout_s: float = 30.0) -> bool:
     """Wait until Kafka hands an idempotent producer its id; False if not within timeout_s.
 
@@ -108,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(EXIT_CONFIG, str(error))
     except BrokerError as error:
         _fail(EXIT_UNAVAILABLE, str(error))
-    idempotent = str(config.kafka.producer.get("enable.idempotence", False)).lower() in ("true", "t", "1")
-    if idempotent and not await_producer_ids(config):
+    if not producer_ids_ready(config):
         print("kafka: no producer id within 30 s; the workers keep asking")
     make_directories(SUPERVISOR_CONF)
     os.execv(SUPERVISORD, [str(SUPERVISORD), "-c", str(SUPERVISOR_CONF)])
