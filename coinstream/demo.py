@@ -130,7 +130,7 @@ def next_steps(default_ports: bool, simulator_ports: dict[str, int]) -> str:
         "    tail -f logs/kraken.log",
         "  a fault: the simulator drops every Kraken socket (see RECONNECTS in make status):",
         f"    curl '127.0.0.1:{simulator_ports['kraken']}/_sim/fault?kind=close'",
-        "    (other kinds: stall, garbage, ws_down, http_500 ...: README, \"The exchange simulator\")",
+        "    (other kinds: stall, garbage, ws_down, http_500 ...: docs/simulator.md)",
         "Ctrl-C here stops it all.",
         "",
     ])

@@ -2,8 +2,8 @@
 # check-under-systemd.sh - prove deploy/coinstream.service under a real systemd, end to end.
 #
 # Boots a Debian bookworm container (debootstrap + systemd-nspawn, host network) with
-# systemd as its PID 1, installs coinstream in it exactly as README "Running under
-# systemd" says, and checks, printing PASS/FAIL (or WARN for a limit of this machine):
+# systemd as its PID 1, installs coinstream in it exactly as docs/operations.md
+# "Running under systemd" says, and checks, printing PASS/FAIL (or WARN for a limit of this machine):
 #   the unit starts and stays active; every enabled worker is RUNNING; records reach
 #   Kafka; `supervisorctl restart kraken` as the coinstream user gives kraken a new pid
 #   and a new run that delivers; User/WorkingDirectory/LimitNOFILE as shipped; a worker
@@ -148,7 +148,7 @@ check "simulator for ${#WORKERS[@]} exchanges (${WORKERS[*]}), pid $SIM_PID" tes
 # --- the container ----------------------------------------------------------------------
 step "container: debootstrap bookworm, boot systemd"
 if [[ ! -x "$ROOTFS/lib/systemd/systemd" ]]; then
-  # minbase + what the README install needs (python3.11 + venv, make, sudo) + systemd.
+  # minbase + what the documented install needs (python3.11 + venv, make, sudo) + systemd.
   nice -n "$NICE" debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,python3.11,python3.11-venv,python3-venv,make,sudo,ca-certificates,procps,iproute2,util-linux \
     bookworm "$ROOTFS" "$MIRROR" >"$PROOF_DIR/debootstrap.log" 2>&1 || die "debootstrap, see $PROOF_DIR/debootstrap.log"
@@ -180,8 +180,8 @@ check "container booted, PID 1 is $(ct cat /proc/1/comm 2>/dev/null), state ${st
   test "$(ct cat /proc/1/comm 2>/dev/null)" = systemd
 [[ -n "$CT_PID1" ]] || die "no container (see $PROOF_DIR/nspawn.log)"
 
-# --- install as README "Running under systemd" says ------------------------------------------
-step "install per README (git archive $REV, useradd, venv, site.yaml, topics, unit)"
+# --- install as docs/operations.md "Running under systemd" says -----------------------------
+step "install per docs/operations.md (git archive $REV, useradd, venv, site.yaml, topics, unit)"
 ct useradd --system --home-dir "$OPT" --shell /usr/sbin/nologin coinstream
 ct mkdir -p "$OPT" /etc/coinstream
 git archive "$REV" | ct tar -x -C "$OPT" && ct chown -R coinstream:coinstream "$OPT"

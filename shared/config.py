@@ -64,7 +64,7 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     # handled together: fewer wakeups at low rates (CPU), up to read_pause_s more
     # latency; a fast feed is never paused (shared.worker.read_pause). read_pause_s 0:
     # read as soon as data arrives. On a small VM a wakeup costs more CPU than a frame's
-    # work (README, "Performance").
+    # work (bench/README.md).
     read_pause_s: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.02
     frames_per_read: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
 

@@ -1,5 +1,5 @@
 """What a worker's log says about its connections: no secret from a URL, and repeated
-reconnect warnings throttled to five of a kind a minute, as the README promises."""
+reconnect warnings throttled to five of a kind a minute, as docs/operations.md promises."""
 
 from pathlib import Path
 from typing import Any

@@ -1,10 +1,10 @@
-"""Starting the collector as the README shows it, in a fresh checkout (the `checkout`
+"""Starting the collector as the README and docs/operations.md show it, in a fresh checkout (the `checkout`
 fixture): the user's own `supervisord -c supervisord.conf`, and `coinstream run`
 end to end (it starts the bundled broker, creates the topics, runs supervisord in the
 foreground, and a Ctrl-C stops the workers but leaves the broker running).
 
 Both start two of the ten workers (the others set to autostart=false in the copy, as
-the README's scaling-out section does), against the exchange simulator.
+docs/configuration.md's scaling-out section does), against the exchange simulator.
 """
 
 import os
