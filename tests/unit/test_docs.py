@@ -15,6 +15,8 @@ Each is checked against the real thing, without running it:
 - any other program must be one the documents are known to use; a path into this
   repository must exist.
 The checker itself is tested on wrong commands first (test_wrong_commands_are_refused).
+Beside the commands: every YAML example loads as an override file, the metrics table
+names what a worker exports, and the counters example names what a worker logs.
 """
 
 import argparse
@@ -37,9 +39,11 @@ import pytest
 from supervisor import supervisorctl
 
 from coinstream import cli
+from shared import config as configuration
 from shared.stats import Stats
 from simulator.core import ExchangeSim
 from tests.harness import ROOT
+from tests.unit.test_metrics import exported_names
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
 EXCHANGES = ("upbit", "bithumb", "coinone", "korbit", "okx", "bybit", "gateio", "binance", "kraken", "coinbase")
@@ -400,3 +404,23 @@ def test_counters_example_names_what_the_worker_logs() -> None:
     [example] = [line for line in (ROOT / "docs" / "operations.md").read_text().splitlines()
                  if " INFO binance counters " in line]
     assert counter_names(example) == counter_names(Stats().line(0))
+
+
+def test_metrics_table_names_what_a_worker_exports() -> None:
+    documented = set(re.findall(r"\bcoinstream_[a-z0-9_]+", (ROOT / "docs" / "metrics.md").read_text()))
+    exported = {re.sub(r"_(bucket|sum|count|created)$", "", name) for name in exported_names()
+                if name.startswith("coinstream_")}
+    assert documented == exported
+
+
+CONFIG_EXAMPLES = [(f"{path.relative_to(ROOT)}:{line}", block) for path in DOCUMENTS
+                   for line, block in fenced_blocks(path.read_text(), "yaml")]
+
+
+@pytest.mark.parametrize("where, example", CONFIG_EXAMPLES, ids=[where for where, _ in CONFIG_EXAMPLES])
+def test_config_example_loads(where: str, example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every YAML example is an override file coinstream accepts (its secrets set)."""
+    monkeypatch.setenv("KAFKA_PASSWORD", "secret")
+    override = tmp_path / "site.yaml"
+    override.write_text(example)
+    configuration.load(str(override))
