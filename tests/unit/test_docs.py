@@ -38,7 +38,7 @@ from unittest import mock
 import pytest
 from supervisor import supervisorctl
 
-from coinstream import cli
+from coinstream import cli, status, topic_health
 from shared import config as configuration
 from shared.stats import Stats
 from simulator.core import ExchangeSim
@@ -424,3 +424,9 @@ def test_config_example_loads(where: str, example: str, tmp_path: Path, monkeypa
     override = tmp_path / "site.yaml"
     override.write_text(example)
     configuration.load(str(override))
+
+
+@pytest.mark.parametrize("header", [status.HEADER, topic_health.HEADER], ids=["workers", "topics"])
+def test_status_example_has_the_columns_status_prints(header: tuple[str, ...]) -> None:
+    lines = (ROOT / "docs" / "operations.md").read_text().splitlines()
+    assert [re.split(r" {2,}", line.strip()) for line in lines].count(list(header)) == 1
