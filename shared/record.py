@@ -67,6 +67,10 @@ class Book(msgspec.Struct):
     seq: int = 0
 
 
+# Well below Kafka's default message.max.bytes (1 MB), with the error and URL beside it.
+DEAD_LETTER_RAW_MAX = 256 * 1024
+
+
 class DeadLetter(msgspec.Struct):
     """A frame or response body that could not become records, kept raw."""
 
@@ -75,8 +79,11 @@ class DeadLetter(msgspec.Struct):
     received_ns: int
     source: Source
     url: str
-    raw: str
+    raw: str  # the payload, cut to DEAD_LETTER_RAW_MAX bytes (so that a dead letter fits in Kafka)
     run: str = ""
+    # Set when raw was cut: the payload's whole size and its sha256 (hex).
+    raw_bytes: int | None = None
+    raw_sha256: str | None = None
 
 
 class FrameError(ValueError):

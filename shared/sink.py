@@ -21,7 +21,7 @@ from shared.config import Spool as SpoolConfig
 from shared.config import client_settings
 from shared.log import ThrottleFilter, Throttled
 from shared.record import DeadLetter, Ticker
-from shared.spool import DiskSpool
+from shared.spool import DiskSpool, SpoolError
 from shared.stats import Stats
 
 # The delivery reports' backstop while no socket reads (see serve_deliveries): REST-only
@@ -46,6 +46,16 @@ PROBE_TIMEOUT_S = 5.0
 # holds already are dropped (see _written_already).
 WRITTEN_LOOKBACK_S = 30.0
 WRITTEN_SCAN_TIMEOUT_S = 10.0
+# At a stop, Kafka keeps the flush budget (runtime.stop_timeout_s) while it takes records;
+# once it has answered nothing for NO_BROKER_S the queue goes to the spool at once. Purged
+# records come back through their delivery reports some time after purge() (0.1-1 s
+# measured): they are waited for up to PURGE_RETURN_S.
+NO_BROKER_S = 1.0
+PURGE_RETURN_S = 5.0
+# Produce errors that mean the topic is not there (deleted, or not yet known again):
+# records wait in the spool, and it is tried again, as in an outage.
+TOPIC_MISSING = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
+TOPIC_RETRY_S = 2.0
 # librdkafka's statistics (statistics.interval.ms, unless the config sets it) time Kafka's
 # part of the delivery latency, which a delivery report cannot: Message.latency() is read
 # as the report is served, so it includes the wait for the worker's next poll.
@@ -94,6 +104,7 @@ def ack_latency_s(statistics_json: str) -> tuple[float, float] | None:
 class _Sequenced(msgspec.Struct):
     run: str = ""
     seq: int = 0  # dead letters have none
+    received_ns: int = 0
 
 
 _sequenced = msgspec.json.Decoder(_Sequenced)
@@ -200,8 +211,18 @@ class KafkaSink:
         self._seq = 0
         self._encoder = msgspec.json.Encoder()
         self._keys: dict[str, bytes] = {}
-        self._spool = DiskSpool(Path(spool.dir), exchange, spool.max_mb * 1024 * 1024, spool.when_full, stats, log)
+        try:
+            self._spool = DiskSpool(Path(spool.dir), exchange, spool.max_mb * 1024 * 1024, spool.when_full,
+                                    stats, log)
+        except SpoolError as error:
+            raise SinkError(str(error)) from None
+        stats.spool_inherited = self._spool.inherited
         self._purged: list[tuple[str, bytes, bytes]] = []
+        self._unsure: set[tuple[str, int]] = set()  # purged in flight: Kafka may hold them
+        # Records of a topic Kafka says is gone, held until the queue is empty (see _on_topic_missing).
+        self._topic_missing: list[tuple[str, bytes, bytes]] = []
+        self._topic_missing_since: float | None = None
+        self._topic_retry_at = 0.0
         # librdkafka logs through Python logging, throttled, instead of raw to stderr.
         kafka_log = logging.getLogger("coinstream.kafka")
         kafka_log.addFilter(_not_also_an_error)
@@ -268,9 +289,9 @@ class KafkaSink:
         self.stats.dead_letters += 1
 
     def _send(self, topic: str, value: bytes, key: bytes) -> None:
-        if self._spool or self._replacing:
-            # Keep order: nothing may overtake records already waiting on disk, or those
-            # of a stuck producer being taken back (_replace_producer).
+        if self._spool or self._replacing or self._topic_missing_since is not None:
+            # Keep order: nothing may overtake records already waiting on disk, those of a
+            # stuck producer being taken back (_replace_producer), or those of a missing topic.
             self._spool.append(topic, key, value)
             return
         try:
@@ -278,6 +299,20 @@ class KafkaSink:
         except BufferError:
             # librdkafka's queue is full (Kafka away for long): spill to disk.
             self._spool.append(topic, key, value)
+        except KafkaException as error:
+            self._produce_refused(error.args[0], (topic, key, value), spool=True)
+
+    def _produce_refused(self, error: KafkaError, record: tuple[str, bytes, bytes], spool: bool) -> bool:
+        """produce() refused the record at once. A missing topic: the record waits (in the
+        spool if `spool`), True. Anything else (too large for the broker...): Kafka will
+        never take it, so it goes to undelivered.jsonl, False."""
+        if error.code() in TOPIC_MISSING:
+            self._note_topic_missing(record[0], error)
+            if spool:
+                self._spool.append(*record)
+            return True
+        self._undelivered([record], error)
+        return False
 
     def queue_depth(self) -> int:
         return len(self._producer)
@@ -302,17 +337,35 @@ class KafkaSink:
         record = (message.topic() or "", message.key() or b"", message.value() or b"")
         if error.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             self._purged.append(record)  # not refused: we stopped waiting at exit
+            if error.code() == KafkaError._PURGE_INFLIGHT:
+                self._unsure.add(_identity(record[2]))
             return
-        # Kafka refused the record for good (too large, topic gone...): keep it on disk.
-        self.stats.delivery_failures += 1
+        if error.code() in TOPIC_MISSING:
+            self._note_topic_missing(record[0], error)
+            self._topic_missing.append(record)
+            return
+        # Kafka refused the record for good (too large...): keep it on disk.
+        self._undelivered([record], error)
+
+    def _undelivered(self, records: list[tuple[str, bytes, bytes]], error: KafkaError) -> None:
+        """Records Kafka will never take: to undelivered.jsonl, counted (delivery_failures)."""
+        self.stats.delivery_failures += len(records)
         self._throttled.warning(
-            "undelivered records", "record not delivered (%s); kept in %s", error.str(), self._undelivered_path
-        )
-        line = msgspec.json.encode({"topic": record[0], "key": record[1].decode(),
-                                    "value": record[2].decode(), "error": error.str()})
+            "undelivered records", "%d record(s) not delivered (%s); kept in %s", len(records), error.str(),
+            self._undelivered_path)
+        lines = [msgspec.json.encode({"topic": topic, "key": key.decode(), "value": value.decode(),
+                                      "error": error.str()}) + b"\n" for topic, key, value in records]
         self._undelivered_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._undelivered_path, "ab") as undelivered:
-            undelivered.write(line + b"\n")
+            undelivered.writelines(lines)
+
+    def _note_topic_missing(self, topic: str, error: KafkaError) -> None:
+        if self._topic_missing_since is None:
+            self._topic_missing_since = time.monotonic()
+            self._topic_retry_at = self._topic_missing_since + TOPIC_RETRY_S
+            self._log.error("kafka: topic %r is missing (%s): records wait in the spool, and it is tried "
+                            "every %.0f s until it is back (create it with 'coinstream topics')",
+                            topic, error.str(), TOPIC_RETRY_S)
 
     def _on_statistics(self, statistics_json: str) -> None:
         # A window without records keeps the last figure: an idle worker has no new one.
@@ -326,13 +379,59 @@ class KafkaSink:
 
     async def serve(self) -> None:
         """Serve delivery callbacks, drain the spool and watch for a stuck producer, on a steady cadence."""
+        await self._settle_unsure()
         while True:
             self._producer.poll(0)
-            if self._spool:
+            if self._topic_missing_since is not None:
+                self._retry_missing_topic()
+            elif self._spool:
                 self._drain_spool()
             self.stats.spool_bytes = self._spool.size_bytes
+            self.stats.spool_records = self._spool.records
             await self._replace_producer_if_stuck()
             await asyncio.sleep(POLL_INTERVAL_S)
+
+    def _retry_missing_topic(self) -> None:
+        """Once the producer holds none of the missing topic's records, they go to the
+        front of the spool, in order; then the spool is tried every TOPIC_RETRY_S."""
+        if len(self._producer):
+            return
+        if self._topic_missing:
+            self._spool.prepend(sorted(self._topic_missing, key=_publish_order))
+            self._topic_missing = []
+        if time.monotonic() < self._topic_retry_at:
+            return
+        self._topic_retry_at = time.monotonic() + TOPIC_RETRY_S
+        since = self._topic_missing_since
+        self._topic_missing_since = None
+        self._drain_spool()
+        if self._topic_missing_since is None and since is not None:
+            self._log.warning("kafka: the topic is back after %.0f s; sending the spool", time.monotonic() - since)
+
+    async def _settle_unsure(self) -> None:
+        """Records an earlier run spooled with their fate unknown (in flight at its stop):
+        those Kafka holds already are dropped, the rest sent first. On a thread: reading
+        Kafka takes up to WRITTEN_SCAN_TIMEOUT_S; publish() spools behind meanwhile."""
+        unsure = self._spool.take_unsure()
+        if not unsure:
+            return
+        self._replacing = True
+        try:
+            written, complete = await asyncio.to_thread(self._written_already, unsure)
+        except BaseException:
+            self._spool.prepend(unsure, unsure=True)
+            self._replacing = False
+            raise
+        resend = [record for record in unsure if _identity(record[2]) not in written]
+        self._spool.prepend(resend)
+        self._replacing = False
+        # Kafka took those it holds: the earlier run counted them among its records.
+        self.stats.delivered += len(written)
+        self._log.warning(
+            "spool: %d records an earlier run sent without an answer: %d found in Kafka already and dropped, "
+            "%d to send%s", len(unsure), len(written), len(resend),
+            "" if complete else "; Kafka could not be read in full, so a record it holds already may arrive "
+                                "twice (drop repeats by run and seq)")
 
     async def _replace_producer_if_stuck(self) -> None:
         now = time.monotonic()
@@ -393,7 +492,7 @@ class KafkaSink:
         """
         stuck, self._producer = self._producer, Producer(self._producer_config)
         self._replacing = True
-        taking_back = asyncio.ensure_future(asyncio.to_thread(self._take_back, stuck, standing_s))
+        taking_back = asyncio.ensure_future(asyncio.to_thread(self._take_back, stuck))
         try:
             await asyncio.shield(taking_back)
         finally:
@@ -418,7 +517,7 @@ class KafkaSink:
                                 "arrive twice (drop repeats by run and seq)")
         self._drain_spool()
 
-    def _take_back(self, stuck: Producer, standing_s: float) -> tuple[list[tuple[str, bytes, bytes]], int, int, bool]:
+    def _take_back(self, stuck: Producer) -> tuple[list[tuple[str, bytes, bytes]], int, int, bool]:
         """The stuck producer's records, oldest first, less those Kafka holds already; how
         many were in flight, how many Kafka held, and whether its topics were read in full.
         On a thread: the stuck producer's delivery callbacks run here, and only here."""
@@ -440,20 +539,23 @@ class KafkaSink:
         # lost and queued again for a retry, which only the old producer id would have
         # let the broker recognise. Measured before this check: 2,097 repeats in a run
         # with 3 replacements, 0 in one with 1.
-        written, complete = self._written_already(self._purged, standing_s)
+        written, complete = self._written_already(self._purged)
         resend = [record for record in self._purged if _identity(record[2]) not in written]
         self._purged = []
+        self._unsure.clear()  # checked just now
         return resend, in_flight, len(written), complete
 
-    def _written_already(self, records: list[tuple[str, bytes, bytes]],
-                         standing_s: float) -> tuple[set[tuple[str, int]], bool]:
+    def _written_already(self, records: list[tuple[str, bytes, bytes]]) -> tuple[set[tuple[str, int]], bool]:
         """The run and seq of those `records` that their topics hold already, and whether
-        the topics could be read to their end (WRITTEN_SCAN_TIMEOUT_S)."""
+        the topics could be read to their end (WRITTEN_SCAN_TIMEOUT_S). Read from
+        WRITTEN_LOOKBACK_S before the oldest was received: none was written earlier."""
         # Dead letters have no seq to know them by: they are always sent again.
-        wanted = {identity for _, _, value in records if (identity := _identity(value))[1]}
+        sequenced = [_sequenced.decode(value) for _, _, value in records]
+        wanted = {(record.run, record.seq) for record in sequenced if record.seq}
         if not wanted:
             return set(), True
-        since_ms = int((time.time() - standing_s - WRITTEN_LOOKBACK_S) * 1000)
+        since_ms = int(min(record.received_ns for record in sequenced if record.seq) / 1e6
+                       - WRITTEN_LOOKBACK_S * 1000)
         consumer = Consumer({**client_settings(self._client_config), "group.id": f"coinstream-check-{self.run}",
                              "enable.auto.commit": False, "logger": self._client_config["logger"]})
         found: set[tuple[str, int]] = set()
@@ -495,24 +597,52 @@ class KafkaSink:
                 self._producer.produce(topic, value, key)
             except BufferError:
                 return
+            except KafkaException as error:
+                if self._produce_refused(error.args[0], record, spool=False):
+                    return  # the topic is missing: the record stays first in the spool
             spool.pop()
 
     def close(self, timeout_s: float) -> None:
-        """Flush within timeout_s; what Kafka did not take stays in the spool for the next run."""
+        """Flush while Kafka takes records, within timeout_s; what it did not take stays in
+        the spool for the next run. Never raises."""
+        try:
+            self._flush(timeout_s)
+        except SpoolError as error:
+            self._log.error("%s", error)
+        self.stats.spool_bytes = self._spool.size_bytes
+        self.stats.spool_records = self._spool.records
+        self._spool.close()
+
+    def _flush(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while self._spool and time.monotonic() < deadline:
-            self._drain_spool()
-            self._producer.poll(0.1)
-        remaining = self._producer.flush(max(0.0, deadline - time.monotonic()))
-        if remaining:
-            # Purged records come back through the delivery callback, oldest first.
-            self._producer.purge()
-            self._producer.poll(0)
-            self._spool.prepend(self._purged)
+        answered_at = max(self.stats.last_delivery_at, time.monotonic() - NO_BROKER_S / 2)
+        delivered = self.stats.delivered
+        # Kafka keeps the budget while it answers; after NO_BROKER_S without an answer it is
+        # not there (down, frozen, or the topic gone), and waiting longer only delays the stop.
+        while (self._spool or len(self._producer)) and self._topic_missing_since is None:
+            now = time.monotonic()
+            if now >= deadline or now - answered_at >= NO_BROKER_S:
+                break
+            if self._spool:
+                self._drain_spool()
+            self._producer.flush(min(0.1, deadline - now))
+            if self.stats.delivered != delivered:
+                delivered, answered_at = self.stats.delivered, time.monotonic()
+        if remaining := len(self._producer):
+            # Every record comes back through its delivery report, oldest first per partition,
+            # some time after purge(): flush() serves them as they come.
+            self._producer.purge(in_queue=True, in_flight=True)
+            if unreturned := self._producer.flush(PURGE_RETURN_S):
+                self._log.error("kafka: %d records did not come back from librdkafka within %.0f s of their "
+                                "purge and are lost", unreturned, PURGE_RETURN_S)
+        purged = sorted(self._purged + self._topic_missing, key=_publish_order)
+        self._purged, self._topic_missing = [], []
+        unsure = [record for record in purged if _identity(record[2]) in self._unsure]
+        self._spool.prepend([record for record in purged if _identity(record[2]) not in self._unsure])
+        # In flight: Kafka may have them, or write them later (a frozen broker resumes).
+        self._spool.prepend(unsure, unsure=True)
         if self._spool:
             self._log.error(
-                "Kafka did not take %d bytes of records within %.0f s; they stay in the spool "
-                "and are sent first on the next start", self._spool.size_bytes, timeout_s,
-            )
-        self.stats.spool_bytes = self._spool.size_bytes
-        self._spool.close()
+                "Kafka did not take %d records (%d bytes) before the stop (%d queued, %d of them sent without "
+                "an answer); they stay in the spool and are sent first on the next start, those sent after a "
+                "check of Kafka", self._spool.records, self._spool.size_bytes, remaining, len(unsure))

@@ -41,6 +41,8 @@ class Stats:
         self.spooled = 0
         self.spool_dropped = 0
         self.spool_bytes = 0
+        self.spool_records = 0  # in the spool now
+        self.spool_inherited = 0  # left in the spool by an earlier run, at the start
         self.producer_replacements = 0  # stuck Kafka producers replaced (shared.sink.STUCK_AFTER_S)
         self.asyncio_tasks = 0  # sampled by the stats reporter, once an interval
         # A produce request's wait to be sent and round trip to Kafka's acknowledgement, p50
@@ -91,6 +93,7 @@ class Stats:
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "
             f"spooled={self.spooled} spool_bytes={self.spool_bytes} spool_dropped={self.spool_dropped} "
+            f"spool_records={self.spool_records} spool_inherited={self.spool_inherited} "
             f"producer_replacements={self.producer_replacements} "
             f"ack_p50_ms={ack_p50} ack_p99_ms={ack_p99} "
             f"delivery_report_p50_ms{report_p50} delivery_report_p99_ms{report_p99} "

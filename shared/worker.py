@@ -21,6 +21,7 @@
 
 import asyncio
 import functools
+import hashlib
 import logging
 import math
 import random
@@ -41,7 +42,7 @@ from shared import capture
 from shared.config import ExchangeConfig, Runtime
 from shared.hosts import Hosts
 from shared.log import Throttled
-from shared.record import DeadLetter, ExchangeError, ServerRestart, Ticker, check_values
+from shared.record import DEAD_LETTER_RAW_MAX, DeadLetter, ExchangeError, ServerRestart, Ticker, check_values
 from shared.rest import RestClient, RestUnavailable
 from shared.sink import Sink
 from shared.stats import Stats
@@ -163,10 +164,11 @@ class Worker:
     def _dead_letter(self, error: Exception, received_ns: int, source: str, url: str, raw: bytes) -> None:
         reason = f"{type(error).__name__}: {error}"
         self.throttled.warning("dead letters", "dead letter from %s: %s", url, reason)
-        self.sink.dead_letter(
-            DeadLetter(self.venue.name, reason, received_ns, source, url,  # type: ignore[arg-type]
-                       raw.decode("utf-8", errors="replace"))
-        )
+        letter = DeadLetter(self.venue.name, reason, received_ns, source, url,  # type: ignore[arg-type]
+                            raw[:DEAD_LETTER_RAW_MAX].decode("utf-8", errors="replace"))
+        if len(raw) > DEAD_LETTER_RAW_MAX:
+            letter.raw_bytes, letter.raw_sha256 = len(raw), hashlib.sha256(raw).hexdigest()
+        self.sink.dead_letter(letter)
 
     # Live run. ----------------------------------------------------------------------
 
