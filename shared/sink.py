@@ -243,6 +243,7 @@ class KafkaSink:
         self._next_probe_at = 0.0
         self._cluster_ready_since: float | None = None
         self._replacing = False
+        self._unreturned: int | None = None  # at close: records librdkafka did not give back
 
     def check_ready(self, timeout_s: float) -> None:
         """Fail fast, in one line, when the cluster or a topic is not there."""
@@ -315,6 +316,9 @@ class KafkaSink:
         return False
 
     def queue_depth(self) -> int:
+        if self._unreturned is not None:
+            # Closed: librdkafka's count would include an error event arrived since.
+            return self._unreturned
         return len(self._producer)
 
     # Delivery reports: served after each read from the exchange's sockets, and by the
@@ -628,11 +632,13 @@ class KafkaSink:
             self._producer.flush(min(0.1, deadline - now))
             if self.stats.delivered != delivered:
                 delivered, answered_at = self.stats.delivered, time.monotonic()
+        self._unreturned = 0
         if remaining := len(self._producer):
             # Every record comes back through its delivery report, oldest first per partition,
             # some time after purge(): flush() serves them as they come.
             self._producer.purge(in_queue=True, in_flight=True)
             if unreturned := self._producer.flush(PURGE_RETURN_S):
+                self._unreturned = unreturned
                 self._log.error("kafka: %d records did not come back from librdkafka within %.0f s of their "
                                 "purge and are lost", unreturned, PURGE_RETURN_S)
         purged = sorted(self._purged + self._topic_missing, key=_publish_order)

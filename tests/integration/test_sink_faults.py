@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.harness import Broker, WorkerProcess, audited, consume, override_file, run_sizes, wait_until
+from tests.integration.test_supervisord import Supervisor, enabled_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
@@ -115,3 +116,35 @@ def test_a_stop_while_kafka_is_frozen_spools_every_unacknowledged_record(
     assert sorted(sizes.values()) == sorted([stopped["records"], following["records"]]), sizes
     print(f"frozen stop: stop {stop_s:.1f} s; first run {stopped}; next run {following}; "
           f"{re.findall(r'spool: .*', following_log)}")
+
+
+def test_supervisord_stops_ten_workers_with_kafka_down_as_fast_as_one(
+        broker: Broker, tmp_path: Path, simulator: Any) -> None:
+    """Issue 17, item 1: with Kafka down, a worker spools its queue and exits at once, and
+    supervisord stops all of them together (stop_together): before, it stopped them one
+    after another, each waiting out stop_timeout_s (209 s for ten)."""
+    exchanges = enabled_workers()
+    sim = simulator(*exchanges, rate=20, markets=3)
+    override = override_file(tmp_path, broker.bootstrap, sim.config["exchanges"], {"stop_timeout_s": 10})
+    topic = yaml.safe_load(override.read_text())["topics"]["ticker"]
+    supervisor = Supervisor(tmp_path, override)
+    try:
+        wait_until(lambda: all(supervisor.states().get(name, ("",))[0] == "RUNNING" for name in exchanges),
+                   60, "every enabled worker RUNNING")
+        consume(broker.bootstrap, topic, lambda got: {value["exchange"] for _, value in got} >= set(exchanges),
+                timeout_s=90)
+        broker.stop()
+        time.sleep(2)  # records queue up
+        stopping_at = time.monotonic()
+        supervisor.ctl("shutdown")
+        supervisor.process.wait(timeout=300)
+        took_s = time.monotonic() - stopping_at
+    finally:
+        supervisor.stop()
+    logs = {name: (supervisor.logs / f"{name}.log").read_text() for name in exchanges}
+    for name, log in logs.items():
+        assert log.rstrip().endswith("stopped"), f"{name}: {log[-2000:]}"
+        assert_accounted(counters(log))
+    assert took_s < 10, f"supervisord took {took_s:.1f} s to stop {len(exchanges)} workers with Kafka down"
+    print(f"supervisord stop with Kafka down: {took_s:.1f} s for {len(exchanges)} workers; spooled "
+          f"{sum(counters(log)['spool_records'] for log in logs.values())} records")
