@@ -10,7 +10,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +148,95 @@ def test_supervisord_stops_ten_workers_with_kafka_down_as_fast_as_one(
     assert took_s < 10, f"supervisord took {took_s:.1f} s to stop {len(exchanges)} workers with Kafka down"
     print(f"supervisord stop with Kafka down: {took_s:.1f} s for {len(exchanges)} workers; spooled "
           f"{sum(counters(log)['spool_records'] for log in logs.values())} records")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """A tmpfs of its own (mounted by the test: it runs as root, as CI does)."""
+    mounted: list[Path] = []
+
+    def mount(size: str, read_only: bool = False) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}" + (",ro" if read_only else ""), "tmpfs",
+                        str(point)], check=True, capture_output=True)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_a_full_spool_disk_drops_by_policy_counts_it_and_keeps_running(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any, small_disk: Callable[..., Path]) -> None:
+    """Issue 17, item 2. Kafka down and the spool on a 2 MB disk: the disk fills up. Before,
+    ENOSPC ended the socket sessions (reconnects), dropped records uncounted and made
+    close() raise (exit 1). A full disk is a full spool: the policy drops, counted."""
+    sim = simulator("binance", rate=2000, markets=20)
+    # Segments of 0.5 MB, so that drop_oldest has whole segments to drop on the 2 MB disk.
+    config, topic = config_for(tmp_path, broker, sim, {"dir": str(small_disk("2m")), "max_mb": 4,
+                                                       "when_full": "drop_oldest"},
+                               {"queue.buffering.max.messages": 2000})
+    process = worker("binance", config)
+    consume(broker.bootstrap, topic, lambda got: len(got) >= 2000, timeout_s=60)
+    broker.stop()
+    wait_until(lambda: counters(process.log())["spool_dropped"] > 2000, 60, "the disk full and records dropped")
+    assert process.process.poll() is None, "the worker must survive a full disk"
+    broker.start(fresh=False)
+    sim.control("binance", "rate", per_s=0)
+    wait_until(lambda: (found := counters(process.log()))["spool_records"] == 0
+               and found["delivered"] + found["spool_dropped"] == found["records"], 120, "the spool to drain")
+    assert process.stop() == 0
+    found = counters(process.log())
+    assert_accounted(found)
+    assert found["reconnects"] == 0, "a disk error is no reason to reconnect"
+    # What the policy dropped is missing from the run, in the middle; all else arrived once.
+    [run] = audited_runs(broker, topic)
+    assert (run.records, run.lost, run.repeats, run.out_of_order) == (found["delivered"], found["spool_dropped"], 0, 0)
+    log = process.log()
+    assert log.count("spool full") == 1 and "No space left on device" in log and "policy drop_oldest" in log
+    assert "Traceback" not in log
+    print(f"full disk: {found}")
+
+
+def audited_runs(broker: Broker, topic: str) -> list[Any]:
+    """coinstream verify's runs, with the records a policy dropped allowed as missing."""
+    from coinstream import verify
+    return list(verify.audit({"bootstrap.servers": broker.bootstrap}, [topic], ended=True).runs)
+
+
+def test_a_spool_directory_that_cannot_be_written_stops_the_start_with_one_line(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any, small_disk: Callable[..., Path]) -> None:
+    """Issue 17, item 3. A read-only spool directory is found at the start (exit 78, one
+    line), not once Kafka goes away; one holding an earlier run's spool is not sent (it
+    could not be emptied: every start would send it again)."""
+    sim = simulator("binance", rate=200, markets=5)
+    config, topic = config_for(tmp_path, broker, sim, {"dir": str(small_disk("1m", read_only=True))})
+    process = worker("binance", config)
+    assert process.process.wait(timeout=30) == 78
+    [line] = [line for line in process.log().splitlines() if "error" in line.lower()]
+    assert "kafka.spool.dir: the spool directory" in line and "is not writable: Read-only file system" in line, line
+    # An earlier run's spool (made by a run stopped with Kafka frozen), then the disk read-only.
+    disk = small_disk("4m")
+    config, topic = config_for(tmp_path, broker, sim, {"dir": str(disk)})
+    first = worker("binance", config)
+    consume(broker.bootstrap, topic, lambda got: len(got) >= 200, timeout_s=60)
+    freeze(broker)
+    time.sleep(2)
+    assert first.stop() == 0
+    thaw(broker)
+    left = counters(first.log())
+    assert left["spool_records"] > 0
+    # Kafka as the thawed broker leaves it (it writes what was in flight).
+    wait_until(lambda: audited_runs(broker, topic)[0].records >= left["delivered"], 30, "the thawed broker")
+    time.sleep(2)
+    [before] = audited_runs(broker, topic)
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    for _ in range(2):
+        again = worker("binance", config)
+        assert again.process.wait(timeout=30) == 78
+        assert "is not writable: Read-only file system" in again.log()
+    [after] = audited_runs(broker, topic)
+    assert (after.records, after.repeats) == (before.records, 0)
+    print(f"read-only spool: {left['spool_records']} spooled records kept, not sent")
