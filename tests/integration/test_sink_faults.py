@@ -5,17 +5,25 @@ of its own, and ends with the counters' identity and `coinstream verify`'s audit
 record the worker counted is in Kafka, in the spool, in undelivered.jsonl or in a
 counted drop, and Kafka holds each of its runs' records once."""
 
+import hashlib
+import http.server
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
+from confluent_kafka.admin import AdminClient
+
+from coinstream import topics
+from shared import config as configuration
 
 from tests.harness import Broker, WorkerProcess, audited, consume, override_file, run_sizes, wait_until
 from tests.integration.test_supervisord import Supervisor, enabled_workers
@@ -240,3 +248,101 @@ def test_a_spool_directory_that_cannot_be_written_stops_the_start_with_one_line(
     [after] = audited_runs(broker, topic)
     assert (after.records, after.repeats) == (before.records, 0)
     print(f"read-only spool: {left['spool_records']} spooled records kept, not sent")
+
+
+@pytest.fixture
+def huge_rest_body() -> Iterator[str]:
+    """An HTTP server whose every answer is 2 MB that no exchange would send (not JSON)."""
+    body = b"\x00not json " + bytes(range(256)) * (2 * 1024 * 1024 // 256)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_payload_larger_than_kafka_takes_is_cut_in_its_dead_letter_and_a_record_kafka_refuses_is_kept(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any, huge_rest_body: str) -> None:
+    """Issue 17, item 4. A 2 MB REST body that cannot be decoded: its dead letter carries
+    the first 256 KiB with the whole body's size and sha256, so it fits in Kafka (1 MB by
+    default); before, produce() raised MSG_SIZE_TOO_LARGE and the worker exited 70 within a
+    second of every start. And with Kafka's limit below even that, the dead letter goes to
+    undelivered.jsonl, counted; the worker runs on."""
+    sim = simulator("binance", rate=200, markets=5)
+    sim.config["exchanges"]["binance"]["rest_url"] = huge_rest_body
+    body = requests.get(huge_rest_body, timeout=10).content
+    for limit in (None, 100_000):
+        config, topic = config_for(tmp_path, broker, sim, producer={"message.max.bytes": limit} if limit else {})
+        settings = yaml.safe_load(config.read_text())
+        process = worker("binance", config)
+        wait_until(lambda: " counters " in process.log() and counters(process.log())["dead_letters"] >= 1
+                   and counters(process.log())["delivered"] > 200, 60, "the dead letter and records after it")
+        assert process.process.poll() is None, "the worker must survive a payload Kafka cannot take"
+        assert process.stop() == 0
+        found = counters(process.log())
+        assert_accounted(found)
+        audited(broker.bootstrap, topic)
+        undelivered = Path(settings["kafka"]["spool"]["dir"]) / "binance.undelivered.jsonl"
+        if limit is None:
+            assert found["delivery_failures"] == 0
+            letters = consume(broker.bootstrap, settings["topics"]["dead_letter"],
+                              lambda got: len(got) >= found["dead_letters"])
+            assert len(letters) == found["dead_letters"]
+            for _, letter in letters:
+                assert letter["raw_bytes"] == len(body) and letter["raw_sha256"] == hashlib.sha256(body).hexdigest()
+                assert letter["raw"] == body[:256 * 1024].decode("utf-8", "replace")
+            assert not undelivered.exists()
+        else:
+            assert found["delivery_failures"] == found["dead_letters"] >= 1, found
+            lines = undelivered.read_text().splitlines()
+            assert len(lines) == found["delivery_failures"]
+            assert "Message size too large" in lines[0] or "MSG_SIZE_TOO_LARGE" in lines[0], lines[0][:300]
+        print(f"oversize (message.max.bytes {limit or 'default'}): {found}")
+
+
+def test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+    """Issue 17, item 5. The ticker topic deleted under a running worker: it says so once,
+    keeps reading, holds the records in the spool and sends them once the topic is back
+    ('coinstream topics'). Before: produce() raised _UNKNOWN_TOPIC and the worker exited 70,
+    with frames counted in no file and no counter. The deletion takes the records Kafka held,
+    so the test reads them before it, and audits the two reads together."""
+    sim = simulator("binance", rate=500, markets=10)
+    config, topic = config_for(tmp_path, broker, sim)
+    process = worker("binance", config)
+    consume(broker.bootstrap, topic, lambda got: len(got) >= 500, timeout_s=60)
+    sim.control("binance", "rate", per_s=0)
+    wait_until(lambda: (found := counters(process.log()))["delivered"] == found["records"] > 0, 30, "all delivered")
+    before = consume(broker.bootstrap, topic, lambda got: len(got) >= counters(process.log())["records"])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(60)
+    sim.control("binance", "rate", per_s=500)
+    time.sleep(15)
+    assert process.process.poll() is None, "the worker must wait for the topic"
+    waiting = counters(process.log())
+    assert waiting["records"] > counters(process.log())["delivered"]
+    topics.ensure(configuration.load(config), timeout_s=60)
+    sim.control("binance", "rate", per_s=0)
+    wait_until(lambda: (found := counters(process.log()))["spool_records"] == 0 and found["kafka_queue"] == 0
+               and found["delivered"] + found["delivery_failures"] == found["records"], 120, "the spool sent")
+    assert process.stop() == 0
+    found = counters(process.log())
+    assert_accounted(found)
+    after = consume(broker.bootstrap, topic, lambda got: len(got) >= found["delivered"] - len(before), timeout_s=60)
+    seqs = sorted(value["seq"] for _, value in before + after)
+    assert found["delivery_failures"] == 0, found
+    assert seqs == list(range(1, found["records"] + 1)), (len(seqs), found)
+    assert process.log().count("is missing") == 1
+    print(f"deleted topic: {len(before)} before the deletion, {len(after)} after; {found}")
