@@ -54,7 +54,7 @@ NO_BROKER_S = 1.0
 PURGE_RETURN_S = 5.0
 # Produce errors that mean the topic is not there (deleted, or not yet known again):
 # records wait in the spool, and it is tried again, as in an outage.
-TOPIC_MISSING = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART)
+TOPIC_MISSING = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION)
 TOPIC_RETRY_S = 2.0
 # librdkafka's statistics (statistics.interval.ms, unless the config sets it) time Kafka's
 # part of the delivery latency, which a delivery report cannot: Message.latency() is read
@@ -221,7 +221,8 @@ class KafkaSink:
         self._unsure: set[tuple[str, int]] = set()  # purged in flight: Kafka may hold them
         # Records of a topic Kafka says is gone, held until the queue is empty (see _on_topic_missing).
         self._topic_missing: list[tuple[str, bytes, bytes]] = []
-        self._topic_missing_since: float | None = None
+        self._topic_missing_since: float | None = None  # while set, records go to the spool
+        self._topic_missing_logged_at: float | None = None  # the first failure of this absence
         self._topic_retry_at = 0.0
         # librdkafka logs through Python logging, throttled, instead of raw to stderr.
         kafka_log = logging.getLogger("coinstream.kafka")
@@ -367,6 +368,8 @@ class KafkaSink:
         if self._topic_missing_since is None:
             self._topic_missing_since = time.monotonic()
             self._topic_retry_at = self._topic_missing_since + TOPIC_RETRY_S
+        if self._topic_missing_logged_at is None:
+            self._topic_missing_logged_at = self._topic_missing_since
             self._log.error("kafka: topic %r is missing (%s): records wait in the spool, and it is tried "
                             "every %.0f s until it is back (create it with 'coinstream topics')",
                             topic, error.str(), TOPIC_RETRY_S)
@@ -406,11 +409,12 @@ class KafkaSink:
         if time.monotonic() < self._topic_retry_at:
             return
         self._topic_retry_at = time.monotonic() + TOPIC_RETRY_S
-        since = self._topic_missing_since
         self._topic_missing_since = None
         self._drain_spool()
-        if self._topic_missing_since is None and since is not None:
-            self._log.warning("kafka: the topic is back after %.0f s; sending the spool", time.monotonic() - since)
+        if self._topic_missing_since is None and self._topic_missing_logged_at is not None:
+            self._log.warning("kafka: the topic is back after %.0f s; sending the spool",
+                              time.monotonic() - self._topic_missing_logged_at)
+            self._topic_missing_logged_at = None
 
     async def _settle_unsure(self) -> None:
         """Records an earlier run spooled with their fate unknown (in flight at its stop):

@@ -6,6 +6,7 @@ record the worker counted is in Kafka, in the spool, in undelivered.jsonl or in 
 counted drop, and Kafka holds each of its runs' records once."""
 
 import hashlib
+import logging
 import http.server
 import os
 import re
@@ -326,10 +327,12 @@ def test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated(
     sim.control("binance", "rate", per_s=0)
     wait_until(lambda: (found := counters(process.log()))["delivered"] == found["records"] > 0, 30, "all delivered")
     before = consume(broker.bootstrap, topic, lambda got: len(got) >= counters(process.log())["records"])
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "logger": logging.getLogger("tests.admin")})
     admin.delete_topics([topic], operation_timeout=30)[topic].result(60)
     sim.control("binance", "rate", per_s=500)
-    time.sleep(15)
+    # librdkafka calls a topic missing once metadata has said so for topic.metadata.propagation.max.ms (30 s).
+    wait_until(lambda: "is missing" in process.log(), 60, "the missing topic noticed")
+    time.sleep(5)
     assert process.process.poll() is None, "the worker must wait for the topic"
     waiting = counters(process.log())
     assert waiting["records"] > counters(process.log())["delivered"]
