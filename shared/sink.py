@@ -21,7 +21,7 @@ from shared.config import Spool as SpoolConfig
 from shared.config import client_settings
 from shared.log import ThrottleFilter, Throttled
 from shared.record import DeadLetter, Ticker
-from shared.spool import DiskSpool, SpoolError
+from shared.spool import UNSURE, DiskSpool, SpoolError
 from shared.stats import Stats
 
 # The delivery reports' backstop while no socket reads (see serve_deliveries): REST-only
@@ -46,11 +46,13 @@ PROBE_TIMEOUT_S = 5.0
 # holds already are dropped (see _written_already).
 WRITTEN_LOOKBACK_S = 30.0
 WRITTEN_SCAN_TIMEOUT_S = 10.0
-# At a stop, Kafka keeps the flush budget (runtime.stop_timeout_s) while it takes records;
-# once it has answered nothing for NO_BROKER_S the queue goes to the spool at once. Purged
+# At a stop, Kafka keeps the flush budget (runtime.stop_timeout_s) while it takes records,
+# or, slow, still answers a metadata request within BROKER_ANSWER_S each NO_BROKER_S
+# without a delivery; otherwise (down, frozen) the queue goes to the spool at once. Purged
 # records come back through their delivery reports some time after purge() (0.1-1 s
 # measured): they are waited for up to PURGE_RETURN_S.
 NO_BROKER_S = 1.0
+BROKER_ANSWER_S = 0.5
 PURGE_RETURN_S = 5.0
 # Produce errors that mean the topic is not there (deleted, or not yet known again):
 # records wait in the spool, and it is tried again, as in an outage.
@@ -601,6 +603,8 @@ class KafkaSink:
         spool = self._spool
         while (record := spool.peek()) is not None:
             topic, key, value = record
+            if topic.startswith(UNSURE.decode()):
+                return  # Kafka may hold it: the next start checks (_settle_unsure) before it is sent
             try:
                 self._producer.produce(topic, value, key)
             except BufferError:
@@ -621,6 +625,15 @@ class KafkaSink:
         self.stats.spool_records = self._spool.records
         self._spool.close()
 
+    def _broker_answers(self) -> bool:
+        """Whether Kafka answers a metadata request within BROKER_ANSWER_S: a broker down
+        refuses it, a frozen one never answers it."""
+        try:
+            self._producer.list_topics(self._ticker_topic, timeout=BROKER_ANSWER_S)
+            return True
+        except KafkaException:
+            return False
+
     def _flush(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         answered_at = max(self.stats.last_delivery_at, time.monotonic() - NO_BROKER_S / 2)
@@ -629,8 +642,12 @@ class KafkaSink:
         # not there (down, frozen, or the topic gone), and waiting longer only delays the stop.
         while (self._spool or len(self._producer)) and self._topic_missing_since is None:
             now = time.monotonic()
-            if now >= deadline or now - answered_at >= NO_BROKER_S:
+            if now >= deadline:
                 break
+            if now - answered_at >= NO_BROKER_S:
+                if not self._broker_answers():
+                    break
+                answered_at = time.monotonic()  # slow, not away: it keeps the budget
             if self._spool:
                 self._drain_spool()
             self._producer.flush(min(0.1, deadline - now))

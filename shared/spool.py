@@ -144,7 +144,7 @@ class DiskSpool:
     def take_unsure(self) -> list[tuple[str, bytes, bytes]]:
         """Take the records at the front marked unsure, oldest first (put back with prepend)."""
         unsure = []
-        while (record := self.peek(marked=True)) is not None and record[0].startswith(UNSURE.decode()):
+        while (record := self.peek()) is not None and record[0].startswith(UNSURE.decode()):
             unsure.append((record[0][1:], record[1], record[2]))
             self.pop()
         return unsure
@@ -191,8 +191,8 @@ class DiskSpool:
                              f"{error.strerror or error}; stopping, not to send it again on the next "
                              f"start (delete the file once the directory is writable)") from None
 
-    def peek(self, marked: bool = False) -> tuple[str, bytes, bytes] | None:
-        """The oldest record, left in place until pop(); its topic with the UNSURE mark if `marked`."""
+    def peek(self) -> tuple[str, bytes, bytes] | None:
+        """The oldest record, left in place until pop(); its topic begins with UNSURE if it is marked so."""
         while self._segments:
             if self._reader is None:
                 self._reader = open(self._segments[0], "rb")
@@ -201,7 +201,7 @@ class DiskSpool:
             if line.endswith(b"\n"):
                 self._reader.seek(position)
                 topic, key, value = line[:-1].split(b"\t", 2)
-                return (topic if marked else topic.lstrip(UNSURE)).decode(), key, value
+                return topic.decode(), key, value
             # Everything in this segment has been read. (A partial last line can only
             # be left by a crash mid-write; that one record is lost.)
             if self._writer is not None and len(self._segments) == 1:

@@ -127,3 +127,20 @@ def test_a_new_run_goes_on_where_a_stopped_one_left_a_partly_read_spool(tmp_path
         again = DiskSpool(directory, "binance", max_bytes, "drop_oldest", Stats(), LOG)
         assert again.size_bytes == sum(len(b"t\tk\t%s\n" % record(n)[2]) for n in range(30, 200))
         assert drain(again) == [record(n)[2] for n in range(30, 200)]
+
+
+def test_records_marked_unsure_are_taken_from_the_front_and_counted(tmp_path: Path) -> None:
+    stats = Stats()
+    spool = DiskSpool(tmp_path, "x", 1024 * 1024, "drop_oldest", stats, LOG)
+    for number in range(3):
+        spool.append(*record(number))
+    spool.prepend([record(10), record(11)])
+    spool.prepend([record(20)], unsure=True)
+    assert spool.records == 6
+    spool.close()
+    again = DiskSpool(tmp_path, "x", 1024 * 1024, "drop_oldest", Stats(), LOG)
+    assert again.inherited == again.records == 6
+    assert again.take_unsure() == [record(20)]
+    assert again.records == 5
+    assert drain(again) == [record(number)[2] for number in (10, 11, 0, 1, 2)]
+    assert again.records == 0
