@@ -39,7 +39,8 @@ EXCHANGE_COUNTERS = (
     ("coinstream_kafka_delivered", "Records and dead letters Kafka acknowledged.", "delivered"),
     ("coinstream_kafka_delivery_failures", "Records Kafka refused for good (kept in the undelivered file).",
      "delivery_failures"),
-    ("coinstream_spool_dropped", "Records dropped because the disk spool was full.", "spool_dropped"),
+    ("coinstream_spool_dropped", "Records dropped because the disk spool, or its disk, was full or not writable.",
+     "spool_dropped"),
     ("coinstream_kafka_producer_replacements", "Stuck Kafka producers replaced by a new one.",
      "producer_replacements"),
 )

@@ -221,7 +221,7 @@ class KafkaSink:
         stats.spool_inherited = self._spool.inherited
         self._purged: list[tuple[str, bytes, bytes]] = []
         self._unsure: set[tuple[str, int]] = set()  # purged in flight: Kafka may hold them
-        # Records of a topic Kafka says is gone, held until the queue is empty (see _on_topic_missing).
+        # Records of a topic Kafka says is gone, held until the queue is empty (see _retry_missing_topic).
         self._topic_missing: list[tuple[str, bytes, bytes]] = []
         self._topic_missing_since: float | None = None  # while set, records go to the spool
         self._topic_missing_logged_at: float | None = None  # the first failure of this absence
@@ -362,9 +362,15 @@ class KafkaSink:
             self._undelivered_path)
         lines = [msgspec.json.encode({"topic": topic, "key": key.decode(), "value": value.decode(),
                                       "error": error.str()}) + b"\n" for topic, key, value in records]
-        self._undelivered_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._undelivered_path, "ab") as undelivered:
-            undelivered.writelines(lines)
+        try:
+            with open(self._undelivered_path, "ab") as undelivered:
+                undelivered.writelines(lines)
+        except OSError as failure:  # the spool's disk full or read-only: lost, and counted so
+            self.stats.delivery_failures -= len(records)
+            self.stats.spool_dropped += len(records)
+            self._throttled.warning("undelivered records lost", "%d undelivered record(s) could not be kept in %s "
+                                    "(%s): dropped, counted in spool_dropped", len(records),
+                                    self._undelivered_path, failure.strerror or failure)
 
     def _note_topic_missing(self, topic: str, error: KafkaError) -> None:
         if self._topic_missing_since is None:
@@ -650,6 +656,8 @@ class KafkaSink:
                 answered_at = time.monotonic()  # slow, not away: it keeps the budget
             if self._spool:
                 self._drain_spool()
+                if not len(self._producer):
+                    break  # what is left waits for the next start's check (marked unsure)
             self._producer.flush(min(0.1, deadline - now))
             if self.stats.delivered != delivered:
                 delivered, answered_at = self.stats.delivered, time.monotonic()
