@@ -6,8 +6,8 @@ record the worker counted is in Kafka, in the spool, in undelivered.jsonl or in 
 counted drop, and Kafka holds each of its runs' records once."""
 
 import hashlib
-import logging
 import http.server
+import logging
 import os
 import re
 import signal
@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,13 @@ def assert_accounted(found: dict[str, int]) -> None:
     placed = (found["delivered"] + found["kafka_queue"] + found["spool_records"] + found["delivery_failures"]
               + found["spool_dropped"])
     assert counted == placed, f"{counted} counted, {placed} placed: {found}"
+
+
+def stop_seconds(log: str) -> float:
+    """From the worker's 'stopping' line to its 'stopped' line."""
+    times = {event: datetime.fromisoformat(line.split()[0]) for line in log.splitlines()
+             for event in ("stopping:", "stopped") if line.split()[3:4] == [event]}
+    return (times["stopped"] - times["stopping:"]).total_seconds()
 
 
 def config_for(tmp_path: Path, broker: Broker, sim: Any, spool: dict[str, Any] | None = None,
@@ -134,7 +142,8 @@ def test_supervisord_stops_ten_workers_with_kafka_down_as_fast_as_one(
     after another, each waiting out stop_timeout_s (209 s for ten)."""
     exchanges = enabled_workers()
     sim = simulator(*exchanges, rate=20, markets=3)
-    override = override_file(tmp_path, broker.bootstrap, sim.config["exchanges"], {"stop_timeout_s": 10})
+    # The shipped stop budget: with it supervisord's shutdown took 209 s before.
+    override = override_file(tmp_path, broker.bootstrap, sim.config["exchanges"], {"stop_timeout_s": 20})
     topic = yaml.safe_load(override.read_text())["topics"]["ticker"]
     supervisor = Supervisor(tmp_path, override)
     try:
@@ -154,7 +163,10 @@ def test_supervisord_stops_ten_workers_with_kafka_down_as_fast_as_one(
     for name, log in logs.items():
         assert log.rstrip().endswith("stopped"), f"{name}: {log[-2000:]}"
         assert_accounted(counters(log))
-    assert took_s < 10, f"supervisord took {took_s:.1f} s to stop {len(exchanges)} workers with Kafka down"
+        # A worker that sees no broker spools its queue and exits at once.
+        assert stop_seconds(log) < 3, f"{name}: {log[-2000:]}"
+    # supervisord's own pace (about a second a program, itself included) on top of the workers'.
+    assert took_s < 20, f"supervisord took {took_s:.1f} s to stop {len(exchanges)} workers with Kafka down"
     print(f"supervisord stop with Kafka down: {took_s:.1f} s for {len(exchanges)} workers; spooled "
           f"{sum(counters(log)['spool_records'] for log in logs.values())} records")
 
