@@ -16,7 +16,8 @@ _LATENCY_BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
 class Stats:
     def __init__(self) -> None:
         self.frames = 0
-        self.records = 0
+        self.records = 0  # ticker records
+        self.book_records = 0  # order book records (shared.book_channel)
         # Records by transport, counted once per frame or REST body (by Worker), for /metrics.
         self.ws_records = 0
         self.rest_records = 0
