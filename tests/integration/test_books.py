@@ -1,0 +1,159 @@
+"""Order books end to end: simulator -> worker -> the real broker, checked against the
+simulator's true book (simulator/books.py).
+
+Per exchange (BOOKS): the records in Kafka are the true top N, every one of them (a
+record with an update_id is the true top N at that id; one without is a true top N, in
+the order the book went through them), the last one per market is the book as it stands
+once the simulator stops changing it, and the book topic's seq is contiguous
+(coinstream verify). Per fault: detected, the resync counted by its reason, the book
+right again afterwards, and no record published from a wrong book.
+
+An exchange is added with one BookCase in BOOKS (and its faults in FAULTS).
+"""
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+import yaml
+
+from tests.harness import Simulator, WorkerProcess, audited, consume, override_file, wait_until
+
+pytestmark = pytest.mark.integration
+
+PLAIN_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+class BookCase(NamedTuple):
+    depth: int  # the book_depth the test configures
+    sequenced: bool  # records carry update_id
+
+
+BOOKS = {
+    "upbit": BookCase(depth=10, sequenced=False),
+}
+# (exchange, fault, the resync reason it must be counted under)
+FAULTS = [
+    ("upbit", "book_crossed", "crossed"),
+]
+
+Record = dict[str, Any]
+Top = tuple[tuple[tuple[Decimal, Decimal], ...], tuple[tuple[Decimal, Decimal], ...]]
+
+
+def _top(bids: list[list[str]], asks: list[list[str]]) -> Top:
+    """A top N by value: an exchange may print a price otherwise than the true book's text."""
+    return (tuple((Decimal(price), Decimal(size)) for price, size in bids),
+            tuple((Decimal(price), Decimal(size)) for price, size in asks))
+
+
+def start_books(exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path, rate: float = 40,
+                markets: int = 3, depth: int | None = None,
+                runtime: dict[str, Any] | None = None) -> tuple[Simulator, WorkerProcess, str]:
+    """The simulator and a worker collecting `exchange`'s books alone; the book topic."""
+    sim = simulator(exchange, rate=rate, markets=markets)
+    section = {**sim.config["exchanges"][exchange], "channels": ["book"],
+               "book_depth": depth or BOOKS[exchange].depth}
+    config = override_file(tmp_path, kafka, {exchange: section}, runtime)
+    return sim, worker(exchange, config), yaml.safe_load(config.read_text())["topics"]["book"]
+
+
+def assert_true_books(sim: Simulator, exchange: str, records: list[Record], depth: int) -> None:
+    """Every record is a true top N of its market, in the order the book went through them."""
+    by_market: dict[str, list[Record]] = {}
+    for record in records:
+        by_market.setdefault(record["raw_symbol"], []).append(record)
+    for market, published in by_market.items():
+        history = sim.control(exchange, "book_history", market=market, depth=depth)["history"]
+        tops = [(update_id, _top(bids, asks)) for update_id, bids, asks in history]
+        position = 0
+        for record in published:
+            for side in (record["bids"], record["asks"]):
+                assert len(side) <= depth
+                for price, size in side:
+                    assert PLAIN_DECIMAL.match(price) and PLAIN_DECIMAL.match(size), record
+                    assert Decimal(size) > 0, record
+            top = _top(record["bids"], record["asks"])
+            if record["update_id"] is not None:
+                # The true top N at that id: the last change at or before it.
+                at = [true for update_id, true in tops if update_id <= record["update_id"]]
+                assert at and at[-1] == top, f"{market} record seq {record['seq']} is not the true book " \
+                                             f"at update_id {record['update_id']}"
+            else:
+                later = [index for index in range(position, len(tops)) if tops[index][1] == top]
+                assert later, f"{market} record seq {record['seq']} is no true book after the one before it"
+                position = later[0]
+
+
+def settle_and_compare(sim: Simulator, exchange: str, kafka: str, topic: str, depth: int,
+                       markets: int) -> list[Record]:
+    """Freeze the books, read the topic until each market's last record is the true top N
+    now, and check every record; the records."""
+    sim.control(exchange, "book_rate", per_s=0)
+    truth: dict[str, Top] = {}
+
+    def caught_up(got: list[tuple[str, Record]]) -> bool:
+        last = {record["raw_symbol"]: record for _, record in got}
+        if len(last) < markets:
+            return False
+        for market, record in last.items():
+            if market not in truth:
+                now = sim.control(exchange, "book", market=market, depth=depth)
+                truth[market] = _top(now["bids"], now["asks"])
+            if _top(record["bids"], record["asks"]) != truth[market]:
+                return False
+        return True
+
+    records = [record for _, record in consume(kafka, topic, caught_up, timeout_s=60)]
+    assert_true_books(sim, exchange, records, depth)
+    return records
+
+
+def final_counters(process: WorkerProcess) -> str:
+    return [line for line in process.log().splitlines() if " counters " in line][-1]
+
+
+def resyncs(process: WorkerProcess) -> dict[str, int]:
+    match = re.search(r" book_resyncs=(\d+)(?:\[([^\]]*)\])?", final_counters(process))
+    assert match, final_counters(process)
+    return {reason: int(count) for reason, count in
+            (item.split("=") for item in (match.group(2) or "").split(",") if item)}
+
+
+@pytest.mark.parametrize("exchange", sorted(BOOKS))
+def test_book_records_are_the_true_top_n(exchange: str, kafka: str, simulator: Any, worker: Any,
+                                         tmp_path: Path) -> None:
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 150, timeout_s=60)
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    for record in records:
+        assert record["depth"] == case.depth and record["source"] == "ws"
+        assert (record["update_id"] is not None) == case.sequenced
+    counters = final_counters(process)
+    assert resyncs(process) == {}, counters
+    assert " dead_letters=0 " in counters
+    # Conflation: a change below the top N publishes nothing, and is counted.
+    assert int(re.search(r" book_conflated=(\d+)", counters).group(1)) > 0  # type: ignore[union-attr]
+    report = audited(kafka, topic)
+    assert sum(run.records for run in report.runs) == len(records)
+
+
+@pytest.mark.parametrize("exchange,fault,reason", FAULTS)
+def test_a_book_fault_is_detected_counted_and_never_published(exchange: str, fault: str, reason: str, kafka: str,
+                                                             simulator: Any, worker: Any, tmp_path: Path) -> None:
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault(exchange, fault, count=3)
+    wait_until(lambda: f"book lost ({reason})" in process.log(), 30, f"the worker to find the {fault}")
+    wait_until(lambda: sim.control(exchange, "stats")["book_frames"] > 0, 5, "book frames")
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    counted = resyncs(process)
+    assert counted.get(reason, 0) >= 1 and set(counted) == {reason}, final_counters(process)
+    audited(kafka, topic)
+    assert records
