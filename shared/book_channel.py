@@ -95,7 +95,7 @@ class BookChannel:
     def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
         """Keep and publish the REST snapshots in one body (recorded by the worker)."""
         try:
-            messages = self.venue.parse_rest_book(body, received_ns)
+            messages = self.venue.parse_rest_book(url, body, received_ns)
         except ExchangeError as error:
             self.stats.exchange_errors += 1
             self.worker.throttled.warning("exchange errors", "%s: %s", url, error)

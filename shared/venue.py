@@ -118,6 +118,9 @@ class Venue(ABC):
     book_markets_per_connection: ClassVar[int] = 0
     # The path of the REST book endpoint: REST bodies from it are books (and replayed as such).
     book_rest_path: ClassVar[str] = ""
+    # The largest frame a book socket takes, where the exchange's snapshot frames are
+    # larger than runtime.max_frame_bytes (Coinbase's whole book); None: that setting.
+    book_max_frame_bytes: ClassVar[int | None] = None
 
     def __init__(self, ws_url: str, rest_url: str) -> None:
         self.ws_base = ws_url.rstrip("/")
@@ -220,8 +223,9 @@ class Venue(ABC):
         """REST snapshots of the books of `markets`, at least `depth` levels a side."""
         raise NotImplementedError(f"{self.name} has no book channel")
 
-    def parse_rest_book(self, body: bytes, received_ns: int) -> list[BookMessage]:
-        """The snapshots in one REST book body (BookMessage.snapshot True)."""
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        """The snapshots in one REST book body (BookMessage.snapshot True); `url` is the
+        call's (Binance's and Gate.io's bodies name no market: their URL does)."""
         raise NotImplementedError(f"{self.name} has no book channel")
 
     # Shared by every exchange. ------------------------------------------------------

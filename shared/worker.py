@@ -443,6 +443,9 @@ class Connection:
         self.index = index
         protocol_ping = worker.venue.protocol_ping_interval_s
         self._protocol_ping_s = protocol_ping and (worker.runtime.ping_interval_s or protocol_ping)
+        self._max_frame_bytes = worker.runtime.max_frame_bytes
+        if books is not None and worker.venue.book_max_frame_bytes:
+            self._max_frame_bytes = max(self._max_frame_bytes, worker.venue.book_max_frame_bytes)
         # Any frame heard on the socket, data or control (pongs, the server's pings): the
         # connection's liveness. Until it is first heard, the fallback counts from start.
         self.last_heard = time.monotonic()
@@ -514,7 +517,7 @@ class Connection:
         async with connect(
             self.url,
             compression=None,  # permessage-deflate costs ~2 µs a frame; no exchange needs it
-            max_size=worker.runtime.max_frame_bytes,
+            max_size=self._max_frame_bytes,
             ping_interval=self._protocol_ping_s,
             ping_timeout=self._protocol_ping_s,
             open_timeout=worker.runtime.rest_timeout_s,

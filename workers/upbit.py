@@ -249,7 +249,7 @@ class Upbit(Venue):
         return [url + f"&count={BOOK_UNITS}" for url in
                 comma_joined_urls(f"{self.rest_base}{self.book_rest_path}?markets=", markets, REST_MARKETS_PER_CALL)]
 
-    def parse_rest_book(self, body: bytes, received_ns: int) -> list[BookMessage]:
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
         books = []
         for item in self._rest_books.decode(body):
             if item.market is None:
