@@ -25,11 +25,13 @@ Control (GET, JSON):
   /_sim/book_history?market=M&depth=N
                                     every true top N since the start, oldest first:
                                     [[update_id, bids, asks], ...] (consecutive repeats kept once)
-  /_sim/book_rate?per_s=N           book updates a second, all markets together (0: frozen)
+  /_sim/book_rate?per_s=N           book updates a second, all markets together (0: frozen,
+                                    and an update book_reorder holds back is sent)
+  /_sim/stats                       also: book_frames, book_faults (those still to come)
   /_sim/fault?kind=K[&count=N]      the next N updates (of any market):
       book_gap       not sent (the book changes; the stream skips its ids)
       book_repeat    sent, then sent again
-      book_reorder   held back and sent after the next one
+      book_reorder   held back and sent after the market's next one
       book_checksum  sent with a wrong checksum (exchanges that send one)
       book_crossed   a message that crosses the book (a bid at the best ask), which the
                      true book does not take; it takes the message's ids
@@ -183,7 +185,7 @@ class BookFeed:
         self.subscriptions: dict[ServerConnection, _Subscription] = {}
         self.faults: dict[str, int] = dict.fromkeys(BOOK_FAULTS, 0)
         self.frames = 0
-        self._held: BookUpdate | None = None  # book_reorder's held-back update
+        self._held: dict[str, BookUpdate] = {}  # book_reorder's held-back update, by market
         self._driver: asyncio.Task[None] | None = None
 
     def book(self, market_id: str) -> TrueBook:
@@ -285,20 +287,16 @@ class BookFeed:
         if faults["book_checksum"] > 0:
             faults["book_checksum"] -= 1
             update.wrong_checksum = True
-        if faults["book_reorder"] > 0 and self._held is None:
+        if faults["book_reorder"] > 0 and market_id not in self._held:
             faults["book_reorder"] -= 1
-            self._held = update
+            self._held[market_id] = update
             return
         self._deliver(market_id, update)
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._deliver(self._market_of(held), held)
+        if market_id in self._held:  # after the market's next update
+            self._deliver(market_id, self._held.pop(market_id))
         if faults["book_repeat"] > 0:
             faults["book_repeat"] -= 1
             self._deliver(market_id, update)
-
-    def _market_of(self, update: BookUpdate) -> str:
-        return next(market for market, book in self.books.items() if book is update.book)
 
     def _deliver(self, market_id: str, update: BookUpdate) -> None:
         for socket, subscription in list(self.subscriptions.items()):
@@ -325,6 +323,9 @@ class BookFeed:
         """Answer a /_sim/ command about books; None when it is not one."""
         if command == "book_rate":
             self.rate_per_s = float(query.get("per_s", [self.rate_per_s])[0])
+            if not self.rate_per_s:  # frozen: a held-back update arrives, late, as it would
+                for market_id in list(self._held):
+                    self._deliver(market_id, self._held.pop(market_id))
             return {"book_rate_per_s": self.rate_per_s}
         if command == "fault" and query.get("kind", [""])[0] in BOOK_FAULTS:
             kind = query["kind"][0]
