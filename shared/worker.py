@@ -405,12 +405,12 @@ class Worker:
                     self.book_markets(item.markets)
             elif isinstance(item, capture.Captured):
                 data = item.data.encode("utf-8")
+                if self.books is None:  # a capture without its markets: the configured ones
+                    self.book_markets([self.venue.market(*symbol.split("-", 1))
+                                       for symbol in self.exchange.symbols or []])
                 if item.kind == "book":
-                    if self.books is None:  # a capture without its markets: the configured ones
-                        self.book_markets([self.venue.market(*symbol.split("-", 1))
-                                           for symbol in self.exchange.symbols or []])
-                    assert self.books is not None
-                    self.books.on_frame(data, item.ts, item.url)
+                    if self.books is not None:
+                        self.books.on_frame(data, item.ts, item.url)
                 elif item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)
                 else:

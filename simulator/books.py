@@ -36,7 +36,8 @@ Control (GET, JSON):
       book_crossed   a message that crosses the book (a bid at the best ask), which the
                      true book does not take; it takes the message's ids
       book_stale     the next N REST book snapshots are of the book as it was
-                     STALE_UPDATES updates before (an id older than the stream)
+                     STALE_UPDATES changes of its top before (an id older than the
+                     stream), once the market has had that many
 """
 
 import asyncio
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 LEVELS = 40  # levels a side a book starts with, and keeps about
 HISTORY_DEPTH = 30  # levels a side each history entry holds: the most any record shows here
 HISTORY_ENTRIES = 200_000  # a market's history entries kept, at most
-STALE_UPDATES = 50  # how far back a stale REST snapshot is
+STALE_UPDATES = 5  # how far back a stale REST snapshot is, in changes of the top
 SIZE_SCALE = 8
 BOOK_FAULTS = ("book_gap", "book_repeat", "book_reorder", "book_checksum", "book_crossed", "book_stale")
 
@@ -310,12 +311,12 @@ class BookFeed:
     # REST and control. --------------------------------------------------------------
 
     def rest_view(self, market_id: str) -> BookUpdate:
-        """The REST snapshot of a book: now, or with book_stale, STALE_UPDATES updates ago
-        (only its top HISTORY_DEPTH levels are remembered)."""
+        """The REST snapshot of a book: now, or with book_stale, STALE_UPDATES changes of
+        its top ago (only its top HISTORY_DEPTH levels are remembered)."""
         book = self.book(market_id)
-        if self.faults["book_stale"] > 0:
+        if self.faults["book_stale"] > 0 and len(book.history) > STALE_UPDATES:
             self.faults["book_stale"] -= 1
-            update_id, bids, asks = book.history[max(0, len(book.history) - 1 - STALE_UPDATES)]
+            update_id, bids, asks = book.history[-1 - STALE_UPDATES]
             return BookUpdate(book, update_id, update_id, [], book.changed_ms, (bids, asks), snapshot=True)
         return BookUpdate(book, book.update_id, book.update_id, [], book.changed_ms, snapshot=True)
 
