@@ -401,13 +401,11 @@ class Worker:
         for number, line, item in capture.read(path):
             if isinstance(item, capture.Markets):
                 self.venue.learn(item.markets)
-                if self.books is None:
-                    self.book_markets(item.markets)
             elif isinstance(item, capture.Captured):
                 data = item.data.encode("utf-8")
-                if self.books is None:  # a capture without its markets: the configured ones
-                    self.book_markets([self.venue.market(*symbol.split("-", 1))
-                                       for symbol in self.exchange.symbols or []])
+                if self.books is None and (item.kind == "book" or self.venue.is_book_rest(item.url)):
+                    # The markets known by now: the capture's, its market list's, or the config's.
+                    self.book_markets([Market(raw, *symbol.split("-", 1)) for raw, symbol in self.venue.symbols.items()])
                 if item.kind == "book":
                     if self.books is not None:
                         self.books.on_frame(data, item.ts, item.url)
