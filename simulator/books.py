@@ -13,7 +13,7 @@ Its on_message calls book_feed.subscribe(socket, ids, replace=...) / unsubscribe
 rest() serves the REST book from book_feed.rest_view(market_id) (the stale fault lives
 there). The feed sends one update at a time, round robin over the subscribed markets, at
 book_rate_per_s (all markets together), to every socket subscribed to that market, in
-order (one queue a socket).
+order (one queue a socket). A book once made moves on while no socket listens.
 
 Prices are integer ticks of the market's Quote scale, sizes integer units of 10^-8: no
 float touches a level. A level's text is the price with the market's decimals and the
@@ -248,10 +248,11 @@ class BookFeed:
     # The updates. -----------------------------------------------------------------
 
     def _markets(self) -> Iterator[str]:
+        """The markets whose books move, in turn: every book made so far (subscribed or
+        read over REST once), whether or not a socket listens: a market trades on."""
         index = 0
         while True:
-            markets = sorted({market for subscription in self.subscriptions.values()
-                              for market in subscription.markets if market in self.sim.quotes})
+            markets = sorted(market for market in self.books if market in self.sim.quotes)
             if not markets:
                 yield ""
                 continue
@@ -262,7 +263,7 @@ class BookFeed:
         markets = self._markets()
         started, sent = time.monotonic(), 0
         while True:
-            if self.rate_per_s <= 0 or not self.subscriptions:
+            if self.rate_per_s <= 0 or not self.books:
                 await asyncio.sleep(0.05)
                 started, sent = time.monotonic(), 0
                 continue

@@ -179,3 +179,21 @@ def test_a_book_fault_is_detected_counted_and_never_published(exchange: str, fau
     assert counted.get(reason, 0) >= 1 and set(counted) <= expected, final_counters(process)
     audited(kafka, topic)
     assert records
+
+
+@pytest.mark.parametrize("exchange", sorted(BOOKS))
+def test_while_the_book_socket_is_down_rest_books_are_published(exchange: str, kafka: str, simulator: Any,
+                                                               worker: Any, tmp_path: Path) -> None:
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault(exchange, "ws_down", seconds=6)
+    # rest_fallback_after_s is 2 in the tests' override: REST polls every 0.5 s after that.
+    wait_until(lambda: "polling REST" in process.log(), 20, "the REST fallback")
+    wait_until(lambda: "socket answers again" in process.log(), 30, "the socket back")
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    fallback = [record for record in records if record["source"] == "rest" and record["seq"] > 30]
+    assert len({record["symbol"] for record in fallback}) == 3, f"REST book records: {len(fallback)}"
+    assert records[-1]["source"] == "ws" or case.rest_seeded
+    audited(kafka, topic)
