@@ -63,7 +63,7 @@ class BookChannel:
         window = self.venue.book_window(depth)
         self.books = {market.raw: MarketBook(market, OrderBook(market.raw, depth, window, self.venue.book_checksum))
                       for market in markets}
-        self.markets = markets
+        self._asking: set[asyncio.Task[None]] = set()  # REST snapshot calls on their way
 
     # One path for every payload, live or replayed. -----------------------------------
 
@@ -214,7 +214,9 @@ class BookChannel:
         if self.worker.replaying or state.snapshot_asked or self.worker.loop is None:
             return
         state.snapshot_asked = True
-        self.worker.loop.create_task(self._snapshot(state))
+        asking = self.worker.loop.create_task(self._snapshot(state))
+        self._asking.add(asking)  # held: the loop keeps only a weak reference to a task
+        asking.add_done_callback(self._asking.discard)
 
     async def _snapshot(self, state: MarketBook) -> None:
         try:
@@ -229,6 +231,7 @@ class BookChannel:
     async def rest_poll(self, markets: list[Market], why: str) -> int:
         """Publish the REST books of `markets`; returns how many records."""
         worker = self.worker
+        markets = [market for market in markets if market.raw not in worker.unknown_markets]
         published = 0
         for url in self.venue.book_rest_urls(markets, self.depth):
             try:

@@ -431,6 +431,7 @@ class Connection:
         self.name = f"{worker.venue.name}{'-book' if books else ''}#{index}"
         self._on_frame = worker.on_frame if books is None else books.on_frame
         self._socket: ClientConnection | None = None  # while subscribed
+        self._sending: set[asyncio.Task[None]] = set()  # send_soon's
         if books is not None:
             for market in markets:
                 books.books[market.raw].connection = self
@@ -566,7 +567,9 @@ class Connection:
         socket that closes meanwhile subscribes everything again when it reconnects."""
         socket = self._socket
         if socket is not None:
-            asyncio.get_running_loop().create_task(_send_all(socket, messages))
+            sending = asyncio.get_running_loop().create_task(_send_all(socket, messages))
+            self._sending.add(sending)  # held: the loop keeps only a weak reference to a task
+            sending.add_done_callback(self._sending.discard)
 
     def _on_control(self) -> None:
         """Every control frame of the socket (ping, pong, close): the peer is there."""
