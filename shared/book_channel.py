@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 # Changes held for one market while its REST snapshot is on its way ("rest" resync); at
 # more, the oldest are dropped, and the snapshot will be found stale and asked again.
 MAX_HELD_CHANGES = 10_000
+# A resubscribed market whose snapshot has not come this long after is resubscribed again
+# (a request lost with its socket's last moments). OKX allows 480 requests an hour a
+# connection, and a resubscribe is two.
+RESUBSCRIBE_AGAIN_AFTER_S = 30.0
 
 
 class MarketBook:
@@ -206,9 +210,14 @@ class BookChannel:
 
     def _resubscribe(self, state: MarketBook) -> None:
         connection = state.connection
-        if self.worker.replaying or connection is None:
+        if self.worker.replaying or connection is None or self.worker.loop is None:
             return
         connection.send_soon(self.venue.book_resubscribe_messages([state.market], self.depth))
+        self.worker.loop.call_later(RESUBSCRIBE_AGAIN_AFTER_S, self._resubscribe_if_lost, state)
+
+    def _resubscribe_if_lost(self, state: MarketBook) -> None:
+        if state.book.state != "live":
+            self._resubscribe(state)
 
     def _ask_snapshot(self, state: MarketBook) -> None:
         if self.worker.replaying or state.snapshot_asked or self.worker.loop is None:
