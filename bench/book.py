@@ -19,6 +19,11 @@ generated in its format: see okx_snapshot):
                 book: decode, seqId check, apply, checksum check, conflated (4 µs)
   okx-in-25     the same with its levels at ranks 11-25: the checksum is computed again,
                 the top 10 is not published
+  okx-deep-runtime, okx-in-25-runtime
+                the same messages through the worker's own path: workers.okx's parser
+                and shared.book_channel (sequence rule, checks, conflation, counters),
+                publishing to a sink that encodes each record as the Kafka sink does:
+                what the runtime adds to the bare measures above
 """
 
 import argparse
@@ -38,9 +43,16 @@ from pathlib import Path
 import msgspec
 
 from bench.tiers import Pass, median_and_range, per_message_us
+import logging
+
 from shared.book import OKX, OrderBook, okx_checksum
+from shared.config import ExchangeConfig, Runtime
 from shared.record import Book, Level
+from shared.sink import StdoutSink
+from shared.stats import Stats
+from shared.worker import Worker
 from tests.conftest import fixture_bytes
+from workers.okx import Okx
 
 DEPTH = 10
 FRAMES = 2000
@@ -238,6 +250,44 @@ def okx_pass() -> Callable[[bytes], bytes | None]:
     return on_frame
 
 
+class EncodingSink(StdoutSink):
+    """A sink that stamps and encodes each book record as KafkaSink does, and keeps only
+    the last: the work of publish_book without a broker."""
+
+    def __init__(self, stats: Stats) -> None:
+        super().__init__(stats)
+        self.last = b""
+
+    def publish_book(self, book: Book) -> None:
+        self._book_seq += 1
+        book.run = self.run
+        book.seq = self._book_seq
+        self.last = self._encoder.encode(book)
+        self.stats.book_records += 1
+
+
+def okx_runtime_pass() -> Callable[[bytes], bytes | None]:
+    """okx_pass's work through the worker's path: Okx.parse_book_ws and BookChannel."""
+    exchange = ExchangeConfig(ws_url="wss://ws.okx.com:8443/ws/v5/public", rest_url="https://www.okx.com",
+                              symbols=["BTC-USDT"], channels=["book"], book_depth=DEPTH)
+    stats = Stats()
+    sink = EncodingSink(stats)
+    worker = Worker(Okx(exchange.ws_url, exchange.rest_url), exchange, Runtime(), sink, stats,
+                    logging.getLogger("bench.book"))
+    worker.book_markets([worker.venue.market("BTC", "USDT")])
+    books = worker.books
+    assert books is not None
+    books.on_frame(okx_snapshot(), RECEIVED_NS, exchange.ws_url)
+
+    def on_frame(frame: bytes) -> bytes | None:
+        published = stats.book_records
+        books.on_frame(frame, RECEIVED_NS, exchange.ws_url)
+        if stats.book_resyncs or stats.dead_letters:  # a lost book measures nothing worth knowing
+            raise RuntimeError(f"book lost: {stats.book_resyncs}, dead letters: {stats.dead_letters}")
+        return sink.last if stats.book_records != published else None
+    return on_frame
+
+
 # --- the measures -----------------------------------------------------------------------
 
 MEASURES: dict[str, tuple[Callable[[int], list[bytes]], Pass]] = {
@@ -245,6 +295,8 @@ MEASURES: dict[str, tuple[Callable[[int], list[bytes]], Pass]] = {
     "depth20-new": (lambda count: depth20_frames(count, every_text_new=True), depth20_pass),
     "okx-deep": (lambda count: okx_updates(count, range(25, 395)), okx_pass),
     "okx-in-25": (lambda count: okx_updates(count, range(10, 25)), okx_pass),
+    "okx-deep-runtime": (lambda count: okx_updates(count, range(25, 395)), okx_runtime_pass),
+    "okx-in-25-runtime": (lambda count: okx_updates(count, range(10, 25)), okx_runtime_pass),
 }
 
 

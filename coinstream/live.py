@@ -13,6 +13,10 @@ USDT last prices of that base:
 KRW per USD is the median USDT-KRW last price in the data (USDT taken as USD); when
 no USDT-KRW record has arrived, --krw-per-usd RATE; else the premium is "n/a".
 Prices are Decimal from the records' exact strings; only the display rounds.
+
+--book EXCHANGE:SYMBOL is one market's order book ladder from its book topic: the asks
+above (the best lowest), the bids below (the best highest), each price and size as the
+record has it, the spread and the mid between them, redrawn as each record arrives.
 """
 
 import argparse
@@ -31,7 +35,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaException
 
 from shared import config as configuration
-from shared.record import Ticker
+from shared.record import Book, Ticker
 from coinstream.table import format_table
 from shared.config import client_settings
 
@@ -181,6 +185,46 @@ class Screen:
         self.out.flush()
 
 
+LADDER_HEADER = ("SIDE", "PRICE", "SIZE")
+
+
+class BookBoard:
+    """The newest book record of one market."""
+
+    def __init__(self, exchange: str, symbol: str) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.latest: Book | None = None
+        self.undecodable = 0
+        self._decoder = msgspec.json.Decoder(Book)
+
+    def take(self, value: bytes) -> None:
+        try:
+            book = self._decoder.decode(value)
+        except msgspec.DecodeError:
+            self.undecodable += 1
+            return
+        if (book.exchange, book.symbol) == (self.exchange, self.symbol):
+            self.latest = book
+
+
+def ladder_view(board: BookBoard, now_ns: int) -> tuple[list[str], list[list[str]]]:
+    """Notes (depth, update id, age, spread and mid) and the ladder's rows: asks worst first
+    down to the best, then bids best first."""
+    book = board.latest
+    if book is None:
+        return [f"{board.exchange}:{board.symbol}: no book record yet"], []
+    rows = [["ask", price, size] for price, size in reversed(book.asks)]
+    rows += [["bid", price, size] for price, size in book.bids]
+    notes = [f"{book.exchange}:{book.symbol} ({book.raw_symbol}) top {book.depth}, update_id "
+             f"{book.update_id if book.update_id is not None else '-'}, source {book.source}, seq {book.seq}, "
+             f"age {format_age(book.received_ns, now_ns)}"]
+    if book.bids and book.asks:
+        best_bid, best_ask = Decimal(book.bids[0][0]), Decimal(book.asks[0][0])
+        notes.append(f"spread {best_ask - best_bid}  mid {(best_ask + best_bid) / 2}")
+    return notes, rows
+
+
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -188,7 +232,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, out: TextIO) -> None:
     filters = Filters(set(arguments.exchange), set(arguments.symbol))
     base = arguments.base
-    board = Board()
+    board: Board | BookBoard = BookBoard(*arguments.book) if arguments.book else Board()
     kafka_error = ""
     next_draw = 0.0
     with Screen(out) as screen:
@@ -204,6 +248,16 @@ def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, ou
                     continue
                 next_draw = time.monotonic() + REDRAW_INTERVAL_S
                 now_ns = time.time_ns()
+                if isinstance(board, BookBoard):
+                    notes, rows = ladder_view(board, now_ns)
+                    title = (f"coinstream live  {', '.join(topics)}  {len(rows)} levels  "
+                             f"{time.strftime('%H:%M:%S', time.gmtime())} UTC  Ctrl-C quits")
+                    if board.undecodable:
+                        title += f"  ({board.undecodable} undecodable records skipped)"
+                    if kafka_error:
+                        title += f"  last Kafka error: {kafka_error}"
+                    screen.draw([title, *notes, "", *format_table(LADDER_HEADER, rows, {1, 2})])
+                    continue
                 if base:
                     notes, rows = cross_view(board, filters, base, arguments.krw_per_usd, now_ns)
                     header = CROSS_HEADER
@@ -224,6 +278,15 @@ def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, ou
             pass
 
 
+def _market(text: str) -> tuple[str, str]:
+    """EXCHANGE:SYMBOL, in any case: upbit:btc-krw is ("upbit", "BTC-KRW")."""
+    exchange, colon, symbol = text.partition(":")
+    if not colon or exchange.lower() not in configuration.EXCHANGES or "-" not in symbol:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected EXCHANGE:BASE-QUOTE, such as upbit:BTC-KRW "
+                                         f"(exchanges: {', '.join(configuration.EXCHANGES)})")
+    return exchange.lower(), symbol.upper()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="coinstream live", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
@@ -236,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="cross-exchange view of this base asset, e.g. BTC")
     parser.add_argument("--krw-per-usd", metavar="RATE", type=Decimal,
                         help="KRW per USD for the premium when the data has no USDT-KRW price")
+    parser.add_argument("--book", metavar="EXCHANGE:SYMBOL", type=_market,
+                        help="one market's order book ladder, e.g. upbit:BTC-KRW")
     parser.add_argument("--from-beginning", action="store_true",
                         help="read the topics from their beginning instead of only new records")
     arguments = parser.parse_args(argv)
@@ -244,7 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     except configuration.ConfigError as error:
         print(f"coinstream live: error: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-    topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES})
+    if arguments.book:
+        topics = [config.book_topic(arguments.book[0])]
+    else:
+        topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES})
     consumer = Consumer({
         **client_settings(config.kafka.producer),
         "group.id": f"coinstream-live-{uuid.uuid4().hex[:12]}",

@@ -2,8 +2,10 @@
 
 For each worker: its supervisord state (XML-RPC over supervisord's unix socket, as
 supervisorctl does), and from two scrapes of its Prometheus /metrics `--window`
-seconds apart: WebSocket connections up, records/s, age of the last record,
-reconnects, Kafka queue depth and delivery failures.
+seconds apart: WebSocket connections up (ticker and book sockets), records/s, age of the
+last record, reconnects, Kafka queue depth and delivery failures; and its books: book
+records/s, age of the last book record, and books lost and rebuilt (resyncs, by reason
+in coinstream_book_resyncs_total), "-" for a worker that collects no books.
 
 A worker is enabled when supervisord.conf starts it (autostart). Exit 1 when any
 enabled worker is unhealthy: not RUNNING, metrics unreachable, no connection up, its
@@ -107,10 +109,17 @@ class WorkerStatus:
 
     @property
     def records_per_s(self) -> float | None:
+        return self._rate("coinstream_records_total")
+
+    @property
+    def book_records_per_s(self) -> float | None:
+        return self._rate("coinstream_book_records_total")
+
+    def _rate(self, counter: str) -> float | None:
         if not (isinstance(self.first, Scrape) and isinstance(self.second, Scrape)):
             return None
-        before = self.first.total("coinstream_records_total")
-        after = self.second.total("coinstream_records_total")
+        before = self.first.total(counter)
+        after = self.second.total(counter)
         elapsed = self.second.at - self.first.at
         if before is None or after is None or after < before or elapsed <= 0:
             return None  # a counter that went down means the worker restarted in between
@@ -118,10 +127,18 @@ class WorkerStatus:
 
     @property
     def last_record_age_s(self) -> float | None:
-        """Seconds since the newest record on any connection; None when there was none."""
+        """Seconds since the newest ticker record on any connection; None when there was none."""
+        return self._youngest("coinstream_seconds_since_last_record")
+
+    @property
+    def last_book_age_s(self) -> float | None:
+        """Seconds since the newest book record on any book connection; None when there was none."""
+        return self._youngest("coinstream_seconds_since_last_book")
+
+    def _youngest(self, gauge: str) -> float | None:
         if not isinstance(self.second, Scrape):
             return None
-        ages = [age for age in self.second.values("coinstream_seconds_since_last_record") if math.isfinite(age)]
+        ages = [age for age in self.second.values(gauge) if math.isfinite(age)]
         return min(ages) if ages else None
 
     @property
@@ -162,6 +179,9 @@ class WorkerStatus:
         connections = self.connections
         rate = self.records_per_s
         age = self.last_record_age_s
+        book_rate = self.book_records_per_s
+        book_age = self.last_book_age_s
+        books = metrics is not None and metrics.total("coinstream_book_resyncs_total") is not None
         if not self.enabled:
             health = "disabled"
         else:
@@ -175,12 +195,16 @@ class WorkerStatus:
             _count(metrics, "coinstream_reconnects_total"),
             _count(metrics, "coinstream_kafka_queue_depth"),
             _count(metrics, "coinstream_kafka_delivery_failures_total"),
+            f"{book_rate:.1f}" if books and book_rate is not None else "-",
+            f"{book_age:.1f}s" if books and book_age is not None else "-",
+            _count(metrics, "coinstream_book_resyncs_total") if books else "-",
             health,
         ]
 
 
-HEADER = ("WORKER", "STATE", "WS", "REC/S", "LAST REC", "RECONNECTS", "KAFKA QUEUE", "DELIVERY FAILURES", "HEALTH")
-NUMERIC_COLUMNS = {2, 3, 4, 5, 6, 7}
+HEADER = ("WORKER", "STATE", "WS", "REC/S", "LAST REC", "RECONNECTS", "KAFKA QUEUE", "DELIVERY FAILURES",
+          "BOOK REC/S", "LAST BOOK", "BOOK RESYNCS", "HEALTH")
+NUMERIC_COLUMNS = {2, 3, 4, 5, 6, 7, 8, 9, 10}
 
 
 def _count(metrics: Scrape | None, name: str) -> str:

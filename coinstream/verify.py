@@ -1,9 +1,10 @@
 """coinstream verify [TOPIC ...]: prove or disprove delivery from what Kafka holds, by run and seq.
 
-Reads every partition of the topics (default: the configured ticker topics) from the
+Reads every partition of the topics (default: the configured ticker and book topics) from the
 beginning, from --offset N, or from --since (1h, 30m, 2026-12-04T10:00Z), to its end
 (records written meanwhile too, until the reading catches up), with a consumer that
-joins no group and commits nothing. For each exchange and run: the records, the first
+joins no group and commits nothing. For each topic, exchange and run (a run numbers its
+ticker records and its book records each from 1, on their own topics): the records, the first
 and last seq, the seqs missing, the repeats, the seqs out of order within a partition,
 and the first and last received_ns; on a topic with message.timestamp.type=LogAppendTime,
 also the longest a record waited from its receipt to the log (the delivery stall, in ms).
@@ -114,12 +115,13 @@ def parse_since(text: str, now_s: float | None = None) -> int:
 class RunAudit:
     """One run's records as read: each seq's count in a bytearray indexed from `base`."""
 
-    __slots__ = ("exchange", "run", "records", "base", "seen", "first_seq", "last_seq", "repeats",
+    __slots__ = ("topic", "exchange", "run", "records", "base", "seen", "first_seq", "last_seq", "repeats",
                  "out_of_order", "first_received_ns", "last_received_ns", "first_in_partition", "last_in_partition",
                  "max_wait_ms",
                  "missing", "tail", "tail_ended", "head_unread")
 
-    def __init__(self, exchange: str, run: str, seq: int) -> None:
+    def __init__(self, exchange: str, run: str, seq: int, topic: str = "") -> None:
+        self.topic = topic
         self.exchange = exchange
         self.run = run
         self.base = seq
@@ -208,7 +210,7 @@ class RunAudit:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "exchange": self.exchange, "run": self.run, "records": self.records,
+            "topic": self.topic, "exchange": self.exchange, "run": self.run, "records": self.records,
             "first_seq": self.first_seq, "last_seq": self.last_seq,
             "missing": [list(hole) for hole in self.missing], "missing_count": self.missing_count,
             "tail": [list(hole) for hole in self.tail], "tail_count": self.tail_count,
@@ -242,16 +244,18 @@ class Report:
                 "read_s": round(self.read_s, 3), "ok": self.ok, "runs": [run.as_json() for run in self.runs]}
 
     def text(self) -> list[str]:
-        header = ("EXCHANGE", "RUN", "RECORDS", "SEQ", "MISSING", "TAIL", "REPEATS", "OUT OF ORDER",
+        several = len(self.topics) > 1
+        header = (*(("TOPIC",) if several else ()), "EXCHANGE", "RUN", "RECORDS", "SEQ", "MISSING", "TAIL", "REPEATS", "OUT OF ORDER",
                   "FIRST RECEIVED", "LAST RECEIVED", "MAX WAIT", "VERDICT")
-        rows = [[run.exchange, run.run, f"{run.records:,}", f"{run.first_seq}–{run.last_seq}",
+        rows = [[*((run.topic,) if several else ()), run.exchange, run.run, f"{run.records:,}", f"{run.first_seq}–{run.last_seq}",
                  f"{run.missing_count:,}", f"{run.tail_count:,}" + ("" if run.tail_ended or not run.tail else " open"),
                  f"{run.repeats:,}", f"{run.out_of_order:,}", _utc(run.first_received_ns),
                  _utc(run.last_received_ns), "-" if run.max_wait_ms is None else f"{run.max_wait_ms:,.0f} ms",
                  "ok" if run.ok else "FAILED"] for run in self.runs]
-        lines = format_table(header, rows, {2, 4, 5, 6, 7, 10})
+        lines = format_table(header, rows, {column + several for column in (2, 4, 5, 6, 7, 10)})
         for run in self.runs:
-            lines += [f"{run.exchange} {run.run}: {problem}" for problem in run.problems()]
+            where = f"{run.topic} " if several else ""
+            lines += [f"{where}{run.exchange} {run.run}: {problem}" for problem in run.problems()]
         rate = self.records / self.read_s if self.read_s else 0.0
         lines.append(f"{self.records:,} records from {', '.join(self.topics)} ({self.start.describe()}) "
                      f"in {self.read_s:.1f} s ({rate:,.0f}/s); {len(self.runs)} runs; "
@@ -313,23 +317,25 @@ def audit(client: dict[str, Any], topics: Sequence[str], start: Start = Start(),
     report.read_s = time.monotonic() - began
     later_run_of = {}
     for run in sorted(runs.values(), key=lambda run: run.first_received_ns):
-        later_run_of[run.exchange] = run  # the newest run of each exchange, once sorted
+        later_run_of[run.topic, run.exchange] = run  # the newest run of each exchange in a topic, once sorted
     for run in runs.values():
-        run.finish(from_first_offset, ended or later_run_of[run.exchange] is not run)
-    report.runs = sorted(runs.values(), key=lambda run: (_exchange_order(run.exchange), run.first_received_ns))
+        run.finish(from_first_offset, ended or later_run_of[run.topic, run.exchange] is not run)
+    report.runs = sorted(runs.values(), key=lambda run: (report.topics.index(run.topic) if run.topic in report.topics
+                                                         else 0, _exchange_order(run.exchange),
+                                                         run.first_received_ns))
     return report
 
 
 def _read(consumer: Consumer, assignment: list[TopicPartition], report: Report,
-          stall_timeout_s: float) -> dict[str, RunAudit]:
+          stall_timeout_s: float) -> dict[tuple[str, str], RunAudit]:
     """The hot loop: every message once, decoded into four fields, until each partition's end."""
-    runs: dict[str, RunAudit] = {}
+    runs: dict[tuple[str, str], RunAudit] = {}
     unread = {(tp.topic, tp.partition) for tp in assignment}
     if not unread:
         return runs
     consumer.assign(assignment)
     last_progress = time.monotonic()
-    run_id, current = "", None
+    run_id, run_topic, current = "", "", None
     end_of_partition = KafkaError._PARTITION_EOF
     while unread:
         try:
@@ -359,11 +365,12 @@ def _read(consumer: Consumer, assignment: list[TopicPartition], report: Report,
             if not seq:
                 report.without_seq += 1
                 continue
-            if record.run != run_id or current is None:
-                run_id = record.run
-                current = runs.get(run_id)
+            topic = message.topic() or ""
+            if record.run != run_id or topic != run_topic or current is None:
+                run_id, run_topic = record.run, topic
+                current = runs.get((topic, run_id))
                 if current is None:
-                    current = runs[run_id] = RunAudit(record.exchange, run_id, seq)
+                    current = runs[topic, run_id] = RunAudit(record.exchange, run_id, seq, topic)
                     current.first_received_ns = current.last_received_ns = record.received_ns
                     current.max_wait_ms = (-math.inf if message.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME
                                            else None)
@@ -376,7 +383,7 @@ def _read(consumer: Consumer, assignment: list[TopicPartition], report: Report,
                 current.repeats += 1
             else:
                 seen[at] = 1
-                # A run's records all go to one topic: its partition number says where.
+                # A run's records in this topic: its partition number says where.
                 partition = message.partition()
                 previous = current.last_in_partition.get(partition, 0)
                 if seq > previous:
@@ -407,7 +414,8 @@ def _exchange_order(exchange: str) -> int:
 def _topics(arguments: argparse.Namespace, config: configuration.Config) -> list[str]:
     if arguments.topics:
         return list(dict.fromkeys(arguments.topics))
-    return sorted({config.ticker_topic(name) for name in configuration.EXCHANGES})
+    return sorted({config.ticker_topic(name) for name in configuration.EXCHANGES}
+                  | {config.book_topic(name) for name in configuration.EXCHANGES})
 
 
 def _start(arguments: argparse.Namespace) -> Start:
@@ -422,7 +430,7 @@ def _start(arguments: argparse.Namespace) -> Start:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="coinstream verify", description=__doc__.splitlines()[0])
-    parser.add_argument("topics", nargs="*", metavar="TOPIC", help="topics to read (default: the ticker topics)")
+    parser.add_argument("topics", nargs="*", metavar="TOPIC", help="topics to read (default: the ticker and book topics)")
     parser.add_argument("--since", metavar="WHEN", help="from a time: 90s, 30m, 1h, 2d ago, or 2026-12-04T10:00Z")
     parser.add_argument("--offset", metavar="N", type=int, help="from offset N of every partition")
     parser.add_argument("--ended", action="store_true",

@@ -1,8 +1,10 @@
 """Capture files: every raw frame and REST body a worker received, as JSON Lines.
 
-One object per line: {"ts": <received ns>, "kind": "ws"|"rest"|"refresh", "url": ...,
-"data": ...}, `data` exactly as received (binary frames decoded as UTF-8); "refresh" is a
-REST body of a quiet-market refresh, which publishes only what changed. --record writes
+One object per line: {"ts": <received ns>, "kind": "ws"|"book"|"rest"|"refresh", "url": ...,
+"data": ...}, `data` exactly as received (binary frames decoded as UTF-8); "book" is a
+frame of a book socket (shared.book_channel), "refresh" a REST body of a quiet-market
+refresh, which publishes only what changed. REST book bodies are "rest", told apart by
+their path. --record writes
 them; --replay feeds them back through the same parsing path.
 
 A run also writes the markets it collects, once they are known:
@@ -21,7 +23,7 @@ from shared.venue import Market
 
 class Captured(msgspec.Struct):
     ts: int
-    kind: Literal["ws", "rest", "refresh"]
+    kind: Literal["ws", "book", "rest", "refresh"]
     url: str
     data: str
 
@@ -40,7 +42,7 @@ class Recorder:
         self._file: BinaryIO = open(path, "ab")
         self._encoder = msgspec.json.Encoder()
 
-    def write(self, kind: Literal["ws", "rest", "refresh"], url: str, data: bytes, received_ns: int) -> None:
+    def write(self, kind: Literal["ws", "book", "rest", "refresh"], url: str, data: bytes, received_ns: int) -> None:
         item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"))
         self._file.write(self._encoder.encode(item) + b"\n")
 

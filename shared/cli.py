@@ -10,6 +10,7 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,7 +23,7 @@ from shared.capture import Recorder
 from shared.sink import KafkaSink, Sink, SinkError, StdoutSink
 from shared.stats import Stats
 from shared.venue import Venue
-from shared.worker import Worker
+from shared.worker import Worker, channels_of
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
@@ -38,7 +39,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def _arguments(name: str, argv: list[str] | None) -> argparse.Namespace:
     parser = _OneLineParser(
         prog=f"python -m workers.{name}",
-        description=f"Collect {name} tickers into Kafka.",
+        description=f"Collect {name} tickers and order books into Kafka.",
     )
     parser.add_argument("--config", metavar="PATH", help="override file layered on config/ "
                         f"(default: ${configuration.ENV_OVERRIDE_FILE}, if set)")
@@ -73,6 +74,28 @@ def _stop_with_parent() -> bool:
     return os.getppid() == parent
 
 
+def _check_books(venue_class: type[Venue], exchange: configuration.ExchangeConfig,
+                 config: configuration.Config) -> None:
+    """ConfigError for books this exchange's worker cannot collect."""
+    name = venue_class.name
+    if not venue_class.book_depths:
+        if exchange.channels is not None and "book" in exchange.channels:
+            raise configuration.ConfigError(f"{config.origin('exchanges', name, 'channels')}: exchanges.{name}."
+                                            f"channels: {name} has no book channel yet (choose [ticker])")
+        return
+    if exchange.book_depth not in venue_class.book_depths:
+        raise configuration.ConfigError(
+            f"{config.origin('exchanges', name, 'book_depth')}: exchanges.{name}.book_depth: "
+            f"{exchange.book_depth} levels; {name} serves {_depths(venue_class.book_depths)}")
+
+
+def _depths(depths: Collection[int]) -> str:
+    """1 to 5000, or 10, 25, 100."""
+    if isinstance(depths, range) and len(depths) > 3:
+        return f"{depths[0]} to {depths[-1]}"
+    return ", ".join(map(str, depths))
+
+
 def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
     name = venue_class.name
     arguments = _arguments(name, argv)
@@ -89,6 +112,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         config = configuration.load(arguments.config)
         exchange = config.exchange(name)
         runtime = config.runtime_for(name)
+        _check_books(venue_class, exchange, config)
     except configuration.ConfigError as error:
         fail(EXIT_CONFIG, str(error))
     if arguments.replay is not None and not arguments.replay.is_file():
@@ -103,6 +127,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
             kafka_sink = KafkaSink(
                 config.kafka.producer, config.ticker_topic(name), config.topics.dead_letter,
                 config.kafka.spool, name, stats, log,
+                book_topic=config.book_topic(name) if "book" in channels_of(exchange, venue_class) else None,
             )
             kafka_sink.check_ready(timeout_s=runtime.rest_timeout_s)
         except SinkError as error:

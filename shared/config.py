@@ -80,6 +80,15 @@ class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):
     symbols: list[UnifiedSymbol] | None = None
     quotes: list[Asset] | None = None
     runtime: dict[str, Any] = {}
+    # What the worker collects: tickers, order books, or both. Unset: both, where the
+    # exchange's worker has a book channel (shared.venue.Venue.book_depths).
+    channels: list[Literal["ticker", "book"]] | None = None
+    # Levels a side of each book record (the top N); each exchange says which it serves
+    # (shared.venue.Venue.book_depths), checked at the worker's start.
+    book_depth: Annotated[int, msgspec.Meta(ge=1)] = 10
+    # The markets whose books are collected; unset: the ticker's (its symbols, or every
+    # market of its quotes).
+    book_symbols: list[UnifiedSymbol] | None = None
 
 
 class Topics(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,6 +97,9 @@ class Topics(msgspec.Struct, forbid_unknown_fields=True):
     # Per-exchange ticker topics, e.g. {upbit: korea.ticker}, to reproduce the seed's
     # regional topics. Exchanges not named use `ticker`.
     ticker_by_exchange: dict[str, str] = {}
+    # Order book records (shared.record.Book), and per-exchange book topics like the ticker's.
+    book: str = "coinstream.book"
+    book_by_exchange: dict[str, str] = {}
     partitions: Annotated[int, msgspec.Meta(ge=1)] = 3
     replication_factor: Annotated[int, msgspec.Meta(ge=1)] = 1
     # Replicas that must hold a record before acks=all answers; unset: the broker's
@@ -131,13 +143,24 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     source_files: list[str] = []
     # Where kafka.producer's bootstrap.servers was set: a file, or $COINSTREAM_KAFKA_BOOTSTRAP_SERVERS.
     bootstrap_origin: str = ""
+    # Each layer's file and tree, for origin().
+    source_layers: list[tuple[str, dict[str, Any]]] = []
 
     def ticker_topic(self, exchange: str) -> str:
         return self.topics.ticker_by_exchange.get(exchange, self.topics.ticker)
 
+    def book_topic(self, exchange: str) -> str:
+        return self.topics.book_by_exchange.get(exchange, self.topics.book)
+
     def all_topics(self) -> list[str]:
-        names = {self.topics.ticker, self.topics.dead_letter, *self.topics.ticker_by_exchange.values()}
+        names = {self.topics.ticker, self.topics.dead_letter, *self.topics.ticker_by_exchange.values(),
+                 self.topics.book, *self.topics.book_by_exchange.values()}
         return sorted(names)
+
+    def origin(self, *path: str) -> str:
+        """The file that set the value at `path` (the last layer that names it), for an
+        error line about a value checked after loading (an exchange's book_depth)."""
+        return _origin(path, self.source_layers)
 
     def exchange(self, name: str) -> ExchangeConfig:
         try:
@@ -191,6 +214,7 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     except msgspec.ValidationError as error:
         raise ConfigError(_describe(error, layers)) from None
     config.metrics.ports = _convert_metrics_ports(metrics_ports, layers)
+    config.source_layers = layers
     if not isinstance(exchanges, dict):
         raise ConfigError(f"{_origin(('exchanges',), layers)}: exchanges: expected a mapping")
     for name, section in exchanges.items():
@@ -305,7 +329,7 @@ def _convert_exchange(
     if isinstance(section, dict):
         # Symbols and assets in any case: btc-krw is BTC-KRW.
         section = {key: [item.upper() if isinstance(item, str) else item for item in value]
-                   if key in ("symbols", "quotes") and isinstance(value, list) else value
+                   if key in ("symbols", "quotes", "book_symbols") and isinstance(value, list) else value
                    for key, value in section.items()}
     try:
         exchange = msgspec.convert(section, ExchangeConfig)
@@ -320,9 +344,10 @@ def _convert_exchange(
             f"{where}: exchanges.{name}: set exactly one of 'symbols' (a list such as "
             f"[BTC-USDT]) or 'quotes' (every market quoted in these, such as [KRW])"
         )
-    for key, chosen in (("symbols", exchange.symbols), ("quotes", exchange.quotes)):
+    for key, chosen in (("symbols", exchange.symbols), ("quotes", exchange.quotes),
+                        ("book_symbols", exchange.book_symbols), ("channels", exchange.channels)):
         if chosen is not None and not chosen:
-            raise ConfigError(f"{where}: exchanges.{name}.{key}: the list is empty")
+            raise ConfigError(f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}: the list is empty")
     return exchange
 
 
@@ -381,10 +406,11 @@ def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> N
         raise ConfigError(f"{where}: topics.min_insync_replicas: {topics.min_insync_replicas} is more than "
                           f"topics.replication_factor ({topics.replication_factor}): no record could ever "
                           f"be acknowledged")
-    for name in config.topics.ticker_by_exchange:
-        if name not in EXCHANGES:
-            where = _origin(("topics", "ticker_by_exchange", name), layers)
-            raise ConfigError(f"{where}: topics.ticker_by_exchange.{name}: unknown exchange")
+    for key in ("ticker_by_exchange", "book_by_exchange"):
+        for name in getattr(config.topics, key):
+            if name not in EXCHANGES:
+                where = _origin(("topics", key, name), layers)
+                raise ConfigError(f"{where}: topics.{key}.{name}: unknown exchange")
 
 
 def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:

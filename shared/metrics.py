@@ -43,7 +43,14 @@ EXCHANGE_COUNTERS = (
      "spool_dropped"),
     ("coinstream_kafka_producer_replacements", "Stuck Kafka producers replaced by a new one.",
      "producer_replacements"),
+    ("coinstream_book_frames", "Frames received on book sockets.", "book_frames"),
+    ("coinstream_book_conflated", "Book messages that changed nothing in the top N: no record.", "book_conflated"),
+    ("coinstream_book_skipped", "Book changes not applied: their book was awaiting its snapshot, or lost.",
+     "book_skipped"),
 )
+# Every reason a book is lost for (shared.book.LossReason): each is reported from the
+# start, at 0, so that an alert on one has a series to watch.
+BOOK_LOSS_REASONS = ("gap", "checksum", "crossed", "snapshot_stale")
 # The histogram's `le` labels, in seconds, as Prometheus writes them.
 _LATENCY_LE = tuple(floatToGoString(bound / 1000) for bound in LATENCY_BOUNDS_MS)
 
@@ -69,6 +76,18 @@ class WorkerCollector(Collector):
         records.add_metric([exchange, "rest"], stats.rest_records)
         yield records
 
+        book_records = CounterMetricFamily("coinstream_book_records", "Order book records published, by transport.",
+                                           labels=["exchange", "source"])
+        book_records.add_metric([exchange, "ws"], stats.book_ws_records)
+        book_records.add_metric([exchange, "rest"], stats.book_rest_records)
+        yield book_records
+        resyncs = CounterMetricFamily("coinstream_book_resyncs", "Books lost and rebuilt, by reason.",
+                                      labels=["exchange", "reason"])
+        book_resyncs = dict(stats.book_resyncs)
+        for reason in BOOK_LOSS_REASONS:
+            resyncs.add_metric([exchange, reason], book_resyncs.get(reason, 0))
+        yield resyncs
+
         reconnects = CounterMetricFamily("coinstream_reconnects", "WebSocket reconnects, by reason.",
                                          labels=["exchange", "reason"])
         # dict() copies in one step: the event loop thread may add a reason meanwhile.
@@ -90,9 +109,18 @@ class WorkerCollector(Collector):
             connected.add_metric(labels, 1 if connection.connected else 0)
             silence.add_metric(labels, connection.seconds_since_last_record())
             heard.add_metric(labels, connection.seconds_since_heard())
+        book_silence = GaugeMetricFamily("coinstream_seconds_since_last_book",
+                                         "Seconds since the book connection's socket last delivered a book "
+                                         "record (+Inf: never).", labels=["exchange", "connection"])
+        for connection in worker.book_connections:
+            labels = [exchange, f"book-{connection.index}"]
+            connected.add_metric(labels, 1 if connection.connected else 0)
+            book_silence.add_metric(labels, connection.seconds_since_last_record())
+            heard.add_metric(labels, connection.seconds_since_heard())
         yield connected
         yield silence
         yield heard
+        yield book_silence
 
         yield _of_exchange(GaugeMetricFamily("coinstream_kafka_queue_depth", "Records waiting in librdkafka's queue.",
                                              labels=["exchange"]), exchange, worker.sink.queue_depth())

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from shared.config import Spool as SpoolConfig
 from shared.config import client_settings
 from shared.log import ThrottleFilter, Throttled
-from shared.record import DeadLetter, Ticker
+from shared.record import Book, DeadLetter, Ticker
 from shared.spool import UNSURE, DiskSpool, SpoolError
 from shared.stats import Stats
 
@@ -118,10 +118,11 @@ def _publish_order(record: tuple[str, bytes, bytes]) -> tuple[str, int]:
     return topic, _sequenced.decode(value).seq
 
 
-def _identity(value: bytes) -> tuple[str, int]:
-    """A record's run and seq: one record, however many times it is sent."""
+def _identity(topic: str, value: bytes) -> tuple[str, str, int]:
+    """A record's topic, run and seq: one record, however many times it is sent (a run
+    numbers its ticker and its book records each on their own)."""
     sequenced = _sequenced.decode(value)
-    return sequenced.run, sequenced.seq
+    return topic, sequenced.run, sequenced.seq
 
 
 def _not_also_an_error(record: logging.LogRecord) -> bool:
@@ -139,6 +140,7 @@ class Sink(Protocol):
     run: str
 
     def publish(self, ticker: Ticker) -> None: ...
+    def publish_book(self, book: Book) -> None: ...
     def dead_letter(self, letter: DeadLetter) -> None: ...
     def queue_depth(self) -> int: ...
     def serve_deliveries(self) -> None: ...
@@ -157,6 +159,7 @@ class StdoutSink:
         self.stats = stats
         self.run = new_run_id()
         self._seq = 0
+        self._book_seq = 0
         self._encoder = msgspec.json.Encoder()
         self._out = sys.stdout.buffer
         self._err = sys.stderr.buffer
@@ -167,6 +170,13 @@ class StdoutSink:
         ticker.seq = self._seq
         self._out.write(self._encoder.encode(ticker) + b"\n")
         self.stats.records += 1
+
+    def publish_book(self, book: Book) -> None:
+        self._book_seq += 1
+        book.run = self.run
+        book.seq = self._book_seq
+        self._out.write(self._encoder.encode(book) + b"\n")
+        self.stats.book_records += 1
 
     def dead_letter(self, letter: DeadLetter) -> None:
         letter.run = self.run
@@ -199,6 +209,7 @@ class KafkaSink:
         exchange: str,
         stats: Stats,
         log: logging.Logger,
+        book_topic: str | None = None,
     ) -> None:
         self.stats = stats
         self.run = new_run_id()
@@ -207,10 +218,14 @@ class KafkaSink:
         self._bootstrap = producer_config.get("bootstrap.servers")
         self._ticker_topic = ticker_topic
         self._dead_letter_topic = dead_letter_topic
+        self._book_topic = book_topic
+        # Every topic the sink writes to, for the readiness checks.
+        self._topics = [topic for topic in (ticker_topic, dead_letter_topic, book_topic) if topic]
         self._undelivered_path = Path(spool.dir) / f"{exchange}.undelivered.jsonl"
         self._authentication_error: str | None = None  # the latest, from error_cb
         self._quiet = False  # error_cb records but does not log (check_ready)
         self._seq = 0
+        self._book_seq = 0  # book records are numbered on their own
         self._encoder = msgspec.json.Encoder()
         self._keys: dict[str, bytes] = {}
         try:
@@ -268,7 +283,7 @@ class KafkaSink:
             raise SinkError(
                 f"kafka.producer.bootstrap.servers: Kafka unreachable at {self._bootstrap}: {error.args[0].str()}"
             ) from None
-        for topic in (self._ticker_topic, self._dead_letter_topic):
+        for topic in self._topics:
             if topic not in metadata.topics:
                 raise SinkError(
                     f"topics: Kafka topic {topic!r} does not exist: create the topics with "
@@ -286,6 +301,16 @@ class KafkaSink:
             key = self._keys[ticker.symbol] = f"{ticker.exchange}:{ticker.symbol}".encode()
         self._send(self._ticker_topic, self._encoder.encode(ticker), key)
         self.stats.records += 1
+
+    def publish_book(self, book: Book) -> None:
+        self._book_seq += 1
+        book.run = self.run
+        book.seq = self._book_seq
+        key = self._keys.get(book.symbol)
+        if key is None:
+            key = self._keys[book.symbol] = f"{book.exchange}:{book.symbol}".encode()
+        self._send(self._book_topic or "", self._encoder.encode(book), key)
+        self.stats.book_records += 1
 
     def dead_letter(self, letter: DeadLetter) -> None:
         letter.run = self.run
@@ -345,7 +370,7 @@ class KafkaSink:
         if error.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             self._purged.append(record)  # not refused: we stopped waiting at exit
             if error.code() == KafkaError._PURGE_INFLIGHT:
-                self._unsure.add(_identity(record[2]))
+                self._unsure.add(_identity(record[0], record[2]))
             return
         if error.code() in TOPIC_MISSING:
             self._note_topic_missing(record[0], error)
@@ -438,7 +463,7 @@ class KafkaSink:
             self._spool.prepend(unsure, unsure=True)
             self._replacing = False
             raise
-        resend = [record for record in unsure if _identity(record[2]) not in written]
+        resend = [record for record in unsure if _identity(record[0], record[2]) not in written]
         self._spool.prepend(resend)
         self._replacing = False
         # Kafka took those it holds: the earlier run counted them among its records.
@@ -482,7 +507,7 @@ class KafkaSink:
                           "enable.auto.commit": False, "logger": self._client_config["logger"]})
         try:
             metadata = probe.list_topics(timeout=PROBE_TIMEOUT_S)
-            topics = [metadata.topics.get(name) for name in (self._ticker_topic, self._dead_letter_topic)]
+            topics = [metadata.topics.get(name) for name in self._topics]
             if not all(topic is not None and topic.error is None and topic.partitions
                        and all(partition.leader >= 0 for partition in topic.partitions.values())
                        for topic in topics):
@@ -556,25 +581,25 @@ class KafkaSink:
         # let the broker recognise. Measured before this check: 2,097 repeats in a run
         # with 3 replacements, 0 in one with 1.
         written, complete = self._written_already(self._purged)
-        resend = [record for record in self._purged if _identity(record[2]) not in written]
+        resend = [record for record in self._purged if _identity(record[0], record[2]) not in written]
         self._purged = []
         self._unsure.clear()  # checked just now
         return resend, in_flight, len(written), complete
 
-    def _written_already(self, records: list[tuple[str, bytes, bytes]]) -> tuple[set[tuple[str, int]], bool]:
-        """The run and seq of those `records` that their topics hold already, and whether
-        the topics could be read to their end (WRITTEN_SCAN_TIMEOUT_S). Read from
+    def _written_already(self, records: list[tuple[str, bytes, bytes]]) -> tuple[set[tuple[str, str, int]], bool]:
+        """The topic, run and seq of those `records` that their topics hold already, and
+        whether the topics could be read to their end (WRITTEN_SCAN_TIMEOUT_S). Read from
         WRITTEN_LOOKBACK_S before the oldest was received: none was written earlier."""
         # Dead letters have no seq to know them by: they are always sent again.
         sequenced = [_sequenced.decode(value) for _, _, value in records]
-        wanted = {(record.run, record.seq) for record in sequenced if record.seq}
+        wanted = {(topic, record.run, record.seq) for (topic, _, _), record in zip(records, sequenced) if record.seq}
         if not wanted:
             return set(), True
         since_ms = int(min(record.received_ns for record in sequenced if record.seq) / 1e6
                        - WRITTEN_LOOKBACK_S * 1000)
         consumer = Consumer({**client_settings(self._client_config), "group.id": f"coinstream-check-{self.run}",
                              "enable.auto.commit": False, "logger": self._client_config["logger"]})
-        found: set[tuple[str, int]] = set()
+        found: set[tuple[str, str, int]] = set()
         try:
             topics = consumer.list_topics(timeout=PROBE_TIMEOUT_S).topics
             asked = [TopicPartition(topic, partition, since_ms) for topic in {topic for topic, _, _ in records}
@@ -594,7 +619,7 @@ class KafkaSink:
                     if (message.offset() or 0) + 1 >= unread.get(place, 0):
                         unread.pop(place, None)
                     try:
-                        identity = _identity(message.value() or b"")
+                        identity = _identity(message.topic() or "", message.value() or b"")
                     except msgspec.DecodeError:
                         continue  # not one of coinstream's records
                     if identity in wanted:
@@ -672,8 +697,8 @@ class KafkaSink:
                                 "purge and are lost", unreturned, PURGE_RETURN_S)
         purged = sorted(self._purged + self._topic_missing, key=_publish_order)
         self._purged, self._topic_missing = [], []
-        unsure = [record for record in purged if _identity(record[2]) in self._unsure]
-        self._spool.prepend([record for record in purged if _identity(record[2]) not in self._unsure])
+        unsure = [record for record in purged if _identity(record[0], record[2]) in self._unsure]
+        self._spool.prepend([record for record in purged if _identity(record[0], record[2]) not in self._unsure])
         # In flight: Kafka may have them, or write them later (a frozen broker resumes).
         self._spool.prepend(unsure, unsure=True)
         if self._spool:

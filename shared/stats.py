@@ -16,7 +16,17 @@ _LATENCY_BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
 class Stats:
     def __init__(self) -> None:
         self.frames = 0
-        self.records = 0
+        self.records = 0  # ticker records
+        self.book_records = 0  # order book records (shared.book_channel)
+        self.book_frames = 0  # frames of book sockets
+        self.book_ws_records = 0
+        self.book_rest_records = 0
+        # Book messages that changed nothing in the top N (no record), and changes that
+        # came for a book not live (awaiting its snapshot, or lost) and were not applied.
+        self.book_conflated = 0
+        self.book_skipped = 0
+        # Books lost and rebuilt, by reason: gap, checksum, crossed, snapshot_stale.
+        self.book_resyncs: Counter[str] = Counter()
         # Records by transport, counted once per frame or REST body (by Worker), for /metrics.
         self.ws_records = 0
         self.rest_records = 0
@@ -75,9 +85,7 @@ class Stats:
 
     def line(self, queue_depth: int) -> str:
         """The counters; '-' where there is nothing to show (no delivery timed this interval)."""
-        reconnects = str(sum(self.reconnects.values()))
-        if self.reconnects:
-            reconnects += f"[{','.join(f'{reason}={count}' for reason, count in sorted(self.reconnects.items()))}]"
+        reconnects = _by_reason(self.reconnects)
         if self.ack_latency_s is None:
             ack_p50 = ack_p99 = "-"
         else:
@@ -98,12 +106,23 @@ class Stats:
             f"ack_p50_ms={ack_p50} ack_p99_ms={ack_p99} "
             f"delivery_report_p50_ms{report_p50} delivery_report_p99_ms{report_p99} "
             f"tasks={self.asyncio_tasks}"
+            + (f" book_frames={self.book_frames} book_records={self.book_records} "
+               f"book_conflated={self.book_conflated} book_skipped={self.book_skipped} "
+               f"book_resyncs={_by_reason(self.book_resyncs)}" if self.book_frames or self.book_records else "")
         )
 
     def report(self, log: logging.Logger, queue_depth: int) -> None:
         """Log the counters line; the latency percentiles cover the time since the last one."""
         log.info(self.line(queue_depth))
         self.latency_counts = [0] * len(LATENCY_BOUNDS_MS)
+
+
+def _by_reason(counts: Counter[str]) -> str:
+    """The total, then each reason's count: 3[gap=2,checksum=1]."""
+    total = str(sum(counts.values()))
+    if counts:
+        total += f"[{','.join(f'{reason}={count}' for reason, count in sorted(counts.items()))}]"
+    return total
 
 
 def _at_most(bound_ms: float | None) -> str:

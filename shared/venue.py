@@ -7,12 +7,14 @@ protocol (connections, reconnects, REST polling, Kafka) is in shared.worker.
 
 import re
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Collection, Sequence
+from typing import ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import msgspec
 
-from shared.record import FrameError, Ticker
+from shared.book import Checksum
+from shared.record import FrameError, Level, Ticker
 
 
 _ASSET = re.compile(r"[A-Z0-9]+")
@@ -39,8 +41,34 @@ def comma_joined_urls(prefix: str, markets: list[Market], per_call: int) -> list
     ]
 
 
+class BookMessage(NamedTuple):
+    """One market's book in one exchange message, as a worker's parser reads it; what
+    shared.book_channel keeps, checks and publishes."""
+
+    raw: str  # the exchange's market id
+    # snapshot True: the complete book, (price, size) tuples in any order (OrderBook.replace);
+    # False: changes, sequences whose first two items are price and size, size 0 deletes.
+    snapshot: bool
+    bids: Sequence[Sequence[str]]
+    asks: Sequence[Sequence[str]]
+    # The exchange's sequence: the first and the last id the message covers. A change
+    # message applies when first_id is the last applied update_id + 1 (OKX: prevSeqId + 1,
+    # so that its keep-alive with seqId == prevSeqId applies too; Binance, Gate.io: U;
+    # Bybit: u); after a REST snapshot, the first change may straddle it (Binance's
+    # U <= lastUpdateId + 1 <= u). None where the exchange has no sequence.
+    update_id: int | None = None
+    first_id: int | None = None
+    checksum: int | None = None  # the exchange's checksum of the book after the message
+    exchange_ts: int | None = None  # ms since the epoch
+
+
+def snapshot_levels(levels: Sequence[Sequence[str]]) -> list[Level]:
+    """(price, size) tuples of a snapshot's levels, whatever else each level carries."""
+    return [(level[0], level[1]) for level in levels]
+
+
 class Venue(ABC):
-    """One exchange's public ticker protocol."""
+    """One exchange's public ticker protocol, and its order book channel."""
 
     name: ClassVar[str]
 
@@ -74,6 +102,25 @@ class Venue(ABC):
     # (separator, quote first), ("-", True) for KRW-BTC; None where they run together
     # (BTCUSDT), so that only a market list can tell. Read in replays: see symbol_of.
     market_id_form: ClassVar[tuple[str, bool] | None] = None
+
+    # --- Order book channel (shared.book_channel); a worker without one leaves these. ---
+    # The depths (levels a side) the book channel serves, for config's book_depth;
+    # empty: the worker has no book channel.
+    book_depths: ClassVar[Collection[int]] = ()
+    # How a lost book is rebuilt: "frames" (every frame is the whole book: the next one
+    # repairs it), "resubscribe" (that market is subscribed again on its socket, and the
+    # exchange sends a snapshot), "rest" (a REST snapshot, the stream's changes held
+    # meanwhile and applied after it by the sequence rule, as Binance documents).
+    book_resync: ClassVar[Literal["frames", "resubscribe", "rest"]] = "frames"
+    # The exchange's book checksum (shared.book.OKX, KRAKEN), if it sends one.
+    book_checksum: ClassVar[Checksum | None] = None
+    # Markets on one book connection; 0: markets_per_connection.
+    book_markets_per_connection: ClassVar[int] = 0
+    # The path of the REST book endpoint: REST bodies from it are books (and replayed as such).
+    book_rest_path: ClassVar[str] = ""
+    # The largest frame a book socket takes, where the exchange's snapshot frames are
+    # larger than runtime.max_frame_bytes (Coinbase's whole book); None: that setting.
+    book_max_frame_bytes: ClassVar[int | None] = None
 
     def __init__(self, ws_url: str, rest_url: str) -> None:
         self.ws_base = ws_url.rstrip("/")
@@ -148,7 +195,43 @@ class Venue(ABC):
     def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
         ...
 
+    # A worker with a book channel implements these. -----------------------------------
+
+    def book_window(self, depth: int) -> int | None:
+        """Levels a side the local book keeps (shared.book.OrderBook's window): the depth
+        for whole-book frames; all (None) for books kept from changes. Kraken: the
+        subscribed depth; Bybit: 50."""
+        return depth if self.book_resync == "frames" else None
+
+    def book_ws_url(self, markets: list[Market], depth: int) -> str:
+        return self.ws_url(markets)
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        raise NotImplementedError(f"{self.name} has no book channel")
+
+    def book_resubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        """What asks the exchange for a fresh snapshot of `markets` on a subscribed socket
+        (book_resync "resubscribe"): by default, their subscribe messages again."""
+        return self.book_subscribe_messages(markets, depth)
+
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        """The book messages in one frame of a book socket; [] for acks, pongs and
+        heartbeats. Raises FrameError and ExchangeError as parse_ws does."""
+        raise NotImplementedError(f"{self.name} has no book channel")
+
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        """REST snapshots of the books of `markets`, at least `depth` levels a side."""
+        raise NotImplementedError(f"{self.name} has no book channel")
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        """The snapshots in one REST book body (BookMessage.snapshot True); `url` is the
+        call's (Binance's and Gate.io's bodies name no market: their URL does)."""
+        raise NotImplementedError(f"{self.name} has no book channel")
+
     # Shared by every exchange. ------------------------------------------------------
+
+    def is_book_rest(self, url: str) -> bool:
+        return bool(self.book_rest_path) and urlsplit(url).path == self.book_rest_path
 
     def parse_rest(self, url: str, body: bytes, received_ns: int, quotes: list[str]) -> list[Ticker]:
         """Route one REST body by its URL: the market list teaches symbols, the rest are tickers.

@@ -39,6 +39,7 @@ from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import Event
 
 from shared import capture
+from shared.book_channel import BookChannel
 from shared.config import ExchangeConfig, Runtime
 from shared.hosts import Hosts
 from shared.log import Throttled
@@ -75,6 +76,10 @@ class Worker:
         self._last_rest_call = -math.inf  # monotonic; for venue.rest_min_interval_s
         self.throttled = Throttled(log)
         self.connections: list[Connection] = []  # filled once the markets are known
+        # The order book channel (shared.book_channel) and its sockets, when collected.
+        self.channels = channels_of(exchange, venue)
+        self.books: BookChannel | None = None
+        self.book_connections: list[Connection] = []
         # The last record published for each market (by unified symbol): what a REST
         # refresh of a quiet market is compared with.
         self.latest: dict[str, Ticker] = {}
@@ -114,7 +119,7 @@ class Worker:
             self.throttled.warning("exchange errors", "%s: %s", url, error)
             return 0
         except Exception as error:  # any failure to parse is the frame's fault: dead-letter it
-            self._dead_letter(error, received_ns, "ws", url, frame)
+            self.dead_letter(error, received_ns, "ws", url, frame)
             return 0
         publish = self.sink.publish
         latest = self.latest
@@ -129,6 +134,8 @@ class Worker:
         Connection.fallback) publishes only the tickers that bring news (_is_news)."""
         if self.recorder is not None:
             self.recorder.write("refresh" if refresh else "rest", url, body, received_ns)
+        if self.books is not None and self.venue.is_book_rest(url):
+            return self.books.on_rest_body(body, received_ns, url)
         try:
             tickers = self.venue.parse_rest(url, body, received_ns, self.quotes)
             self.stats.timestamps_nulled += check_values(tickers)
@@ -137,7 +144,7 @@ class Worker:
             self.throttled.warning("exchange errors", "%s: %s", url, error)
             return 0
         except Exception as error:
-            self._dead_letter(error, received_ns, "rest", url, body)
+            self.dead_letter(error, received_ns, "rest", url, body)
             return 0
         if refresh:
             tickers = [ticker for ticker in tickers if self._is_news(ticker)]
@@ -161,7 +168,7 @@ class Worker:
         return any(new is not None and (old is None or Decimal(new) != Decimal(old))
                    for new, old in zip(_numbers(ticker), _numbers(last)))
 
-    def _dead_letter(self, error: Exception, received_ns: int, source: str, url: str, raw: bytes) -> None:
+    def dead_letter(self, error: Exception, received_ns: int, source: str, url: str, raw: bytes) -> None:
         reason = f"{type(error).__name__}: {error}"
         self.throttled.warning("dead letters", "dead letter from %s: %s", url, reason)
         letter = DeadLetter(self.venue.name, reason, received_ns, source, url,  # type: ignore[arg-type]
@@ -206,19 +213,43 @@ class Worker:
 
     async def _collect(self) -> None:
         markets = await self._resolve_markets()
+        book_markets = self.book_markets(markets)
         if self.recorder is not None:
-            self.recorder.write_markets(markets, time.time_ns())  # so that a replay needs no config
-        self.log.info(
-            "run %s: %d markets on %d connection(s)", self.sink.run, len(markets),
-            -(-len(markets) // self.venue.markets_per_connection),
-        )
-        per = self.venue.markets_per_connection
-        self.connections = [Connection(self, markets[i:i + per], i // per) for i in range(0, len(markets), per)]
+            # So that a replay needs no config.
+            self.recorder.write_markets(markets + [market for market in book_markets if market not in markets],
+                                        time.time_ns())
+        if "ticker" in self.channels:
+            per = self.venue.markets_per_connection
+            self.connections = [Connection(self, markets[i:i + per], i // per) for i in range(0, len(markets), per)]
+            self.log.info("run %s: %d markets on %d connection(s)", self.sink.run, len(markets),
+                          len(self.connections))
+        else:
+            self.snapshot_done.set()
+        if self.books is not None:
+            per = self.venue.book_markets_per_connection or self.venue.markets_per_connection
+            self.book_connections = [Connection(self, book_markets[i:i + per], i // per, self.books)
+                                     for i in range(0, len(book_markets), per)]
+            self.log.info("run %s: books of %d markets, top %d, on %d connection(s)", self.sink.run,
+                          len(book_markets), self.books.depth, len(self.book_connections))
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._snapshot(markets))
-            for connection in self.connections:
+            if "ticker" in self.channels:
+                group.create_task(self._snapshot(markets))
+            for connection in self.connections + self.book_connections:
                 group.create_task(connection.stream())
                 group.create_task(connection.fallback())
+
+    def book_markets(self, markets: list[Market]) -> list[Market]:
+        """The markets whose books are collected (book_symbols, else the ticker's), and
+        the book channel made for them; [] when books are not collected."""
+        if "book" not in self.channels:
+            return []
+        if self.exchange.book_symbols:
+            book_markets = [self.venue.market(*symbol.split("-", 1)) for symbol in self.exchange.book_symbols]
+            self.venue.learn(book_markets)
+        else:
+            book_markets = markets
+        self.books = BookChannel(self, book_markets, self.exchange.book_depth)
+        return book_markets
 
     async def _resolve_markets(self) -> list[Market]:
         if self.exchange.symbols:
@@ -226,7 +257,7 @@ class Worker:
         delay = self.runtime.backoff_initial_s
         while True:
             try:
-                body, received_ns, url = await self._rest_get(self.venue.market_list_url())
+                body, received_ns, url = await self.rest_get(self.venue.market_list_url())
                 self.on_rest_body(body, received_ns, url)
                 markets = self.venue.parse_market_list(body, self.quotes)
             except (RestUnavailable, ExchangeError, msgspec.DecodeError, ValueError) as error:
@@ -247,7 +278,7 @@ class Worker:
         delay = self.runtime.backoff_initial_s
         while True:
             try:
-                body, received_ns, url = await self._rest_get(self.venue.market_list_url(), attempts=1)
+                body, received_ns, url = await self.rest_get(self.venue.market_list_url(), attempts=1)
                 self.on_rest_body(body, received_ns, url)  # recorded for --replay
                 listed = {market.raw for market in self.venue.parse_market_list(body, quotes)}
             except (RestUnavailable, ExchangeError, msgspec.DecodeError, ValueError) as error:
@@ -291,7 +322,7 @@ class Worker:
         published = 0
         for url in self.venue.rest_ticker_urls(markets):
             try:
-                body, received_ns, url = await self._rest_get(url)
+                body, received_ns, url = await self.rest_get(url)
             except ExchangeError as error:
                 if self._names_unknown_market(str(error)):
                     return published + await self._split(markets, str(error), why)
@@ -333,7 +364,7 @@ class Worker:
         self.unknown_markets.update(market.raw for market in markets)
         self.stats.unknown_symbols = len(self.unknown_markets)
 
-    async def _rest_get(self, url: str, attempts: int = 4) -> tuple[bytes, int, str]:
+    async def rest_get(self, url: str, attempts: int = 4) -> tuple[bytes, int, str]:
         """GET `url` (as the venue builds it, on the primary host) on the REST host in use:
         the body, when it arrived, and the URL it came from. A call starts at least
         venue.rest_min_interval_s after the last one ended. If the call fails for good and
@@ -374,30 +405,48 @@ class Worker:
                 self.venue.learn(item.markets)
             elif isinstance(item, capture.Captured):
                 data = item.data.encode("utf-8")
-                if item.kind == "ws":
+                if self.books is None and (item.kind == "book" or self.venue.is_book_rest(item.url)):
+                    # The markets known by now: the capture's, its market list's, or the config's.
+                    self.book_markets([Market(raw, *symbol.split("-", 1)) for raw, symbol in self.venue.symbols.items()])
+                if item.kind == "book":
+                    if self.books is not None:
+                        self.books.on_frame(data, item.ts, item.url)
+                elif item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)
                 else:
                     self.on_rest_body(data, item.ts, item.url, refresh=item.kind == "refresh")
             else:
-                self._dead_letter(item, time.time_ns(), "ws", f"{path}:{number}", line)
+                self.dead_letter(item, time.time_ns(), "ws", f"{path}:{number}", line)
 
 
 class Connection:
-    """One WebSocket connection carrying a share of the markets."""
+    """One WebSocket connection carrying a share of the markets: their tickers, or their
+    books (`books`: the worker's book channel)."""
 
-    def __init__(self, worker: Worker, markets: list[Market], index: int) -> None:
+    def __init__(self, worker: Worker, markets: list[Market], index: int, books: BookChannel | None = None) -> None:
         self.worker = worker
         self.markets = markets
+        self.books = books
         self._opened = time.monotonic()
         self._stalled = False
         self._handshake_done = False  # in the current session
-        self.name = f"{worker.venue.name}#{index}"
+        self.name = f"{worker.venue.name}{'-book' if books else ''}#{index}"
+        self._on_frame = worker.on_frame if books is None else books.on_frame
+        self._socket: ClientConnection | None = None  # while subscribed
+        self._sending: set[asyncio.Task[None]] = set()  # send_soon's
+        if books is not None:
+            for market in markets:
+                books.books[market.raw].connection = self
         # As the venue builds it, on the primary host; `url` is on the host in use.
-        self._venue_url = worker.venue.ws_url(markets)
+        self._venue_url = (worker.venue.ws_url(markets) if books is None
+                           else worker.venue.book_ws_url(markets, books.depth))
         self.url = self._venue_url
         self.index = index
         protocol_ping = worker.venue.protocol_ping_interval_s
         self._protocol_ping_s = protocol_ping and (worker.runtime.ping_interval_s or protocol_ping)
+        self._max_frame_bytes = worker.runtime.max_frame_bytes
+        if books is not None and worker.venue.book_max_frame_bytes:
+            self._max_frame_bytes = max(self._max_frame_bytes, worker.venue.book_max_frame_bytes)
         # Any frame heard on the socket, data or control (pongs, the server's pings): the
         # connection's liveness. Until it is first heard, the fallback counts from start.
         self.last_heard = time.monotonic()
@@ -469,7 +518,7 @@ class Connection:
         async with connect(
             self.url,
             compression=None,  # permessage-deflate costs ~2 µs a frame; no exchange needs it
-            max_size=worker.runtime.max_frame_bytes,
+            max_size=self._max_frame_bytes,
             ping_interval=self._protocol_ping_s,
             ping_timeout=self._protocol_ping_s,
             open_timeout=worker.runtime.rest_timeout_s,
@@ -481,7 +530,9 @@ class Connection:
                 worker.runtime.read_pause_s, worker.runtime.frames_per_read),
         ) as socket:
             self._handshake_done = True
-            for message in venue.subscribe_messages(self.markets):
+            subscribe = (venue.subscribe_messages(self.markets) if self.books is None
+                         else venue.book_subscribe_messages(self.markets, self.books.depth))
+            for message in subscribe:
                 await socket.send(message)
                 if venue.subscribe_gap_s:
                     await asyncio.sleep(venue.subscribe_gap_s)
@@ -491,10 +542,12 @@ class Connection:
             if venue.app_ping() is not None:
                 guards.append(asyncio.create_task(self._app_ping(socket)))
             self.connected = True
+            self._socket = socket
             try:
                 await self._until_closed(socket)
             finally:
                 self.connected = False
+                self._socket = None
                 for guard in guards:
                     guard.cancel()
         return self.last_ws_record > self._opened
@@ -504,12 +557,21 @@ class Connection:
         now = time.monotonic()
         self.last_heard = now
         try:
-            if self.worker.on_frame(frame, time.time_ns(), self.url):
+            if self._on_frame(frame, time.time_ns(), self.url):
                 self.last_ws_record = now
         # ServerRestart, or a bug: end the session with it, as a loop over recv() would.
         except Exception as error:  # noqa: BLE001 - re-raised by _until_closed
             if not self._ended_by.done():
                 self._ended_by.set_result(error)
+
+    def send_soon(self, messages: list[str]) -> None:
+        """Send `messages` on the socket, if it is subscribed (a book's resubscribe); a
+        socket that closes meanwhile subscribes everything again when it reconnects."""
+        socket = self._socket
+        if socket is not None:
+            sending = asyncio.get_running_loop().create_task(_send_all(socket, messages))
+            self._sending.add(sending)  # held: the loop keeps only a weak reference to a task
+            sending.add_done_callback(self._sending.discard)
 
     def _on_control(self) -> None:
         """Every control frame of the socket (ping, pong, close): the peer is there."""
@@ -597,13 +659,17 @@ class Connection:
                         "not answering" if self.connected else "down", runtime.rest_poll_interval_s,
                     )
                     polling = True
-                await worker.rest_poll(self.markets, "fallback")
+                if self.books is None:
+                    await worker.rest_poll(self.markets, "fallback")
+                else:
+                    await self.books.rest_poll(self.markets, "book fallback")
                 await asyncio.sleep(runtime.rest_poll_interval_s)
                 continue
             if polling:
                 worker.log.info("%s: socket answers again; REST polling stopped", self.name)
                 polling = False
-            if runtime.rest_refresh_s and time.monotonic() - self._last_refresh >= runtime.rest_refresh_s:
+            # Books are not refreshed: a quiet book has not changed.
+            if self.books is None and runtime.rest_refresh_s and time.monotonic() - self._last_refresh >= runtime.rest_refresh_s:
                 await self._refresh()
             await asyncio.sleep(min(1.0, runtime.rest_fallback_after_s - unheard_s))
 
@@ -715,6 +781,22 @@ _NUMBERS = slice(Ticker.__struct_fields__.index("last"), Ticker.__struct_fields_
 
 def _numbers(ticker: Ticker) -> tuple[str | None, ...]:
     return msgspec.structs.astuple(ticker)[_NUMBERS]
+
+
+async def _send_all(socket: ClientConnection, messages: list[str]) -> None:
+    try:
+        for message in messages:
+            await socket.send(message)
+    except ConnectionClosed:
+        pass
+
+
+def channels_of(exchange: ExchangeConfig, venue: Venue) -> list[str]:
+    """What the worker collects: the configured channels; unset, the ticker, and the book
+    where the exchange's worker has a book channel."""
+    if exchange.channels is not None:
+        return list(exchange.channels)
+    return ["ticker", "book"] if venue.book_depths else ["ticker"]
 
 
 def _reason_key(reason: str) -> str:

@@ -3,17 +3,25 @@ in a {"stream","data"} envelope) and /ws (raw: the bare event), each subscribed 
 SUBSCRIBE messages or in the URL (/stream?streams=btcusdt@ticker/ethusdt@ticker,
 /ws/btcusdt@ticker), SUBSCRIBE acks, server pings every 20 s (a client that does not
 pong within a minute is closed), string-encoded numbers, now and then an error in the
-bare {"code","msg"} form the docs print, and /api/v3 REST."""
+bare {"code","msg"} form the docs print, and /api/v3 REST.
+
+Order books: the diff stream `<symbol>@depth@100ms` (depthUpdate events with U and u, no
+snapshot on subscribe; prices and quantities with 8 decimals, "0.00000000" deletes) and
+GET /api/v3/depth?symbol=&limit= with its lastUpdateId (simulator/books.py keeps the books;
+book_stale serves an older snapshot)."""
 
 import json
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 
+from simulator.books import BookFeed, BookUpdate
 from simulator.core import ExchangeSim, Quote, fixed
 
 COMBINED = "combined"
+BOOK_STREAM = "@depth@100ms"
 # The docs' example of an error answer, in their bare form.
 ERROR_FORM = '{"code":2,"msg":"Invalid request: request ID must be an unsigned integer"}'
 
@@ -28,6 +36,7 @@ class BinanceSim(ExchangeSim):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.trade_id = 5_231_695_487
+        self.book_feed = BookFeed(self)
 
     def market_id(self, base: str, quote: str) -> str:
         return base + quote
@@ -43,6 +52,10 @@ class BinanceSim(ExchangeSim):
             await socket.send(json.dumps({"error": {"code": 1, "msg": f"Unknown method {method}"}, "id": request_id}))
             return None
         await socket.send(json.dumps({"result": None, "id": request_id}))
+        books = [stream.removesuffix(BOOK_STREAM).upper() for stream in params
+                 if isinstance(stream, str) and stream.endswith(BOOK_STREAM) and stream == stream.lower()]
+        if books:
+            self.book_feed.subscribe(socket, books)
         return self._subscribe(socket, params)
 
     def _subscribe(self, socket: ServerConnection, streams: list[str]) -> list[str]:
@@ -96,7 +109,29 @@ class BinanceSim(ExchangeSim):
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         return json.dumps(self._event(market_id, quote, now_ms), separators=(",", ":"))
 
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> None:
+        return None  # the diff stream sends changes only: the snapshot is REST's
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        event = json.dumps({
+            "e": "depthUpdate", "E": update.ts_ms, "s": market_id, "U": update.first_id, "u": update.update_id,
+            "b": [[fixed(Decimal(price)), fixed(Decimal(size))] for side, price, size in update.changes if side == "bid"],
+            "a": [[fixed(Decimal(price)), fixed(Decimal(size))] for side, price, size in update.changes if side == "ask"],
+        }, separators=(",", ":"))
+        if self.frame_form(socket.request.path if socket.request else "") == COMBINED:
+            return f'{{"stream":"{market_id.lower()}{BOOK_STREAM}","data":{event}}}'
+        return event
+
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if path == "/api/v3/depth":
+            symbol = query.get("symbol", [""])[0]
+            if symbol not in self.quotes:
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+            update = self.book_feed.rest_view(symbol)
+            bids, asks = update.view(int(query.get("limit", ["100"])[0]))
+            return 200, {"lastUpdateId": update.update_id,
+                         "bids": [[fixed(Decimal(price)), fixed(Decimal(size))] for price, size in bids],
+                         "asks": [[fixed(Decimal(price)), fixed(Decimal(size))] for price, size in asks]}
         if path == "/api/v3/exchangeInfo":
             return 200, {"timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [],
                          "symbols": [{"symbol": market_id, "status": "TRADING", "baseAsset": quote.base,

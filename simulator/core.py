@@ -29,6 +29,8 @@ Control, on every exchange's port (plain GET, answers JSON):
       delist      market M (&market=M, the exchange's id) is delisted: gone from the
                   market list, unknown to REST (answered as the exchange answers an
                   unknown code), no more frames
+  Order books (exchanges with a book channel): /_sim/book, /_sim/book_history,
+  /_sim/book_rate and the book_* faults, see simulator/books.py.
 """
 
 import asyncio
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -52,6 +54,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event
+
+if TYPE_CHECKING:
+    from simulator.books import BookFeed, BookUpdate
 
 log = logging.getLogger("simulator")
 
@@ -207,6 +212,8 @@ class ExchangeSim(ABC):
         self._ticker_frames = 0  # made so far: every EDGE_EVERY-th is an edge shape
         self._journal: Any = None
         self._rings: dict[tuple[str, ...], list[bytes]] = {}  # see _send_bulk
+        # The order books, for an exchange mode with a book channel (simulator/books.py).
+        self.book_feed: "BookFeed | None" = None
 
     # (digits, scale) pairs that spread prices over many magnitudes:
     # 115831.96, 123.45678, 0.12345678, 0.00012345, 158219000.
@@ -237,6 +244,16 @@ class ExchangeSim(ABC):
         """A frame of one of edge_kinds, in place of a ticker frame: exchanges with edge
         kinds implement it."""
         raise NotImplementedError(kind)
+
+    # Exchange modes with a book channel implement these (simulator/books.py).
+
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str | None:
+        """What a book subscription sends first: the snapshot frame, or None."""
+        raise NotImplementedError(f"{self.name} has no book channel")
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str:
+        """One book message, as the exchange shapes it for that socket."""
+        raise NotImplementedError(f"{self.name} has no book channel")
 
     # Where one exchange serves several endpoints (Binance's raw and combined streams).
 
@@ -330,8 +347,13 @@ class ExchangeSim(ABC):
         def arg(key: str, default: float) -> float:
             return float(query.get(key, [default])[0])
 
+        if self.book_feed is not None and (answer := self.book_feed.control(command, query)) is not None:
+            return answer
         if command == "stats":
             return {"port": self.port, "frames": self.counters.frames, "connections": len(self.sockets),
+                    "book_frames": self.book_feed.frames if self.book_feed else 0,
+                    "book_faults": {kind: count for kind, count in self.book_feed.faults.items() if count}
+                    if self.book_feed else {},
                     "connections_total": self.counters.connections, "rest_calls": self.counters.rest_calls,
                     "rate_per_s": self.rate_per_s, "edge_shapes": dict(self.counters.edge_shapes)}
         if command == "idle":

@@ -6,12 +6,17 @@ numbers are JSON strings printed without trailing zeros (30236, 525802090.627166
 /api/v5 REST endpoints with their {"code","msg","data"} envelope. /_sim/stats also counts
 subscribe requests (`subscribe_requests`), which OKX budgets at 480 per hour per connection.
 
+Order books: channel `books` (a snapshot on subscribe, then updates with seqId,
+prevSeqId and the CRC32 checksum of the top 25, computed here as OKX documents it) and
+REST /api/v5/market/books; simulator/books.py keeps the books.
+
 The 30 s rule counts traffic either way, so a client that never pings keeps a busy
 socket and loses a quiet one, as on OKX.
 """
 
 import json
 import time
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -19,9 +24,12 @@ from weakref import WeakKeyDictionary
 
 from websockets.asyncio.server import ServerConnection
 
+from simulator.books import BookFeed, BookUpdate
 from simulator.core import ExchangeSim, Quote
 
 CHANNEL = "tickers"
+BOOK_CHANNEL = "books"
+CHECKSUM_LEVELS = 25
 SUBSCRIBE_REQUESTS_PER_HOUR = 480
 
 
@@ -58,6 +66,7 @@ class OkxSim(ExchangeSim):
         super().__init__(*args, **kwargs)
         self.sessions: WeakKeyDictionary[ServerConnection, Session] = WeakKeyDictionary()
         self.subscribe_requests = 0
+        self.book_feed = BookFeed(self)
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{base}-{quote}"
@@ -91,17 +100,26 @@ class OkxSim(ExchangeSim):
         for arg in args:
             channel = arg.get("channel") if isinstance(arg, dict) else None
             market_id = arg.get("instId") if isinstance(arg, dict) else None
-            if channel != CHANNEL or market_id not in self.quotes:
+            if channel not in (CHANNEL, BOOK_CHANNEL) or market_id not in self.quotes:
                 await self._error(socket, session, request, "60018",
                                   f"channel:{channel},instId:{market_id} doesn't exist")
+                continue
+            ack = _compact(self._with_id(request, {
+                "event": op, "arg": {"channel": channel, "instId": market_id}, "connId": session.conn_id}))
+            if channel == BOOK_CHANNEL:
+                # The ack, then the snapshot, then the updates, in that order.
+                await socket.send(ack)
+                if op == "subscribe":
+                    self.book_feed.subscribe(socket, [market_id])
+                else:
+                    self.book_feed.unsubscribe(socket, [market_id])
                 continue
             # Subscribing twice acks twice but never doubles the data.
             if op == "subscribe" and market_id not in session.markets:
                 session.markets.append(market_id)
             elif op == "unsubscribe" and market_id in session.markets:
                 session.markets.remove(market_id)
-            await socket.send(_compact(self._with_id(request, {
-                "event": op, "arg": {"channel": CHANNEL, "instId": market_id}, "connId": session.conn_id})))
+            await socket.send(ack)
         return session.markets
 
     @staticmethod
@@ -158,7 +176,33 @@ class OkxSim(ExchangeSim):
         # A push whose price is a JSON number and whose other fields are missing.
         return '{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":30236}]}'
 
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        bids, asks = update.view(400)
+        return self._book_push(market_id, "snapshot", bids, asks, update, -1)
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        bids = [(price, size) for side, price, size in update.changes if side == "bid"]
+        asks = [(price, size) for side, price, size in update.changes if side == "ask"]
+        return self._book_push(market_id, "update", bids, asks, update, update.first_id - 1)
+
+    def _book_push(self, market_id: str, action: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]],
+                   update: BookUpdate, previous_id: int) -> str:
+        checksum = _checksum(*update.view(CHECKSUM_LEVELS))
+        if update.wrong_checksum:
+            checksum = checksum + 1 if checksum < 2**31 - 1 else checksum - 1
+        return _compact({"arg": {"channel": BOOK_CHANNEL, "instId": market_id}, "action": action, "data": [{
+            "asks": _book_levels(asks), "bids": _book_levels(bids), "ts": str(update.ts_ms),
+            "checksum": checksum, "prevSeqId": previous_id, "seqId": update.update_id}]})
+
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if path == "/api/v5/market/books":
+            market_id = query.get("instId", [""])[0]
+            if market_id not in self.quotes:
+                return 200, _envelope("51001", "Instrument ID doesn't exist.", [])
+            update = self.book_feed.rest_view(market_id)
+            bids, asks = update.view(int(query.get("sz", ["1"])[0]))
+            return 200, _envelope("0", "", [{"asks": _book_levels(asks), "bids": _book_levels(bids),
+                                             "ts": str(update.ts_ms)}])
         if path not in ("/api/v5/market/tickers", "/api/v5/market/ticker", "/api/v5/public/instruments"):
             return 404, {"msg": "Not Found", "code": "404"}
         if path == "/api/v5/market/ticker":
@@ -195,6 +239,25 @@ class OkxSim(ExchangeSim):
             "stk": "", "tickSz": _okx_number(Decimal(1).scaleb(-quote.scale)), "uly": "",
             "instIdCode": 1_000_000_000 + list(self.quotes).index(market_id),
         }
+
+
+def _book_levels(levels: list[tuple[str, str]]) -> list[list[str]]:
+    """[price, size, "0", orders], numbers as OKX prints them; a deleted level's size is "0"."""
+    return [[_okx_number(Decimal(price)), _okx_number(Decimal(size)), "0", "1" if Decimal(size) else "0"]
+            for price, size in levels]
+
+
+def _checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> int:
+    """OKX's book checksum as its docs state it: bid1px:bid1sz:ask1px:ask1sz:... over the
+    first 25 of each side as printed, a side's missing levels skipped; CRC32, signed."""
+    parts: list[str] = []
+    for index in range(CHECKSUM_LEVELS):
+        for side in (bids, asks):
+            if index < len(side):
+                price, size = side[index]
+                parts += [_okx_number(Decimal(price)), _okx_number(Decimal(size))]
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - 2**32 if crc >= 2**31 else crc
 
 
 def _envelope(code: str, message: str, data: list[Any]) -> dict[str, Any]:

@@ -3,6 +3,10 @@ the connection's whole subscription, DEFAULT-format tickers whose numbers are JS
 numbers printed like Java's BigDecimal (trailing zeros, 0E-8, 1.16539E8), error frames
 followed by a close, and the /v1 REST endpoints.
 
+Order books: type `orderbook` on the same socket and request (a request replaces both
+subscriptions), each frame the whole book of one code, 30 units, prices printed like the
+ticker's; REST /v1/orderbook?markets=...&count=N (simulator/books.py keeps the books).
+
 Keepalive as probed on the wire: a socket with no traffic from its client (a message or
 an RFC 6455 ping) for 60 s is dropped without a close frame, whatever it was sent; a
 text PING is answered with {"status":"UP"}, repeated every 10 s, on a socket that has
@@ -19,11 +23,13 @@ from typing import Any, Callable, ClassVar
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from simulator.books import BookFeed, BookUpdate
 from simulator.core import ExchangeSim, Quote, fixed, java_big_decimal
 
 
 STATUS_UP = b'{"status":"UP"}'
 STATUS_INTERVAL_S = 10.0
+BOOK_UNITS = 30
 
 
 class UpbitSim(ExchangeSim):
@@ -41,6 +47,7 @@ class UpbitSim(ExchangeSim):
         super().__init__(*args, **kwargs)
         self.status_heartbeats: dict[ServerConnection, asyncio.Task[None]] = {}
         self.subscribed_sockets: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self.book_feed = BookFeed(self)
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{quote}-{base}"
@@ -77,12 +84,20 @@ class UpbitSim(ExchangeSim):
         if not any(isinstance(item, dict) and item.get("ticket") for item in request):
             return await self._error(socket, "NO_TICKET", "티켓이 존재하지 않거나, 유효하지 않습니다.")
         codes: list[str] = []
+        book_codes: list[str] = []
         for item in request:
             if isinstance(item, dict) and "type" in item:
-                if item["type"] != "ticker":
+                if item["type"] not in ("ticker", "orderbook"):
                     return await self._error(socket, "INVALID_PARAM", "잘못된 요청입니다.")
                 # Unknown or lower-case codes are ignored silently, as on the real socket.
-                codes += [code for code in item.get("codes", []) if code in self.quotes]
+                known = [code for code in item.get("codes", []) if code in self.quotes]
+                if item["type"] == "ticker":
+                    codes += known
+                else:
+                    book_codes += known
+        # The request replaces the books too: their SNAPSHOT frames are queued first.
+        if book_codes or self.book_feed.subscribed(socket):
+            self.book_feed.subscribe(socket, book_codes, replace=True)
         # The new request replaces the previous subscription; send the snapshots first,
         # timed at each market's last change (a quiet market's is old).
         self.subscribed_sockets.add(socket)
@@ -158,7 +173,45 @@ class UpbitSim(ExchangeSim):
     def wrong_shape_frame(self) -> str:
         return '{"type":"ticker","code":"KRW-BTC","trade_price":{"nested":true}}'
 
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        return self._book(market_id, update, "SNAPSHOT", self._book_price(market_id))
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        return self._book(market_id, update, "REALTIME", self._book_price(market_id))
+
+    def _book_price(self, market_id: str) -> Callable[[Decimal], str]:
+        """How a market's book prices are printed, the same in every frame: whole-won
+        prices as BigDecimal writes them on the wire (1.16539E8), others with 8 decimals."""
+        return java_big_decimal if self.quotes[market_id].scale == 0 else fixed
+
+    def _book(self, code: str, update: BookUpdate, stream_type: str | None,
+              number: Callable[[Decimal], str], units: int = BOOK_UNITS) -> str:
+        """A DEFAULT orderbook frame (stream_type None: a REST item); numbers written by
+        hand as JSON numbers, a thin side padded with units of price 0."""
+        bids, asks = update.view(units)
+        rows = []
+        for index in range(units):
+            bid_price, bid_size = bids[index] if index < len(bids) else ("0", "0")
+            ask_price, ask_size = asks[index] if index < len(asks) else ("0", "0")
+            rows.append(f'{{"ask_price":{number(Decimal(ask_price))},"bid_price":{number(Decimal(bid_price))},'
+                        f'"ask_size":{ask_size},"bid_size":{bid_size}}}')
+        total_asks = sum((Decimal(size) for _, size in asks), Decimal(0))
+        total_bids = sum((Decimal(size) for _, size in bids), Decimal(0))
+        if stream_type is None:
+            return (f'{{"market":"{code}","timestamp":{update.ts_ms},"total_ask_size":{total_asks},'
+                    f'"total_bid_size":{total_bids},"orderbook_units":[{",".join(rows)}],"level":0}}')
+        return (f'{{"type":"orderbook","code":"{code}","timestamp":{update.ts_ms},"total_ask_size":{total_asks},'
+                f'"total_bid_size":{total_bids},"orderbook_units":[{",".join(rows)}],'
+                f'"stream_type":"{stream_type}","level":0}}')
+
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if path == "/v1/orderbook":
+            codes = query.get("markets", [""])[0].split(",")
+            if any(code.upper() not in self.quotes for code in codes):
+                return 404, {"error": {"name": 404, "message": "Code not found"}}
+            units = min(int(query.get("count", [str(BOOK_UNITS)])[0]), BOOK_UNITS)
+            return 200, "[" + ",".join(self._book(code.upper(), self.book_feed.rest_view(code.upper()), None,
+                                                  _plain_or_fixed, units) for code in codes) + "]"
         if path == "/v1/market/all":
             return 200, [{"market": code, "korean_name": quote.base, "english_name": quote.base}
                          for code, quote in self.quotes.items()]

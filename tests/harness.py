@@ -236,12 +236,15 @@ def override_file(workdir: Path, bootstrap: str, exchange_sections: dict[str, An
                "backoff_initial_s": 0.2, "backoff_max_s": 1, "stats_interval_s": 5,
                "stop_timeout_s": 10, "rest_timeout_s": 3, **(runtime or {})}
     # Also under each exchange: a shipped per-exchange runtime (Korbit's watchdog_s)
-    # would otherwise win over the test's.
-    exchange_sections = {name: {**section, "runtime": runtime} for name, section in exchange_sections.items()}
+    # would otherwise win over the test's. Tickers only, unless the section asks for
+    # books (tests/integration/test_books.py): the ticker tests count the ticker's records.
+    exchange_sections = {name: {"channels": ["ticker"], **section, "runtime": runtime}
+                         for name, section in exchange_sections.items()}
     override = {
         "kafka": {"producer": {"bootstrap.servers": bootstrap, "linger.ms": 5},
                   "spool": {"dir": str(workdir / f"spool-{tag}")}},
-        "topics": {"ticker": f"test.{tag}.ticker", "dead_letter": f"test.{tag}.dead-letter", "partitions": 3,
+        "topics": {"ticker": f"test.{tag}.ticker", "dead_letter": f"test.{tag}.dead-letter",
+                   "book": f"test.{tag}.book", "partitions": 3,
                    **(topic_settings or {})},
         "runtime": runtime,
         "exchanges": exchange_sections,

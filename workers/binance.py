@@ -1,4 +1,5 @@
-"""Binance Spot: the `<symbol>@ticker` stream on the combined-stream endpoint.
+"""Binance Spot: the `<symbol>@ticker` and `<symbol>@depth@100ms` streams on the
+combined-stream endpoint.
 
 Endpoints   wss://stream.binance.com:9443/stream (combined: {"stream", "data"} frames;
             the raw endpoint /ws sends the bare event, and frames of either form are
@@ -20,19 +21,43 @@ Errors      {"error":{"code","msg"},"id"} as client libraries parse it, or the b
 REST        /api/v3/ticker/24hr?symbols=[...] (weight 2 up to 20 symbols, 40 up to 100)
             /api/v3/exchangeInfo for the market list (base/quote are not derivable
             from the symbol string: BTCUSDT vs BTCUSDC, 1000SATSUSDT)
+
+Book        the diff stream `<symbol>@depth@100ms` ({"e":"depthUpdate","E","s","U","u",
+            "b","a"}: the levels that changed, a quantity "0.00000000" deletes) on a REST
+            seed, for every depth (1-5000), by the documented procedure: changes are
+            held until GET /api/v3/depth answers; those with u <= its lastUpdateId are
+            dropped, the first kept one must have U <= lastUpdateId + 1 <= u (a later
+            U: the snapshot is older than the stream, fetched again: snapshot_stale),
+            and then each U is the last u + 1 (otherwise a gap: the book is rebuilt
+            from a new snapshot). Chosen over the partial-depth stream
+            `@depth20@100ms`, which the issue prefers up to 20 levels, because every
+            book is then checked message by message: a partial-depth frame carries only
+            lastUpdateId and neither symbol nor time on its own, so a frame lost,
+            repeated or late cannot be told from a quiet book; and one path serves
+            every depth. Its cost: a REST snapshot per market at start and after a
+            loss (weight 5 up to 100 levels, of 6,000 a minute), and the book kept
+            beyond the top N (book_window: as many levels as the snapshot; a level
+            outside it is unknown until it changes, as the docs note). No checksum.
+            Prices and quantities are strings with the symbol's fixed decimals.
+Book REST   /api/v3/depth?symbol=BTCUSDT&limit=L, L the least of 100, 500, 1000, 5000
+            that holds five times the depth (weight 5, 25, 50, 250): {"lastUpdateId",
+            "bids", "asks"}, best first; the body does not name its symbol, the URL does.
 """
 
 import json
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import msgspec
 
 from shared import cli
 from shared.numbers import Number, plain_all
 from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
-from shared.venue import Market, Venue
+from shared.venue import BookMessage, Market, Venue
 
 REST_SYMBOLS_PER_CALL = 100
+# GET /api/v3/depth's limits, by weight; a snapshot holds five times the depth.
+DEPTH_LIMITS = (100, 500, 1000, 5000)
+SNAPSHOT_LEVELS_PER_DEPTH = 5
 
 
 class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker"):
@@ -54,6 +79,15 @@ class ServerShutdown(msgspec.Struct, tag_field="e", tag="serverShutdown"):
     E: int
 
 
+class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
+    E: int
+    s: str
+    U: int
+    u: int
+    b: list[list[str]]
+    a: list[list[str]]
+
+
 class ErrorBody(msgspec.Struct):
     code: int
     msg: str
@@ -71,6 +105,25 @@ class Frame(msgspec.Struct):
     code: int | None = None
     msg: str | None = None
     error: ErrorBody | None = None
+
+
+class BookFrame(msgspec.Struct):
+    """A book socket's frame: a depth update in the combined envelope or bare, an ack, or an error."""
+
+    stream: str | None = None
+    data: DepthUpdate | ServerShutdown | None = None
+    e: str | None = None
+    id: int | str | None = None
+    result: None = None
+    code: int | None = None
+    msg: str | None = None
+    error: ErrorBody | None = None
+
+
+class RestDepth(msgspec.Struct):
+    lastUpdateId: int
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
 
 
 class RestTicker(msgspec.Struct):
@@ -105,11 +158,20 @@ class Binance(Venue):
     rest_markets_per_call = REST_SYMBOLS_PER_CALL
     rest_unknown_market = "Invalid symbol."  # HTTP 400 {"code":-1121,"msg":"Invalid symbol."}
     protocol_ping_interval_s = 20.0  # counts toward 5 msg/s: one every 20 s is harmless
+    book_depths = range(1, DEPTH_LIMITS[-1] + 1)
+    book_resync = "rest"
+    book_rest_path = "/api/v3/depth"
+    # A depth call names one symbol (weight 5 up to 100 levels, of 6,000 a minute): at
+    # most 16 a second leaves a fifth of the weight to the ticker's calls.
+    rest_min_interval_s = 0.06
 
     _frames = msgspec.json.Decoder(Frame)
     _bare_events = msgspec.json.Decoder(TickerEvent | ServerShutdown)
     _rest_tickers = msgspec.json.Decoder(list[RestTicker])
     _exchange_info = msgspec.json.Decoder(ExchangeInfo)
+    _book_frames = msgspec.json.Decoder(BookFrame)
+    _bare_book_events = msgspec.json.Decoder(DepthUpdate | ServerShutdown)
+    _rest_depth = msgspec.json.Decoder(RestDepth)
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=base + quote, base=base, quote=quote)
@@ -129,15 +191,8 @@ class Binance(Venue):
                            event.o, event.h, event.l, event.v, event.q),
                 event.E, received_ns, "ws",
             )]
-        if type(event) is ServerShutdown:
-            raise ServerRestart("serverShutdown event")
-        if message.error is not None:
-            raise ExchangeError(f"error {message.error.code}: {message.error.msg}")
-        if message.code is not None:
-            raise ExchangeError(f"error {message.code}: {message.msg}")
-        if message.id is not None and message.stream is None:
-            return []  # subscribe ack: {"result":null,"id":1}
-        raise FrameError("neither a ticker event, an ack nor an error")
+        _no_event(message, event)
+        return []
 
     def market_list_url(self) -> str:
         return f"{self.rest_base}/api/v3/exchangeInfo?permissions=SPOT"
@@ -168,6 +223,54 @@ class Binance(Venue):
             )
             for item in self._rest_tickers.decode(body)
         ]
+
+    # --- order book ------------------------------------------------------------------
+
+    def book_window(self, depth: int) -> int:
+        return snapshot_limit(depth)
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        streams = [market.raw.lower() + "@depth@100ms" for market in markets]
+        return [json.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1})]
+
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        message = self._book_frames.decode(frame)
+        event = message.data if message.e is None else self._bare_book_events.decode(frame)
+        if type(event) is DepthUpdate:
+            return [BookMessage(event.s, False, event.b, event.a, event.u, event.U, exchange_ts=event.E)]
+        _no_event(message, event)
+        return []
+
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        limit = snapshot_limit(depth)
+        return [f"{self.rest_base}{self.book_rest_path}?symbol={market.raw}&limit={limit}" for market in markets]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        symbol = parse_qs(urlsplit(url).query).get("symbol", [""])[0]
+        if not symbol:
+            raise FrameError("a REST depth whose URL names no symbol")
+        depth = self._rest_depth.decode(body)
+        return [BookMessage(symbol, True, depth.bids, depth.asks, depth.lastUpdateId)]
+
+
+def snapshot_limit(depth: int) -> int:
+    """The REST snapshot's levels for a book of `depth`: the least limit that holds five
+    times the depth, so that the top N rarely reaches a level the snapshot did not show."""
+    wanted = depth * SNAPSHOT_LEVELS_PER_DEPTH
+    return next((limit for limit in DEPTH_LIMITS if limit >= wanted), DEPTH_LIMITS[-1])
+
+
+def _no_event(message: Frame | BookFrame, event: object) -> None:
+    """A frame without a stream event: an ack is nothing; a shutdown notice or an error raises."""
+    if type(event) is ServerShutdown:
+        raise ServerRestart("serverShutdown event")
+    if message.error is not None:
+        raise ExchangeError(f"error {message.error.code}: {message.error.msg}")
+    if message.code is not None:
+        raise ExchangeError(f"error {message.code}: {message.msg}")
+    if message.id is not None and message.stream is None:
+        return  # subscribe ack: {"result":null,"id":1}
+    raise FrameError("neither a stream event, an ack nor an error")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Upbit (Korea): the public `ticker` type on the v1 quotation socket.
+"""Upbit (Korea): the public `ticker` and `orderbook` types on the v1 quotation socket.
 
 Endpoints   wss://api.upbit.com/websocket/v1, https://api.upbit.com/v1
 Subscribe   one JSON array: [{"ticket": <uuid>}, {"type": "ticker", "codes": [...]},
@@ -24,6 +24,21 @@ Ticker      open/high/low are the UTC day (reset 09:00 KST); *_24h are rolling.
             `timestamp` is the server's ms epoch; no best bid/ask in this type.
 REST        /v1/ticker?markets=KRW-BTC,... (one unknown code fails the whole call
             with 404); /v1/market/all for the market list. 10 req/s per group per IP.
+
+Book        type `orderbook`, the exchange's only book channel: every frame is the
+            complete book of one code (30 units, 15 in frames before 2025), so each frame
+            replaces the book and a lost frame is repaired by the next; no sequence, no
+            checksum (book_resync "frames"). Codes are subscribed plain (30 units) and the
+            top book_depth (1-30) kept. A unit holds one bid and one ask level
+            (bid_price, bid_size, ask_price, ask_size), best first; thin books are padded
+            with units of price 0, which are no levels. Numbers as in the ticker: JSON
+            numbers, 1.16539E8 and trailing zeros kept as text. `timestamp` is the time
+            of the book's last change (ms). The first frame of a code is stream_type
+            SNAPSHOT, later ones REALTIME; a quiet book sends nothing. Books have sockets
+            of their own: a request replaces a socket's whole subscription, and the
+            ticker's socket stays as it was measured.
+Book REST   /v1/orderbook?markets=KRW-BTC,...&count=30: an array of the same objects
+            (plain numbers); one unknown code fails the call with 404. 10 req/s.
 """
 
 import json
@@ -33,10 +48,11 @@ import msgspec
 
 from shared import cli
 from shared.numbers import ABSENT, NumberError, raw_plain_all_or_none
-from shared.record import ExchangeError, FrameError, Source, Ticker
-from shared.venue import Market, Venue, comma_joined_urls
+from shared.record import ExchangeError, FrameError, Level, Source, Ticker
+from shared.venue import BookMessage, Market, Venue, comma_joined_urls
 
 REST_MARKETS_PER_CALL = 100
+BOOK_UNITS = 30  # units a frame carries, and the most a REST call asks for
 
 
 class ErrorBody(msgspec.Struct):
@@ -73,6 +89,48 @@ SimpleFrame = msgspec.defstruct("SimpleFrame", [(field.name, field.type, field.d
                                                 for field in msgspec.structs.fields(Frame)], rename=SIMPLE_KEYS)
 
 
+class Unit(msgspec.Struct):
+    """One row of a book: a bid level and an ask level."""
+
+    ask_price: msgspec.Raw = ABSENT
+    bid_price: msgspec.Raw = ABSENT
+    ask_size: msgspec.Raw = ABSENT
+    bid_size: msgspec.Raw = ABSENT
+
+
+class BookFrame(msgspec.Struct):
+    """A DEFAULT-format orderbook frame or REST item, a status frame or an error."""
+
+    type: str | None = None
+    code: str | None = None
+    market: str | None = None  # REST's name for the code
+    timestamp: int | None = None
+    orderbook_units: list[Unit] = []
+    status: str | None = None
+    error: ErrorBody | None = None
+
+
+class SimpleUnit(msgspec.Struct, rename={"ask_price": "ap", "bid_price": "bp", "ask_size": "as", "bid_size": "bs"}):
+    """A unit in the SIMPLE format (the docs' abbreviated keys)."""
+
+    ask_price: msgspec.Raw = ABSENT
+    bid_price: msgspec.Raw = ABSENT
+    ask_size: msgspec.Raw = ABSENT
+    bid_size: msgspec.Raw = ABSENT
+
+
+class SimpleBookFrame(msgspec.Struct, rename={"type": "ty", "code": "cd", "timestamp": "tms",
+                                              "orderbook_units": "obu"}):
+    """An orderbook frame in the SIMPLE format, as other tools capture it."""
+
+    type: str | None = None
+    code: str | None = None
+    timestamp: int | None = None
+    orderbook_units: list[SimpleUnit] = []
+    status: str | None = None
+    error: ErrorBody | None = None
+
+
 class RestTicker(Prices, kw_only=True):
     market: str
 
@@ -90,11 +148,17 @@ class Upbit(Venue):
     rest_markets_per_call = REST_MARKETS_PER_CALL
     rest_unknown_market = "Code not found"  # HTTP 404 {"error":{"name":404,"message":"Code not found"}}
     protocol_ping_interval_s = 20.0
+    book_depths = range(1, BOOK_UNITS + 1)
+    book_resync = "frames"
+    book_rest_path = "/v1/orderbook"
 
     _frames = msgspec.json.Decoder(Frame | list[Frame])  # a list in the *_LIST formats
     _simple_frames = msgspec.json.Decoder(SimpleFrame | list[SimpleFrame])  # type: ignore[valid-type]
     _rest_tickers = msgspec.json.Decoder(list[RestTicker])
     _market_list = msgspec.json.Decoder(list[MarketInfo])
+    _book_frames = msgspec.json.Decoder(BookFrame | list[BookFrame])
+    _simple_book_frames = msgspec.json.Decoder(SimpleBookFrame | list[SimpleBookFrame])
+    _rest_books = msgspec.json.Decoder(list[BookFrame])
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=f"{quote}-{base}", base=base, quote=quote)
@@ -154,6 +218,61 @@ class Upbit(Venue):
             open_24h, high_24h, low_24h, volume_24h, quote_volume_24h,
             prices.timestamp, received_ns, source,
         )
+
+    # --- order book ------------------------------------------------------------------
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        return [json.dumps([
+            {"ticket": str(uuid.uuid4())},
+            {"type": "orderbook", "codes": [market.raw for market in markets]},
+            {"format": "DEFAULT"},
+        ])]
+
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        message = self._book_frames.decode(frame)
+        items = message if type(message) is list else [message]
+        if items and items[0].type is None:
+            if items[0].status is not None:
+                return []  # {"status":"UP"}
+            if items[0].error is not None:
+                raise ExchangeError(f"{items[0].error.name}: {items[0].error.message}")
+            simple = self._simple_book_frames.decode(frame)
+            items = simple if type(simple) is list else [simple]
+        messages = []
+        for item in items:
+            if item.type != "orderbook" or item.code is None:
+                raise FrameError("neither an orderbook, a status nor an error frame")
+            messages.append(self._book(item.code, item))
+        return messages
+
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        return [url + f"&count={BOOK_UNITS}" for url in
+                comma_joined_urls(f"{self.rest_base}{self.book_rest_path}?markets=", markets, REST_MARKETS_PER_CALL)]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        books = []
+        for item in self._rest_books.decode(body):
+            if item.market is None:
+                raise FrameError("a REST book without its market")
+            books.append(self._book(item.market, item))
+        return books
+
+    def _book(self, code: str, frame: BookFrame | SimpleBookFrame) -> BookMessage:
+        """The complete book of one frame, without the zero-price units that pad a thin one."""
+        units = frame.orderbook_units
+        texts = raw_plain_all_or_none(*[raw for unit in units
+                                        for raw in (unit.bid_price, unit.bid_size, unit.ask_price, unit.ask_size)])
+        if None in texts:
+            raise NumberError("an orderbook unit without one of its prices or sizes")
+        bids: list[Level] = []
+        asks: list[Level] = []
+        for index in range(0, len(texts), 4):
+            bid_price, bid_size, ask_price, ask_size = texts[index:index + 4]
+            if bid_price.strip("0."):  # type: ignore[union-attr]
+                bids.append((bid_price, bid_size))  # type: ignore[arg-type]
+            if ask_price.strip("0."):  # type: ignore[union-attr]
+                asks.append((ask_price, ask_size))  # type: ignore[arg-type]
+        return BookMessage(code, True, bids, asks, exchange_ts=frame.timestamp)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The worker command line as a user meets it: clear one-line errors, --record and --replay."""
 
+import importlib
 import json
 import signal
 import subprocess
@@ -10,10 +11,18 @@ from typing import Any
 
 import pytest
 
+from shared.venue import Venue
 from tests import reference
 from tests.harness import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+def mode_of(exchange: str) -> type[Venue]:
+    """The worker's Venue class."""
+    module = importlib.import_module(f"workers.{exchange}")
+    return next(value for value in vars(module).values()
+                if isinstance(value, type) and issubclass(value, Venue) and value is not Venue)
 
 
 def run_worker(exchange: str, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -35,6 +44,12 @@ def run_worker(exchange: str, *args: str, timeout_s: float = 60) -> subprocess.C
     ("topics: {replication_factor: 2, min_insync_replicas: 3}\n",
      "topics.min_insync_replicas: 3 is more than topics.replication_factor (2)"),
     ("topics: {min_insync_replicas: 0}\n", "topics.min_insync_replicas: Expected `int` >= 1"),
+    ("exchanges: {binance: {book_depth: 6000}}\n", "exchanges.binance.book_depth: 6000 levels; binance serves 1 to 5000"),
+    ("exchanges: {binance: {book_depth: 0}}\n", "exchanges.binance.book_depth: Expected `int` >= 1"),
+    ("exchanges: {binance: {channels: [ticker, trades]}}\n", "exchanges.binance.channels.1: Invalid enum value 'trades'"),
+    ("exchanges: {binance: {channels: []}}\n", "exchanges.binance.channels: the list is empty"),
+    ("exchanges: {binance: {book_symbols: [btc_usdt]}}\n", "exchanges.binance.book_symbols.0: Expected `str` matching"),
+    ("topics: {book_by_exchange: {binanceus: b}}\n", "topics.book_by_exchange.binanceus: unknown exchange"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path, yaml_text: str, message: str) -> None:
     override = tmp_path / "override.yaml"
@@ -113,6 +128,11 @@ def test_replay_prints_exactly_what_the_live_run_produced(exchange: str, simulat
     live_records, replay_records = comparable(live_out), comparable(replayed.stdout)
     assert len(live_records) > 40
     assert replay_records == live_records
+    # Where the worker has a book channel, the run collected books too (the default): a
+    # replay publishes exactly the live run's book records, numbered on their own.
+    books = [record for record in live_records if "bids" in record]
+    assert bool(books) == bool(mode_of(exchange).book_depths)
+    assert [record["seq"] for record in books] == list(range(1, len(books) + 1))
     dead = [line for line in replayed.stderr.splitlines() if line.startswith("dead-letter ")]
     assert len(dead) == 2, replayed.stderr  # the simulator's garbage frame and the bad line
     assert any('"raw":"this is not json"' in line for line in dead)

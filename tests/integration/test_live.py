@@ -17,7 +17,7 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
-from shared.record import Ticker
+from shared.record import Book, Ticker
 from tests.harness import ROOT, override_file, wait_until
 
 pytestmark = pytest.mark.integration
@@ -213,3 +213,37 @@ def test_cross_exchange_view_without_usdt_krw_uses_the_given_rate_or_says_na(
     assert table_rows(screen)[("upbit", "BTC-KRW")][-1] == "n/a"
     pane.interrupt()
     pane.wait_for(f"{exited} 0")
+
+
+def book_record(exchange: str, symbol: str, raw: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]],
+                update_id: int) -> Book:
+    return Book(exchange, symbol, raw, bids, asks, 3, update_id, None, time.time_ns(), "ws", "test-run", update_id)
+
+
+def test_book_ladder_of_one_market(kafka: str, tmp_path: Path, pane: Pane) -> None:
+    config = override_file(tmp_path, kafka, {})
+    topic = str(yaml.safe_load(config.read_text())["topics"]["book"])
+    exited = pane.start_live(config, "--book", "OKX:btc-usdt", "--from-beginning")
+    pane.wait_for("okx:BTC-USDT: no book record yet")
+    producer = Producer({"bootstrap.servers": kafka})
+    records = [
+        book_record("okx", "BTC-USDT", "BTC-USDT", [("101234.5", "0.25"), ("101234.4", "1.5")],
+                    [("101234.6", "0.125"), ("101234.70", "3")], 7),
+        book_record("okx", "ETH-USDT", "ETH-USDT", [("3000.1", "1")], [("3000.2", "1")], 8),  # another market
+        book_record("okx", "BTC-USDT", "BTC-USDT", [("101234.5", "0.30"), ("101234.4", "1.5")],
+                    [("101234.6", "0.125"), ("101234.70", "3")], 9),
+    ]
+    for record in records:
+        producer.produce(topic, msgspec.json.encode(record), f"okx:{record.symbol}".encode())
+    assert producer.flush(10) == 0
+    screen = pane.wait_for("update_id 9")
+    ladder = [line.split() for line in screen.splitlines() if line.split()[:1] in (["ask"], ["bid"])]
+    # Asks worst first down to the best, then bids best first: the texts as the record has them.
+    assert ladder == [["ask", "101234.70", "3"], ["ask", "101234.6", "0.125"],
+                      ["bid", "101234.5", "0.30"], ["bid", "101234.4", "1.5"]]
+    assert "spread 0.1  mid 101234.55" in screen
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")
+    done = subprocess.run([sys.executable, "-m", "coinstream", "live", "--book", "okx-BTC-USDT"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "expected EXCHANGE:BASE-QUOTE" in done.stderr

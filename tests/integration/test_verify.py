@@ -83,6 +83,21 @@ def test_every_kind_of_finding(kafka: str) -> None:
     assert not next(run for run in ended.runs if run.run == "open").ok
 
 
+def test_a_runs_ticker_and_book_records_are_audited_each_on_their_own(kafka: str) -> None:
+    """A run numbers its ticker records and its book records each from 1, on two topics:
+    read together, they are two complete sequences, not one with repeats."""
+    tickers, books = new_topic(kafka), new_topic(kafka)
+    write(kafka, tickers, spread("okx", "both", list(range(1, 101))))
+    write(kafka, books, spread("okx", "both", [*range(1, 40), *range(41, 61)]))
+    report = verify.audit({"bootstrap.servers": kafka}, [tickers, books], ended=True)
+    [ticker_run, book_run] = report.runs
+    assert (ticker_run.topic, ticker_run.records, ticker_run.repeats, ticker_run.ok) == (tickers, 100, 0, True)
+    assert (book_run.topic, book_run.missing, book_run.repeats) == (books, [(40, 40)], 0)
+    assert not report.ok
+    text = "\n".join(report.text())
+    assert text.startswith("TOPIC") and f"{books} okx both: seq 40–40 missing (1)" in text
+
+
 def test_killed_runs_middle_holes_are_not_its_tail(kafka: str) -> None:
     topic = new_topic(kafka)
     # Partition 0 holds 3, 6, ... 300, partition 1 up to 298, partition 2 up to 296 (299 is

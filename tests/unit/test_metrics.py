@@ -109,8 +109,26 @@ def scrape(worker: Worker) -> Samples:
 
 
 def exported_names() -> set[str]:
-    """Every sample name a worker's /metrics has (process_* included)."""
-    return set(scrape(binance_worker()))
+    """Every sample name a worker's /metrics has (process_* included), books too."""
+    return set(scrape(binance_worker())) | set(scrape(binance_book_worker()))
+
+
+def binance_book_worker() -> Worker:
+    """binance_worker with a book channel on one book connection, fed the real NKNUSDT
+    diff, the REST seed, and the diff after the one that follows it."""
+    worker = binance_worker()
+    nkn = worker.venue.market("NKN", "USDT")
+    worker.venue.learn([nkn])
+    worker.book_markets([nkn])
+    assert worker.books is not None
+    worker.book_connections = [Connection(worker, [nkn], 0, worker.books)]
+    worker.books.on_frame(fixture_bytes("binance", "book_ws_diff_depth_1_real.json"), 1, "ws://test")  # held
+    url = worker.venue.book_rest_urls([nkn], 10)[0]
+    worker.on_rest_body(fixture_bytes("binance", "book_rest_depth_nknusdt_limit1000_real.json"), 2, url)
+    # The third diff without the second: the first change after the seed starts beyond
+    # it, so the seed is older than the stream (the documented rule).
+    worker.books.on_frame(fixture_bytes("binance", "book_ws_diff_depth_3_real.json"), 3, "ws://test")
+    return worker
 
 
 def test_collector_reads_the_stats_and_connections() -> None:
@@ -134,6 +152,21 @@ def test_collector_reads_the_stats_and_connections() -> None:
     connection.last_heard -= 42  # a quiet market: the socket's last pong came 42 s ago
     [(_, heard)] = scrape(worker)["coinstream_seconds_since_heard"]
     assert 42 <= heard < 43
+
+
+def test_book_metrics_count_records_resyncs_of_every_reason_and_the_book_age() -> None:
+    """A Binance worker's book channel fed the real NKNUSDT seed and a diff that skips one."""
+    worker = binance_book_worker()
+    samples = scrape(worker)
+    assert samples["coinstream_book_records_total"] == [({"exchange": "binance", "source": "ws"}, 0.0),
+                                                        ({"exchange": "binance", "source": "rest"}, 1.0)]
+    assert samples["coinstream_book_resyncs_total"] == [
+        ({"exchange": "binance", "reason": reason}, 1.0 if reason == "snapshot_stale" else 0.0)
+        for reason in ("gap", "checksum", "crossed", "snapshot_stale")]
+    assert samples["coinstream_book_frames_total"] == [({"exchange": "binance"}, 2.0)]
+    assert samples["coinstream_book_skipped_total"] == [({"exchange": "binance"}, 1.0)]
+    [(labels, since)] = samples["coinstream_seconds_since_last_book"]
+    assert labels == {"exchange": "binance", "connection": "book-0"} and since == math.inf
 
 
 def test_delivery_histogram_is_cumulative_across_the_counters_line() -> None:

@@ -5,6 +5,7 @@ import json
 import msgspec
 import pytest
 
+from shared.book import OKX, BookLost, OrderBook
 from shared.record import ExchangeError, FrameError, ServerRestart
 from tests.conftest import fixture_bytes
 from workers.okx import Okx
@@ -213,3 +214,55 @@ def test_market_list_teaches_live_markets_by_quote(venue: Okx) -> None:
 def test_market_list_error_envelope(venue: Okx) -> None:
     with pytest.raises(ExchangeError, match="code 50011"):
         venue.parse_market_list(b'{"code":"50011","msg":"Too Many Requests","data":[]}', ["USDT"])
+
+
+# --- order book (the `books` channel) -----------------------------------------------------
+
+
+def test_book_snapshot_and_update_carry_the_sequence_and_checksum(venue: Okx) -> None:
+    [snapshot] = venue.parse_book_ws(fixture_bytes("okx", "ws_books_snapshot_doc.json"), 5)
+    assert (snapshot.raw, snapshot.snapshot, snapshot.update_id, snapshot.first_id) == ("BTC-USDT", True, 123456, None)
+    assert (snapshot.checksum, snapshot.exchange_ts) == (-855196043, 1597026383085)
+    assert snapshot.bids[0] == ("8476.97", "256") and snapshot.asks[1] == ("8477", "7")
+    [update] = venue.parse_book_ws(fixture_bytes("okx", "book_ws_books_update_doc.json"), 5)
+    # prevSeqId 123456 -> first_id 123457: it follows the snapshot's seqId.
+    assert (update.snapshot, update.first_id, update.update_id) == (False, 123457, 123457)
+    assert update.asks[0] == ["8476.98", "415", "0", "13"]
+
+
+def test_book_update_applies_and_the_docs_checksum_is_refused(venue: Okx) -> None:
+    """The docs' example checksum does not match its own levels (docs/books.md): the book
+    built from them is lost as a checksum failure, which is what a wrong checksum must do."""
+    [snapshot] = venue.parse_book_ws(fixture_bytes("okx", "ws_books_snapshot_doc.json"), 5)
+    book = OrderBook("BTC-USDT", 5, checksum=OKX)
+    book.replace(list(snapshot.bids), list(snapshot.asks))  # type: ignore[arg-type]
+    with pytest.raises(BookLost) as lost:
+        book.check(snapshot.checksum)
+    assert lost.value.reason == "checksum"
+
+
+def test_book_acks_errors_and_notices(venue: Okx) -> None:
+    assert venue.parse_book_ws(fixture_bytes("okx", "book_ws_books_subscribe_ack_real_2022.json"), 5) == []
+    assert venue.parse_book_ws(fixture_bytes("okx", "ws_pong.txt").strip(), 5) == []
+    with pytest.raises(ExchangeError, match="60012"):
+        venue.parse_book_ws(fixture_bytes("okx", "book_ws_subscribe_error_doc.json"), 5)
+    with pytest.raises(ServerRestart):
+        venue.parse_book_ws(fixture_bytes("okx", "ws_notice_64008_doc.json"), 5)
+    with pytest.raises(msgspec.ValidationError):  # a ticker on a book socket: dead-lettered
+        venue.parse_book_ws(fixture_bytes("okx", "ws_ticker_1.json"), 5)
+
+
+def test_book_resubscribe_is_unsubscribe_then_subscribe(venue: Okx) -> None:
+    [market] = [venue.market("BTC", "USDT")]
+    assert [json.loads(message) for message in venue.book_resubscribe_messages([market], 10)] == [
+        {"op": "unsubscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]},
+        {"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]}]
+
+
+def test_book_rest_names_its_instrument_in_the_url(venue: Okx) -> None:
+    [url] = venue.book_rest_urls([venue.market("BTC", "USDT")], 10)
+    assert url == f"{REST}/api/v5/market/books?instId=BTC-USDT&sz=400"
+    [message] = venue.parse_rest_book(url, fixture_bytes("okx", "book_rest_books_doc.json"), 5)
+    assert (message.raw, message.snapshot, message.update_id) == ("BTC-USDT", True, None)
+    assert (message.bids, message.asks) == ([("41006.3", "0.30178218")], [("41006.8", "0.60038921")])
+    assert message.exchange_ts == 1629966436396

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from shared.config import EXCHANGES
-from shared.record import DeadLetter, Ticker
+from shared.record import Book, DeadLetter, Ticker
 from tests.conftest import fixture_bytes
 from tests.harness import ROOT
 from workers.upbit import Upbit
@@ -27,7 +27,7 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("name, struct", [("ticker", Ticker), ("dead-letter", DeadLetter)])
+@pytest.mark.parametrize("name, struct", [("ticker", Ticker), ("book", Book), ("dead-letter", DeadLetter)])
 def test_schema_names_every_field_of_the_record(name: str, struct: type[msgspec.Struct]) -> None:
     schema = validator(name).schema
     fields = [field.name for field in msgspec.structs.fields(struct)]
@@ -74,3 +74,17 @@ def test_published_records_are_valid() -> None:
 def test_schema_refuses_what_no_worker_publishes(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         validator("ticker").validate(upbit_record() | change)
+
+
+def test_a_book_record_is_valid_and_a_float_or_exponent_is_not() -> None:
+    """A record as the worker publishes it, from the verbatim Upbit book frame (1.16539E8 on the wire)."""
+    upbit = Upbit("wss://api.upbit.com/websocket/v1", "https://api.upbit.com")
+    [message] = upbit.parse_book_ws(fixture_bytes("upbit", "book_ws_orderbook_snapshot_probe_2026_trimmed.json"), 1)
+    record = Book("upbit", "BTC-KRW", message.raw, list(message.bids), list(message.asks),  # type: ignore[arg-type]
+                  10, None, message.exchange_ts, 1_790_134_742_200_000_000, "ws", "190f0ad9f9354d2d", 1)
+    book = validator("book")
+    value = dict(msgspec.json.decode(msgspec.json.encode(record)))
+    book.validate(value)
+    for wrong in ([[116538000.0, "0.08120946"]], [["1.16538E8", "0.08120946"]], [["116538000", "0.1", "3"]]):
+        with pytest.raises(ValidationError):
+            book.validate({**value, "bids": wrong})

@@ -39,7 +39,25 @@ def test_healthy_worker_row() -> None:
     worker = assessed(parse_metrics(exposition(100, (1, 0), ("0.25", "9")), at=10.0),
                       parse_metrics(exposition(140, (1, 0), ("0.5", "12")), at=12.0))
     assert worker.problems == []
-    assert worker.row() == ["okx", "RUNNING", "1/2", "20.0", "0.5s", "3", "7", "0", "ok"]
+    assert worker.row() == ["okx", "RUNNING", "1/2", "20.0", "0.5s", "3", "7", "0", "-", "-", "-", "ok"]
+
+
+def test_book_columns() -> None:
+    """Book records/s, the youngest book record, and resyncs of every reason together."""
+    def with_books(books: int, age: str) -> str:
+        return exposition(100, (1,), ("0.5",)) + "\n".join([
+            "# TYPE coinstream_book_records_total counter",
+            f'coinstream_book_records_total{{exchange="okx",source="ws"}} {books}',
+            "# TYPE coinstream_book_resyncs_total counter",
+            'coinstream_book_resyncs_total{exchange="okx",reason="gap"} 2',
+            'coinstream_book_resyncs_total{exchange="okx",reason="checksum"} 1',
+            'coinstream_book_resyncs_total{exchange="okx",reason="crossed"} 0',
+            "# TYPE coinstream_seconds_since_last_book gauge",
+            f'coinstream_seconds_since_last_book{{exchange="okx",connection="book-0"}} {age}',
+            'coinstream_seconds_since_last_book{exchange="okx",connection="book-1"} +Inf',
+        ]) + "\n"
+    worker = assessed(parse_metrics(with_books(1000, "0.1"), at=0.0), parse_metrics(with_books(1300, "0.2"), at=2.0))
+    assert worker.row()[8:11] == ["150.0", "0.2s", "3"]
 
 
 def test_no_connection_up_and_stale_record() -> None:

@@ -1,0 +1,252 @@
+"""The order book channel of a worker: every market's local book, kept, checked and
+published, for every exchange alike (the worker module only parses, shared.venue).
+
+  frames    each book socket's frames become BookMessages (venue.parse_book_ws); a
+            snapshot replaces the market's book, changes are applied after the sequence
+            check (BookMessage.first_id follows the last applied update_id), then the
+            exchange's checksum and the crossed check (shared.book.OrderBook.check)
+  publish   the top N when a price or a size of it changed since the market's last
+            record (shared.record.Book, its own topic and seq); otherwise counted
+            (book_conflated)
+  lost      a gap, a wrong checksum, a crossed book or a stale REST snapshot: the market
+            publishes nothing until it is rebuilt, as the exchange allows
+            (venue.book_resync): the next whole-book frame, a resubscribe of that market
+            on its socket, or a REST snapshot (its stream's changes held meanwhile);
+            counted by reason (book_resyncs), logged throttled; other markets go on
+  REST      snapshots and, while a book socket is down, the fallback (source "rest"),
+            through the worker's REST client and pacing, shared with the ticker's
+  replay    the same path: frames captured as kind "book", REST bodies by their path
+"""
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from shared.book import BookLost, OrderBook
+from shared.record import EARLIEST_EXCHANGE_TS_MS, EXCHANGE_TS_AHEAD_MS, Book, ExchangeError, ServerRestart, Source
+from shared.rest import RestUnavailable
+from shared.venue import BookMessage, Market, snapshot_levels
+
+if TYPE_CHECKING:
+    from shared.worker import Connection, Worker
+
+# Changes held for one market while its REST snapshot is on its way ("rest" resync); at
+# more, the oldest are dropped, and the snapshot will be found stale and asked again.
+MAX_HELD_CHANGES = 10_000
+# A resubscribed market whose snapshot has not come this long after is resubscribed again
+# (a request lost with its socket's last moments). OKX allows 480 requests an hour a
+# connection, and a resubscribe is two.
+RESUBSCRIBE_AGAIN_AFTER_S = 30.0
+
+
+class MarketBook:
+    """One market's book and what its resync needs."""
+
+    __slots__ = ("market", "book", "connection", "held", "seeded", "snapshot_asked")
+
+    def __init__(self, market: Market, book: OrderBook) -> None:
+        self.market = market
+        self.book = book
+        self.connection: "Connection | None" = None  # the book socket that carries it
+        # Changes that came while a REST snapshot was awaited (book_resync "rest"), and
+        # when each arrived.
+        self.held: list[tuple[BookMessage, int]] = []
+        # Set by a REST snapshot until the first change applied after it, which may
+        # straddle the snapshot's update_id; older changes are dropped meanwhile.
+        self.seeded = False
+        self.snapshot_asked = False  # a REST snapshot call is on its way
+
+
+class BookChannel:
+    def __init__(self, worker: "Worker", markets: list[Market], depth: int) -> None:
+        self.worker = worker
+        self.venue = worker.venue
+        self.depth = depth
+        self.stats = worker.stats
+        self.log: logging.Logger = worker.log
+        window = self.venue.book_window(depth)
+        self.books = {market.raw: MarketBook(market, OrderBook(market.raw, depth, window, self.venue.book_checksum))
+                      for market in markets}
+        self._asking: set[asyncio.Task[None]] = set()  # REST snapshot calls on their way
+
+    # One path for every payload, live or replayed. -----------------------------------
+
+    def on_frame(self, frame: bytes, received_ns: int, url: str) -> int:
+        """Keep and publish the books in one frame of a book socket; returns the records."""
+        worker = self.worker
+        self.stats.book_frames += 1
+        if worker.recorder is not None:
+            worker.recorder.write("book", url, frame, received_ns)
+        try:
+            messages = self.venue.parse_book_ws(frame, received_ns)
+        except ServerRestart:
+            if worker.replaying:
+                return 0
+            raise
+        except ExchangeError as error:
+            self.stats.exchange_errors += 1
+            worker.throttled.warning("exchange errors", "%s: %s", url, error)
+            return 0
+        except Exception as error:  # any failure to parse is the frame's fault: dead-letter it
+            worker.dead_letter(error, received_ns, "ws", url, frame)
+            return 0
+        published = 0
+        for message in messages:
+            published += self._take(message, received_ns, "ws", url, frame)
+        self.stats.book_ws_records += published
+        return published
+
+    def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
+        """Keep and publish the REST snapshots in one body (recorded by the worker)."""
+        try:
+            messages = self.venue.parse_rest_book(url, body, received_ns)
+        except ExchangeError as error:
+            self.stats.exchange_errors += 1
+            self.worker.throttled.warning("exchange errors", "%s: %s", url, error)
+            return 0
+        except Exception as error:
+            self.worker.dead_letter(error, received_ns, "rest", url, body)
+            return 0
+        published = 0
+        for message in messages:
+            published += self._take(message, received_ns, "rest", url, body)
+        self.stats.book_rest_records += published
+        return published
+
+    def _take(self, message: BookMessage, received_ns: int, source: Source, url: str, payload: bytes) -> int:
+        state = self.books.get(message.raw)
+        if state is None:
+            self.worker.dead_letter(ValueError(f"a book of market {message.raw!r}, not subscribed"),
+                                    received_ns, source, url, payload)
+            return 0
+        try:
+            return self._keep(state, message, received_ns, source)
+        except BookLost as lost:
+            self._lost(state, lost)
+            return 0
+        except Exception as error:  # a level that is no number: the book is as it was
+            self.worker.dead_letter(error, received_ns, source, url, payload)
+            return 0
+
+    def _keep(self, state: MarketBook, message: BookMessage, received_ns: int, source: Source) -> int:
+        book = state.book
+        rest_seeded = self.venue.book_resync == "rest"
+        if message.snapshot:
+            book.replace(snapshot_levels(message.bids), snapshot_levels(message.asks))
+            book.update_id = message.update_id
+            state.snapshot_asked = False
+            published = self._publish(state, message, received_ns, source)
+            if rest_seeded and source == "rest":
+                state.seeded = True
+                held, state.held = state.held, []
+                for index, (change, change_received_ns) in enumerate(held):
+                    try:
+                        published += self._keep(state, change, change_received_ns, "ws")
+                    except BookLost:
+                        state.held.extend(held[index + 1:])  # the failing one is held already
+                        raise
+            return published
+        if book.state != "live":
+            self.stats.book_skipped += 1
+            if rest_seeded:
+                self._hold(state, message, received_ns)
+            return 0
+        last = book.update_id
+        if message.first_id is not None:
+            if last is None:
+                # A book from a snapshot without a sequence id (OKX's REST): its changes
+                # cannot be placed until a snapshot of the stream comes.
+                self.stats.book_skipped += 1
+                return 0
+            if state.seeded:
+                if message.update_id is not None and message.update_id <= last:
+                    return 0  # older than the REST snapshot: the documented drop
+                if message.first_id > last + 1:
+                    self._hold(state, message, received_ns)  # the start of the next try
+                    raise book.lose("snapshot_stale", f"REST snapshot at {last}, stream from {message.first_id}")
+                state.seeded = False
+            elif message.first_id != last + 1:
+                if rest_seeded:
+                    self._hold(state, message, received_ns)
+                raise book.lose("gap", f"{message.first_id} after {last}")
+        book.apply(message.bids, message.asks)
+        book.update_id = message.update_id
+        return self._publish(state, message, received_ns, source)
+
+    def _publish(self, state: MarketBook, message: BookMessage, received_ns: int, source: Source) -> int:
+        book = state.book
+        book.check(message.checksum)
+        top = book.changed_top()
+        if top is None:
+            self.stats.book_conflated += 1
+            return 0
+        exchange_ts = message.exchange_ts
+        if exchange_ts is not None and not (
+                EARLIEST_EXCHANGE_TS_MS <= exchange_ts <= received_ns // 1_000_000 + EXCHANGE_TS_AHEAD_MS):
+            exchange_ts = None
+            self.stats.timestamps_nulled += 1
+        market = state.market
+        self.worker.sink.publish_book(Book(self.venue.name, market.symbol, market.raw, top[0], top[1], self.depth,
+                                           book.update_id, exchange_ts, received_ns, source))
+        return 1
+
+    def _hold(self, state: MarketBook, message: BookMessage, received_ns: int) -> None:
+        state.held.append((message, received_ns))
+        if len(state.held) > MAX_HELD_CHANGES:
+            del state.held[0]
+        self._ask_snapshot(state)
+
+    def _lost(self, state: MarketBook, lost: BookLost) -> None:
+        self.stats.book_resyncs[lost.reason] += 1
+        state.seeded = False
+        self.worker.throttled.warning("book resyncs " + lost.reason, "%s; rebuilding it (%s)", lost,
+                                      self.venue.book_resync)
+        if self.venue.book_resync == "resubscribe":
+            self._resubscribe(state)
+        elif self.venue.book_resync == "rest":
+            self._ask_snapshot(state)
+
+    # Rebuilding a lost book (live runs only: a replay reads the snapshots recorded). ---
+
+    def _resubscribe(self, state: MarketBook) -> None:
+        connection = state.connection
+        if self.worker.replaying or connection is None or self.worker.loop is None:
+            return
+        connection.send_soon(self.venue.book_resubscribe_messages([state.market], self.depth))
+        self.worker.loop.call_later(RESUBSCRIBE_AGAIN_AFTER_S, self._resubscribe_if_lost, state)
+
+    def _resubscribe_if_lost(self, state: MarketBook) -> None:
+        if state.book.state != "live":
+            self._resubscribe(state)
+
+    def _ask_snapshot(self, state: MarketBook) -> None:
+        if self.worker.replaying or state.snapshot_asked or self.worker.loop is None:
+            return
+        state.snapshot_asked = True
+        asking = self.worker.loop.create_task(self._snapshot(state))
+        self._asking.add(asking)  # held: the loop keeps only a weak reference to a task
+        asking.add_done_callback(self._asking.discard)
+
+    async def _snapshot(self, state: MarketBook) -> None:
+        try:
+            await self.rest_poll([state.market], "book snapshot")
+        finally:
+            state.snapshot_asked = False
+        if state.book.state != "live" and state.held:
+            # The call failed, or its snapshot was stale: ask again, after the backoff's pause.
+            await asyncio.sleep(self.worker.runtime.backoff_initial_s)
+            self._ask_snapshot(state)
+
+    async def rest_poll(self, markets: list[Market], why: str) -> int:
+        """Publish the REST books of `markets`; returns how many records."""
+        worker = self.worker
+        markets = [market for market in markets if market.raw not in worker.unknown_markets]
+        published = 0
+        for url in self.venue.book_rest_urls(markets, self.depth):
+            try:
+                body, received_ns, url = await worker.rest_get(url)
+            except (ExchangeError, RestUnavailable) as error:
+                worker.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
+                continue
+            published += worker.on_rest_body(body, received_ns, url)
+        return published

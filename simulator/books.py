@@ -1,0 +1,346 @@
+"""The simulator's order books: one true book per market that evolves, served to the
+book sockets in each exchange's format, with the faults a book channel must survive.
+
+An exchange mode (simulator/<exchange>.py) with a book channel creates a `BookFeed`
+(self.book_feed = BookFeed(self)) and implements the frames, as the exchange shapes them:
+
+  book_snapshot_frame(socket, market_id, update)  what a subscribe sends first (None: nothing,
+                                                  Binance's diff stream)
+  book_update_frame(socket, market_id, update)    one change message (a whole-book exchange:
+                                                  the whole book, update.view)
+
+Its on_message calls book_feed.subscribe(socket, ids, replace=...) / unsubscribe(); its
+rest() serves the REST book from book_feed.rest_view(market_id) (the stale fault lives
+there). The feed sends one update at a time, round robin over the subscribed markets, at
+book_rate_per_s (all markets together), to every socket subscribed to that market, in
+order (one queue a socket). A book once made moves on while no socket listens.
+
+Prices are integer ticks of the market's Quote scale, sizes integer units of 10^-8: no
+float touches a level. A level's text is the price with the market's decimals and the
+size with 8 (the canonical text); an exchange may print them otherwise (Upbit's
+exponent form), and tests compare values then.
+
+Control (GET, JSON):
+  /_sim/book?market=M&depth=N       the true top N now: {"update_id", "bids", "asks"}
+  /_sim/book_history?market=M&depth=N
+                                    every true top N since the start, oldest first:
+                                    [[update_id, bids, asks], ...] (consecutive repeats kept once)
+  /_sim/book_rate?per_s=N           book updates a second, all markets together (0: frozen,
+                                    and an update book_reorder holds back is sent)
+  /_sim/stats                       also: book_frames, book_faults (those still to come)
+  /_sim/fault?kind=K[&count=N]      the next N updates (of any market):
+      book_gap       not sent (the book changes; the stream skips its ids)
+      book_repeat    sent, then sent again
+      book_reorder   held back and sent after the market's next one
+      book_checksum  sent with a wrong checksum (exchanges that send one)
+      book_crossed   a message that crosses the book (a bid at the best ask), which the
+                     true book does not take; it takes the message's ids
+      book_stale     the next N REST book snapshots are of the book as it was
+                     STALE_UPDATES changes of its top before (an id older than the
+                     stream), once the market has had that many
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from simulator.core import Quote
+
+if TYPE_CHECKING:
+    from simulator.core import ExchangeSim
+
+LEVELS = 40  # levels a side a book starts with, and keeps about
+HISTORY_DEPTH = 30  # levels a side each history entry holds: the most any record shows here
+HISTORY_ENTRIES = 200_000  # a market's history entries kept, at most
+STALE_UPDATES = 5  # how far back a stale REST snapshot is, in changes of the top
+SIZE_SCALE = 8
+BOOK_FAULTS = ("book_gap", "book_repeat", "book_reorder", "book_checksum", "book_crossed", "book_stale")
+
+Level = tuple[str, str]
+
+
+class TrueBook:
+    """One market's true book: price ticks -> size units, each side, and its sequence."""
+
+    def __init__(self, quote: Quote, rng: random.Random) -> None:
+        self.scale = quote.scale
+        self.rng = rng
+        mid = max(quote.ticks, 2 * LEVELS + 10)
+        self.bids = {mid - 1 - level: rng.randint(1, 10**9) for level in range(LEVELS)}
+        self.asks = {mid + 1 + level: rng.randint(1, 10**9) for level in range(LEVELS)}
+        self.update_id = rng.randint(10**6, 10**9)
+        self.changed_ms = int(time.time() * 1000)
+        self.history: list[tuple[int, list[Level], list[Level]]] = []
+        self._remember()
+
+    def price(self, ticks: int) -> str:
+        return f"{Decimal(ticks).scaleb(-self.scale):.{self.scale}f}"
+
+    @staticmethod
+    def size(units: int) -> str:
+        return f"{Decimal(units).scaleb(-SIZE_SCALE):.{SIZE_SCALE}f}"
+
+    def top(self, depth: int) -> tuple[list[Level], list[Level]]:
+        """The best `depth` bids and asks, best first, as canonical texts."""
+        bids = [(self.price(ticks), self.size(self.bids[ticks])) for ticks in sorted(self.bids, reverse=True)[:depth]]
+        asks = [(self.price(ticks), self.size(self.asks[ticks])) for ticks in sorted(self.asks)[:depth]]
+        return bids, asks
+
+    def step(self) -> "BookUpdate":
+        """Change 1-5 levels (mostly near the top), as one message of the exchange, and
+        advance the sequence by 1-3 ids (exchanges count changes, not messages)."""
+        rng = self.rng
+        changes: list[tuple[str, str, str]] = []
+        for _ in range(rng.randint(1, 5)):
+            side_name = rng.choice(("bid", "ask"))
+            side = self.bids if side_name == "bid" else self.asks
+            ranked = sorted(side, reverse=side_name == "bid")
+            rank = min(int(rng.expovariate(0.15)), len(ranked) - 1)
+            ticks = ranked[rank]
+            action = rng.random()
+            if action < 0.2 and len(side) > LEVELS // 2:
+                del side[ticks]
+                units = 0
+            elif action < 0.4:
+                # A new level just outside this one, never crossing the other side.
+                ticks = ticks + 1 if side_name == "bid" else ticks - 1
+                best_other = min(self.asks) if side_name == "bid" else max(self.bids)
+                if (side_name == "bid" and ticks >= best_other) or (side_name == "ask" and ticks <= best_other) \
+                        or ticks in side or ticks < 1:
+                    continue
+                units = side[ticks] = rng.randint(1, 10**9)
+            else:
+                units = side[ticks] = rng.randint(1, 10**9)
+            changes.append((side_name, self.price(ticks), self.size(units)))
+        return self._advance(changes)
+
+    def crossed_update(self) -> "BookUpdate":
+        """A message that crosses the book, which the true book does not take: a bid at
+        the best ask. It takes its ids all the same."""
+        best_ask = min(self.asks)
+        bids, asks = self.top(HISTORY_DEPTH * 2)
+        view = ([(self.price(best_ask), self.size(10**8))] + bids, asks)
+        return self._advance([("bid", self.price(best_ask), self.size(10**8))], view=view)
+
+    def _advance(self, changes: list[tuple[str, str, str]],
+                 view: tuple[list[Level], list[Level]] | None = None) -> "BookUpdate":
+        first_id = self.update_id + 1
+        self.update_id += self.rng.randint(1, 3)
+        self.changed_ms = int(time.time() * 1000)
+        if view is None:
+            self._remember()
+        return BookUpdate(self, first_id, self.update_id, changes, self.changed_ms, view)
+
+    def _remember(self) -> None:
+        bids, asks = self.top(HISTORY_DEPTH)
+        if self.history and self.history[-1][1:] == (bids, asks):
+            return
+        self.history.append((self.update_id, bids, asks))
+        if len(self.history) > HISTORY_ENTRIES:
+            del self.history[: HISTORY_ENTRIES // 10]
+
+
+@dataclass
+class BookUpdate:
+    """One message about one market's book, as the exchange modes render it."""
+
+    book: TrueBook
+    first_id: int  # the first sequence id the message covers (Binance U, OKX prevSeqId + 1)
+    update_id: int  # the last (Binance u, OKX seqId)
+    changes: list[tuple[str, str, str]]  # (side "bid"/"ask", price, size); size 0 deletes
+    ts_ms: int
+    # The book as the message shows it, where it differs from the true book (crossed).
+    shown: tuple[list[Level], list[Level]] | None = None
+    wrong_checksum: bool = False
+    snapshot: bool = False
+
+    def view(self, depth: int) -> tuple[list[Level], list[Level]]:
+        """The best `depth` levels a side of the book after this message, as sent."""
+        if self.shown is not None:
+            return self.shown[0][:depth], self.shown[1][:depth]
+        return self.book.top(depth)
+
+
+@dataclass
+class _Subscription:
+    markets: list[str] = field(default_factory=list)
+    queue: "asyncio.Queue[str | bytes]" = field(default_factory=asyncio.Queue)
+    writer: "asyncio.Task[None] | None" = None
+
+
+class BookFeed:
+    """The books of one simulated exchange, its book sockets and their faults."""
+
+    def __init__(self, sim: "ExchangeSim") -> None:
+        self.sim = sim
+        self.rate_per_s = sim.rate_per_s
+        self.books: dict[str, TrueBook] = {}
+        self.subscriptions: dict[ServerConnection, _Subscription] = {}
+        self.faults: dict[str, int] = dict.fromkeys(BOOK_FAULTS, 0)
+        self.frames = 0
+        self._held: dict[str, BookUpdate] = {}  # book_reorder's held-back update, by market
+        self._driver: asyncio.Task[None] | None = None
+
+    def book(self, market_id: str) -> TrueBook:
+        book = self.books.get(market_id)
+        if book is None:
+            book = self.books[market_id] = TrueBook(self.sim.quotes[market_id], random.Random(market_id))
+        return book
+
+    # Subscriptions. ---------------------------------------------------------------
+
+    def subscribe(self, socket: ServerConnection, market_ids: list[str], replace: bool = False) -> list[str]:
+        """Subscribe `socket` to the books of the known ones of `market_ids` (replace: in
+        place of what it had); their snapshot frames go first. Returns those subscribed."""
+        known = [market_id for market_id in market_ids if market_id in self.sim.quotes]
+        subscription = self.subscriptions.get(socket)
+        if subscription is None:
+            subscription = self.subscriptions[socket] = _Subscription()
+            subscription.writer = asyncio.create_task(self._write(socket, subscription))
+        if replace:
+            subscription.markets = []
+        for market_id in known:
+            book = self.book(market_id)
+            snapshot = BookUpdate(book, book.update_id, book.update_id, [], book.changed_ms, snapshot=True)
+            frame = self.sim.book_snapshot_frame(socket, market_id, snapshot)
+            if frame is not None:
+                self._put(subscription, frame)
+            if market_id not in subscription.markets:
+                subscription.markets.append(market_id)
+        if self._driver is None:
+            self._driver = asyncio.create_task(self._drive())
+        return known
+
+    def unsubscribe(self, socket: ServerConnection, market_ids: list[str]) -> None:
+        subscription = self.subscriptions.get(socket)
+        if subscription is not None:
+            subscription.markets = [market for market in subscription.markets if market not in market_ids]
+
+    def subscribed(self, socket: ServerConnection) -> list[str]:
+        subscription = self.subscriptions.get(socket)
+        return subscription.markets if subscription else []
+
+    def _put(self, subscription: _Subscription, frame: str) -> None:
+        subscription.queue.put_nowait(frame.encode() if self.sim.binary_frames else frame)
+
+    async def _write(self, socket: ServerConnection, subscription: _Subscription) -> None:
+        try:
+            while True:
+                frame = await subscription.queue.get()
+                stalled_until = self.sim.faults.stalled.get(socket, 0.0)
+                if time.monotonic() < stalled_until:
+                    await asyncio.sleep(stalled_until - time.monotonic())
+                await socket.send(frame)
+                self.frames += 1
+        except ConnectionClosed:
+            pass
+        finally:
+            self.subscriptions.pop(socket, None)
+
+    # The updates. -----------------------------------------------------------------
+
+    def _markets(self) -> Iterator[str]:
+        """The markets whose books move, in turn: every book made so far (subscribed or
+        read over REST once), whether or not a socket listens: a market trades on."""
+        index = 0
+        while True:
+            markets = sorted(market for market in self.books if market in self.sim.quotes)
+            if not markets:
+                yield ""
+                continue
+            yield markets[index % len(markets)]
+            index += 1
+
+    async def _drive(self) -> None:
+        markets = self._markets()
+        started, sent = time.monotonic(), 0
+        while True:
+            if self.rate_per_s <= 0 or not self.books:
+                await asyncio.sleep(0.05)
+                started, sent = time.monotonic(), 0
+                continue
+            due = min(int((time.monotonic() - started) * self.rate_per_s) - sent, 1000)
+            for _ in range(max(due, 0)):
+                market_id = next(markets)
+                if market_id:
+                    self._update(market_id)
+                sent += 1
+            await asyncio.sleep(min(0.05, 1 / self.rate_per_s))
+
+    def _update(self, market_id: str) -> None:
+        book = self.book(market_id)
+        faults = self.faults
+        if faults["book_crossed"] > 0:
+            faults["book_crossed"] -= 1
+            self._deliver(market_id, book.crossed_update())
+            return
+        update = book.step()
+        if faults["book_gap"] > 0:
+            faults["book_gap"] -= 1
+            return
+        if faults["book_checksum"] > 0:
+            faults["book_checksum"] -= 1
+            update.wrong_checksum = True
+        if faults["book_reorder"] > 0 and market_id not in self._held:
+            faults["book_reorder"] -= 1
+            self._held[market_id] = update
+            return
+        self._deliver(market_id, update)
+        if market_id in self._held:  # after the market's next update
+            self._deliver(market_id, self._held.pop(market_id))
+        if faults["book_repeat"] > 0:
+            faults["book_repeat"] -= 1
+            self._deliver(market_id, update)
+
+    def _deliver(self, market_id: str, update: BookUpdate) -> None:
+        for socket, subscription in list(self.subscriptions.items()):
+            if socket.protocol.state is State.CLOSED:
+                if subscription.writer is not None:
+                    subscription.writer.cancel()  # it waits for a frame it could never send
+                self.subscriptions.pop(socket, None)
+            elif market_id in subscription.markets:
+                self._put(subscription, self.sim.book_update_frame(socket, market_id, update))
+
+    # REST and control. --------------------------------------------------------------
+
+    def rest_view(self, market_id: str) -> BookUpdate:
+        """The REST snapshot of a book: now, or with book_stale, STALE_UPDATES changes of
+        its top ago (only its top HISTORY_DEPTH levels are remembered)."""
+        book = self.book(market_id)
+        if self.faults["book_stale"] > 0 and len(book.history) > STALE_UPDATES:
+            self.faults["book_stale"] -= 1
+            update_id, bids, asks = book.history[-1 - STALE_UPDATES]
+            return BookUpdate(book, update_id, update_id, [], book.changed_ms, (bids, asks), snapshot=True)
+        return BookUpdate(book, book.update_id, book.update_id, [], book.changed_ms, snapshot=True)
+
+    def control(self, command: str, query: dict[str, list[str]]) -> dict[str, Any] | None:
+        """Answer a /_sim/ command about books; None when it is not one."""
+        if command == "book_rate":
+            self.rate_per_s = float(query.get("per_s", [self.rate_per_s])[0])
+            if not self.rate_per_s:  # frozen: a held-back update arrives, late, as it would
+                for market_id in list(self._held):
+                    self._deliver(market_id, self._held.pop(market_id))
+            return {"book_rate_per_s": self.rate_per_s}
+        if command == "fault" and query.get("kind", [""])[0] in BOOK_FAULTS:
+            kind = query["kind"][0]
+            self.faults[kind] += int(query.get("count", ["1"])[0])
+            return {"ok": kind}
+        if command not in ("book", "book_history"):
+            return None
+        market_id = query.get("market", [""])[0]
+        if market_id not in self.sim.quotes:
+            return {"error": f"no market {market_id!r}"}
+        depth = int(query.get("depth", ["10"])[0])
+        book = self.book(market_id)
+        if command == "book":
+            bids, asks = book.top(depth)
+            return {"update_id": book.update_id, "bids": bids, "asks": asks}
+        return {"history": [[update_id, bids[:depth], asks[:depth]] for update_id, bids, asks in book.history]}

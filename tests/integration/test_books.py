@@ -1,0 +1,220 @@
+"""Order books end to end: simulator -> worker -> the real broker, checked against the
+simulator's true book (simulator/books.py).
+
+Per exchange (BOOKS): the records in Kafka are the true top N, every one of them (a
+record with an update_id is the true top N at that id; one without is a true top N, in
+the order the book went through them), the last one per market is the book as it stands
+once the simulator stops changing it, and the book topic's seq is contiguous
+(coinstream verify). Per fault: detected, the resync counted by its reason, the book
+right again afterwards, and no record published from a wrong book.
+
+An exchange is added with one BookCase in BOOKS (and its faults in FAULTS).
+"""
+
+import re
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+import yaml
+
+from tests.harness import Simulator, WorkerProcess, audited, consume, override_file, wait_until
+
+pytestmark = pytest.mark.integration
+
+PLAIN_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+class BookCase(NamedTuple):
+    depth: int  # the book_depth the test configures
+    sequenced: bool  # records carry update_id
+    rest_seeded: bool = False  # books start from REST snapshots: their first records are source "rest"
+
+
+BOOKS = {
+    "upbit": BookCase(depth=10, sequenced=False),
+    "okx": BookCase(depth=10, sequenced=True),
+    "binance": BookCase(depth=10, sequenced=True, rest_seeded=True),
+}
+# (exchange, fault, the resync reason it must be counted under). A book asks for a REST
+# snapshot only when it starts or is lost: book_stale comes with one book_gap, and the
+# snapshots that follow are older than the stream.
+FAULTS = [
+    ("upbit", "book_crossed", "crossed"),
+    ("okx", "book_gap", "gap"),
+    ("okx", "book_repeat", "gap"),
+    ("okx", "book_reorder", "gap"),
+    ("okx", "book_checksum", "checksum"),
+    ("okx", "book_crossed", "crossed"),
+    ("binance", "book_gap", "gap"),
+    ("binance", "book_repeat", "gap"),
+    ("binance", "book_reorder", "gap"),
+    ("binance", "book_crossed", "crossed"),
+    ("binance", "book_stale", "snapshot_stale"),
+]
+
+Record = dict[str, Any]
+Top = tuple[tuple[tuple[Decimal, Decimal], ...], tuple[tuple[Decimal, Decimal], ...]]
+
+
+def _top(bids: list[list[str]], asks: list[list[str]]) -> Top:
+    """A top N by value: an exchange may print a price otherwise than the true book's text."""
+    return (tuple((Decimal(price), Decimal(size)) for price, size in bids),
+            tuple((Decimal(price), Decimal(size)) for price, size in asks))
+
+
+def start_books(exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path, rate: float = 40,
+                markets: int = 3, depth: int | None = None,
+                runtime: dict[str, Any] | None = None) -> tuple[Simulator, WorkerProcess, str]:
+    """The simulator and a worker collecting `exchange`'s books alone; the book topic."""
+    sim = simulator(exchange, rate=rate, markets=markets)
+    section = {**sim.config["exchanges"][exchange], "channels": ["book"],
+               "book_depth": depth or BOOKS[exchange].depth}
+    config = override_file(tmp_path, kafka, {exchange: section}, runtime)
+    return sim, worker(exchange, config), yaml.safe_load(config.read_text())["topics"]["book"]
+
+
+def assert_true_books(sim: Simulator, exchange: str, records: list[Record], depth: int) -> None:
+    """Every record is a true top N of its market, in the order the book went through them."""
+    by_market: dict[str, list[Record]] = {}
+    for record in records:
+        by_market.setdefault(record["raw_symbol"], []).append(record)
+    for market, published in by_market.items():
+        history = sim.control(exchange, "book_history", market=market, depth=depth)["history"]
+        tops = [(update_id, _top(bids, asks)) for update_id, bids, asks in history]
+        position = 0
+        for record in published:
+            for side in (record["bids"], record["asks"]):
+                assert len(side) <= depth
+                for price, size in side:
+                    assert PLAIN_DECIMAL.match(price) and PLAIN_DECIMAL.match(size), record
+                    assert Decimal(size) > 0, record
+            top = _top(record["bids"], record["asks"])
+            if record["update_id"] is not None:
+                # The true top N at that id: the last change at or before it.
+                at = [true for update_id, true in tops if update_id <= record["update_id"]]
+                assert at and at[-1] == top, f"{market} record seq {record['seq']} is not the true book " \
+                                             f"at update_id {record['update_id']}"
+            else:
+                later = [index for index in range(position, len(tops)) if tops[index][1] == top]
+                assert later, f"{market} record seq {record['seq']} is no true book after the one before it"
+                position = later[0]
+
+
+def settle_and_compare(sim: Simulator, exchange: str, kafka: str, topic: str, depth: int,
+                       markets: int) -> list[Record]:
+    """Freeze the books, read the topic until each market's last record is the true top N
+    now, and check every record; the records."""
+    sim.control(exchange, "book_rate", per_s=0)
+    truth: dict[str, Top] = {}
+
+    def caught_up(got: list[tuple[str, Record]]) -> bool:
+        last = {record["raw_symbol"]: record for _, record in got}
+        if len(last) < markets:
+            return False
+        for market, record in last.items():
+            if market not in truth:
+                now = sim.control(exchange, "book", market=market, depth=depth)
+                truth[market] = _top(now["bids"], now["asks"])
+            if _top(record["bids"], record["asks"]) != truth[market]:
+                return False
+        return True
+
+    records = [record for _, record in consume(kafka, topic, caught_up, timeout_s=60)]
+    assert_true_books(sim, exchange, records, depth)
+    return records
+
+
+def final_counters(process: WorkerProcess) -> str:
+    return [line for line in process.log().splitlines() if " counters " in line][-1]
+
+
+def resyncs(process: WorkerProcess) -> dict[str, int]:
+    match = re.search(r" book_resyncs=(\d+)(?:\[([^\]]*)\])?", final_counters(process))
+    assert match, final_counters(process)
+    return {reason: int(count) for reason, count in
+            (item.split("=") for item in (match.group(2) or "").split(",") if item)}
+
+
+@pytest.mark.parametrize("exchange", sorted(BOOKS))
+def test_book_records_are_the_true_top_n(exchange: str, kafka: str, simulator: Any, worker: Any,
+                                         tmp_path: Path) -> None:
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 150, timeout_s=60)
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    for record in records:
+        assert record["depth"] == case.depth and (record["source"] == "ws" or case.rest_seeded)
+        assert (record["update_id"] is not None) == case.sequenced
+    assert sum(record["source"] == "ws" for record in records) > len(records) / 2
+    counters = final_counters(process)
+    assert resyncs(process) == {}, counters
+    assert " dead_letters=0 " in counters
+    # Conflation: a change below the top N publishes nothing, and is counted.
+    assert int(re.search(r" book_conflated=(\d+)", counters).group(1)) > 0  # type: ignore[union-attr]
+    report = audited(kafka, topic)
+    assert sum(run.records for run in report.runs) == len(records)
+
+
+@pytest.mark.parametrize("exchange,fault,reason", FAULTS)
+def test_a_book_fault_is_detected_counted_and_never_published(exchange: str, fault: str, reason: str, kafka: str,
+                                                             simulator: Any, worker: Any, tmp_path: Path) -> None:
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault(exchange, fault, count=2 if fault == "book_stale" else 3)
+    if fault == "book_stale":
+        sim.fault(exchange, "book_gap", count=1)
+    wait_until(lambda: not sim.control(exchange, "stats")["book_faults"], 30, f"the simulator to make the {fault}s")
+    # A fault shows in the market's next message: each market gets a few before the freeze.
+    time.sleep(1)
+    wait_until(lambda: f"book lost ({reason})" in process.log(), 30, f"the worker to find the {fault}")
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    counted = resyncs(process)
+    expected = {reason, "gap"} if fault == "book_stale" else {reason}
+    assert counted.get(reason, 0) >= 1 and set(counted) <= expected, final_counters(process)
+    audited(kafka, topic)
+    assert records
+
+
+@pytest.mark.parametrize("exchange", sorted(BOOKS))
+def test_while_the_book_socket_is_down_rest_books_are_published(exchange: str, kafka: str, simulator: Any,
+                                                               worker: Any, tmp_path: Path) -> None:
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault(exchange, "ws_down", seconds=6)
+    # rest_fallback_after_s is 2 in the tests' override: REST polls every 0.5 s after that.
+    wait_until(lambda: "polling REST" in process.log(), 20, "the REST fallback")
+    wait_until(lambda: "socket answers again" in process.log(), 30, "the socket back")
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    fallback = [record for record in records if record["source"] == "rest" and record["seq"] > 30]
+    assert len({record["symbol"] for record in fallback}) == 3, f"REST book records: {len(fallback)}"
+    assert records[-1]["source"] == "ws" or case.rest_seeded
+    audited(kafka, topic)
+
+
+@pytest.mark.parametrize("exchange", sorted(BOOKS))
+def test_after_a_reconnect_every_book_is_rebuilt_and_right(exchange: str, kafka: str, simulator: Any,
+                                                           worker: Any, tmp_path: Path) -> None:
+    """The book socket closed abruptly: the worker reconnects and subscribes again; each
+    book is rebuilt as the exchange allows (the next frame, the snapshot a subscribe sends,
+    a REST snapshot after the first change shows the stream moved on), and no record in
+    between is wrong."""
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault(exchange, "close")
+    wait_until(lambda: process.log().count("connected to") >= 2, 30, "the book socket to reconnect")
+    time.sleep(1)
+    settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    # A REST-seeded book learns of the missed changes from the next one's ids.
+    assert set(resyncs(process)) <= ({"gap", "snapshot_stale"} if case.rest_seeded else set()), \
+        final_counters(process)
+    audited(kafka, topic)
