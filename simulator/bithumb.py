@@ -19,6 +19,7 @@ with 1000) with Bithumb's own rules:
 import json
 import time
 from decimal import Decimal
+from itertools import zip_longest
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -27,6 +28,8 @@ from simulator import upbit
 from simulator.core import Quote
 
 KST_AS_EPOCH_MS = 9 * 3_600_000
+# A book side: (price, size), best first.
+Levels = list[tuple[Decimal, Decimal]]
 REST_MARKETS_PER_CALL = 200
 # Types the real socket accepts; only ticker is simulated.
 KNOWN_TYPES = ("ticker", "trade", "orderbook")
@@ -61,6 +64,17 @@ def json_object(fields: dict[str, str], keys: tuple[str, ...]) -> str:
     Numbers are written as printed: json.dumps would turn them into strings.
     """
     return "{" + ",".join(f'"{key}":{fields[key]}' for key in keys) + "}"
+
+
+def _book_body(bids: Levels, asks: Levels) -> str:
+    """The totals and `orderbook_units` of a book: JSON numbers printed plain."""
+    empty = (Decimal(0), Decimal(0))
+    units = ",".join(
+        f'{{"ask_price":{plain_number(ask[0])},"bid_price":{plain_number(bid[0])},'
+        f'"ask_size":{plain_number(ask[1])},"bid_size":{plain_number(bid[1])}}}'
+        for ask, bid in zip_longest(asks, bids, fillvalue=empty))
+    total_ask, total_bid = (plain_number(sum((size for _, size in side), Decimal(0))) for side in (asks, bids))
+    return f'"total_ask_size":{total_ask},"total_bid_size":{total_bid},"orderbook_units":[{units}]'
 
 
 def date_and_time(epoch_ms: int) -> tuple[str, str]:
@@ -145,6 +159,17 @@ class BithumbSim(upbit.UpbitSim):
             is_trading_suspended="false", delisting_date='""', market_warning='"NONE"',
         )
         return json_object(fields, WS_TICKER_KEYS)
+
+    def book_frame(self, code: str, bids: Levels, asks: Levels, timestamp_us: int, stream_type: str) -> str:
+        """An `orderbook` frame: units pair the asks and bids rank by rank, best first, and
+        a side shorter than the other is padded with price 0, size 0, as on the wire."""
+        return ('{"type":"orderbook","code":"%s",%s,"level":1,"timestamp":%d,"stream_type":"%s"}'
+                % (code, _book_body(bids, asks), timestamp_us, stream_type))
+
+    def rest_book_body(self, books: list[tuple[str, Levels, Levels]], now_ms: int) -> str:
+        """/v1/orderbook: one item a market, `timestamp` in ms."""
+        return "[" + ",".join('{"market":"%s","timestamp":%d,%s}' % (code, now_ms, _book_body(bids, asks))
+                              for code, bids, asks in books) + "]"
 
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/v1/market/all":

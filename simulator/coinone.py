@@ -19,6 +19,7 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -33,11 +34,17 @@ TOO_MANY_CONNECTIONS = 4290
 # Unknown REST paths answer 200 with the documentation site's HTML.
 NOT_FOUND_PAGE = "<!DOCTYPE html><html><head><title>Coinone API</title></head><body></body></html>"
 COMPACT = (",", ":")
+# A book side: (price, size), best first.
+Levels = list[tuple[Decimal, Decimal]]
 
 
 def text(value: Decimal) -> str:
     """Plain decimal text without trailing zeros, as Coinone prints numbers: 116380000, 0.1961."""
     return format(value.normalize(), "f")
+
+
+def _levels(levels: Iterable[tuple[Decimal, Decimal]]) -> list[dict[str, str]]:
+    return [{"price": text(price), "qty": text(size)} for price, size in levels]
 
 
 def rest_price(value: Decimal) -> str:
@@ -175,6 +182,22 @@ class CoinoneSim(ExchangeSim):
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         ticker_id, timestamp = self._trade(market_id, now_ms)
         return self._frame(market_id, quote, ticker_id, timestamp)
+
+    def book_frame(self, market_id: str, bids: Levels, asks: Levels, book_id: int, timestamp: int) -> str:
+        """An ORDERBOOK frame: asks worst first, bids best first, as on the wire."""
+        quote_currency, target_currency = market_id.split("/")
+        data = {"quote_currency": quote_currency, "target_currency": target_currency, "timestamp": timestamp,
+                "id": str(book_id), "asks": _levels(reversed(asks)), "bids": _levels(bids)}
+        return json.dumps({"response_type": "DATA", "channel": "ORDERBOOK", "data": data}, separators=COMPACT)
+
+    def rest_book_body(self, market_id: str, bids: Levels, asks: Levels, book_id: int, now_ms: int) -> str:
+        """/public/v2/orderbook/{quote}/{target}: both sides best first, the socket's id."""
+        quote_currency, target_currency = market_id.split("/")
+        return json.dumps({
+            "result": "success", "error_code": "0", "timestamp": now_ms, "id": str(book_id),
+            "quote_currency": quote_currency, "target_currency": target_currency, "order_book_unit": "0.0",
+            "bids": _levels(bids), "asks": _levels(asks),
+        }, separators=COMPACT)
 
     def wrong_shape_frame(self) -> str:
         return '{"response_type":"DATA","channel":"TICKER","data":{"quote_currency":"KRW","last":["1"]}}'

@@ -95,6 +95,11 @@ def fixed(value: Decimal, places: int = 8) -> str:
     return f"{value:.{places}f}"
 
 
+def shortest(value: Decimal) -> str:
+    """Plain decimal text without trailing zeros: 116506000, 0.00499."""
+    return format(value.normalize(), "f")
+
+
 def java_big_decimal(value: Decimal) -> str:
     """How Java's BigDecimal.toString() may print a value: 1.16539E8, 0E-8."""
     if value == 0:

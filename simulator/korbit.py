@@ -12,11 +12,15 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection
 
-from simulator.core import ExchangeSim, Quote, fixed
+from simulator.core import ExchangeSim, Quote, fixed, shortest
 
 
 # Listed by /v2/currencyPairs as stopped; tickers for it are never sent.
 STOPPED_PAIR = "lunc_krw"
+# The levels a side of every book frame and REST book.
+BOOK_LEVELS = 30
+# A book side: (price, size), best first.
+Levels = list[tuple[Decimal, Decimal]]
 
 
 def _encode(value: Any) -> str:
@@ -28,6 +32,11 @@ def _korbit_number(value: Decimal, places: int) -> str:
     """Korbit's notation: no trailing zeros after the point (0.1702132, 89632429.21566)."""
     text = fixed(value, places)
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _book_levels(levels: Levels) -> list[dict[str, str]]:
+    return [{"price": shortest(price), "qty": shortest(size)}
+            for price, size in levels[:BOOK_LEVELS]]
 
 
 class KorbitSim(ExchangeSim):
@@ -125,6 +134,21 @@ class KorbitSim(ExchangeSim):
         frame = msgspec.json.decode(self._frame(market_id, quote, now_ms, snapshot=False))
         frame["data"] |= {"bestAskPrice": "0", "bestBidPrice": "0"}
         return _encode(frame)
+
+    def book_frame(self, symbol: str, bids: Levels, asks: Levels, book_ms: int, now_ms: int,
+                   snapshot: bool) -> str:
+        """An `orderbook` frame: the top 30 a side, best first; the envelope's time is the
+        send time, data's the book's."""
+        frame: dict[str, Any] = {"symbol": symbol, "timestamp": now_ms, "type": "orderbook"}
+        if snapshot:
+            frame["snapshot"] = True
+        frame["data"] = {"timestamp": book_ms, "asks": _book_levels(asks), "bids": _book_levels(bids)}
+        return _encode(frame)
+
+    def rest_book_body(self, bids: Levels, asks: Levels, book_ms: int) -> str:
+        """/v2/orderbook?symbol=...: the socket's `data`, without the pair's name."""
+        return _encode({"success": True, "data": {"timestamp": book_ms, "bids": _book_levels(bids),
+                                                  "asks": _book_levels(asks)}})
 
     def wrong_shape_frame(self) -> str:
         return '{"symbol":"btc_krw","timestamp":1730365099072,"type":"ticker","data":{"close":["100650000"]}}'

@@ -40,19 +40,96 @@ REST        /v1/ticker?markets=KRW-BTC,... at most 200 markets a call (more: HTT
             150 requests/s per IP per category.
 """
 
+from itertools import chain
+
 import msgspec
 
 from shared import cli
-from shared.record import ExchangeError, Ticker
+from shared.book import BookFrame
+from shared.numbers import NumberError, raw_plain_all_or_none
+from shared.record import ExchangeError, Level, Ticker
+from shared.venue import Market, comma_joined_urls
 from workers import upbit
 
 KST_AS_EPOCH_MS = 9 * 3_600_000
+# The most levels a side the `orderbook` socket sends (a `.30` code suffix still gets 15).
+BOOK_LEVELS = 15
+# The socket stamps its books in µs (16 digits, 1790133505546514); an epoch in ms stays
+# below this until the year 5138, one in µs is above it since 1973.
+MICROSECOND_EPOCHS_FROM = 10**14
 
 
 class RestError(msgspec.Struct):
     """A /v1 error, which Bithumb sends with HTTP 200."""
 
     error: upbit.ErrorBody
+
+
+class BookUnit(msgspec.Struct):
+    """One rank of `orderbook_units`: the ask and the bid at that rank, JSON numbers."""
+
+    ask_price: msgspec.Raw
+    bid_price: msgspec.Raw
+    ask_size: msgspec.Raw
+    bid_size: msgspec.Raw
+
+
+class BookMessage(msgspec.Struct, tag_field="type", tag="orderbook"):
+    """A DEFAULT-format `orderbook` frame: only the keys we use."""
+
+    code: str
+    orderbook_units: list[BookUnit]
+    timestamp: int | None = None  # µs
+
+
+# The SIMPLE format: the same frame with the docs' abbreviated keys.
+SIMPLE_BOOK_KEYS = {"type": "ty", "code": "cd", "orderbook_units": "obu", "timestamp": "tms",
+                    "ask_price": "ap", "bid_price": "bp", "ask_size": "as", "bid_size": "bs"}
+SimpleBookUnit = msgspec.defstruct("SimpleBookUnit", [(field.name, field.type)
+                                                      for field in msgspec.structs.fields(BookUnit)],
+                                   rename=SIMPLE_BOOK_KEYS)
+SimpleBookMessage = msgspec.defstruct(
+    "SimpleBookMessage",
+    [("code", str), ("orderbook_units", list[SimpleBookUnit]),  # type: ignore[valid-type]
+     ("timestamp", int | None, None)],
+    rename=SIMPLE_BOOK_KEYS, tag_field="ty", tag="orderbook")
+
+
+class RestBook(msgspec.Struct):
+    """One market of /v1/orderbook: the socket's units, `timestamp` in ms."""
+
+    market: str
+    timestamp: int
+    orderbook_units: list[BookUnit]
+
+
+def book_levels(units: list[BookUnit]) -> tuple[list[Level], list[Level]]:
+    """(bids, asks) of the units, as sent, without the padding units' zero prices.
+
+    A side shorter than the other is padded with price 0, size 0 (seen with `level`
+    grouping); sizes below 0.0001 are printed 0 even at the touch, and are left for
+    OrderBook.replace to drop as every zero size is.
+    """
+    texts = raw_plain_all_or_none(*chain.from_iterable(
+        (unit.bid_price, unit.bid_size, unit.ask_price, unit.ask_size) for unit in units))
+    if None in texts:
+        raise NumberError("null price or size in orderbook_units")
+    bids: list[Level] = []
+    asks: list[Level] = []
+    for index in range(0, len(texts), 4):
+        bid_price, bid_size, ask_price, ask_size = texts[index:index + 4]
+        if bid_price.strip("0."):  # type: ignore[union-attr]
+            bids.append((bid_price, bid_size))  # type: ignore[arg-type]
+        if ask_price.strip("0."):  # type: ignore[union-attr]
+            asks.append((ask_price, ask_size))  # type: ignore[arg-type]
+    return bids, asks
+
+
+def book_epoch_ms(timestamp: int | None) -> int | None:
+    """The socket's book time (µs) in ms; a time already in ms passes unchanged."""
+    if timestamp is None or timestamp < MICROSECOND_EPOCHS_FROM:
+        return timestamp
+    return timestamp // 1000
 
 
 def utc_epoch_ms(epoch_ms: int | None, received_ns: int) -> int | None:
@@ -85,6 +162,28 @@ class Bithumb(upbit.Upbit):
     connect_gap_s = 0.2
 
     _rest_error = msgspec.json.Decoder(RestError)
+    _book_messages = msgspec.json.Decoder(BookMessage)
+    _simple_book_messages = msgspec.json.Decoder(SimpleBookMessage)
+    _rest_books = msgspec.json.Decoder(list[RestBook])
+
+    def parse_book_frame(self, frame: bytes) -> BookFrame:
+        """An `orderbook` frame, DEFAULT or SIMPLE: the whole book of one market."""
+        simple = frame.startswith(b'{"ty":')
+        message = (self._simple_book_messages if simple else self._book_messages).decode(frame)
+        bids, asks = book_levels(message.orderbook_units)
+        return BookFrame(message.code, bids, asks, None, book_epoch_ms(message.timestamp))
+
+    def rest_book_urls(self, markets: list[Market], depth: int) -> list[str]:
+        # 15 units a market when several are asked for, 30 for one: the socket's 15 either way.
+        return comma_joined_urls(f"{self.rest_base}/v1/orderbook?markets=", markets, upbit.REST_MARKETS_PER_CALL)
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookFrame]:
+        if body.lstrip()[:1] == b"{":
+            error = self._rest_error.decode(body).error
+            raise ExchangeError(f"{error.name}: {error.message}")
+        return [BookFrame(book.market, *book_levels(book.orderbook_units), None,
+                          utc_epoch_ms(book.timestamp, received_ns))
+                for book in self._rest_books.decode(body)]
 
     def app_ping(self) -> str:
         return "PING"

@@ -48,12 +48,17 @@ import json
 import msgspec
 
 from shared import cli
+from shared.book import BookFrame
 from shared.numbers import Number, plain, plain_all, plain_or_none
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue
 
 # The only quote market Coinone lists (USDT, BTC and USDC markets are empty).
 LISTED_QUOTE = "KRW"
+# The levels a side of every ORDERBOOK frame holds.
+BOOK_LEVELS = 16
+# The REST book's `size` values (default 15; any other is error 107, with HTTP 200).
+BOOK_SIZES = (5, 10, 15, 16)
 TRADE_STATUS_HALTED = 0  # markets list: 0 no trading, 1 trading, 2 no buy, 3 no sell
 
 
@@ -154,6 +159,59 @@ class RestTicker(TickerFields):
     best_bids: list[Level] = []
 
 
+class BookData(msgspec.Struct):
+    """The `data` of an ORDERBOOK frame: the whole book of one pair."""
+
+    quote_currency: str
+    target_currency: str
+    id: str  # ms time + 3-digit counter: a larger id is a newer book (not consecutive)
+    asks: list[Level]  # worst (highest) first on the socket, best first in REST
+    bids: list[Level]  # best first
+
+
+class BookDataFrame(msgspec.Struct, tag_field="channel", tag="ORDERBOOK"):
+    data: BookData
+
+
+# The SHORT format of the ORDERBOOK frame (the docs' keys), read like the ticker's.
+SHORT_BOOK_KEYS = {"quote_currency": "qc", "target_currency": "tc", "id": "i", "asks": "a", "bids": "b",
+                   "price": "p", "qty": "q", "data": "d"}
+ShortLevel = msgspec.defstruct("ShortLevel", [("price", Number), ("qty", Number)], rename=SHORT_BOOK_KEYS)
+ShortBookData = msgspec.defstruct(
+    "ShortBookData", [("quote_currency", str), ("target_currency", str), ("id", str),
+                      ("asks", list[ShortLevel]), ("bids", list[ShortLevel])],  # type: ignore[valid-type]
+    rename=SHORT_BOOK_KEYS)
+ShortBookDataFrame = msgspec.defstruct("ShortBookDataFrame", [("data", ShortBookData)], rename=SHORT_BOOK_KEYS,
+                                       tag_field="c", tag="ORDERBOOK")
+
+
+class BookReply(Reply):
+    """/public/v2/orderbook/{quote}/{target}: BookData's keys in the REST envelope (an
+    error reply has none of them)."""
+
+    quote_currency: str = ""
+    target_currency: str = ""
+    id: str = ""
+    asks: list[Level] = []  # best first
+    bids: list[Level] = []
+
+
+def book_frame(data: BookData | BookReply, asks_worst_first: bool) -> BookFrame:
+    """The BookFrame of a socket or REST book.
+
+    `id` is its update_id and, divided by 1000, its time: the `timestamp` of the first
+    frame after a subscribe is ~10 s older than the book it comes with. The socket's
+    asks are turned best first here; the book would sort them anyway, but a side that
+    comes sorted costs it one comparison a level.
+    """
+    update_id = int(data.id)
+    asks = [(level.price, level.qty) for level in data.asks]
+    if asks_worst_first:
+        asks.reverse()
+    return BookFrame(f"{data.quote_currency}/{data.target_currency}",
+                     [(level.price, level.qty) for level in data.bids], asks, update_id, update_id // 1000)
+
+
 def _best(levels: list[Level]) -> BestLevel:
     """The one level REST sends per side, as a BestLevel."""
     if not levels:
@@ -191,6 +249,9 @@ class Coinone(Venue):
     _rest_tickers = msgspec.json.Decoder(TickerReply)
     # trade_status is documented as a number; strict=False also takes "1".
     _markets = msgspec.json.Decoder(MarketsReply, strict=False)
+    _book_frames = msgspec.json.Decoder(BookDataFrame)
+    _short_book_frames = msgspec.json.Decoder(ShortBookDataFrame)
+    _rest_books = msgspec.json.Decoder(BookReply)
 
     def __init__(self, ws_url: str, rest_url: str) -> None:
         super().__init__(ws_url, rest_url)
@@ -209,6 +270,23 @@ class Coinone(Venue):
                         "topic": {"quote_currency": market.quote, "target_currency": market.base}})
             for market in markets
         ]
+
+    def parse_book_frame(self, frame: bytes) -> BookFrame:
+        """An ORDERBOOK DATA frame, DEFAULT or SHORT: the whole book of one pair."""
+        short = frame.startswith(b'{"r":')
+        message = (self._short_book_frames if short else self._book_frames).decode(frame)
+        return book_frame(message.data, asks_worst_first=True)
+
+    def rest_book_urls(self, markets: list[Market], depth: int) -> list[str]:
+        """One call a pair, for the smallest size it takes that holds `depth` levels."""
+        size = next(size for size in BOOK_SIZES if size >= depth)
+        return [f"{self.rest_base}/public/v2/orderbook/{market.quote}/{market.base}?size={size}"
+                for market in markets]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookFrame]:
+        reply = self._rest_books.decode(body)
+        reply.check()
+        return [book_frame(reply, asks_worst_first=False)]
 
     def _is_new(self, raw: str, ticker_id: str) -> bool:
         number = int(ticker_id)

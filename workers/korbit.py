@@ -36,17 +36,21 @@ REST        /v2/tickers?symbol=btc_krw,eth_krw in an {"success":true,"data":[...
 """
 
 import json
+from urllib.parse import parse_qs, urlsplit
 from typing import Generic, TypeVar
 
 import msgspec
 
 from shared import cli
+from shared.book import BookFrame
 from shared.numbers import Number, plain_all
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue, comma_joined_urls
 
 # No cap is published; 100 lower-case symbols keep the URL near 1 KB.
 REST_SYMBOLS_PER_CALL = 100
+# The levels a side of every `orderbook` frame and REST book holds.
+BOOK_LEVELS = 30
 
 
 class TickerData(msgspec.Struct):
@@ -58,6 +62,31 @@ class TickerData(msgspec.Struct):
     quoteVolume: Number
     bestBidPrice: Number
     bestAskPrice: Number
+
+
+class BookLevel(msgspec.Struct):
+    price: Number
+    qty: Number  # `quoteVolume` too when a `level` grouping is asked for: not read
+
+
+class BookData(msgspec.Struct):
+    """The whole top 30 of one pair, best first on each side; empty for a stopped pair."""
+
+    timestamp: int  # the book's time (ms); days old on a stopped pair
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+
+
+class BookMessage(msgspec.Struct, tag_field="type", tag="orderbook"):
+    """An `orderbook` frame; its own `timestamp` is the send time, not the book's."""
+
+    symbol: str
+    data: BookData
+
+
+def book_frame(raw: str, data: BookData) -> BookFrame:
+    return BookFrame(raw, [(level.price, level.qty) for level in data.bids],
+                     [(level.price, level.qty) for level in data.asks], None, data.timestamp)
 
 
 class Frame(msgspec.Struct):
@@ -87,18 +116,20 @@ class ErrorBody(msgspec.Struct):
     message: str
 
 
-Row = TypeVar("Row")
+Data = TypeVar("Data")
 
 
-class Envelope(msgspec.Struct, Generic[Row]):
+class Envelope(msgspec.Struct, Generic[Data]):
     success: bool
-    data: list[Row] = []
+    data: Data | None = None
     error: ErrorBody | None = None
 
-    def checked(self) -> list[Row]:
+    def checked(self) -> Data:
         if not self.success:
             problem = f"{self.error.code}: {self.error.message}" if self.error else "no error given"
             raise ExchangeError(f"success=false ({problem})")
+        if self.data is None:
+            raise ExchangeError("success=true without data")
         return self.data
 
 
@@ -113,8 +144,25 @@ class Korbit(Venue):
     rest_markets_per_call = REST_SYMBOLS_PER_CALL  # an unknown symbol is left out of the answer
 
     _frames = msgspec.json.Decoder(Frame)
-    _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])
-    _currency_pairs = msgspec.json.Decoder(Envelope[CurrencyPair])
+    _rest_tickers = msgspec.json.Decoder(Envelope[list[RestTicker]])
+    _currency_pairs = msgspec.json.Decoder(Envelope[list[CurrencyPair]])
+
+    _book_messages = msgspec.json.Decoder(BookMessage)
+    _rest_books = msgspec.json.Decoder(Envelope[BookData])
+
+    def parse_book_frame(self, frame: bytes) -> BookFrame:
+        """An `orderbook` frame: the whole top 30 of one pair (snapshot or not alike)."""
+        message = self._book_messages.decode(frame)
+        return book_frame(message.symbol, message.data)
+
+    def rest_book_urls(self, markets: list[Market], depth: int) -> list[str]:
+        # One pair a call (the reply does not name it); always 30 levels, `limit` is ignored.
+        return [f"{self.rest_base}/v2/orderbook?symbol={market.raw}" for market in markets]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookFrame]:
+        """The book of the pair the call asked for, named only in its URL."""
+        [raw] = parse_qs(urlsplit(url).query)["symbol"]
+        return [book_frame(raw, self._rest_books.decode(body).checked())]
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=f"{base.lower()}_{quote.lower()}", base=base, quote=quote)
