@@ -260,6 +260,11 @@ class ExchangeSim(ABC):
         """One book message, as the exchange shapes it for that socket."""
         raise NotImplementedError(f"{self.name} has no book channel")
 
+    def book_first_update_id(self) -> int | None:
+        """The update_id a new true book starts at, where the exchange's ids have a
+        shape (Coinone's: ms + a 3-digit counter); None: any."""
+        return None
+
     # Where one exchange serves several endpoints (Binance's raw and combined streams).
 
     def accepts_ws_path(self, path: str) -> bool:
