@@ -40,20 +40,6 @@ BookState = Literal["awaiting_snapshot", "live", "lost"]
 KNOWN_TEXTS = 1 << 14
 
 
-class BookFrame(NamedTuple):
-    """One exchange message's complete book of one market, as a worker reads it: what
-    OrderBook.replace() takes, and what the record needs beside the levels. Whole-book
-    channels (Bithumb, Coinone, Korbit) parse every frame and REST snapshot into one."""
-
-    raw_symbol: str  # the exchange's market id, as its book frames spell it
-    # (price, size) texts as sent, in any order, zero sizes included: replace() checks
-    # them, writes them plain, sorts them and drops the zero sizes.
-    bids: list[Level]
-    asks: list[Level]
-    update_id: int | None  # the exchange's sequence id of the message; None where it has none
-    exchange_ts: int | None  # ms since the epoch, UTC
-
-
 class BookLost(Exception):
     """A market's book is no longer known: publish nothing for it until it is rebuilt."""
 
