@@ -326,7 +326,7 @@ class Coinone(Venue):
     def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
         """One call a pair, for the smallest size it takes that holds `depth` levels."""
         size = next(size for size in BOOK_SIZES if size >= depth)
-        return [f"{self.rest_base}/public/v2/orderbook/{market.quote}/{market.base}?size={size}"
+        return [f"{self.rest_base}{self.book_rest_path}/{market.quote}/{market.base}?size={size}"
                 for market in markets]
 
     def is_book_rest(self, url: str) -> bool:
