@@ -132,6 +132,10 @@ class BookChannel:
         book = state.book
         rest_seeded = self.venue.book_resync == "rest"
         if message.snapshot:
+            if self.venue.book_snapshot_ids_grow and message.update_id is not None \
+                    and book.update_id is not None and message.update_id <= book.update_id:
+                self.stats.book_skipped += 1  # an older book than the one kept (or the same again)
+                return 0
             book.replace(snapshot_levels(message.bids), snapshot_levels(message.asks))
             book.update_id = message.update_id
             state.snapshot_asked = False

@@ -45,7 +45,8 @@ EXCHANGE_COUNTERS = (
      "producer_replacements"),
     ("coinstream_book_frames", "Frames received on book sockets.", "book_frames"),
     ("coinstream_book_conflated", "Book messages that changed nothing in the top N: no record.", "book_conflated"),
-    ("coinstream_book_skipped", "Book changes not applied: their book was awaiting its snapshot, or lost.",
+    ("coinstream_book_skipped", "Book changes not applied: their book was awaiting its snapshot, or lost; "
+     "and snapshots older than the book kept (Coinone).",
      "book_skipped"),
 )
 # Every reason a book is lost for (shared.book.LossReason): each is reported from the

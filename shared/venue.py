@@ -112,6 +112,10 @@ class Venue(ABC):
     # exchange sends a snapshot), "rest" (a REST snapshot, the stream's changes held
     # meanwhile and applied after it by the sequence rule, as Binance documents).
     book_resync: ClassVar[Literal["frames", "resubscribe", "rest"]] = "frames"
+    # True where a snapshot's update_id grows with its book (Coinone's id): a snapshot
+    # whose id is not above the last applied one is an older book, or the same again,
+    # and is skipped (counted in book_skipped) rather than published.
+    book_snapshot_ids_grow: ClassVar[bool] = False
     # The exchange's book checksum (shared.book.OKX, KRAKEN), if it sends one.
     book_checksum: ClassVar[Checksum | None] = None
     # Markets on one book connection; 0: markets_per_connection.

@@ -4,8 +4,13 @@ with 1000) with Bithumb's own rules:
 
   - `isOnlySnapshot` / `isOnlyRealtime` are honoured in camelCase only; the
     snake_case spelling printed in the docs is ignored, as on the wire;
-  - trade and orderbook types are accepted (and not simulated), unknown types and
-    empty codes are INVALID_PARAM, a request without a type is WRONG_FORMAT;
+  - trade types are accepted (and not simulated), unknown types and empty codes are
+    INVALID_PARAM, a request without a type is WRONG_FORMAT;
+  - orderbook: the whole book of a code in every frame (simulator/books.py keeps it), 15
+    units, `timestamp` in µs, a thin side padded with units of price 0; sizes printed
+    plain (the true book's 8 decimals: Bithumb's 4, and its dust printed 0, are left to
+    the unit tests on real frames); REST /v1/orderbook, 30 units for one market, 15
+    a market for several;
   - a text PING is answered with {"status":"UP"}, which then repeats every 10 s, on a
     subscribed socket too;
   - a client that sent neither a message nor an RFC 6455 ping for 60 s is dropped
@@ -19,16 +24,21 @@ with 1000) with Bithumb's own rules:
 import json
 import time
 from decimal import Decimal
+from itertools import zip_longest
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
 from simulator import upbit
+from simulator.books import BookUpdate, Level
 from simulator.core import Quote
 
 KST_AS_EPOCH_MS = 9 * 3_600_000
+# Units an orderbook frame holds, and a REST book of several markets; one market's REST book holds 30.
+BOOK_UNITS = 15
+REST_BOOK_UNITS_ONE_MARKET = 30
 REST_MARKETS_PER_CALL = 200
-# Types the real socket accepts; only ticker is simulated.
+# Types the real socket accepts; ticker and orderbook are simulated.
 KNOWN_TYPES = ("ticker", "trade", "orderbook")
 # Key order of a real DEFAULT ticker frame and of a real /v1/ticker item.
 WS_TICKER_KEYS = (
@@ -63,6 +73,22 @@ def json_object(fields: dict[str, str], keys: tuple[str, ...]) -> str:
     return "{" + ",".join(f'"{key}":{fields[key]}' for key in keys) + "}"
 
 
+def _book_body(bids: list[Level], asks: list[Level]) -> str:
+    """The totals and `orderbook_units` of a book: JSON numbers printed plain, asks and
+    bids paired rank by rank, the shorter side padded with units of price 0."""
+    empty = ("0", "0")
+    units = ",".join(
+        f'{{"ask_price":{_plain(ask[0])},"bid_price":{_plain(bid[0])},'
+        f'"ask_size":{_plain(ask[1])},"bid_size":{_plain(bid[1])}}}'
+        for ask, bid in zip_longest(asks, bids, fillvalue=empty))
+    total_ask, total_bid = (plain_number(sum((Decimal(size) for _, size in side), Decimal(0))) for side in (asks, bids))
+    return f'"total_ask_size":{total_ask},"total_bid_size":{total_bid},"orderbook_units":[{units}]'
+
+
+def _plain(text: str) -> str:
+    return plain_number(Decimal(text))
+
+
 def date_and_time(epoch_ms: int) -> tuple[str, str]:
     """("yyyyMMdd", "HHmmss") of an epoch read as UTC."""
     moment = time.gmtime(epoch_ms // 1000)
@@ -91,6 +117,7 @@ class BithumbSim(upbit.UpbitSim):
         if not types:
             return await self._error(socket, "WRONG_FORMAT", WRONG_FORMAT)
         codes: list[str] = []
+        book_codes: list[str] = []
         only_snapshot = only_realtime = False
         for item in types:
             if item["type"] not in KNOWN_TYPES:
@@ -103,6 +130,11 @@ class BithumbSim(upbit.UpbitSim):
                 codes += [code for code in item["codes"] if code in self.quotes]
                 only_snapshot = item.get("isOnlySnapshot") is True
                 only_realtime = item.get("isOnlyRealtime") is True
+            elif item["type"] == "orderbook":
+                book_codes += [code for code in item["codes"] if code in self.quotes]
+        # The request replaces the socket's books too: their SNAPSHOT frames are queued first.
+        if book_codes or self.book_feed.subscribed(socket):
+            self.book_feed.subscribe(socket, book_codes, replace=True)
         if not only_realtime:
             # Timed at each market's last change, as Upbit's.
             for code in codes:
@@ -146,12 +178,37 @@ class BithumbSim(upbit.UpbitSim):
         )
         return json_object(fields, WS_TICKER_KEYS)
 
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        return self._book_frame(market_id, update, "SNAPSHOT")
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        return self._book_frame(market_id, update, "REALTIME")
+
+    def _book_frame(self, code: str, update: BookUpdate, stream_type: str) -> str:
+        """An `orderbook` frame: 15 units, the time in µs."""
+        timestamp_us = update.ts_ms * 1000 + update.update_id % 1000
+        return ('{"type":"orderbook","code":"%s",%s,"level":1,"timestamp":%d,"stream_type":"%s"}'
+                % (code, _book_body(*update.view(BOOK_UNITS)), timestamp_us, stream_type))
+
+    def _rest_books(self, codes: list[str]) -> str:
+        """/v1/orderbook: one item a market, 30 units for one market and 15 for several,
+        `timestamp` in ms."""
+        units = REST_BOOK_UNITS_ONE_MARKET if len(codes) == 1 else BOOK_UNITS
+        views = [(code, self.book_feed.rest_view(code)) for code in codes]
+        return "[" + ",".join('{"market":"%s","timestamp":%d,%s}'
+                              % (code, update.ts_ms, _book_body(*update.view(units))) for code, update in views) + "]"
+
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/v1/market/all":
             details = query.get("isDetails", ["false"])[0] == "true"
             return 200, [{"market": code, "korean_name": quote.base, "english_name": quote.base,
                           **({"market_warning": "NONE"} if details else {})}
                          for code, quote in self.quotes.items()]
+        if path == "/v1/orderbook":
+            codes = [code.upper() for code in query.get("markets", [""])[0].split(",")]
+            if any(code not in self.quotes for code in codes):
+                return 200, {"error": {"name": 404, "message": "Code not found"}}
+            return 200, self._rest_books(codes)
         if path == "/v1/ticker":
             if "markets" not in query:
                 return 200, {"error": {"name": 400, "message": "Missing request parameter: markets"}}

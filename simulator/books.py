@@ -70,13 +70,13 @@ Level = tuple[str, str]
 class TrueBook:
     """One market's true book: price ticks -> size units, each side, and its sequence."""
 
-    def __init__(self, quote: Quote, rng: random.Random) -> None:
+    def __init__(self, quote: Quote, rng: random.Random, first_update_id: int | None = None) -> None:
         self.scale = quote.scale
         self.rng = rng
         mid = max(quote.ticks, 2 * LEVELS + 10)
         self.bids = {mid - 1 - level: rng.randint(1, 10**9) for level in range(LEVELS)}
         self.asks = {mid + 1 + level: rng.randint(1, 10**9) for level in range(LEVELS)}
-        self.update_id = rng.randint(10**6, 10**9)
+        self.update_id = rng.randint(10**6, 10**9) if first_update_id is None else first_update_id
         self.changed_ms = int(time.time() * 1000)
         self.history: list[tuple[int, list[Level], list[Level]]] = []
         self._remember()
@@ -192,7 +192,8 @@ class BookFeed:
     def book(self, market_id: str) -> TrueBook:
         book = self.books.get(market_id)
         if book is None:
-            book = self.books[market_id] = TrueBook(self.sim.quotes[market_id], random.Random(market_id))
+            book = self.books[market_id] = TrueBook(self.sim.quotes[market_id], random.Random(market_id),
+                                                    self.sim.book_first_update_id())
         return book
 
     # Subscriptions. ---------------------------------------------------------------
@@ -291,6 +292,8 @@ class BookFeed:
             update.wrong_checksum = True
         if faults["book_reorder"] > 0 and market_id not in self._held:
             faults["book_reorder"] -= 1
+            # Sent late, it still shows the book as it was (a whole-book frame, a checksum).
+            update.shown = book.top(max(len(book.bids), len(book.asks)))
             self._held[market_id] = update
             return
         self._deliver(market_id, update)

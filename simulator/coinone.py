@@ -6,8 +6,12 @@ on every trade (REST polls see trades too: the market trades whether or not the 
 is up), at most 20 sockets (the 21st is closed with code 4290), and the
 /public/v2 REST endpoints with HTTP 200 error bodies and an HTML page for unknown paths.
 
-Only the TICKER channel in DEFAULT format carries data here; other channels and the
-SHORT format are acked and stay silent. A client silent past the idle timeout (30 min
+The TICKER and ORDERBOOK channels in DEFAULT format carry data here; other channels and
+the SHORT format are acked and stay silent. ORDERBOOK (simulator/books.py keeps the
+books): the whole book of a pair in every frame, 16 levels a side, asks worst first,
+`id` shaped as ms + a 3-digit counter and growing with the book, the current book
+again (same id) on a repeated subscribe; REST /public/v2/orderbook/{quote}/{target}
+with size 5/10/15/16 (else error 107 under HTTP 200), the same ids. A client silent past the idle timeout (30 min
 after the last request on the real server), or one that has not subscribed 60 s after
 connecting, is dropped without a close frame (1006), as probed, which is the core's
 default close_idle.
@@ -17,6 +21,7 @@ import json
 import time
 import uuid
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,6 +29,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from simulator.books import BookFeed, BookUpdate, Level
 from simulator.core import ExchangeSim, Quote
 
 CHANNELS = ("ORDERBOOK", "TICKER", "TRADE", "CHART")
@@ -33,11 +39,19 @@ TOO_MANY_CONNECTIONS = 4290
 # Unknown REST paths answer 200 with the documentation site's HTML.
 NOT_FOUND_PAGE = "<!DOCTYPE html><html><head><title>Coinone API</title></head><body></body></html>"
 COMPACT = (",", ":")
+# Levels a side of every ORDERBOOK frame; the REST book's `size` values.
+BOOK_LEVELS = 16
+BOOK_SIZES = (5, 10, 15, 16)
 
 
 def text(value: Decimal) -> str:
     """Plain decimal text without trailing zeros, as Coinone prints numbers: 116380000, 0.1961."""
     return format(value.normalize(), "f")
+
+
+def _levels(levels: Iterable[Level]) -> list[dict[str, str]]:
+    """Levels as Coinone prints them: strings without trailing zeros."""
+    return [{"price": text(Decimal(price)), "qty": text(Decimal(size))} for price, size in levels]
 
 
 def rest_price(value: Decimal) -> str:
@@ -72,6 +86,7 @@ class CoinoneSim(ExchangeSim):
         # market id -> (ticker id, timestamp ms) of its latest trade.
         self.latest: dict[str, tuple[int, int]] = {}
         self.subscriptions: weakref.WeakKeyDictionary[ServerConnection, list[str]] = weakref.WeakKeyDictionary()
+        self.book_feed = BookFeed(self)
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{quote}/{base}"
@@ -115,7 +130,16 @@ class CoinoneSim(ExchangeSim):
         market_id = self.market_id(target_currency.upper(), quote_currency.upper())
         if market_id not in self.quotes:
             return await self._error(socket, 160012, "Invalid Topic")
-        if request["channel"] != "TICKER" or request.get("format", "DEFAULT") != "DEFAULT":
+        if request.get("format", "DEFAULT") != "DEFAULT":
+            return None
+        if request["channel"] == "ORDERBOOK":
+            # Queued after the ack, as on the wire; a repeated subscribe repeats the book, same id.
+            if kind == "UNSUBSCRIBE":
+                self.book_feed.unsubscribe(socket, [market_id])
+            else:
+                self.book_feed.subscribe(socket, [market_id])
+            return None
+        if request["channel"] != "TICKER":
             return None
         subscribed = self.subscriptions.setdefault(socket, [])
         if kind == "UNSUBSCRIBE":
@@ -176,11 +200,38 @@ class CoinoneSim(ExchangeSim):
         ticker_id, timestamp = self._trade(market_id, now_ms)
         return self._frame(market_id, quote, ticker_id, timestamp)
 
+    def book_first_update_id(self) -> int:
+        # Coinone's ids are ms + a 3-digit counter; the true book's grow 1-3 a change from there.
+        return int(time.time() * 1000) * 1000
+
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        return self.book_update_frame(socket, market_id, update)
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        """An ORDERBOOK frame: 16 levels a side, asks worst first, bids best first, as on the
+        wire; `timestamp` the book's last change (a quiet book's first frame's is old)."""
+        quote_currency, target_currency = market_id.split("/")
+        bids, asks = update.view(BOOK_LEVELS)
+        data = {"quote_currency": quote_currency, "target_currency": target_currency, "timestamp": update.ts_ms,
+                "id": str(update.update_id), "asks": _levels(reversed(asks)), "bids": _levels(bids)}
+        return json.dumps({"response_type": "DATA", "channel": "ORDERBOOK", "data": data}, separators=COMPACT)
+
+    def _rest_book(self, market_id: str, size: int) -> dict[str, Any]:
+        """/public/v2/orderbook/{quote}/{target}: both sides best first, the socket's id."""
+        quote_currency, target_currency = market_id.split("/")
+        update = self.book_feed.rest_view(market_id)
+        bids, asks = update.view(size)
+        return {"result": "success", "error_code": "0", "timestamp": update.ts_ms, "id": str(update.update_id),
+                "quote_currency": quote_currency, "target_currency": target_currency, "order_book_unit": "0.0",
+                "bids": _levels(bids), "asks": _levels(asks)}
+
     def wrong_shape_frame(self) -> str:
         return '{"response_type":"DATA","channel":"TICKER","data":{"quote_currency":"KRW","last":["1"]}}'
 
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
+        if len(parts) == 5 and parts[:3] == ["public", "v2", "orderbook"]:
+            return 200, self._rest_book_answer(f"{parts[3].upper()}/{parts[4].upper()}", query)
         if len(parts) != 4 or parts[:2] != ["public", "v2"]:
             return 200, NOT_FOUND_PAGE
         endpoint, quote_currency = parts[2], parts[3].upper()
@@ -195,6 +246,14 @@ class CoinoneSim(ExchangeSim):
         # A quote nobody trades in (USDT) answers success with an empty list.
         return 200, {"result": "success", "error_code": "0", "server_time": now_ms,
                      "tickers" if endpoint == "ticker_new" else "markets": rows}
+
+    def _rest_book_answer(self, market_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        size = query.get("size", ["15"])[0]
+        if size not in map(str, BOOK_SIZES):
+            return {"result": "error", "error_code": "107", "error_msg": "Parameter value is wrong"}
+        if market_id not in self.quotes:
+            return {"result": "error", "error_code": "108", "error_msg": "Unknown CryptoCurrency"}
+        return self._rest_book(market_id, int(size))
 
     def _market_row(self, quote: Quote) -> dict[str, Any]:
         tick = rest_price(Decimal(1).scaleb(-quote.scale))

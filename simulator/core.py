@@ -95,6 +95,11 @@ def fixed(value: Decimal, places: int = 8) -> str:
     return f"{value:.{places}f}"
 
 
+def shortest(value: Decimal) -> str:
+    """Plain decimal text without trailing zeros: 116506000, 0.00499."""
+    return format(value.normalize(), "f")
+
+
 def java_big_decimal(value: Decimal) -> str:
     """How Java's BigDecimal.toString() may print a value: 1.16539E8, 0E-8."""
     if value == 0:
@@ -254,6 +259,11 @@ class ExchangeSim(ABC):
     def book_update_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str:
         """One book message, as the exchange shapes it for that socket."""
         raise NotImplementedError(f"{self.name} has no book channel")
+
+    def book_first_update_id(self) -> int | None:
+        """The update_id a new true book starts at, where the exchange's ids have a
+        shape (Coinone's: ms + a 3-digit counter); None: any."""
+        return None
 
     # Where one exchange serves several endpoints (Binance's raw and combined streams).
 

@@ -2,7 +2,11 @@
 subscriptions add up, acks only for requests with a requestId, failures that leave the
 socket open, a "snapshot":true first ticker per symbol, string numbers in Korbit's
 shortest notation, server pings every 30 s, and the /v2 REST endpoints in their
-{"success":...} envelope (with one stopped pair in the market list)."""
+{"success":...} envelope (with one stopped pair in the market list).
+
+Order books (simulator/books.py keeps them): type `orderbook` in the same requests, the
+whole top 30 of a pair in every frame, "snapshot":true on the first; REST
+/v2/orderbook?symbol=... (the top 30, the pair named only in the URL)."""
 
 import json
 import time
@@ -12,11 +16,14 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection
 
-from simulator.core import ExchangeSim, Quote, fixed
+from simulator.books import BookFeed, BookUpdate, Level
+from simulator.core import ExchangeSim, Quote, fixed, shortest
 
 
 # Listed by /v2/currencyPairs as stopped; tickers for it are never sent.
 STOPPED_PAIR = "lunc_krw"
+# The levels a side of every book frame and REST book.
+BOOK_LEVELS = 30
 
 
 def _encode(value: Any) -> str:
@@ -30,6 +37,11 @@ def _korbit_number(value: Decimal, places: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _book_levels(levels: list[Level]) -> list[dict[str, str]]:
+    """Levels as Korbit prints them: strings without trailing zeros."""
+    return [{"price": shortest(Decimal(price)), "qty": shortest(Decimal(size))} for price, size in levels]
+
+
 class KorbitSim(ExchangeSim):
     name = "korbit"
     default_quote = "KRW"
@@ -40,6 +52,10 @@ class KorbitSim(ExchangeSim):
     # idle rule by default. /_sim/idle?seconds=S sets one in which only the client's own
     # messages and pings count as signs of life.
     client_pings_count = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.book_feed = BookFeed(self)
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{base.lower()}_{quote.lower()}"
@@ -60,7 +76,13 @@ class KorbitSim(ExchangeSim):
                 await self._answer(socket, request, {"status": "fail", **failure})
                 continue
             await self._answer(socket, request, {"status": "success"})
-            if request["method"] == "subscribe":
+            if request["type"] == "orderbook":
+                # Queued after the ack; the first frame of each is the snapshot.
+                if request["method"] == "subscribe":
+                    self.book_feed.subscribe(socket, request["symbols"])
+                else:
+                    self.book_feed.unsubscribe(socket, request["symbols"])
+            elif request["method"] == "subscribe":
                 added += [symbol for symbol in request["symbols"] if symbol not in subscribed + added]
             else:
                 subscribed = [symbol for symbol in subscribed if symbol not in request["symbols"]]
@@ -75,7 +97,7 @@ class KorbitSim(ExchangeSim):
         symbols = request.get("symbols")
         if request.get("method") not in ("subscribe", "unsubscribe") or not isinstance(symbols, list):
             return {"code": "INVALID_REQUEST", "message": "invalid_format"}
-        if request.get("type") != "ticker":
+        if request.get("type") not in ("ticker", "orderbook"):
             return {"code": "INVALID_REQUEST", "message": "unknown_type"}
         for symbol in symbols:
             # Case-sensitive: BTC_KRW does not exist any more than nope_krw does.
@@ -126,6 +148,22 @@ class KorbitSim(ExchangeSim):
         frame["data"] |= {"bestAskPrice": "0", "bestBidPrice": "0"}
         return _encode(frame)
 
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        return self._book_frame(market_id, update, snapshot=True)
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        return self._book_frame(market_id, update, snapshot=False)
+
+    def _book_frame(self, symbol: str, update: BookUpdate, snapshot: bool) -> str:
+        """An `orderbook` frame: the top 30 a side, best first; the frame's time is the
+        send time, data's the book's."""
+        frame: dict[str, Any] = {"symbol": symbol, "timestamp": int(time.time() * 1000), "type": "orderbook"}
+        if snapshot:
+            frame["snapshot"] = True  # later frames omit the key, as on the 2026 wire
+        bids, asks = update.view(BOOK_LEVELS)
+        frame["data"] = {"timestamp": update.ts_ms, "asks": _book_levels(asks), "bids": _book_levels(bids)}
+        return _encode(frame)
+
     def wrong_shape_frame(self) -> str:
         return '{"symbol":"btc_krw","timestamp":1730365099072,"type":"ticker","data":{"close":["100650000"]}}'
 
@@ -146,5 +184,14 @@ class KorbitSim(ExchangeSim):
                 {"symbol": symbol, **self._data(self.quotes[symbol], now_ms)}
                 for symbol in wanted if symbol in self.quotes
             ]})
+        if path == "/v2/orderbook":
+            symbol = query.get("symbol", [""])[0]
+            if symbol not in self.quotes:
+                return 400, {"success": False, "error": {"code": 400, "message": "INVALID_CURRENCY_PAIR"}}
+            # The top 30 whatever `limit` says; the reply does not name its pair.
+            update = self.book_feed.rest_view(symbol)
+            bids, asks = update.view(BOOK_LEVELS)
+            return 200, _encode({"success": True, "data": {"timestamp": update.ts_ms, "bids": _book_levels(bids),
+                                                           "asks": _book_levels(asks)}})
         return 404, {"success": False, "error": {"code": 404, "message": "NOT_FOUND"}}
 

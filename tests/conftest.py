@@ -5,6 +5,7 @@ COINSTREAM_TEST_BOOTSTRAP=host:port reuses a broker that is already running inst
 (handy while developing; CI always starts its own).
 """
 
+import json
 import os
 import shutil
 import signal
@@ -67,6 +68,18 @@ def worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
 def fixture_bytes(exchange: str, name: str) -> bytes:
     return (FIXTURES / exchange / name).read_bytes()
+
+
+def json_shape(payload: str | bytes) -> object:
+    """The keys of a JSON payload in their order, nested, and the JSON type of each
+    value (of a list, its first item's): what a simulated frame must share with a real one."""
+    def shape(node: object) -> object:
+        if isinstance(node, dict):
+            return [(key, shape(value)) for key, value in node.items()]
+        if isinstance(node, list):
+            return [shape(node[0])] if node else []
+        return "number" if isinstance(node, (int, float)) and not isinstance(node, bool) else type(node).__name__
+    return shape(json.loads(payload))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Coinone (Korea): the public `TICKER` channel on the v1 public socket.
+"""Coinone (Korea): the public `TICKER` and `ORDERBOOK` channels on the v1 public socket.
 
 Endpoints   wss://stream.coinone.co.kr (no path), https://api.coinone.co.kr (Public API v2;
             v1 is deprecated)
@@ -41,19 +41,43 @@ REST        /public/v2/ticker_new/KRW: every KRW pair in one ~117 KB call (curre
             keeps under both).
 Symbols     two fields, quote and target; raw_symbol here is "KRW/BTC", as in the REST
             paths, and the unified symbol is BTC-KRW.
+
+Book        the ORDERBOOK channel, the only one: every frame is the whole book of one
+            pair, 16 levels a side, sent on subscribe and on every change, so each frame
+            replaces the book and a lost one is repaired by the next (book_resync
+            "frames"); no checksum. book_depth 1-16. Subscribed as the ticker, one
+            SUBSCRIBE a pair, on sockets of their own (the 20-per-IP budget holds: one
+            book socket carries every KRW pair). Coinone's quirks:
+            - `id` (ms + 3-digit counter, a string) is the update_id: "a larger id is a
+              newer book", not consecutive, so no gap can be seen; a frame whose id is not
+              above the last applied one is an older book (a repeat follows a repeated
+              subscribe) and is skipped, counted in book_skipped (book_snapshot_ids_grow);
+            - asks arrive worst first (bids best first): turned round;
+            - the first frame's `timestamp` can be ~10 s older than its book, so the
+              record's exchange_ts is the id's ms;
+            - the SHORT format ("format":"SHORT", 1-letter keys) is read, not asked for.
+Book REST   /public/v2/orderbook/KRW/{target}?size=N, one pair a call; N one of 5, 10,
+            15, 16 (any other: error 107 under HTTP 200), the smallest that holds
+            book_depth. Asks best first; `id` in the socket's id space (the same book at
+            the same id), so an older REST book is skipped like an older frame.
 """
 
 import json
+from urllib.parse import urlsplit
 
 import msgspec
 
 from shared import cli
 from shared.numbers import Number, plain, plain_all, plain_or_none
 from shared.record import ExchangeError, FrameError, Source, Ticker
-from shared.venue import Market, Venue
+from shared.venue import BookMessage, Market, Venue
 
 # The only quote market Coinone lists (USDT, BTC and USDC markets are empty).
 LISTED_QUOTE = "KRW"
+# The levels a side of every ORDERBOOK frame holds.
+BOOK_LEVELS = 16
+# The REST book's `size` values (default 15; any other is error 107, with HTTP 200).
+BOOK_SIZES = (5, 10, 15, 16)
 TRADE_STATUS_HALTED = 0  # markets list: 0 no trading, 1 trading, 2 no buy, 3 no sell
 
 
@@ -89,6 +113,10 @@ class ErrorFrame(msgspec.Struct, tag_field="response_type", tag="ERROR"):
     error_code: int
     message: str
     field: str | None = None
+
+    def error(self) -> ExchangeError:
+        field = f" ({self.field})" if self.field else ""
+        return ExchangeError(f"error {self.error_code}: {self.message}{field}")
 
 
 # Frames that carry nothing to publish: the greeting, acks and the keepalive answer.
@@ -154,6 +182,65 @@ class RestTicker(TickerFields):
     best_bids: list[Level] = []
 
 
+class BookData(msgspec.Struct):
+    """The `data` of an ORDERBOOK frame: the whole book of one pair."""
+
+    quote_currency: str
+    target_currency: str
+    id: str  # ms time + 3-digit counter: a larger id is a newer book (not consecutive)
+    asks: list[Level]  # worst (highest) first on the socket, best first in REST
+    bids: list[Level]  # best first
+
+
+class BookDataFrame(msgspec.Struct, tag_field="response_type", tag="DATA"):
+    channel: str
+    data: BookData
+
+
+# What a book socket receives: its books, and the same greeting, acks, pongs and errors.
+BookSocketFrame = BookDataFrame | ErrorFrame | Connected | Subscribed | Unsubscribed | Pong
+
+
+# The SHORT format of the ORDERBOOK frame (the docs' keys), read like the ticker's.
+SHORT_BOOK_KEYS = {"quote_currency": "qc", "target_currency": "tc", "id": "i", "asks": "a", "bids": "b",
+                   "price": "p", "qty": "q", "data": "d"}
+ShortLevel = msgspec.defstruct("ShortLevel", [("price", Number), ("qty", Number)], rename=SHORT_BOOK_KEYS)
+ShortBookData = msgspec.defstruct(
+    "ShortBookData", [("quote_currency", str), ("target_currency", str), ("id", str),
+                      ("asks", list[ShortLevel]), ("bids", list[ShortLevel])],  # type: ignore[valid-type]
+    rename=SHORT_BOOK_KEYS)
+ShortBookDataFrame = msgspec.defstruct("ShortBookDataFrame", [("data", ShortBookData)], rename=SHORT_BOOK_KEYS,
+                                       tag_field="c", tag="ORDERBOOK")
+
+
+class BookReply(Reply):
+    """/public/v2/orderbook/{quote}/{target}: BookData's keys in the REST envelope (an
+    error reply has none of them)."""
+
+    quote_currency: str = ""
+    target_currency: str = ""
+    id: str = ""
+    asks: list[Level] = []  # best first
+    bids: list[Level] = []
+
+
+def book_message(data: BookData | BookReply, asks_worst_first: bool) -> BookMessage:
+    """The BookMessage of a socket or REST book.
+
+    `id` is its update_id and, divided by 1000, its time: the `timestamp` of the first
+    frame after a subscribe is ~10 s older than the book it comes with. The socket's
+    asks are turned best first here; the book would sort them anyway, but a side that
+    comes sorted costs it one comparison a level.
+    """
+    update_id = int(data.id)
+    asks = [(level.price, level.qty) for level in data.asks]
+    if asks_worst_first:
+        asks.reverse()
+    return BookMessage(f"{data.quote_currency}/{data.target_currency}", True,
+                       [(level.price, level.qty) for level in data.bids], asks, update_id=update_id,
+                       exchange_ts=update_id // 1000)
+
+
 def _best(levels: list[Level]) -> BestLevel:
     """The one level REST sends per side, as a BestLevel."""
     if not levels:
@@ -185,12 +272,19 @@ class Coinone(Venue):
     app_ping_interval_s = 20.0
     subscribe_gap_s = 0.01  # 363 subscribes in ~4 s: modest, though bursts were accepted
     rest_min_interval_s = 0.2  # 300/min, the stricter of the two documented limits
+    book_depths = range(1, BOOK_LEVELS + 1)
+    book_resync = "frames"
+    book_snapshot_ids_grow = True
+    book_rest_path = "/public/v2/orderbook"  # + /{quote}/{target}: see is_book_rest
 
     _frames = msgspec.json.Decoder(Frame)
     _short_frames = msgspec.json.Decoder(ShortDataFrame)
     _rest_tickers = msgspec.json.Decoder(TickerReply)
     # trade_status is documented as a number; strict=False also takes "1".
     _markets = msgspec.json.Decoder(MarketsReply, strict=False)
+    _book_frames = msgspec.json.Decoder(BookSocketFrame)
+    _short_book_frames = msgspec.json.Decoder(ShortBookDataFrame)
+    _rest_books = msgspec.json.Decoder(BookReply)
 
     def __init__(self, ws_url: str, rest_url: str) -> None:
         super().__init__(ws_url, rest_url)
@@ -204,11 +298,44 @@ class Coinone(Venue):
         return '{"request_type":"PING"}'
 
     def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        return self._subscribe_messages("TICKER", markets)
+
+    def _subscribe_messages(self, channel: str, markets: list[Market]) -> list[str]:
         return [
-            json.dumps({"request_type": "SUBSCRIBE", "channel": "TICKER",
+            json.dumps({"request_type": "SUBSCRIBE", "channel": channel,
                         "topic": {"quote_currency": market.quote, "target_currency": market.base}})
             for market in markets
         ]
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        return self._subscribe_messages("ORDERBOOK", markets)
+
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        """An ORDERBOOK frame, DEFAULT or SHORT, is the whole book of one pair."""
+        if frame.startswith(b'{"r":'):
+            return [book_message(self._short_book_frames.decode(frame).data, asks_worst_first=True)]
+        message = self._book_frames.decode(frame)
+        if type(message) is BookDataFrame:
+            if message.channel != "ORDERBOOK":
+                raise FrameError(f"data on channel {message.channel!r} on a book socket")
+            return [book_message(message.data, asks_worst_first=True)]
+        if type(message) is ErrorFrame:
+            raise message.error()
+        return []
+
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        """One call a pair, for the smallest size it takes that holds `depth` levels."""
+        size = next(size for size in BOOK_SIZES if size >= depth)
+        return [f"{self.rest_base}{self.book_rest_path}/{market.quote}/{market.base}?size={size}"
+                for market in markets]
+
+    def is_book_rest(self, url: str) -> bool:
+        return urlsplit(url).path.startswith(f"{self.book_rest_path}/")
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        reply = self._rest_books.decode(body)
+        reply.check()
+        return [book_message(reply, asks_worst_first=False)]
 
     def _is_new(self, raw: str, ticker_id: str) -> bool:
         number = int(ticker_id)
@@ -234,8 +361,7 @@ class Coinone(Venue):
         if type(message) is DataFrame:
             return self._from_data(message.channel, message.data, received_ns)
         if type(message) is ErrorFrame:
-            field = f" ({message.field})" if message.field else ""
-            raise ExchangeError(f"error {message.error_code}: {message.message}{field}")
+            raise message.error()
         return []
 
     def _from_data(self, channel: str, data: TickerData, received_ns: int) -> list[Ticker]:

@@ -1,5 +1,5 @@
-"""Korbit (Korea; being renamed "Digital X" by Mirae Asset): the `ticker` type on the
-Open API v2 public socket.
+"""Korbit (Korea; being renamed "Digital X" by Mirae Asset): the `ticker` and `orderbook`
+types on the Open API v2 public socket.
 
 Endpoints   wss://ws-api.korbit.co.kr/v2/public, https://api.korbit.co.kr. The renamed
             service answers the same paths and payloads on ws-api.digitalx.miraeasset.com
@@ -33,20 +33,40 @@ REST        /v2/tickers?symbol=btc_krw,eth_krw in an {"success":true,"data":[...
             is silently left out. /v2/currencyPairs for the market list (status launched /
             stopped; stopped pairs still have tickers). 50 public requests/s per IP, 429
             with Retry-After beyond. Errors: {"success":false,"error":{"code","message"}}.
+
+Book        type `orderbook`, the only one: every frame is the whole top 30 of one pair,
+            bids and asks best first, so each frame replaces the book and a lost one is
+            repaired by the next (book_resync "frames"); no sequence, no checksum (the
+            docs warn public messages "can be dropped under load": the next frame
+            repairs). book_depth 1-30. Requested as the ticker, one request object a pair
+            with its requestId, on sockets of their own. Korbit's quirks:
+            - the first frame carries "snapshot":true, later ones omit the key: both
+              replace the book alike;
+            - `data.timestamp` is the book's time (exchange_ts), the frame's own
+              `timestamp` the send time;
+            - a stopped pair sends one frame with empty sides, then nothing: published
+              once, as an empty book;
+            - a `level` grouping adds `quoteVolume` to each level: not asked for.
+Book REST   /v2/orderbook?symbol=btc_krw: one pair a call, always the top 30 (`limit` is
+            ignored), {"success":true,"data":{"timestamp","bids","asks"}}: the reply does
+            not name its pair, the URL does. Errors as the ticker's envelope.
 """
 
 import json
-from typing import Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from shared import cli
 from shared.numbers import Number, plain_all
 from shared.record import ExchangeError, FrameError, Source, Ticker
-from shared.venue import Market, Venue, comma_joined_urls
+from shared.venue import BookMessage, Market, Venue, comma_joined_urls
 
 # No cap is published; 100 lower-case symbols keep the URL near 1 KB.
 REST_SYMBOLS_PER_CALL = 100
+# The levels a side of every `orderbook` frame and REST book holds.
+BOOK_LEVELS = 30
 
 
 class TickerData(msgspec.Struct):
@@ -60,17 +80,57 @@ class TickerData(msgspec.Struct):
     bestAskPrice: Number
 
 
-class Frame(msgspec.Struct):
-    """A ticker, or a control message (one with a `status`): only the keys we use."""
+class BookLevel(msgspec.Struct):
+    price: Number
+    qty: Number  # `quoteVolume` too when a `level` grouping is asked for: not read
+
+
+class BookData(msgspec.Struct):
+    """The whole top 30 of one pair, best first on each side; empty for a stopped pair."""
+
+    timestamp: int  # the book's time (ms); days old on a stopped pair
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+
+
+class Control(msgspec.Struct):
+    """The keys of a control message (one with a `status`), on every socket."""
+
+    status: str | None = None
+    code: str | None = None
+    message: str | None = None
+    requestId: int | str | None = None
+
+    def answered(self, expected: str) -> list[Any]:
+        """[] for an ack; ExchangeError for a failure; anything else is not `expected`."""
+        if self.status == "success":
+            return []  # subscribe ack, sent for requests with a requestId
+        if self.status in ("fail", "error"):
+            raise ExchangeError(f"{self.code or self.status}: {self.message} (requestId {self.requestId})")
+        raise FrameError(f"neither {expected} nor a control message")
+
+
+class Frame(Control):
+    """A ticker, or a control message: only the keys we use."""
 
     type: str | None = None
     symbol: str | None = None
     timestamp: int | None = None
     data: TickerData | None = None
-    status: str | None = None
-    code: str | None = None
-    message: str | None = None
-    requestId: int | str | None = None
+
+
+class BookFrame(Control):
+    """An `orderbook` frame, or a control message. The frame's own `timestamp` is its
+    send time, data's the book's."""
+
+    type: str | None = None
+    symbol: str | None = None
+    data: BookData | None = None
+
+
+def book_message(raw: str, data: BookData) -> BookMessage:
+    return BookMessage(raw, True, [(level.price, level.qty) for level in data.bids],
+                       [(level.price, level.qty) for level in data.asks], exchange_ts=data.timestamp)
 
 
 class RestTicker(TickerData):
@@ -87,18 +147,20 @@ class ErrorBody(msgspec.Struct):
     message: str
 
 
-Row = TypeVar("Row")
+Data = TypeVar("Data")
 
 
-class Envelope(msgspec.Struct, Generic[Row]):
+class Envelope(msgspec.Struct, Generic[Data]):
     success: bool
-    data: list[Row] = []
+    data: Data | None = None
     error: ErrorBody | None = None
 
-    def checked(self) -> list[Row]:
+    def checked(self) -> Data:
         if not self.success:
             problem = f"{self.error.code}: {self.error.message}" if self.error else "no error given"
             raise ExchangeError(f"success=false ({problem})")
+        if self.data is None:
+            raise ExchangeError("success=true without data")
         return self.data
 
 
@@ -111,17 +173,45 @@ class Korbit(Venue):
     connect_gap_s = 1.0  # no published limit: pace like the probe that was never refused
     rest_min_interval_s = 0.05  # 50 public requests/s per IP, with room to spare
     rest_markets_per_call = REST_SYMBOLS_PER_CALL  # an unknown symbol is left out of the answer
+    book_depths = range(1, BOOK_LEVELS + 1)
+    book_resync = "frames"
+    book_rest_path = "/v2/orderbook"
 
     _frames = msgspec.json.Decoder(Frame)
-    _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])
-    _currency_pairs = msgspec.json.Decoder(Envelope[CurrencyPair])
+    _rest_tickers = msgspec.json.Decoder(Envelope[list[RestTicker]])
+    _currency_pairs = msgspec.json.Decoder(Envelope[list[CurrencyPair]])
+
+    _book_frames = msgspec.json.Decoder(BookFrame)
+    _rest_books = msgspec.json.Decoder(Envelope[BookData])
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        return self._subscribe_messages("orderbook", markets)
+
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        """An `orderbook` frame is the whole top 30 of one pair, snapshot or not alike."""
+        message = self._book_frames.decode(frame)
+        if message.type == "orderbook" and message.data is not None and message.symbol is not None:
+            return [book_message(message.symbol, message.data)]
+        return message.answered("an orderbook")
+
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        # One pair a call (the reply does not name it); always 30 levels, `limit` is ignored.
+        return [f"{self.rest_base}{self.book_rest_path}?symbol={market.raw}" for market in markets]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        """The book of the pair the call asked for, named only in its URL."""
+        [raw] = parse_qs(urlsplit(url).query)["symbol"]
+        return [book_message(raw, self._rest_books.decode(body).checked())]
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=f"{base.lower()}_{quote.lower()}", base=base, quote=quote)
 
     def subscribe_messages(self, markets: list[Market]) -> list[str]:
+        return self._subscribe_messages("ticker", markets)
+
+    def _subscribe_messages(self, kind: str, markets: list[Market]) -> list[str]:
         return [json.dumps([
-            {"method": "subscribe", "type": "ticker", "symbols": [market.raw], "requestId": number}
+            {"method": "subscribe", "type": kind, "symbols": [market.raw], "requestId": number}
             for number, market in enumerate(markets, 1)
         ], separators=(",", ":"))]
 
@@ -129,13 +219,7 @@ class Korbit(Venue):
         message = self._frames.decode(frame)
         if message.type == "ticker" and message.data is not None and message.symbol is not None:
             return [self._ticker(message.symbol, message.data, message.timestamp, received_ns, "ws")]
-        if message.status == "success":
-            return []  # subscribe ack, sent for requests with a requestId
-        if message.status in ("fail", "error"):
-            raise ExchangeError(
-                f"{message.code or message.status}: {message.message} (requestId {message.requestId})"
-            )
-        raise FrameError("neither a ticker nor a control message")
+        return message.answered("a ticker")
 
     def _ticker(self, raw: str, data: TickerData, exchange_ts: int | None, received_ns: int,
                 source: Source) -> Ticker:

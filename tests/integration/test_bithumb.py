@@ -123,10 +123,15 @@ def test_documented_requests_flags_and_errors(simulator: Any) -> None:
 
     async def run() -> None:
         # The probe's multi-type request: ticker frames for KRW-BTC only (KRW-EGG is not
-        # listed and is ignored), first a SNAPSHOT, then REALTIME.
+        # listed and is ignored), first a SNAPSHOT, then REALTIME; orderbook frames for the
+        # listed codes of its orderbook type, a SNAPSHOT first for each.
         frames, _ = await session(fixture_bytes("bithumb", "ws_subscribe_multi_type_probe.json").decode(), 1)
-        assert {frame["code"] for frame in frames} == {"KRW-BTC"}
-        assert [frame["stream_type"] for frame in frames[:2]] == ["SNAPSHOT", "REALTIME"]
+        tickers = [frame for frame in frames if frame["type"] == "ticker"]
+        assert {frame["code"] for frame in tickers} == {"KRW-BTC"}
+        assert [frame["stream_type"] for frame in tickers[:2]] == ["SNAPSHOT", "REALTIME"]
+        books = [frame for frame in frames if frame["type"] == "orderbook"]
+        assert {frame["code"] for frame in books} == {"KRW-BTC", "KRW-ETH"}
+        assert {frame["stream_type"] for frame in books[:2]} == {"SNAPSHOT"}
 
         codes = ["KRW-BTC", "KRW-ETH", "BTC-KRW", "krw-xrp"]
         # camelCase isOnlySnapshot: one snapshot per valid code and nothing after.

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.harness import Simulator, audited, consume, override_file, wait_until
+from tests.integration.test_books import BOOKS, final_counters, resyncs, settle_and_compare, start_books
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +151,54 @@ def test_repeated_tickers_after_reconnects_are_published_once(kafka: str, simula
     audited(kafka, topic)
     keys = Counter((record["symbol"], record["exchange_ts"], record["last"]) for record in records)
     assert max(keys.values()) == 1
+
+
+# --- order book (tests/integration/test_books.py has the cases every exchange shares) ---
+
+
+def _book_ids_grow(records: list[dict[str, Any]]) -> None:
+    """Each market's records come in the order of their ids: never an older book after a newer."""
+    last: dict[str, int] = {}
+    for record in records:
+        assert record["update_id"] > last.get(record["raw_symbol"], 0), record
+        last[record["raw_symbol"]] = record["update_id"]
+
+
+def test_book_frames_late_or_again_are_skipped_by_their_id(kafka: str, simulator: Any, worker: Any,
+                                                           tmp_path: Any) -> None:
+    # A frame held back and sent after the next shows the older book with the older id;
+    # a repeated frame has the id of the one before. Both are skipped, never published.
+    # One market: the simulator sends the held frame after the next update of any market.
+    sim, process, topic = start_books("coinone", kafka, simulator, worker, tmp_path, markets=1)
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault("coinone", "book_reorder", count=5)
+    sim.fault("coinone", "book_repeat", count=5)
+    wait_until(lambda: not sim.control("coinone", "stats")["book_faults"], 30, "the simulator to make the faults")
+    time.sleep(1)  # the last late frame follows the market's next update
+    records = settle_and_compare(sim, "coinone", kafka, topic, BOOKS["coinone"].depth, markets=1)
+    assert process.stop() == 0
+    _book_ids_grow(records)
+    counters = final_counters(process)
+    assert resyncs(process) == {}, counters
+    # 5 late frames and 5 repeats skipped (subscribing repeats nothing here: one subscribe a pair).
+    assert int(counters.rsplit(" book_skipped=", 1)[1].split()[0]) == 10, counters
+    audited(kafka, topic)
+
+
+def test_an_older_rest_book_is_skipped_by_its_id(kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
+    # While the socket is down, REST books stand in; a REST book older than the book kept
+    # (the book_stale fault: 50 updates back) is skipped by its id.
+    sim, process, topic = start_books("coinone", kafka, simulator, worker, tmp_path, rate=10,
+                                      runtime={"rest_fallback_after_s": 1, "rest_poll_interval_s": 0.5})
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault("coinone", "ws_down", seconds=30)
+    sim.fault("coinone", "book_stale", count=3)
+    sim.fault("coinone", "close")
+    consume(kafka, topic, lambda got: sum(1 for _, record in got if record["source"] == "rest") >= 10, timeout_s=60)
+    records = settle_and_compare(sim, "coinone", kafka, topic, BOOKS["coinone"].depth, markets=3)
+    assert process.stop() == 0
+    _book_ids_grow(records)
+    counters = final_counters(process)
+    assert resyncs(process) == {} and " dead_letters=0 " in counters, counters
+    assert int(counters.rsplit(" book_skipped=", 1)[1].split()[0]) >= 3, counters
+    audited(kafka, topic)
