@@ -40,6 +40,24 @@ BookState = Literal["awaiting_snapshot", "live", "lost"]
 KNOWN_TEXTS = 1 << 14
 
 
+class BookMessage(NamedTuple):
+    """One market's part of an exchange's book message, as its worker read it: a
+    complete snapshot or a set of changes, with the exchange's sequence ids.
+
+    The worker checks the ids by its exchange's rule (Gate.io `first_id == last + 1`;
+    Coinbase's `update_id`, which counts the connection's messages); the book takes the
+    levels (replace() for a snapshot, apply() for changes).
+    """
+
+    market: str  # the exchange's own market id
+    snapshot: bool  # True: the whole book (replace); False: changes (apply)
+    bids: list[Level]  # (price, size) texts as sent; a size of zero deletes the level
+    asks: list[Level]
+    first_id: int | None  # the id of the message's first change (Gate.io `U`), if it has one
+    update_id: int | None  # the id of its last change (Gate.io `u`, Coinbase `sequence_num`)
+    exchange_ts: int | None  # ms since the epoch
+
+
 class BookLost(Exception):
     """A market's book is no longer known: publish nothing for it until it is rebuilt."""
 
