@@ -50,12 +50,18 @@ import msgspec
 
 from shared import cli
 from shared import numbers
+from shared.book import BookMessage
 from shared.numbers import plain, plain_all_or_none, plain_or_none
 from shared.record import ExchangeError, FrameError, Ticker
 from shared.venue import Market, Venue
 
 PRODUCTS_PATH = "/products"
 TICKER_SUFFIX = "/ticker"
+# The book comes from the Advanced Trade API (see the docstring): its own hosts.
+ADVANCED_WS_URL = "wss://advanced-trade-ws.coinbase.com"
+ADVANCED_REST_URL = "https://api.coinbase.com"
+PRODUCT_BOOK_PATH = "/api/v3/brokerage/market/product_book"
+BOOK_CHANNEL = "level2"  # subscribed by this name; its pushes come on channel "l2_data"
 # A decimal field is never empty on this feed; Coinbase's other API has sent
 # empty-string placeholder tickers, which must not become "" prices.
 Number = Annotated[numbers.Number, msgspec.Meta(min_length=1)]
@@ -122,6 +128,46 @@ ADVANCED_TICKER_CHANNELS = ("ticker", "ticker_batch")
 ADVANCED_QUIET_CHANNELS = ("heartbeats", "subscriptions")
 
 
+class L2Level(msgspec.Struct):
+    side: str  # "bid" or "offer"
+    price_level: Number
+    new_quantity: Number  # "0" deletes the level
+
+
+class L2Event(msgspec.Struct):
+    type: str = ""  # "snapshot" or "update"; heartbeats and subscriptions events have none
+    product_id: str = ""
+    updates: list[L2Level] = []
+
+
+class L2Frame(msgspec.Struct):
+    """Any frame of an Advanced Trade level2 socket: l2_data, heartbeats, subscriptions
+    (all with the connection's sequence_num), or an error."""
+
+    channel: str = ""
+    timestamp: str = ""
+    sequence_num: int | None = None
+    events: list[L2Event] = []
+    type: str = ""  # "error"
+    message: str = ""
+
+
+class PriceLevel(msgspec.Struct):
+    price: Number
+    size: Number
+
+
+class PriceBook(msgspec.Struct):
+    product_id: str
+    time: str
+    bids: list[PriceLevel] = []
+    asks: list[PriceLevel] = []
+
+
+class ProductBook(msgspec.Struct):
+    pricebook: PriceBook
+
+
 MESSAGES = (TickerMessage, Heartbeat, Subscriptions, ErrorMessage)
 KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in MESSAGES)
 
@@ -184,6 +230,14 @@ class Coinbase(Venue):
     _advanced_messages = msgspec.json.Decoder(AdvancedMessage)
     _rest_ticker = msgspec.json.Decoder(RestTicker)
     _products = msgspec.json.Decoder(list[Product])
+    _l2_frames = msgspec.json.Decoder(L2Frame)
+    _product_books = msgspec.json.Decoder(ProductBook)
+
+    def __init__(self, ws_url: str, rest_url: str, book_ws_url: str = ADVANCED_WS_URL,
+                 book_rest_url: str = ADVANCED_REST_URL) -> None:
+        super().__init__(ws_url, rest_url)
+        self.book_ws_base = book_ws_url.rstrip("/")
+        self.book_rest_base = book_rest_url.rstrip("/")
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=f"{base}-{quote}", base=base, quote=quote)
@@ -232,6 +286,55 @@ class Coinbase(Venue):
                                None, item.high_24_h, item.low_24_h, item.volume_24_h),
             None, sent_ms, received_ns, "ws",
         ) for event in message.events for item in event.tickers if item.product_id]
+
+    # --- book: Advanced Trade level2, and its product_book for the REST fallback ---------
+
+    def book_subscribe_messages(self, markets: list[Market]) -> list[str]:
+        """level2 for the products (the full book: no depth to ask for), and heartbeats,
+        without which a channel with no updates is closed after 60 to 90 s."""
+        return [
+            json.dumps({"type": "subscribe", "product_ids": [market.raw for market in markets],
+                        "channel": BOOK_CHANNEL}),
+            json.dumps({"type": "subscribe", "channel": "heartbeats"}),
+        ]
+
+    def parse_book_ws(self, frame: bytes) -> tuple[int, list[BookMessage]]:
+        """The connection's sequence_num of the frame, and its book messages (one an
+        event: a frame may carry several products). Heartbeats and acks have none."""
+        message = self._l2_frames.decode(frame)
+        if message.sequence_num is None:
+            if message.type == "error":
+                raise ExchangeError(message.message)
+            raise FrameError("an Advanced Trade frame without sequence_num")
+        if message.channel != "l2_data":
+            if message.channel in ADVANCED_QUIET_CHANNELS:
+                return message.sequence_num, []
+            raise FrameError(f"Advanced Trade channel {message.channel!r}, which is never subscribed")
+        sent_ms = epoch_ms(message.timestamp)
+        books = []
+        for event in message.events:
+            if event.type not in ("snapshot", "update"):
+                raise FrameError(f"l2_data event of type {event.type!r}")
+            bids, asks = [], []
+            for level in event.updates:
+                if level.side == "bid":
+                    bids.append((level.price_level, level.new_quantity))
+                elif level.side == "offer":
+                    asks.append((level.price_level, level.new_quantity))
+                else:
+                    raise FrameError(f"l2_data level of side {level.side!r}")
+            books.append(BookMessage(event.product_id, event.type == "snapshot", bids, asks,
+                                     None, message.sequence_num, sent_ms))
+        return message.sequence_num, books
+
+    def rest_book_url(self, market: Market, depth: int) -> str:
+        return f"{self.book_rest_base}{PRODUCT_BOOK_PATH}?product_id={market.raw}&limit={depth}"
+
+    def parse_rest_book(self, body: bytes) -> BookMessage:
+        """The product's book, without a sequence id."""
+        book = self._product_books.decode(body).pricebook
+        return BookMessage(book.product_id, True, [(level.price, level.size) for level in book.bids],
+                           [(level.price, level.size) for level in book.asks], None, None, epoch_ms(book.time))
 
     def market_list_url(self) -> str:
         return self.rest_base + PRODUCTS_PATH
