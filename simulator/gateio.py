@@ -16,13 +16,39 @@ from websockets.asyncio.server import ServerConnection
 from simulator.core import ExchangeSim, Quote
 
 CHANNEL = "spot.tickers"
+BOOK_CHANNEL = "spot.obu"
 PERCENT = Decimal("0.01")
+Levels = list[tuple[Decimal, Decimal]]
 
 
 def _gate_number(value: Decimal) -> str:
     """Gate prints decimals as short as they go, never with an exponent."""
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _gate_levels(levels: Levels) -> list[list[str]]:
+    return [[_gate_number(price), _gate_number(size)] for price, size in levels]
+
+
+def obu_push(stream: str, first_id: int | None, last_id: int, bids: Levels, asks: Levels, book_ms: int,
+             now_ms: int) -> str:
+    """A spot.obu push as the docs show it: the whole book (`full`, no U) when first_id
+    is None, else the changes from U to u (size 0 deletes). No `event` and no `time`."""
+    result: dict[str, Any] = {"t": book_ms}
+    if first_id is None:
+        result["full"] = True
+    result["s"] = stream
+    if first_id is not None:
+        result["U"] = first_id
+    result |= {"u": last_id, "b": _gate_levels(bids), "a": _gate_levels(asks)}
+    return _compact({"channel": BOOK_CHANNEL, "result": result, "time_ms": now_ms})
+
+
+def rest_book(update_id: int, bids: Levels, asks: Levels, book_ms: int, now_ms: int) -> dict[str, Any]:
+    """The body of GET /spot/order_book?with_id=true."""
+    return {"id": update_id, "current": now_ms, "update": book_ms, "asks": _gate_levels(asks),
+            "bids": _gate_levels(bids)}
 
 
 def _compact(payload: dict[str, Any]) -> str:

@@ -3,6 +3,8 @@ payloads (tests/fixtures/coinbase/book_*, see SOURCES.md there): parse, then app
 OrderBook."""
 
 import json
+import re
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from shared.book import BookLost, BookMessage, OrderBook
 from shared.record import ExchangeError, FrameError
 from tests.conftest import fixture_bytes
+from simulator.coinbase import advanced_frame, l2_event, level2_ack
 from workers.coinbase import Coinbase, epoch_ms
 
 
@@ -117,3 +120,24 @@ def test_broken_frames_are_rejected(venue: Coinbase, old: bytes, new: bytes, err
     assert old in frame
     with pytest.raises(error, match=match):
         venue.parse_book_ws(frame.replace(old, new))
+
+
+def _to_the_ms(frame: str) -> object:
+    """A frame with each time cut to the millisecond (the simulator writes its own digits below it)."""
+    return json.loads(re.sub(r'(T\d\d:\d\d:\d\d\.\d{3})\d*Z', r"\1Z", frame))
+
+
+def test_the_simulator_writes_the_real_snapshot_and_ack() -> None:
+    """simulator.coinbase's builders with the real frames' values give those frames, key for
+    key and in the same order, to the millisecond."""
+    real = fixture_bytes("coinbase", "book_advanced_ws_l2_data_snapshot_real_2026_trimmed_perp.json").decode()
+    frame = json.loads(real)
+    [event] = frame["events"]
+    sent_ms = epoch_ms(frame["timestamp"])
+    levels = [(level["side"], Decimal(level["price_level"]), Decimal(level["new_quantity"])) for level in event["updates"]]
+    built = advanced_frame("l2_data", 0, sent_ms, [l2_event("snapshot", event["product_id"], levels, sent_ms)])
+    assert list(json.loads(built)) == list(frame)
+    assert _to_the_ms(built) == _to_the_ms(real)
+    ack = fixture_bytes("coinbase", "book_advanced_ws_subscriptions_ack_level2_real_2026.json").decode()
+    built = level2_ack(1, epoch_ms(json.loads(ack)["timestamp"]), ["BTC-PERP-INTX", "ETH-PERP-INTX"])
+    assert _to_the_ms(built) == _to_the_ms(ack)

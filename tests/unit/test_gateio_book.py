@@ -2,6 +2,7 @@
 (tests/fixtures/gateio/book_*, see SOURCES.md there): parse, then apply to an OrderBook."""
 
 import json
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from shared.book import BookMessage, OrderBook
 from shared.record import ExchangeError, FrameError
 from tests.conftest import fixture_bytes
+from simulator.gateio import obu_push
 from workers.gateio import Gateio, obu_level, pair_of_stream
 
 
@@ -111,3 +113,18 @@ def test_documented_rest_book_takes_the_book_time(venue: Gateio) -> None:
                                     fixture_bytes("gateio", "book_rest_order_book_doc.json"))
     assert message == BookMessage("BTC_USDT", True, [("1.17", "201.863"), ("1.16", "725.464")],
                                   [("1.52", "1.151"), ("1.53", "1.218")], None, 123456, 1623898993121)
+
+
+def test_the_simulator_writes_the_docs_pushes_key_for_key() -> None:
+    """simulator.gateio.obu_push with the docs' values gives the docs' frames, compacted."""
+    def documented(name: str) -> str:
+        return json.dumps(json.loads(fixture_bytes("gateio", name)), separators=(",", ":"))
+
+    def levels(pairs: list[list[str]]) -> list[tuple[Decimal, Decimal]]:
+        return [(Decimal(price), Decimal(size)) for price, size in pairs]
+
+    for name in ("book_ws_obu_full_doc.json", "book_ws_obu_update_doc.json"):
+        frame = json.loads(fixture_bytes("gateio", name))
+        result = frame["result"]
+        assert obu_push(result["s"], result.get("U"), result["u"], levels(result["b"]), levels(result["a"]),
+                        result["t"], frame["time_ms"]) == documented(name)
