@@ -44,18 +44,17 @@ class BookMessage(NamedTuple):
     """One market's part of an exchange's book message, as its worker read it: a
     complete snapshot or a set of changes, with the exchange's sequence ids.
 
-    The worker checks the ids by its exchange's rule (Gate.io `first_id == last + 1`;
-    Coinbase's `update_id`, which counts the connection's messages); the book takes the
-    levels (replace() for a snapshot, apply() for changes).
+    The caller checks the ids by the exchange's rule (Gate.io: `first_id == last + 1`)
+    and gives the levels to the book: replace() for a snapshot, apply() for changes.
     """
 
-    market: str  # the exchange's own market id
+    raw: str  # the exchange's own market id
     snapshot: bool  # True: the whole book (replace); False: changes (apply)
     bids: list[Level]  # (price, size) texts as sent; a size of zero deletes the level
     asks: list[Level]
-    first_id: int | None  # the id of the message's first change (Gate.io `U`), if it has one
-    update_id: int | None  # the id of its last change (Gate.io `u`, Coinbase `sequence_num`)
-    exchange_ts: int | None  # ms since the epoch
+    update_id: int | None = None  # the id of its last change (Gate.io `u`); None where there is none
+    first_id: int | None = None  # the id of its first change (Gate.io `U`), on changes
+    exchange_ts: int | None = None  # ms since the epoch
 
 
 class BookLost(Exception):

@@ -25,8 +25,7 @@ from simulator.core import ExchangeSim, Quote, fixed
 
 CHANNELS = ("ticker", "heartbeat")
 _EPOCH = datetime(1970, 1, 1)
-# Advanced Trade level2: (side, price, size) levels of one event, in the order sent.
-L2Levels = list[tuple[str, Decimal, Decimal]]
+Levels = list[tuple[Decimal, Decimal]]
 
 
 def trimmed(value: Decimal, places: int = 8) -> str:
@@ -41,51 +40,31 @@ def rfc3339(now_ms: int, sub_ms_digits: str) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{now_ms % 1000:03d}{sub_ms_digits}Z"
 
 
-def advanced_frame(channel: str, sequence_num: int, now_ms: int, events: list[dict[str, Any]]) -> str:
-    """An Advanced Trade frame: every channel's envelope carries the connection's sequence_num."""
-    return json.dumps({"channel": channel, "client_id": "", "timestamp": rfc3339(now_ms, "000"),
-                       "sequence_num": sequence_num, "events": events}, separators=(",", ":"))
+def _book_levels(levels: Levels, scale: int) -> list[list[str]]:
+    """Prices at the product's quote increment, sizes at its base increment (8 places)."""
+    return [[fixed(price, scale), fixed(size)] for price, size in levels]
 
 
-def l2_event(kind: str, product_id: str, levels: L2Levels, now_ms: int) -> dict[str, Any]:
-    """One product's l2_data event, "snapshot" or "update": sides "bid" and "offer", prices
-    and sizes as Coinbase prints them ("79944", "0.048"), a size "0" deleting the level."""
-    event_time = rfc3339(now_ms, "000")
-    return {"type": kind, "product_id": product_id, "updates": [
-        {"side": side, "event_time": event_time, "price_level": trimmed(price), "new_quantity": trimmed(size)}
-        for side, price, size in levels]}
+def l2_snapshot(product_id: str, bids: Levels, asks: Levels, scale: int) -> str:
+    """A level2(_batch) snapshot: the whole book, asks first as the feed writes it, no time."""
+    return json.dumps({"type": "snapshot", "product_id": product_id, "asks": _book_levels(asks, scale),
+                       "bids": _book_levels(bids, scale)}, separators=(",", ":"))
 
 
-def level2_ack(sequence_num: int, now_ms: int, product_ids: list[str]) -> str:
-    return json.dumps({"channel": "subscriptions", "timestamp": rfc3339(now_ms, "000000"),
-                       "sequence_num": sequence_num, "events": [{"subscriptions": {"level2": product_ids}}]},
-                      separators=(",", ":"))
+def l2_update(product_id: str, bids: Levels, asks: Levels, scale: int, now_ms: int) -> str:
+    """A level2(_batch) l2update: [side, price, new size] changes, "buy" for bids, "sell" for
+    asks, size 0 deleting the level."""
+    changes = [["buy", *level] for level in _book_levels(bids, scale)] + \
+        [["sell", *level] for level in _book_levels(asks, scale)]
+    return json.dumps({"type": "l2update", "product_id": product_id, "changes": changes,
+                       "time": rfc3339(now_ms, "000")}, separators=(",", ":"))
 
 
-def heartbeats_frame(sequence_num: int, now_ms: int, counter: int) -> str:
-    moment = _EPOCH + timedelta(milliseconds=now_ms)
-    current_time = f"{moment:%Y-%m-%d %H:%M:%S}.{now_ms % 1000:03d}000 +0000 UTC m=+{counter}.272674714"
-    return json.dumps({"channel": "heartbeats", "timestamp": rfc3339(now_ms, "000000"), "sequence_num": sequence_num,
-                       "events": [{"current_time": current_time, "heartbeat_counter": counter}]},
-                      separators=(",", ":"))
-
-
-def product_book(product_id: str, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]],
-                 now_ms: int) -> dict[str, Any]:
-    """The body of GET /api/v3/brokerage/market/product_book (no sequence id)."""
-    best_bid, best_ask = (bids[0][0] if bids else None), (asks[0][0] if asks else None)
-    body: dict[str, Any] = {"pricebook": {
-        "product_id": product_id,
-        "bids": [{"price": trimmed(price), "size": trimmed(size)} for price, size in bids],
-        "asks": [{"price": trimmed(price), "size": trimmed(size)} for price, size in asks],
-        "time": rfc3339(now_ms, "000"),
-    }}
-    if best_bid is not None and best_ask is not None:
-        mid = (best_bid + best_ask) / 2
-        body |= {"last": trimmed(mid), "mid_market": trimmed(mid),
-                 "spread_bps": trimmed((best_ask - best_bid) / mid * 10_000, 12),
-                 "spread_absolute": trimmed(best_ask - best_bid)}
-    return body
+def rest_book(sequence: int, bids: Levels, asks: Levels, scale: int, now_ms: int) -> dict[str, Any]:
+    """The body of GET /products/{id}/book?level=2: [price, size, number of orders] levels."""
+    return {"bids": [[*level, 1] for level in _book_levels(bids, scale)],
+            "asks": [[*level, 1] for level in _book_levels(asks, scale)],
+            "sequence": sequence, "auction_mode": False, "auction": None, "time": rfc3339(now_ms, "000")}
 
 
 class CoinbaseSim(ExchangeSim):

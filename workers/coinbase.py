@@ -57,11 +57,8 @@ from shared.venue import Market, Venue
 
 PRODUCTS_PATH = "/products"
 TICKER_SUFFIX = "/ticker"
-# The book comes from the Advanced Trade API (see the docstring): its own hosts.
-ADVANCED_WS_URL = "wss://advanced-trade-ws.coinbase.com"
-ADVANCED_REST_URL = "https://api.coinbase.com"
-PRODUCT_BOOK_PATH = "/api/v3/brokerage/market/product_book"
-BOOK_CHANNEL = "level2"  # subscribed by this name; its pushes come on channel "l2_data"
+BOOK_SUFFIX = "/book"
+BOOK_CHANNEL = "level2_batch"
 # A decimal field is never empty on this feed; Coinbase's other API has sent
 # empty-string placeholder tickers, which must not become "" prices.
 Number = Annotated[numbers.Number, msgspec.Meta(min_length=1)]
@@ -92,6 +89,23 @@ class Subscriptions(msgspec.Struct, tag_field="type", tag="subscriptions"):
 class ErrorMessage(msgspec.Struct, tag_field="type", tag="error"):
     message: str
     reason: str | None = None
+
+
+class L2Snapshot(msgspec.Struct, tag_field="type", tag="snapshot"):
+    """The product's whole book, every level, in one frame (megabytes for BTC-USD)."""
+
+    product_id: str
+    bids: list[tuple[Number, Number]]
+    asks: list[tuple[Number, Number]]
+    time: str | None = None  # absent from 2021 snapshots
+
+
+class L2Update(msgspec.Struct, tag_field="type", tag="l2update"):
+    """Changes of the last 50 ms: [side, price, new size], side "buy" (bid) or "sell" (ask)."""
+
+    product_id: str
+    changes: list[tuple[str, Number, Number]]
+    time: str
 
 
 class AnyMessage(msgspec.Struct):
@@ -128,48 +142,26 @@ ADVANCED_TICKER_CHANNELS = ("ticker", "ticker_batch")
 ADVANCED_QUIET_CHANNELS = ("heartbeats", "subscriptions")
 
 
-class L2Level(msgspec.Struct):
-    side: str  # "bid" or "offer"
-    price_level: Number
-    new_quantity: Number  # "0" deletes the level
-
-
-class L2Event(msgspec.Struct):
-    type: str = ""  # "snapshot" or "update"; heartbeats and subscriptions events have none
-    product_id: str = ""
-    updates: list[L2Level] = []
-
-
-class L2Frame(msgspec.Struct):
-    """Any frame of an Advanced Trade level2 socket: l2_data, heartbeats, subscriptions
-    (all with the connection's sequence_num), or an error."""
-
-    channel: str = ""
-    timestamp: str = ""
-    sequence_num: int | None = None
-    events: list[L2Event] = []
-    type: str = ""  # "error"
-    message: str = ""
-
-
-class PriceLevel(msgspec.Struct):
-    price: Number
-    size: Number
-
-
-class PriceBook(msgspec.Struct):
-    product_id: str
-    time: str
-    bids: list[PriceLevel] = []
-    asks: list[PriceLevel] = []
-
-
-class ProductBook(msgspec.Struct):
-    pricebook: PriceBook
-
-
 MESSAGES = (TickerMessage, Heartbeat, Subscriptions, ErrorMessage)
 KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in MESSAGES)
+BOOK_MESSAGES = (L2Snapshot, L2Update, Heartbeat, Subscriptions, ErrorMessage)
+BOOK_KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in BOOK_MESSAGES)
+
+
+def _added_type(kind: AnyMessage, known: frozenset[str]) -> bool:
+    """True for a message of a type added after this was written, which the docs ask
+    clients to ignore; False for a known type of the wrong shape, or no feed message."""
+    return kind.type is not None and kind.type not in known
+
+
+class RestBook(msgspec.Struct):
+    """GET /products/{id}/book?level=2: [price, size, number of orders] levels, best first.
+    The body does not name its product."""
+
+    sequence: int
+    bids: list[tuple[Number, Number, int]]
+    asks: list[tuple[Number, Number, int]]
+    time: str | None = None
 
 
 class RestTicker(msgspec.Struct):
@@ -186,6 +178,13 @@ class Product(msgspec.Struct):
     quote_currency: str
     status: str
     trading_disabled: bool = False
+
+
+def _product_in(path: str, suffix: str) -> str | None:
+    """BTC-USD of the path /products/BTC-USD<suffix>; None for any other path."""
+    if path.startswith(PRODUCTS_PATH + "/") and path.endswith(suffix):
+        return unquote(path[len(PRODUCTS_PATH) + 1:-len(suffix)])
+    return None
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -230,14 +229,8 @@ class Coinbase(Venue):
     _advanced_messages = msgspec.json.Decoder(AdvancedMessage)
     _rest_ticker = msgspec.json.Decoder(RestTicker)
     _products = msgspec.json.Decoder(list[Product])
-    _l2_frames = msgspec.json.Decoder(L2Frame)
-    _product_books = msgspec.json.Decoder(ProductBook)
-
-    def __init__(self, ws_url: str, rest_url: str, book_ws_url: str = ADVANCED_WS_URL,
-                 book_rest_url: str = ADVANCED_REST_URL) -> None:
-        super().__init__(ws_url, rest_url)
-        self.book_ws_base = book_ws_url.rstrip("/")
-        self.book_rest_base = book_rest_url.rstrip("/")
+    _book_frames = msgspec.json.Decoder(Union[BOOK_MESSAGES])  # type: ignore[valid-type]
+    _rest_books = msgspec.json.Decoder(RestBook)
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=f"{base}-{quote}", base=base, quote=quote)
@@ -256,9 +249,9 @@ class Coinbase(Venue):
             kind = self._any_message.decode(frame)
             if kind.type is None and kind.channel is not None:
                 return self._advanced(frame, received_ns)
-            if kind.type is None or kind.type in KNOWN_TYPES:
-                raise  # a known type of the wrong shape, or no message of either feed
-            return []  # a type added after this was written: ignore it, as the docs ask
+            if not _added_type(kind, KNOWN_TYPES):
+                raise
+            return []
         if type(message) is TickerMessage:
             raw = message.product_id
             return [Ticker(
@@ -287,54 +280,63 @@ class Coinbase(Venue):
             None, sent_ms, received_ns, "ws",
         ) for event in message.events for item in event.tickers if item.product_id]
 
-    # --- book: Advanced Trade level2, and its product_book for the REST fallback ---------
+    # --- book: level2_batch, and /products/{id}/book for the REST fallback ---------------
 
     def book_subscribe_messages(self, markets: list[Market]) -> list[str]:
-        """level2 for the products (the full book: no depth to ask for), and heartbeats,
-        without which a channel with no updates is closed after 60 to 90 s."""
-        return [
-            json.dumps({"type": "subscribe", "product_ids": [market.raw for market in markets],
-                        "channel": BOOK_CHANNEL}),
-            json.dumps({"type": "subscribe", "channel": "heartbeats"}),
-        ]
+        """level2_batch (the whole book, then its changes) and heartbeat, which keeps a
+        socket of quiet products heard."""
+        return [json.dumps({
+            "type": "subscribe",
+            "product_ids": [market.raw for market in markets],
+            "channels": [BOOK_CHANNEL, "heartbeat"],
+        })]
 
-    def parse_book_ws(self, frame: bytes) -> tuple[int, list[BookMessage]]:
-        """The connection's sequence_num of the frame, and its book messages (one an
-        event: a frame may carry several products). Heartbeats and acks have none."""
-        message = self._l2_frames.decode(frame)
-        if message.sequence_num is None:
-            if message.type == "error":
-                raise ExchangeError(message.message)
-            raise FrameError("an Advanced Trade frame without sequence_num")
-        if message.channel != "l2_data":
-            if message.channel in ADVANCED_QUIET_CHANNELS:
-                return message.sequence_num, []
-            raise FrameError(f"Advanced Trade channel {message.channel!r}, which is never subscribed")
-        sent_ms = epoch_ms(message.timestamp)
-        books = []
-        for event in message.events:
-            if event.type not in ("snapshot", "update"):
-                raise FrameError(f"l2_data event of type {event.type!r}")
+    def book_resubscribe_messages(self, markets: list[Market]) -> list[str]:
+        """A fresh snapshot of `markets`: level2_batch unsubscribed, then subscribed again."""
+        product_ids = [market.raw for market in markets]
+        return [json.dumps({"type": kind, "product_ids": product_ids, "channels": [BOOK_CHANNEL]})
+                for kind in ("unsubscribe", "subscribe")]
+
+    def parse_book_ws(self, frame: bytes) -> list[BookMessage]:
+        """The book message of a snapshot or l2update; [] for heartbeats and acks."""
+        try:
+            message = self._book_frames.decode(frame)
+        except msgspec.ValidationError:
+            if not _added_type(self._any_message.decode(frame), BOOK_KNOWN_TYPES):
+                raise
+            return []
+        if type(message) is L2Update:
             bids, asks = [], []
-            for level in event.updates:
-                if level.side == "bid":
-                    bids.append((level.price_level, level.new_quantity))
-                elif level.side == "offer":
-                    asks.append((level.price_level, level.new_quantity))
+            for side, price, size in message.changes:
+                if side == "buy":
+                    bids.append((price, size))
+                elif side == "sell":
+                    asks.append((price, size))
                 else:
-                    raise FrameError(f"l2_data level of side {level.side!r}")
-            books.append(BookMessage(event.product_id, event.type == "snapshot", bids, asks,
-                                     None, message.sequence_num, sent_ms))
-        return message.sequence_num, books
+                    raise FrameError(f"l2update change of side {side!r}")
+            return [BookMessage(message.product_id, False, bids, asks, exchange_ts=epoch_ms(message.time))]
+        if type(message) is L2Snapshot:
+            return [BookMessage(message.product_id, True, message.bids, message.asks,
+                                exchange_ts=epoch_ms(message.time) if message.time else None)]
+        if type(message) is ErrorMessage:
+            raise ExchangeError(f"{message.message}: {message.reason}" if message.reason else message.message)
+        return []  # heartbeat, subscriptions ack
 
-    def rest_book_url(self, market: Market, depth: int) -> str:
-        return f"{self.book_rest_base}{PRODUCT_BOOK_PATH}?product_id={market.raw}&limit={depth}"
+    def rest_book_url(self, market: Market) -> str:
+        """The aggregated book (level 2), every level: no depth to ask for."""
+        return f"{self.rest_base}{PRODUCTS_PATH}/{market.raw}{BOOK_SUFFIX}?level=2"
 
-    def parse_rest_book(self, body: bytes) -> BookMessage:
-        """The product's book, without a sequence id."""
-        book = self._product_books.decode(body).pricebook
-        return BookMessage(book.product_id, True, [(level.price, level.size) for level in book.bids],
-                           [(level.price, level.size) for level in book.asks], None, None, epoch_ms(book.time))
+    def parse_rest_book(self, url: str, body: bytes) -> BookMessage:
+        """The product's book at its `sequence`, the product named by the URL."""
+        path = urlsplit(url).path
+        product_id = _product_in(path, BOOK_SUFFIX)
+        if product_id is None:
+            raise FrameError(f"a REST book from {path}, not /products/{{id}}/book")
+        book = self._rest_books.decode(body)
+        return BookMessage(product_id, True,
+                           [(price, size) for price, size, _ in book.bids],
+                           [(price, size) for price, size, _ in book.asks],
+                           update_id=book.sequence, exchange_ts=epoch_ms(book.time) if book.time else None)
 
     def market_list_url(self) -> str:
         return self.rest_base + PRODUCTS_PATH
@@ -352,9 +354,8 @@ class Coinbase(Venue):
 
     def parse_rest(self, url: str, body: bytes, received_ns: int, quotes: list[str]) -> list[Ticker]:
         """A ticker body does not name its product: the URL it came from does."""
-        path = urlsplit(url).path
-        if path.startswith(PRODUCTS_PATH + "/") and path.endswith(TICKER_SUFFIX):
-            product_id = unquote(path[len(PRODUCTS_PATH) + 1:-len(TICKER_SUFFIX)])
+        product_id = _product_in(urlsplit(url).path, TICKER_SUFFIX)
+        if product_id is not None:
             return [self.parse_product_ticker(product_id, body, received_ns)]
         return super().parse_rest(url, body, received_ns, quotes)
 

@@ -250,7 +250,7 @@ class Gateio(Venue):
             if not result.full and result.U is None:
                 raise FrameError(f"spot.obu change push of {result.s!r} without U")
             return [BookMessage(pair_of_stream(result.s), result.full, result.b, result.a,
-                                result.U, result.u, result.t)]
+                                update_id=result.u, first_id=result.U, exchange_ts=result.t)]
         _read_reply(message, "a spot.obu push")
         return []
 
@@ -261,7 +261,8 @@ class Gateio(Venue):
         """A REST book: the whole book at `id`, the pair named by the URL."""
         [pair] = parse_qs(urlsplit(url).query).get("currency_pair", [""])
         book = self._rest_books.decode(body)
-        return BookMessage(pair, True, book.bids, book.asks, None, book.id, book.update or book.current)
+        return BookMessage(pair, True, book.bids, book.asks, update_id=book.id,
+                           exchange_ts=book.update or book.current)
 
     def market_list_url(self) -> str:
         return f"{self.rest_base}/api/v4/spot/currency_pairs"

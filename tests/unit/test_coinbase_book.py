@@ -1,4 +1,4 @@
-"""Coinbase's book channel, Advanced Trade `level2`, and its REST product_book, on verbatim
+"""Coinbase's book channel, the Exchange feed's level2_batch, and its REST book, on verbatim
 payloads (tests/fixtures/coinbase/book_*, see SOURCES.md there): parse, then apply to an
 OrderBook."""
 
@@ -12,7 +12,7 @@ import pytest
 from shared.book import BookLost, BookMessage, OrderBook
 from shared.record import ExchangeError, FrameError
 from tests.conftest import fixture_bytes
-from simulator.coinbase import advanced_frame, l2_event, level2_ack
+from simulator.coinbase import l2_snapshot, l2_update
 from workers.coinbase import Coinbase, epoch_ms
 
 
@@ -21,123 +21,120 @@ def venue() -> Coinbase:
     return Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com")
 
 
-def test_real_snapshot_is_read_unsorted_and_kept_sorted(venue: Coinbase) -> None:
-    sequence_num, [message] = venue.parse_book_ws(
-        fixture_bytes("coinbase", "book_advanced_ws_l2_data_snapshot_real_2026_trimmed_perp.json"))
-    assert sequence_num == 0  # the first frame of the connection, before the ack
-    assert message == BookMessage("BTC-PERP-INTX", True, [("79943.9", "3.0105"), ("79943.8", "0.5")],
-                                  [("79944.1", "1.2"), ("79944", "0.048")], None, 0, 1788746278894)
-    book = OrderBook(message.market, depth=10)
-    book.replace(message.bids, message.asks)
-    book.check()
-    assert book.changed_top() == ([("79943.9", "3.0105"), ("79943.8", "0.5")], [("79944", "0.048"), ("79944.1", "1.2")])
-
-
-def test_acks_and_heartbeats_carry_the_connection_sequence_and_no_book(venue: Coinbase) -> None:
-    assert venue.parse_book_ws(fixture_bytes("coinbase", "book_advanced_ws_subscriptions_ack_level2_real_2026.json")) \
-        == (1, [])
-    assert venue.parse_book_ws(fixture_bytes("coinbase", "book_advanced_ws_heartbeats_real_2026.json")) == (3, [])
-
-
-def test_an_error_frame_raises(venue: Coinbase) -> None:
-    with pytest.raises(ExchangeError, match="authentication failure"):
-        venue.parse_book_ws(fixture_bytes("coinbase", "book_advanced_ws_error_unknown_channel_real_2026.json"))
-
-
-def test_update_keeps_the_texts_and_applies_to_the_rest_book(venue: Coinbase) -> None:
-    """The synthetic update (the only update frame in the reference material) on the REST
-    book of the same product: the bid is added below the top 5, the ask the book does not
-    hold deletes nothing."""
-    snapshot = venue.parse_rest_book(fixture_bytes("coinbase", "book_advanced_rest_market_product_book_btcusd_nautilus.json"))
-    sequence_num, [update] = venue.parse_book_ws(
-        fixture_bytes("coinbase", "book_advanced_ws_l2_data_update_nautilus_synthetic.json"))
-    assert sequence_num == 1
-    assert update == BookMessage("BTC-USD", False, [("68900.00", "2.00000000")], [("68901.00", "0.00000000")],
-                                 None, 1, epoch_ms("2026-04-07T14:30:01.456789Z"))
-    book = OrderBook("BTC-USD", depth=10)
+def snapshot_book(venue: Coinbase, depth: int = 5) -> OrderBook:
+    [snapshot] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json"))
+    book = OrderBook(snapshot.raw, depth)
     book.replace(snapshot.bids, snapshot.asks)
-    assert book.changed_top() is not None
-    book.apply(update.bids, update.asks)
+    return book
+
+
+def test_real_snapshot_is_the_whole_book(venue: Coinbase) -> None:
+    [message] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json"))
+    assert (message.raw, message.snapshot, message.update_id, message.first_id) == ("YFI-BTC", True, None, None)
+    assert message.exchange_ts is None  # 2021 snapshots have no time
+    assert (len(message.bids), len(message.asks)) == (207, 458)
+    assert message.bids[0] == ("0.82613", "0.020374") and message.asks[0] == ("0.82727", "0.002782")
+    book = snapshot_book(venue)
+    book.check()
+    assert book.changed_top() == (
+        [("0.82613", "0.020374"), ("0.82585", "0.017054"), ("0.82584", "0.020175"), ("0.82580", "0.017600"),
+         ("0.82547", "0.029582")],
+        [("0.82727", "0.002782"), ("0.82739", "0.030000"), ("0.82740", "0.029475"), ("0.82754", "0.030000"),
+         ("0.82755", "0.029970")])
+
+
+def test_real_updates_delete_levels_of_the_snapshot(venue: Coinbase) -> None:
+    """The two real updates delete (size "0.000000") an ask in the top 5 and a bid below it."""
+    [first] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_l2update_1_yfibtc_real_2021.json"))
+    [second] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_l2update_2_yfibtc_real_2021.json"))
+    assert first == BookMessage("YFI-BTC", False, [], [("0.82754", "0.000000")], exchange_ts=1618677817132)
+    assert second == BookMessage("YFI-BTC", False, [("0.81813", "0.000000")], [], exchange_ts=1618677817159)
+    book = snapshot_book(venue)
+    book.changed_top()
+    book.apply(first.bids, first.asks)
     book.check()
     bids, asks = book.changed_top()
-    assert bids[-2:] == [("68921.61", "0.04352771"), ("68900.00", "2.00000000")]
-    assert asks == snapshot.asks
+    assert [price for price, _ in asks] == ["0.82727", "0.82739", "0.82740", "0.82755", "0.82757"]
+    book.apply(second.bids, second.asks)
+    book.check()
+    assert book.changed_top() is None  # 0.81813 is below the top 5: conflated
 
 
-def test_real_rest_book(venue: Coinbase) -> None:
-    url = venue.rest_book_url(venue.market("BTC", "USD"), 10)
-    assert url == "https://api.coinbase.com/api/v3/brokerage/market/product_book?product_id=BTC-USD&limit=10"
-    message = venue.parse_rest_book(fixture_bytes("coinbase", "book_advanced_rest_market_product_book_btcusd_nautilus.json"))
-    assert (message.market, message.snapshot, message.first_id, message.update_id) == ("BTC-USD", True, None, None)
-    assert message.exchange_ts == epoch_ms("2026-04-07T00:28:59.662782Z")
-    assert message.bids[0] == ("68923.66", "0.17189468") and message.asks[-1] == ("68928", "0.058")
-    assert len(message.bids) == len(message.asks) == 5
-
-
-def test_several_products_in_one_frame_and_a_crossed_update(venue: Coinbase) -> None:
-    """A frame built in the documented shape with values of our own: two events, the second
-    crossing its book."""
-    frame = json.dumps({"channel": "l2_data", "client_id": "", "timestamp": "2026-12-05T07:00:00.123456789Z",
-                        "sequence_num": 7, "events": [
-                            {"type": "snapshot", "product_id": "ETH-USD", "updates": [
-                                {"side": "bid", "event_time": "2026-12-05T07:00:00.1Z", "price_level": "3000.10",
-                                 "new_quantity": "1.5"},
-                                {"side": "offer", "event_time": "2026-12-05T07:00:00.1Z", "price_level": "3000.20",
-                                 "new_quantity": "2"}]},
-                            {"type": "update", "product_id": "BTC-USD", "updates": [
-                                {"side": "bid", "event_time": "2026-12-05T07:00:00.1Z", "price_level": "68923.67",
-                                 "new_quantity": "0.1"}]}]}).encode()
-    sequence_num, [eth, btc] = venue.parse_book_ws(frame)
-    assert sequence_num == 7 and eth.snapshot and not btc.snapshot
-    assert eth.exchange_ts == btc.exchange_ts == 1796454000123
-    book = OrderBook("BTC-USD", depth=10)
-    snapshot = venue.parse_rest_book(fixture_bytes("coinbase", "book_advanced_rest_market_product_book_btcusd_nautilus.json"))
-    book.replace(snapshot.bids, snapshot.asks)
-    book.apply(btc.bids, btc.asks)
-    with pytest.raises(BookLost, match="crossed"):
+def test_a_crossing_update_loses_the_book(venue: Coinbase) -> None:
+    """The one integrity check level2_batch allows (it has no sequence): an update of our own
+    that puts a bid at the best ask."""
+    update = fixture_bytes("coinbase", "book_exchange_ws_l2update_2_yfibtc_real_2021.json").replace(
+        b'["buy","0.81813","0.000000"]', b'["buy","0.82727","0.5"]')
+    [message] = venue.parse_book_ws(update)
+    book = snapshot_book(venue)
+    book.apply(message.bids, message.asks)
+    with pytest.raises(BookLost, match=r"crossed.*best bid 0.82727, best ask 0.82727"):
         book.check()
+    assert book.state == "lost"
 
 
-def test_subscribe_requests(venue: Coinbase) -> None:
-    level2, heartbeats = venue.book_subscribe_messages([venue.market("BTC", "USD"), venue.market("ETH", "USD")])
-    assert json.loads(level2) == {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"], "channel": "level2"}
-    assert json.loads(heartbeats) == {"type": "subscribe", "channel": "heartbeats"}
+def test_acks_heartbeats_and_new_types_carry_no_book(venue: Coinbase) -> None:
+    assert venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_subscriptions_ack_real_2021.json")) == []
+    assert venue.parse_book_ws(fixture_bytes("coinbase", "ws_exchange_heartbeat_doc.json")) == []
+    assert venue.parse_book_ws(b'{"type":"status","products":[]}') == []  # a type this does not know
+
+
+def test_errors_raise(venue: Coinbase) -> None:
+    with pytest.raises(ExchangeError, match="Failed to subscribe: level2 requires authentication"):
+        venue.parse_book_ws(b'{"type":"error","message":"Failed to subscribe","reason":"level2 requires authentication"}')
+
+
+def test_subscribe_requests_follow_the_real_one(venue: Coinbase) -> None:
+    real = json.loads(fixture_bytes("coinbase", "book_exchange_ws_level2_subscribe_request_real_2021.json"))
+    markets = [venue.market(*product_id.split("-")) for product_id in real["product_ids"]]
+    [subscribe] = venue.book_subscribe_messages(markets)
+    assert json.loads(subscribe) == real | {"channels": ["level2_batch", "heartbeat"]}
+    unsubscribe, again = venue.book_resubscribe_messages(markets[:1])
+    assert json.loads(unsubscribe) == {"type": "unsubscribe", "product_ids": ["SKL-USD"], "channels": ["level2_batch"]}
+    assert json.loads(again) == {"type": "subscribe", "product_ids": ["SKL-USD"], "channels": ["level2_batch"]}
 
 
 @pytest.mark.parametrize(("old", "new", "error", "match"), [
-    (b'"sequence_num":0,', b"", FrameError, "without sequence_num"),
-    (b'"channel":"l2_data"', b'"channel":"level3"', FrameError, "channel 'level3', which is never subscribed"),
-    (b'"type":"snapshot"', b'"type":"delta"', FrameError, "event of type 'delta'"),
-    (b'"side":"offer"', b'"side":"ask"', FrameError, "side 'ask'"),
-    (b'"timestamp":"2026-09-07T01:57:58.894355Z"', b'"timestamp":"2026-09-07 01:57:58"', FrameError, "UTC time"),
+    (b'"buy"', b'"bid"', FrameError, "side 'bid'"),
+    (b'"time":"2021-04-17T16:43:37.159235Z"', b'"time":"2021-04-17 16:43:37"', FrameError, "UTC time"),
+    (b',"time":"2021-04-17T16:43:37.159235Z"', b"", msgspec.ValidationError, "missing required field `time`"),
     # A JSON number where Coinbase sends a string is never read through a float.
-    (b'"price_level":"79944.1"', b'"price_level":79944.1', msgspec.ValidationError, "Expected `str`, got `float`"),
-    (b'"new_quantity":"1.2"', b'"new_quantity":""', msgspec.ValidationError, "length >= 1"),
+    (b'"0.81813"', b"0.81813", msgspec.ValidationError, "Expected `str`, got `float`"),
+    (b'"0.000000"', b'""', msgspec.ValidationError, "length >= 1"),
 ])
-def test_broken_frames_are_rejected(venue: Coinbase, old: bytes, new: bytes, error: type[Exception],
-                                    match: str) -> None:
-    frame = fixture_bytes("coinbase", "book_advanced_ws_l2_data_snapshot_real_2026_trimmed_perp.json")
+def test_broken_updates_are_rejected(venue: Coinbase, old: bytes, new: bytes, error: type[Exception],
+                                     match: str) -> None:
+    frame = fixture_bytes("coinbase", "book_exchange_ws_l2update_2_yfibtc_real_2021.json")
     assert old in frame
     with pytest.raises(error, match=match):
         venue.parse_book_ws(frame.replace(old, new))
 
 
-def _to_the_ms(frame: str) -> object:
-    """A frame with each time cut to the millisecond (the simulator writes its own digits below it)."""
-    return json.loads(re.sub(r'(T\d\d:\d\d:\d\d\.\d{3})\d*Z', r"\1Z", frame))
+def test_rest_book_in_the_documented_shape(venue: Coinbase) -> None:
+    """No REST book sample exists: a body in the documented shape, values of our own."""
+    url = venue.rest_book_url(venue.market("BTC", "USD"))
+    assert url == "https://api.exchange.coinbase.com/products/BTC-USD/book?level=2"
+    body = (b'{"bids":[["91234.56","0.01200000",3],["91234.5","1.5",1]],"asks":[["91235.00","0.4",2]],'
+            b'"sequence":110582734901,"auction_mode":false,"auction":null,"time":"2026-12-05T07:00:00.123456Z"}')
+    assert venue.parse_rest_book(url, body) == BookMessage(
+        "BTC-USD", True, [("91234.56", "0.01200000"), ("91234.5", "1.5")], [("91235.00", "0.4")],
+        update_id=110582734901, exchange_ts=epoch_ms("2026-12-05T07:00:00.123456Z"))
+    with pytest.raises(FrameError, match="not /products/{id}/book"):
+        venue.parse_rest_book("https://api.exchange.coinbase.com/products/BTC-USD/ticker", body)
 
 
-def test_the_simulator_writes_the_real_snapshot_and_ack() -> None:
-    """simulator.coinbase's builders with the real frames' values give those frames, key for
-    key and in the same order, to the millisecond."""
-    real = fixture_bytes("coinbase", "book_advanced_ws_l2_data_snapshot_real_2026_trimmed_perp.json").decode()
-    frame = json.loads(real)
-    [event] = frame["events"]
-    sent_ms = epoch_ms(frame["timestamp"])
-    levels = [(level["side"], Decimal(level["price_level"]), Decimal(level["new_quantity"])) for level in event["updates"]]
-    built = advanced_frame("l2_data", 0, sent_ms, [l2_event("snapshot", event["product_id"], levels, sent_ms)])
-    assert list(json.loads(built)) == list(frame)
-    assert _to_the_ms(built) == _to_the_ms(real)
-    ack = fixture_bytes("coinbase", "book_advanced_ws_subscriptions_ack_level2_real_2026.json").decode()
-    built = level2_ack(1, epoch_ms(json.loads(ack)["timestamp"]), ["BTC-PERP-INTX", "ETH-PERP-INTX"])
-    assert _to_the_ms(built) == _to_the_ms(ack)
+def test_the_simulator_writes_the_real_frames() -> None:
+    """simulator.coinbase's builders with the real frames' values (5-decimal prices; sizes
+    at 6 places there, 8 here) give those frames key for key."""
+    def levels(pairs: list[list[str]]) -> list[tuple[Decimal, Decimal]]:
+        return [(Decimal(price), Decimal(size)) for price, size in pairs]
+
+    def six_places(frame: str) -> str:
+        return re.sub(r'"(\d+\.\d{6})00"', r'"\1"', frame)
+
+    real = fixture_bytes("coinbase", "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json").decode()
+    snapshot = json.loads(real)
+    assert six_places(l2_snapshot("YFI-BTC", levels(snapshot["bids"]), levels(snapshot["asks"]), 5)) == real
+    real = fixture_bytes("coinbase", "book_exchange_ws_l2update_1_yfibtc_real_2021.json").decode()
+    built = l2_update("YFI-BTC", [], [(Decimal("0.82754"), Decimal(0))], 5, 1618677817132)
+    assert six_places(built) == real.replace(".132926Z", ".132000Z")

@@ -25,14 +25,15 @@ def test_full_push_is_the_whole_book_at_u(venue: Gateio) -> None:
     [message] = venue.parse_book_ws(fixture_bytes("gateio", "book_ws_obu_full_doc.json"))
     assert message == BookMessage(
         "BTC_USDT", True, [("104027.1", "509392"), ("104027", "477932")],
-        [("104027.2", "44617"), ("104027.4", "39322")], None, 73777715168, 1747054612673)
+        [("104027.2", "44617"), ("104027.4", "39322")], update_id=73777715168, exchange_ts=1747054612673)
 
 
 def test_change_push_carries_its_first_and_last_ids(venue: Gateio) -> None:
     [message] = venue.parse_book_ws(fixture_bytes("gateio", "book_ws_obu_update_doc.json"))
     assert message == BookMessage(
         "BTC_USDT", False, [("104024.5", "10343"), ("104014.5", "509392")],
-        [("104027.2", "0"), ("104027.4", "0")], 73777715169, 73777715212, 1747054612695)
+        [("104027.2", "0"), ("104027.4", "0")], update_id=73777715212, first_id=73777715169,
+        exchange_ts=1747054612695)
 
 
 def test_the_docs_update_follows_the_docs_snapshot() -> None:
@@ -42,7 +43,7 @@ def test_the_docs_update_follows_the_docs_snapshot() -> None:
     [full] = gateio.parse_book_ws(fixture_bytes("gateio", "book_ws_obu_full_doc.json"))
     [change] = gateio.parse_book_ws(fixture_bytes("gateio", "book_ws_obu_update_doc.json"))
     assert change.first_id == full.update_id + 1
-    book = OrderBook(full.market, depth=10, window=obu_level(10))
+    book = OrderBook(full.raw, depth=10, window=obu_level(10))
     book.replace(full.bids, full.asks)
     book.apply(change.bids, change.asks)
     assert book.changed_top() == (
@@ -97,7 +98,7 @@ def test_real_rest_book_is_the_whole_book_at_its_id(venue: Gateio) -> None:
     url = venue.rest_book_url(venue.market("HAI", "ETH"), 100)
     assert url == "https://api.gateio.ws/api/v4/spot/order_book?currency_pair=HAI_ETH&limit=100&with_id=true"
     message = venue.parse_rest_book(url, fixture_bytes("gateio", "book_rest_order_book_with_id_hai_eth_real_2021.json"))
-    assert (message.market, message.snapshot, message.first_id, message.update_id) == ("HAI_ETH", True, None, 2691446)
+    assert (message.raw, message.snapshot, message.first_id, message.update_id) == ("HAI_ETH", True, None, 2691446)
     assert message.exchange_ts is None  # the 2021 answer has neither `update` nor `current`
     assert message.bids[:2] == [("0.00010322", "5360.209"), ("0.00010276", "20.80412499")]
     assert message.asks[:2] == [("0.00010396", "5876.967"), ("0.0001052", "16944.291")]
@@ -112,7 +113,7 @@ def test_documented_rest_book_takes_the_book_time(venue: Gateio) -> None:
     message = venue.parse_rest_book(venue.rest_book_url(venue.market("BTC", "USDT"), 2),
                                     fixture_bytes("gateio", "book_rest_order_book_doc.json"))
     assert message == BookMessage("BTC_USDT", True, [("1.17", "201.863"), ("1.16", "725.464")],
-                                  [("1.52", "1.151"), ("1.53", "1.218")], None, 123456, 1623898993121)
+                                  [("1.52", "1.151"), ("1.53", "1.218")], update_id=123456, exchange_ts=1623898993121)
 
 
 def test_the_simulator_writes_the_docs_pushes_key_for_key() -> None:
