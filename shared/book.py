@@ -40,23 +40,6 @@ BookState = Literal["awaiting_snapshot", "live", "lost"]
 KNOWN_TEXTS = 1 << 14
 
 
-class BookMessage(NamedTuple):
-    """One market's part of an exchange's book message, as its worker read it: a
-    complete snapshot or a set of changes, with the exchange's sequence ids.
-
-    The caller checks the ids by the exchange's rule (Gate.io: `first_id == last + 1`)
-    and gives the levels to the book: replace() for a snapshot, apply() for changes.
-    """
-
-    raw: str  # the exchange's own market id
-    snapshot: bool  # True: the whole book (replace); False: changes (apply)
-    bids: list[Level]  # (price, size) texts as sent; a size of zero deletes the level
-    asks: list[Level]
-    update_id: int | None = None  # the id of its last change (Gate.io `u`); None where there is none
-    first_id: int | None = None  # the id of its first change (Gate.io `U`), on changes
-    exchange_ts: int | None = None  # ms since the epoch
-
-
 class BookLost(Exception):
     """A market's book is no longer known: publish nothing for it until it is rebuilt."""
 

@@ -37,6 +37,7 @@ BOOKS = {
     "upbit": BookCase(depth=10, sequenced=False),
     "okx": BookCase(depth=10, sequenced=True),
     "binance": BookCase(depth=10, sequenced=True, rest_seeded=True),
+    "gateio": BookCase(depth=10, sequenced=True),
 }
 # (exchange, fault, the resync reason it must be counted under). A book asks for a REST
 # snapshot only when it starts or is lost: book_stale comes with one book_gap, and the
@@ -53,6 +54,11 @@ FAULTS = [
     ("binance", "book_reorder", "gap"),
     ("binance", "book_crossed", "crossed"),
     ("binance", "book_stale", "snapshot_stale"),
+    # Gate.io spot.obu: a change push's U must follow the last u.
+    ("gateio", "book_gap", "gap"),
+    ("gateio", "book_repeat", "gap"),
+    ("gateio", "book_reorder", "gap"),
+    ("gateio", "book_crossed", "crossed"),
 ]
 
 Record = dict[str, Any]
