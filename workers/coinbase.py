@@ -50,10 +50,9 @@ import msgspec
 
 from shared import cli
 from shared import numbers
-from shared.book import BookMessage
 from shared.numbers import plain, plain_all_or_none, plain_or_none
 from shared.record import ExchangeError, FrameError, Ticker
-from shared.venue import Market, Venue
+from shared.venue import BookMessage, Market, Venue
 
 PRODUCTS_PATH = "/products"
 TICKER_SUFFIX = "/ticker"
@@ -224,6 +223,15 @@ class Coinbase(Venue):
     rest_unknown_market = "NotFound"  # HTTP 404 {"message":"NotFound"}
     # The RestClient always sends its own User-Agent, which Coinbase's REST requires.
 
+    # Book: level2_batch, resubscribed for a fresh snapshot when a book is lost. It sends
+    # every level, so any depth is served; 1000 bounds what one record holds.
+    book_depths = range(1, 1001)
+    book_resync = "resubscribe"
+    # The snapshot is the whole book in one frame: megabytes for BTC-USD.
+    book_max_frame_bytes = 64 * 1024 * 1024
+    # A reconnect asks for every product's whole book again: fewer a socket than tickers.
+    book_markets_per_connection = 50
+
     _frames = msgspec.json.Decoder(Union[MESSAGES])  # type: ignore[valid-type]
     _any_message = msgspec.json.Decoder(AnyMessage)
     _advanced_messages = msgspec.json.Decoder(AdvancedMessage)
@@ -282,7 +290,7 @@ class Coinbase(Venue):
 
     # --- book: level2_batch, and /products/{id}/book for the REST fallback ---------------
 
-    def book_subscribe_messages(self, markets: list[Market]) -> list[str]:
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
         """level2_batch (the whole book, then its changes) and heartbeat, which keeps a
         socket of quiet products heard."""
         return [json.dumps({
@@ -291,13 +299,13 @@ class Coinbase(Venue):
             "channels": [BOOK_CHANNEL, "heartbeat"],
         })]
 
-    def book_resubscribe_messages(self, markets: list[Market]) -> list[str]:
+    def book_resubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
         """A fresh snapshot of `markets`: level2_batch unsubscribed, then subscribed again."""
         product_ids = [market.raw for market in markets]
         return [json.dumps({"type": kind, "product_ids": product_ids, "channels": [BOOK_CHANNEL]})
                 for kind in ("unsubscribe", "subscribe")]
 
-    def parse_book_ws(self, frame: bytes) -> list[BookMessage]:
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
         """The book message of a snapshot or l2update; [] for heartbeats and acks."""
         try:
             message = self._book_frames.decode(frame)
@@ -322,21 +330,24 @@ class Coinbase(Venue):
             raise ExchangeError(f"{message.message}: {message.reason}" if message.reason else message.message)
         return []  # heartbeat, subscriptions ack
 
-    def rest_book_url(self, market: Market) -> str:
-        """The aggregated book (level 2), every level: no depth to ask for."""
-        return f"{self.rest_base}{PRODUCTS_PATH}/{market.raw}{BOOK_SUFFIX}?level=2"
+    def is_book_rest(self, url: str) -> bool:
+        """The book's path names its product: /products/{id}/book."""
+        return _product_in(urlsplit(url).path, BOOK_SUFFIX) is not None
 
-    def parse_rest_book(self, url: str, body: bytes) -> BookMessage:
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        """The aggregated book (level 2), every level: no depth to ask for. One product a call."""
+        return [f"{self.rest_base}{PRODUCTS_PATH}/{market.raw}{BOOK_SUFFIX}?level=2" for market in markets]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
         """The product's book at its `sequence`, the product named by the URL."""
         path = urlsplit(url).path
         product_id = _product_in(path, BOOK_SUFFIX)
         if product_id is None:
             raise FrameError(f"a REST book from {path}, not /products/{{id}}/book")
         book = self._rest_books.decode(body)
-        return BookMessage(product_id, True,
-                           [(price, size) for price, size, _ in book.bids],
-                           [(price, size) for price, size, _ in book.asks],
-                           update_id=book.sequence, exchange_ts=epoch_ms(book.time) if book.time else None)
+        return [BookMessage(product_id, True, [(price, size) for price, size, _ in book.bids],
+                            [(price, size) for price, size, _ in book.asks],
+                            update_id=book.sequence, exchange_ts=epoch_ms(book.time) if book.time else None)]
 
     def market_list_url(self) -> str:
         return self.rest_base + PRODUCTS_PATH

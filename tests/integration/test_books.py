@@ -38,6 +38,7 @@ BOOKS = {
     "okx": BookCase(depth=10, sequenced=True),
     "binance": BookCase(depth=10, sequenced=True, rest_seeded=True),
     "gateio": BookCase(depth=10, sequenced=True),
+    "coinbase": BookCase(depth=10, sequenced=False),
 }
 # (exchange, fault, the resync reason it must be counted under). A book asks for a REST
 # snapshot only when it starts or is lost: book_stale comes with one book_gap, and the
@@ -59,6 +60,8 @@ FAULTS = [
     ("gateio", "book_repeat", "gap"),
     ("gateio", "book_reorder", "gap"),
     ("gateio", "book_crossed", "crossed"),
+    # Coinbase level2_batch has no sequence: a crossed book is the only loss it can show.
+    ("coinbase", "book_crossed", "crossed"),
 ]
 
 Record = dict[str, Any]
