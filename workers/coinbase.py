@@ -1,4 +1,4 @@
-"""Coinbase Exchange (spot): the public `ticker` and `heartbeat` channels of the feed.
+"""Coinbase Exchange (spot): the public `ticker`, `heartbeat` and `level2_batch` channels.
 
 Endpoints   wss://ws-feed.exchange.coinbase.com, https://api.exchange.coinbase.com (the
             old *.pro.coinbase.com hosts are dead). Not the Advanced Trade API
@@ -38,6 +38,29 @@ REST        /products/{id}/ticker, one product per call: {"ask","bid","volume","
             the URL) and `time` with 6 or 9 fraction digits. 10 requests/s per IP,
             bursts of 15; a User-Agent header is required (HTTP 400 without). /products
             is the market list (status "online", trading_disabled false).
+
+Book        `level2_batch` on the same feed, on book sockets of its own. The feed's
+            `level2` now needs authentication ("Failed to subscribe" without it) and
+            `level2_batch` does not: the same messages, batched every 50 ms. Advanced
+            Trade's `level2` (advanced-trade-ws.coinbase.com) serves spot without
+            credentials too, and numbers its frames, but per connection across every
+            channel (heartbeats and acks included), which a per-market sequence check
+            cannot follow; level2_batch keeps the book on the ticker's host and REST
+            limits. It has no sequence at all: a lost or repeated message cannot be
+            seen, and a crossed book (best bid at or above best ask) is the only loss
+            detected (update_id is null on its records). Subscribe {"type":"subscribe",
+            "product_ids":[...],"channels":["level2_batch","heartbeat"]}; the first
+            message of a product is {"type":"snapshot","product_id","bids":[[price,size]],
+            "asks":[...]}, every level of the book (megabytes for BTC-USD: the book socket
+            takes frames up to 64 MiB), then {"type":"l2update","product_id","changes":
+            [["buy"|"sell",price,size]],"time"}, size "0.00000000" deleting. Prices and
+            sizes are strings with the product's increments ("0.82727", "0.030000"). A
+            lost book is rebuilt by unsubscribe then subscribe of that product (a new
+            snapshot). Any depth (1-1000) is served: the local book keeps every level.
+Book REST   /products/{id}/book?level=2, for the fallback while a socket is down: the
+            whole aggregated book {"bids":[[price,size,orders]],"asks",...,"sequence","time"},
+            `sequence` published as update_id. One product a call, within the ticker's
+            10 requests/s.
 """
 
 import json
