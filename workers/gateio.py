@@ -40,19 +40,20 @@ REST        /spot/tickers without currency_pair returns every pair in one bare J
 Book        `spot.obu` (Order Book V2), chosen over the legacy `spot.order_book_update`:
             its first push is the whole book, so a book is built and rebuilt from the
             socket alone, with no REST seed whose `id` must meet the stream (and no stale
-            snapshot to handle), and Gate recommends it. Streams ob.<pair>.<level>, level
-            50 (pushed every 20 ms) or 400 (100 ms): the smallest that holds book_depth
-            (1-400), and the book keeps that many levels a side. One stream a request
-            {"time","id","channel":"spot.obu","event":"subscribe","payload":["ob.BTC_USDT.50"]};
-            subscribing a stream twice is refused ("Alert sub ob.BTC_USDT.50"), so a lost
-            book is rebuilt by unsubscribe then subscribe, as the docs say. Pushes carry
-            no `event` and no `time`: {"channel":"spot.obu","result":{"t":<ms>,"full":true,
-            "s":"ob.BTC_USDT.50","u":<id>,"b":[[price,size],...],"a":[...]},"time_ms":...};
-            a change push has "U" (its first id) instead of "full", and applies only when
-            U is the last u + 1; a gap, a repeat or a reorder breaks that (resync gap),
-            and a crossed book is lost too. The server may send a full push at any time:
-            it replaces the book. Size "0" deletes. No checksum. Only the docs' examples
-            of spot.obu exist (their sizes look like contract counts): no live capture.
+            snapshot to handle); it is the docs' newer order book API. Streams
+            ob.<pair>.<level>, level 50 (pushed every 20 ms) or 400 (100 ms): the smallest
+            that holds book_depth (1-400), and the book keeps that many levels a side. One
+            stream a request {"time","id","channel":"spot.obu","event":"subscribe",
+            "payload":["ob.BTC_USDT.50"]}; subscribing a stream twice is refused ("Alert
+            sub ob.BTC_USDT.50"), so a lost book is rebuilt by unsubscribe then subscribe,
+            as the docs say. Pushes carry no `event` and no `time`: {"channel":"spot.obu",
+            "result":{"t":<ms>,"full":true,"s":"ob.BTC_USDT.50","u":<id>,"b":[[price,size],
+            ...],"a":[...]},"time_ms":...}; a change push has "U" (its first id) instead of
+            "full", and applies only when U is the last u + 1; a gap, a repeat or a
+            reorder breaks that (resync gap), and a crossed book is lost too. The server
+            may send a full push at any time: it replaces the book. Size "0" deletes. No
+            checksum. Only the docs' examples of spot.obu exist (their sizes look like
+            contract counts): no live capture.
 Book REST   /spot/order_book?currency_pair=BTC_USDT&limit=N&with_id=true, for the fallback
             while a socket is down: {"id","current","update","asks","bids"}, `id` the book's
             update id (published as update_id), `update` the time of its last change (ms,

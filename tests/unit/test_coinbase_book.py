@@ -15,20 +15,23 @@ from simulator.coinbase import l2_snapshot, l2_update
 from workers.coinbase import Coinbase, epoch_ms
 
 
+SNAPSHOT = "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json"
+
+
 @pytest.fixture
 def venue() -> Coinbase:
     return Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com")
 
 
 def snapshot_book(venue: Coinbase, depth: int = 5) -> OrderBook:
-    [snapshot] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json"), 1)
+    [snapshot] = venue.parse_book_ws(fixture_bytes("coinbase", SNAPSHOT), 1)
     book = OrderBook(snapshot.raw, depth)
     book.replace(snapshot.bids, snapshot.asks)
     return book
 
 
 def test_real_snapshot_is_the_whole_book(venue: Coinbase) -> None:
-    [message] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json"), 1)
+    [message] = venue.parse_book_ws(fixture_bytes("coinbase", SNAPSHOT), 1)
     assert (message.raw, message.snapshot, message.update_id, message.first_id) == ("YFI-BTC", True, None, None)
     assert message.exchange_ts is None  # 2021 snapshots have no time
     assert (len(message.bids), len(message.asks)) == (207, 458)

@@ -102,7 +102,8 @@ def test_real_rest_book_is_the_whole_book_at_its_id(venue: Gateio) -> None:
     [url] = venue.book_rest_urls([venue.market("HAI", "ETH")], 100)
     assert url == "https://api.gateio.ws/api/v4/spot/order_book?currency_pair=HAI_ETH&limit=100&with_id=true"
     assert venue.is_book_rest(url)
-    [message] = venue.parse_rest_book(url, fixture_bytes("gateio", "book_rest_order_book_with_id_hai_eth_real_2021.json"), 1)
+    real = fixture_bytes("gateio", "book_rest_order_book_with_id_hai_eth_real_2021.json")
+    [message] = venue.parse_rest_book(url, real, 1)
     assert (message.raw, message.snapshot, message.first_id, message.update_id) == ("HAI_ETH", True, None, 2691446)
     assert message.exchange_ts is None  # the 2021 answer has neither `update` nor `current`
     assert message.bids[:2] == [("0.00010322", "5360.209"), ("0.00010276", "20.80412499")]
@@ -120,7 +121,8 @@ def test_documented_rest_book_takes_the_book_time(venue: Gateio) -> None:
     [url] = venue.book_rest_urls([venue.market("BTC", "USDT")], 2)
     assert venue.parse_rest_book(url, fixture_bytes("gateio", "book_rest_order_book_doc.json"), 1) == [message]
     with pytest.raises(FrameError, match="names no one currency_pair"):
-        venue.parse_rest_book(url.replace("currency_pair", "pair"), fixture_bytes("gateio", "book_rest_order_book_doc.json"), 1)
+        venue.parse_rest_book(url.replace("currency_pair", "pair"),
+                              fixture_bytes("gateio", "book_rest_order_book_doc.json"), 1)
 
 
 
