@@ -5,8 +5,12 @@ string decimals of varying length and a per-product `sequence` that skips number
 heartbeats once a second per product, error frames for bad requests, RFC 6455 pings
 as the only keepalive, and the /products REST endpoints.
 
-Only the `ticker` and `heartbeat` channels are simulated; other channel names are
-refused like invalid ones. The texts of errors for malformed JSON and unknown request
+Order books: `level2_batch` (the ack, then the whole book in one snapshot, then l2update
+changes, no sequence), unsubscribe included, and /products/{id}/book?level=2 with its
+`sequence` (simulator/books.py keeps the books).
+
+Only the `ticker`, `heartbeat` and `level2_batch` channels are simulated; other channel
+names are refused like invalid ones. The texts of errors for malformed JSON and unknown request
 types are this simulator's own (no sample of them exists).
 """
 
@@ -21,10 +25,16 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from simulator.books import BookFeed, BookUpdate
 from simulator.core import ExchangeSim, Quote, fixed
 
-CHANNELS = ("ticker", "heartbeat")
+BOOK_CHANNEL = "level2_batch"
+CHANNELS = ("ticker", "heartbeat", BOOK_CHANNEL)
 _EPOCH = datetime(1970, 1, 1)
+# Levels as Coinbase prints them: prices at the product's quote increment, sizes at its
+# base increment (8 places, the true book's texts).
+Levels = list[tuple[str, str]]
+REST_BOOK_LEVELS = 1000  # level 2 is the whole book, aggregated: more than the true book holds
 
 
 def trimmed(value: Decimal, places: int = 8) -> str:
@@ -37,6 +47,26 @@ def rfc3339(now_ms: int, sub_ms_digits: str) -> str:
     """'2025-06-06T05:00:31.886136Z': a UTC time with more digits than the millisecond."""
     moment = _EPOCH + timedelta(milliseconds=now_ms)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{now_ms % 1000:03d}{sub_ms_digits}Z"
+
+
+def l2_snapshot(product_id: str, bids: Levels, asks: Levels) -> str:
+    """A level2(_batch) snapshot: the whole book, asks first as the feed writes it, no time."""
+    return json.dumps({"type": "snapshot", "product_id": product_id, "asks": [list(level) for level in asks],
+                       "bids": [list(level) for level in bids]}, separators=(",", ":"))
+
+
+def l2_update(product_id: str, bids: Levels, asks: Levels, now_ms: int) -> str:
+    """A level2(_batch) l2update: [side, price, new size] changes, "buy" for bids, "sell" for
+    asks, size 0 deleting the level."""
+    changes = [["buy", *level] for level in bids] + [["sell", *level] for level in asks]
+    return json.dumps({"type": "l2update", "product_id": product_id, "changes": changes,
+                       "time": rfc3339(now_ms, "000")}, separators=(",", ":"))
+
+
+def rest_book(sequence: int, bids: Levels, asks: Levels, now_ms: int) -> dict[str, Any]:
+    """The body of GET /products/{id}/book?level=2: [price, size, number of orders] levels."""
+    return {"bids": [[*level, 1] for level in bids], "asks": [[*level, 1] for level in asks],
+            "sequence": sequence, "auction_mode": False, "auction": None, "time": rfc3339(now_ms, "000")}
 
 
 class CoinbaseSim(ExchangeSim):
@@ -58,6 +88,7 @@ class CoinbaseSim(ExchangeSim):
         # channel -> product ids, per open socket
         self.channels: weakref.WeakKeyDictionary[ServerConnection, dict[str, list[str]]] = weakref.WeakKeyDictionary()
         self._heartbeat_tasks: set[asyncio.Task[None]] = set()
+        self.book_feed = BookFeed(self)
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{base}-{quote}"
@@ -67,19 +98,26 @@ class CoinbaseSim(ExchangeSim):
             request = json.loads(message)
         except ValueError:
             return await self._error(socket, "Malformed JSON")
-        if not isinstance(request, dict) or request.get("type") != "subscribe":
+        kind = request.get("type") if isinstance(request, dict) else None
+        if kind not in ("subscribe", "unsubscribe"):
             return await self._error(socket, "Failed to subscribe", "only subscribe requests are simulated")
         requested, problem = self._channels(request)
         if problem:
-            return await self._error(socket, "Failed to subscribe", problem)
+            return await self._error(socket, f"Failed to {kind}", problem)
         held = self.channels.setdefault(socket, {})
+        if kind == "unsubscribe":
+            for channel, market_ids in requested.items():
+                held[channel] = [market_id for market_id in held.get(channel, []) if market_id not in market_ids]
+            self.book_feed.unsubscribe(socket, requested.get(BOOK_CHANNEL, []))
+            await self._acknowledge(socket, held)
+            return held.get("ticker", [])
         had_heartbeats = "heartbeat" in held
         new_tickers = [market_id for market_id in requested.get("ticker", []) if market_id not in held.get("ticker", [])]
         for channel, market_ids in requested.items():
             held[channel] = held.get(channel, []) + [m for m in market_ids if m not in held.get(channel, [])]
-        await socket.send(json.dumps({"type": "subscriptions", "channels": [
-            {"name": channel, "product_ids": market_ids, "account_ids": None} for channel, market_ids in held.items()
-        ]}))
+        await self._acknowledge(socket, held)
+        # A book's snapshot comes after the ack, then its l2updates.
+        self.book_feed.subscribe(socket, requested.get(BOOK_CHANNEL, []))
         # Each new product's latest state first, with the time of its last trade.
         now_ms = int(time.time() * 1000)
         for market_id in new_tickers:
@@ -90,6 +128,23 @@ class CoinbaseSim(ExchangeSim):
             self._heartbeat_tasks.add(heartbeats)  # the loop keeps only weak references to tasks
             heartbeats.add_done_callback(self._heartbeat_tasks.discard)
         return held.get("ticker", [])
+
+    @staticmethod
+    async def _acknowledge(socket: ServerConnection, held: dict[str, list[str]]) -> None:
+        """The ack lists the connection's whole subscription."""
+        await socket.send(json.dumps({"type": "subscriptions", "channels": [
+            {"name": channel, "product_ids": market_ids, "account_ids": None}
+            for channel, market_ids in held.items() if market_ids
+        ]}))
+
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        bids, asks = update.view(REST_BOOK_LEVELS)
+        return l2_snapshot(market_id, bids, asks)
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        bids = [(price, size) for side, price, size in update.changes if side == "bid"]
+        asks = [(price, size) for side, price, size in update.changes if side == "ask"]
+        return l2_update(market_id, bids, asks, update.ts_ms)
 
     def _channels(self, request: dict[str, Any]) -> tuple[dict[str, list[str]], str]:
         """channel -> product ids of a subscribe request, or the reason it fails as a whole."""
@@ -166,6 +221,12 @@ class CoinbaseSim(ExchangeSim):
         if path == "/products":
             return 200, [self._product(market_id, quote) for market_id, quote in self.quotes.items()]
         parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "products" and parts[3] == "book":
+            if parts[2] not in self.quotes:
+                return 404, {"message": "NotFound"}
+            view = self.book_feed.rest_view(parts[2])
+            bids, asks = view.view(REST_BOOK_LEVELS)
+            return 200, rest_book(view.update_id, bids, asks, int(time.time() * 1000))
         if len(parts) == 4 and parts[1] == "products" and parts[3] == "ticker":
             market_id = parts[2]
             if market_id not in self.quotes:

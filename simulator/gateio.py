@@ -3,26 +3,60 @@ included), {"time","channel","event","payload"} requests with one ack each, a re
 with one unknown pair refused as a whole, spot.pong answers to spot.ping, clients that
 send nothing for a minute (neither a message nor an RFC 6455 ping) closed, `spot.tickers` updates whose numbers are JSON strings
 without trailing zeros (29968.3, 215375.1010537074991), an `upgrade` notice on demand
-(/_sim/upgrade), and the /api/v4/spot REST endpoints with their bare JSON arrays."""
+(/_sim/upgrade), and the /api/v4/spot REST endpoints with their bare JSON arrays.
+
+Order books: `spot.obu` streams ob.<pair>.<50|400>, one a request (a second subscribe of
+a stream refused with "Alert sub"), a full push first (`full`, `u`), then changes from U
+to u, numbers printed as short as they go; /api/v4/spot/order_book?with_id=true with the
+book's `id` (simulator/books.py keeps the books)."""
 
 import json
 import time
 import uuid
+import weakref
 from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from simulator.books import BookFeed, BookUpdate
 from simulator.core import ExchangeSim, Quote
 
 CHANNEL = "spot.tickers"
+BOOK_CHANNEL = "spot.obu"
 PERCENT = Decimal("0.01")
+OBU_LEVELS = (50, 400)
+Levels = list[tuple[str, str]]
 
 
 def _gate_number(value: Decimal) -> str:
     """Gate prints decimals as short as they go, never with an exponent."""
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _gate_levels(levels: Levels) -> list[list[str]]:
+    return [[_gate_number(Decimal(price)), _gate_number(Decimal(size))] for price, size in levels]
+
+
+def obu_push(stream: str, first_id: int | None, last_id: int, bids: Levels, asks: Levels, book_ms: int,
+             now_ms: int) -> str:
+    """A spot.obu push as the docs show it: the whole book (`full`, no U) when first_id
+    is None, else the changes from U to u (size 0 deletes). No `event` and no `time`."""
+    result: dict[str, Any] = {"t": book_ms}
+    if first_id is None:
+        result["full"] = True
+    result["s"] = stream
+    if first_id is not None:
+        result["U"] = first_id
+    result |= {"u": last_id, "b": _gate_levels(bids), "a": _gate_levels(asks)}
+    return _compact({"channel": BOOK_CHANNEL, "result": result, "time_ms": now_ms})
+
+
+def rest_book(update_id: int, bids: Levels, asks: Levels, book_ms: int, now_ms: int) -> dict[str, Any]:
+    """The body of GET /spot/order_book?with_id=true."""
+    return {"id": update_id, "current": now_ms, "update": book_ms, "asks": _gate_levels(asks),
+            "bids": _gate_levels(bids)}
 
 
 def _compact(payload: dict[str, Any]) -> str:
@@ -43,6 +77,12 @@ class GateioSim(ExchangeSim):
     client_idle_timeout_s = 60.0
     client_pings_count = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.book_feed = BookFeed(self)
+        # pair -> the spot.obu level it is subscribed at, per open socket
+        self.obu_levels: weakref.WeakKeyDictionary[ServerConnection, dict[str, int]] = weakref.WeakKeyDictionary()
+
     def market_id(self, base: str, quote: str) -> str:
         return f"{base}_{quote}"
 
@@ -55,6 +95,9 @@ class GateioSim(ExchangeSim):
             return None
         if channel == "spot.ping":
             await self._reply(socket, request, "spot.pong", "")
+            return None
+        if channel == BOOK_CHANNEL and event in ("subscribe", "unsubscribe"):
+            await self._obu(socket, request, event)
             return None
         if channel != CHANNEL:
             await self._reply(socket, request, channel, event, error=(2, f"unknown channel {channel}"))
@@ -80,6 +123,45 @@ class GateioSim(ExchangeSim):
         socket.gateio_pairs = subscribed  # type: ignore[attr-defined]
         await self._reply(socket, request, channel, event, result={"status": "success"})
         return subscribed
+
+    async def _obu(self, socket: ServerConnection, request: dict[str, Any], event: str) -> None:
+        """One spot.obu stream a request, ob.<pair>.<50|400>; a stream subscribed twice is
+        refused ("Alert sub"); the subscription's first push is full."""
+        payload = request.get("payload")
+        stream = payload[0] if isinstance(payload, list) and len(payload) == 1 else ""
+        prefix, _, rest = str(stream).partition(".")
+        pair, _, level = rest.rpartition(".")
+        if prefix != "ob" or pair not in self.quotes or level not in {str(obu) for obu in OBU_LEVELS}:
+            await self._reply(socket, request, BOOK_CHANNEL, event, error=(2, f"invalid stream {stream}"))
+            return
+        levels = self.obu_levels.setdefault(socket, {})
+        if event == "subscribe":
+            if pair in levels:
+                await self._reply(socket, request, BOOK_CHANNEL, event, error=(2, f"Alert sub {stream}"))
+                return
+            levels[pair] = int(level)
+            await self._reply(socket, request, BOOK_CHANNEL, event, result={"status": "success"})
+            self.book_feed.subscribe(socket, [pair])
+        else:
+            levels.pop(pair, None)
+            self.book_feed.unsubscribe(socket, [pair])
+            await self._reply(socket, request, BOOK_CHANNEL, event, result={"status": "success"})
+
+    def _stream(self, socket: ServerConnection, pair: str) -> tuple[str, int]:
+        level = self.obu_levels.get(socket, {}).get(pair, OBU_LEVELS[0])
+        return f"ob.{pair}.{level}", level
+
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        stream, level = self._stream(socket, market_id)
+        bids, asks = update.view(level)
+        return obu_push(stream, None, update.update_id, bids, asks, update.ts_ms, int(time.time() * 1000))
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        stream, _ = self._stream(socket, market_id)
+        bids = [(price, size) for side, price, size in update.changes if side == "bid"]
+        asks = [(price, size) for side, price, size in update.changes if side == "ask"]
+        return obu_push(stream, update.first_id, update.update_id, bids, asks, update.ts_ms,
+                        int(time.time() * 1000))
 
     async def _reply(self, socket: ServerConnection, request: dict[str, Any], channel: str, event: str,
                      result: dict[str, str] | None = None, error: tuple[int, str] | None = None) -> None:
@@ -144,6 +226,13 @@ class GateioSim(ExchangeSim):
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/api/v4/spot/currency_pairs":
             return 200, [self._pair(pair, quote) for pair, quote in self.quotes.items()]
+        if path == "/api/v4/spot/order_book":
+            pair = query.get("currency_pair", [""])[0]
+            if pair not in self.quotes:
+                return 400, {"label": "INVALID_CURRENCY_PAIR", "message": f"Invalid currency pair {pair}"}
+            view = self.book_feed.rest_view(pair)
+            bids, asks = view.view(int(query.get("limit", ["10"])[0]))
+            return 200, rest_book(view.update_id, bids, asks, view.ts_ms, int(time.time() * 1000))
         if path == "/api/v4/spot/tickers":
             pairs = query.get("currency_pair", list(self.quotes))
             for pair in pairs:

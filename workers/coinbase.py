@@ -1,4 +1,4 @@
-"""Coinbase Exchange (spot): the public `ticker` and `heartbeat` channels of the feed.
+"""Coinbase Exchange (spot): the public `ticker`, `heartbeat` and `level2_batch` channels.
 
 Endpoints   wss://ws-feed.exchange.coinbase.com, https://api.exchange.coinbase.com (the
             old *.pro.coinbase.com hosts are dead). Not the Advanced Trade API
@@ -38,6 +38,29 @@ REST        /products/{id}/ticker, one product per call: {"ask","bid","volume","
             the URL) and `time` with 6 or 9 fraction digits. 10 requests/s per IP,
             bursts of 15; a User-Agent header is required (HTTP 400 without). /products
             is the market list (status "online", trading_disabled false).
+
+Book        `level2_batch` on the same feed, on book sockets of its own. The feed's
+            `level2` now needs authentication ("Failed to subscribe" without it) and
+            `level2_batch` does not: the same messages, batched every 50 ms. Advanced
+            Trade's `level2` (advanced-trade-ws.coinbase.com) serves spot without
+            credentials too, and numbers its frames, but per connection across every
+            channel (heartbeats and acks included), which a per-market sequence check
+            cannot follow; level2_batch keeps the book on the ticker's host and REST
+            limits. It has no sequence at all: a lost or repeated message cannot be
+            seen, and a crossed book (best bid at or above best ask) is the only loss
+            detected (update_id is null on its records). Subscribe {"type":"subscribe",
+            "product_ids":[...],"channels":["level2_batch","heartbeat"]}; the first
+            message of a product is {"type":"snapshot","product_id","bids":[[price,size]],
+            "asks":[...]}, every level of the book (megabytes for BTC-USD: the book socket
+            takes frames up to 64 MiB), then {"type":"l2update","product_id","changes":
+            [["buy"|"sell",price,size]],"time"}, size "0.00000000" deleting. Prices and
+            sizes are strings with the product's increments ("0.82727", "0.030000"). A
+            lost book is rebuilt by unsubscribe then subscribe of that product (a new
+            snapshot). Any depth (1-1000) is served: the local book keeps every level.
+Book REST   /products/{id}/book?level=2, for the fallback while a socket is down: the
+            whole aggregated book {"bids":[[price,size,orders]],"asks",...,"sequence","time"},
+            `sequence` published as update_id. One product a call, within the ticker's
+            10 requests/s.
 """
 
 import json
@@ -52,10 +75,12 @@ from shared import cli
 from shared import numbers
 from shared.numbers import plain, plain_all_or_none, plain_or_none
 from shared.record import ExchangeError, FrameError, Ticker
-from shared.venue import Market, Venue
+from shared.venue import BookMessage, Market, Venue
 
 PRODUCTS_PATH = "/products"
 TICKER_SUFFIX = "/ticker"
+BOOK_SUFFIX = "/book"
+BOOK_CHANNEL = "level2_batch"
 # A decimal field is never empty on this feed; Coinbase's other API has sent
 # empty-string placeholder tickers, which must not become "" prices.
 Number = Annotated[numbers.Number, msgspec.Meta(min_length=1)]
@@ -86,6 +111,23 @@ class Subscriptions(msgspec.Struct, tag_field="type", tag="subscriptions"):
 class ErrorMessage(msgspec.Struct, tag_field="type", tag="error"):
     message: str
     reason: str | None = None
+
+
+class L2Snapshot(msgspec.Struct, tag_field="type", tag="snapshot"):
+    """The product's whole book, every level, in one frame (megabytes for BTC-USD)."""
+
+    product_id: str
+    bids: list[tuple[Number, Number]]
+    asks: list[tuple[Number, Number]]
+    time: str | None = None  # absent from 2021 snapshots
+
+
+class L2Update(msgspec.Struct, tag_field="type", tag="l2update"):
+    """Changes of the last 50 ms: [side, price, new size], side "buy" (bid) or "sell" (ask)."""
+
+    product_id: str
+    changes: list[tuple[str, Number, Number]]
+    time: str
 
 
 class AnyMessage(msgspec.Struct):
@@ -124,6 +166,24 @@ ADVANCED_QUIET_CHANNELS = ("heartbeats", "subscriptions")
 
 MESSAGES = (TickerMessage, Heartbeat, Subscriptions, ErrorMessage)
 KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in MESSAGES)
+BOOK_MESSAGES = (L2Snapshot, L2Update, Heartbeat, Subscriptions, ErrorMessage)
+BOOK_KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in BOOK_MESSAGES)
+
+
+def _added_type(kind: AnyMessage, known: frozenset[str]) -> bool:
+    """True for a message of a type added after this was written, which the docs ask
+    clients to ignore; False for a known type of the wrong shape, or no feed message."""
+    return kind.type is not None and kind.type not in known
+
+
+class RestBook(msgspec.Struct):
+    """GET /products/{id}/book?level=2: [price, size, number of orders] levels, best first.
+    The body does not name its product."""
+
+    sequence: int
+    bids: list[tuple[Number, Number, int]]
+    asks: list[tuple[Number, Number, int]]
+    time: str | None = None
 
 
 class RestTicker(msgspec.Struct):
@@ -140,6 +200,13 @@ class Product(msgspec.Struct):
     quote_currency: str
     status: str
     trading_disabled: bool = False
+
+
+def _product_in(path: str, suffix: str) -> str | None:
+    """BTC-USD of the path /products/BTC-USD<suffix>; None for any other path."""
+    if path.startswith(PRODUCTS_PATH + "/") and path.endswith(suffix):
+        return unquote(path[len(PRODUCTS_PATH) + 1:-len(suffix)])
+    return None
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -179,11 +246,22 @@ class Coinbase(Venue):
     rest_unknown_market = "NotFound"  # HTTP 404 {"message":"NotFound"}
     # The RestClient always sends its own User-Agent, which Coinbase's REST requires.
 
+    # Book: level2_batch, resubscribed for a fresh snapshot when a book is lost. It sends
+    # every level, so any depth is served; 1000 bounds what one record holds.
+    book_depths = range(1, 1001)
+    book_resync = "resubscribe"
+    # The snapshot is the whole book in one frame: megabytes for BTC-USD.
+    book_max_frame_bytes = 64 * 1024 * 1024
+    # A reconnect asks for every product's whole book again: fewer a socket than tickers.
+    book_markets_per_connection = 50
+
     _frames = msgspec.json.Decoder(Union[MESSAGES])  # type: ignore[valid-type]
     _any_message = msgspec.json.Decoder(AnyMessage)
     _advanced_messages = msgspec.json.Decoder(AdvancedMessage)
     _rest_ticker = msgspec.json.Decoder(RestTicker)
     _products = msgspec.json.Decoder(list[Product])
+    _book_frames = msgspec.json.Decoder(Union[BOOK_MESSAGES])  # type: ignore[valid-type]
+    _rest_books = msgspec.json.Decoder(RestBook)
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=f"{base}-{quote}", base=base, quote=quote)
@@ -202,9 +280,9 @@ class Coinbase(Venue):
             kind = self._any_message.decode(frame)
             if kind.type is None and kind.channel is not None:
                 return self._advanced(frame, received_ns)
-            if kind.type is None or kind.type in KNOWN_TYPES:
-                raise  # a known type of the wrong shape, or no message of either feed
-            return []  # a type added after this was written: ignore it, as the docs ask
+            if not _added_type(kind, KNOWN_TYPES):
+                raise
+            return []
         if type(message) is TickerMessage:
             raw = message.product_id
             return [Ticker(
@@ -233,6 +311,67 @@ class Coinbase(Venue):
             None, sent_ms, received_ns, "ws",
         ) for event in message.events for item in event.tickers if item.product_id]
 
+    # --- book: level2_batch, and /products/{id}/book for the REST fallback ---------------
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        """level2_batch (the whole book, then its changes) and heartbeat, which keeps a
+        socket of quiet products heard."""
+        return [json.dumps({
+            "type": "subscribe",
+            "product_ids": [market.raw for market in markets],
+            "channels": [BOOK_CHANNEL, "heartbeat"],
+        })]
+
+    def book_resubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        """A fresh snapshot of `markets`: level2_batch unsubscribed, then subscribed again."""
+        product_ids = [market.raw for market in markets]
+        return [json.dumps({"type": kind, "product_ids": product_ids, "channels": [BOOK_CHANNEL]})
+                for kind in ("unsubscribe", "subscribe")]
+
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        """The book message of a snapshot or l2update; [] for heartbeats and acks."""
+        try:
+            message = self._book_frames.decode(frame)
+        except msgspec.ValidationError:
+            if not _added_type(self._any_message.decode(frame), BOOK_KNOWN_TYPES):
+                raise
+            return []
+        if type(message) is L2Update:
+            bids, asks = [], []
+            for side, price, size in message.changes:
+                if side == "buy":
+                    bids.append((price, size))
+                elif side == "sell":
+                    asks.append((price, size))
+                else:
+                    raise FrameError(f"l2update change of side {side!r}")
+            return [BookMessage(message.product_id, False, bids, asks, exchange_ts=epoch_ms(message.time))]
+        if type(message) is L2Snapshot:
+            return [BookMessage(message.product_id, True, message.bids, message.asks,
+                                exchange_ts=epoch_ms(message.time) if message.time else None)]
+        if type(message) is ErrorMessage:
+            raise ExchangeError(f"{message.message}: {message.reason}" if message.reason else message.message)
+        return []  # heartbeat, subscriptions ack
+
+    def is_book_rest(self, url: str) -> bool:
+        """The book's path names its product: /products/{id}/book."""
+        return _product_in(urlsplit(url).path, BOOK_SUFFIX) is not None
+
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        """The aggregated book (level 2), every level: no depth to ask for. One product a call."""
+        return [f"{self.rest_base}{PRODUCTS_PATH}/{market.raw}{BOOK_SUFFIX}?level=2" for market in markets]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        """The product's book at its `sequence`, the product named by the URL."""
+        path = urlsplit(url).path
+        product_id = _product_in(path, BOOK_SUFFIX)
+        if product_id is None:
+            raise FrameError(f"a REST book from {path}, not /products/{{id}}/book")
+        book = self._rest_books.decode(body)
+        return [BookMessage(product_id, True, [(price, size) for price, size, _ in book.bids],
+                            [(price, size) for price, size, _ in book.asks],
+                            update_id=book.sequence, exchange_ts=epoch_ms(book.time) if book.time else None)]
+
     def market_list_url(self) -> str:
         return self.rest_base + PRODUCTS_PATH
 
@@ -249,9 +388,8 @@ class Coinbase(Venue):
 
     def parse_rest(self, url: str, body: bytes, received_ns: int, quotes: list[str]) -> list[Ticker]:
         """A ticker body does not name its product: the URL it came from does."""
-        path = urlsplit(url).path
-        if path.startswith(PRODUCTS_PATH + "/") and path.endswith(TICKER_SUFFIX):
-            product_id = unquote(path[len(PRODUCTS_PATH) + 1:-len(TICKER_SUFFIX)])
+        product_id = _product_in(urlsplit(url).path, TICKER_SUFFIX)
+        if product_id is not None:
             return [self.parse_product_ticker(product_id, body, received_ns)]
         return super().parse_rest(url, body, received_ns, quotes)
 

@@ -1,4 +1,4 @@
-"""Gate (gate.io) Spot, API v4: the public `spot.tickers` channel.
+"""Gate (gate.io) Spot, API v4: the public `spot.tickers` and `spot.obu` channels.
 
 Endpoints   wss://api.gateio.ws/ws/v4/ (the trailing slash is part of the path; without
             it the handshake is reported to fail with HTTP 404), https://api.gateio.ws/api/v4
@@ -36,21 +36,50 @@ REST        /spot/tickers without currency_pair returns every pair in one bare J
             collect are skipped. /spot/currency_pairs is the market list: id, base,
             quote, trade_status (only "tradable" pairs are collected). REST errors are
             HTTP 4xx with {"label":"INVALID_CURRENCY","message":...}.
+
+Book        `spot.obu` (Order Book V2), chosen over the legacy `spot.order_book_update`:
+            its first push is the whole book, so a book is built and rebuilt from the
+            socket alone, with no REST seed whose `id` must meet the stream (and no stale
+            snapshot to handle); it is the docs' newer order book API. Streams
+            ob.<pair>.<level>, level 50 (pushed every 20 ms) or 400 (100 ms): the smallest
+            that holds book_depth (1-400), and the book keeps that many levels a side. One
+            stream a request {"time","id","channel":"spot.obu","event":"subscribe",
+            "payload":["ob.BTC_USDT.50"]}; subscribing a stream twice is refused ("Alert
+            sub ob.BTC_USDT.50"), so a lost book is rebuilt by unsubscribe then subscribe,
+            as the docs say. Pushes carry no `event` and no `time`: {"channel":"spot.obu",
+            "result":{"t":<ms>,"full":true,"s":"ob.BTC_USDT.50","u":<id>,"b":[[price,size],
+            ...],"a":[...]},"time_ms":...}; a change push has "U" (its first id) instead of
+            "full", and applies only when U is the last u + 1; a gap, a repeat or a
+            reorder breaks that (resync gap), and a crossed book is lost too. The server
+            may send a full push at any time: it replaces the book. Size "0" deletes. No
+            checksum. Only the docs' examples of spot.obu exist (their sizes look like
+            contract counts): no live capture.
+Book REST   /spot/order_book?currency_pair=BTC_USDT&limit=N&with_id=true, for the fallback
+            while a socket is down: {"id","current","update","asks","bids"}, `id` the book's
+            update id (published as update_id), `update` the time of its last change (ms,
+            absent from 2021 answers). The body does not name the pair: the URL does.
 """
 
 import json
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
 from shared import cli
 from shared.numbers import Number, plain_all_unless_empty
 from shared.record import ExchangeError, FrameError, ServerRestart, Source, Ticker
-from shared.venue import Market, Venue
+from shared.venue import BookMessage, Market, Venue
 
 CHANNEL = "spot.tickers"
 # Small enough that a pair delisted since startup costs few others their subscription.
 PAIRS_PER_SUBSCRIBE = 50
+BOOK_CHANNEL = "spot.obu"
+# The depths spot.obu serves: 50 levels (pushed every 20 ms) and 400 (every 100 ms).
+OBU_LEVELS = (50, 400)
+BOOK_PATH = "/api/v4/spot/order_book"
+
+Levels = list[tuple[Number, Number]]
 
 
 class TickerResult(msgspec.Struct):
@@ -86,11 +115,76 @@ class Frame(msgspec.Struct):
     result: Result | None = None
 
 
+class ObuResult(msgspec.Struct):
+    """A spot.obu push (or, on an ack, just the status): only the keys we use."""
+
+    s: str = ""  # the stream: ob.BTC_USDT.50
+    t: int | None = None  # ms
+    full: bool = False  # the whole book (the first push, and whenever the server resends it)
+    U: int | None = None  # first update id of a change push; absent on a full one
+    u: int | None = None  # last update id
+    b: Levels = []
+    a: Levels = []
+    status: str = ""  # acks: "success" or "fail"
+
+
+class BookFrame(msgspec.Struct):
+    """A spot.obu push, an ack, a pong, an error or an upgrade notice."""
+
+    channel: str = ""
+    event: str = ""  # absent on spot.obu pushes
+    error: ErrorBody | None = None
+    result: ObuResult | None = None
+
+
+class RestBook(msgspec.Struct):
+    """GET /spot/order_book?with_id=true. The body does not name its pair."""
+
+    id: int | None = None  # only with with_id=true
+    update: int | None = None  # ms of the book's last change; absent from 2021 answers
+    current: int | None = None  # ms of the answer
+    bids: Levels = []
+    asks: Levels = []
+
+
+def obu_level(depth: int) -> int:
+    """The spot.obu depth that holds a top `depth`: the smallest, as it is pushed fastest."""
+    for level in OBU_LEVELS:
+        if depth <= level:
+            return level
+    raise ValueError(f"book_depth {depth}: Gate's spot.obu serves at most {OBU_LEVELS[-1]} levels")
+
+
+def pair_of_stream(stream: str) -> str:
+    """BTC_USDT of the stream ob.BTC_USDT.50."""
+    prefix, _, rest = stream.partition(".")
+    pair, _, level = rest.rpartition(".")
+    if prefix != "ob" or not pair or not level.isdigit():
+        raise FrameError(f"spot.obu push of stream {stream!r}, which is no ob.<pair>.<level>")
+    return pair
+
+
 class PairInfo(msgspec.Struct):
     id: str
     base: str
     quote: str
     trade_status: str
+
+
+def _read_reply(message: Frame | BookFrame, push: str) -> None:
+    """Read a frame that is not the channel's push: an ack or a pong is nothing; an
+    error, a failed ack and an upgrade notice raise, and so does anything else."""
+    if message.error is not None:
+        error = message.error
+        raise ExchangeError(f"{message.channel} {message.event}: error {error.code}: {error.message}")
+    if message.event == "upgrade":
+        raise ServerRestart(f"upgrade event on {message.channel or 'the connection'}")
+    if message.event in ("subscribe", "unsubscribe"):
+        if message.result is not None and message.result.status == "fail":
+            raise ExchangeError(f"{message.channel} {message.event}: status fail")
+        return
+    if message.channel != "spot.pong":
+        raise FrameError(f"neither {push}, an ack, a pong, an error nor an upgrade notice")
 
 
 class Gateio(Venue):
@@ -102,7 +196,17 @@ class Gateio(Venue):
     protocol_ping_interval_s = 20.0  # what the official SDK sends (websockets' default)
     app_ping_interval_s = 15.0  # inside the ~60 s idle cut, as the docs advise (10-20 s)
 
+    # Book: spot.obu, resubscribed for a fresh full push when a book is lost.
+    book_depths = range(1, OBU_LEVELS[-1] + 1)
+    book_resync = "resubscribe"
+    book_rest_path = BOOK_PATH
+    # A level-50 stream pushes every 20 ms: 50 busy pairs are some 2,500 frames/s on one
+    # reader, within what Gate asks of a client that must not read slowly.
+    book_markets_per_connection = 50
+
     _frames = msgspec.json.Decoder(Frame)
+    _book_frames = msgspec.json.Decoder(BookFrame)
+    _rest_books = msgspec.json.Decoder(RestBook)
     _rest_tickers = msgspec.json.Decoder(list[TickerResult])
     _pairs = msgspec.json.Decoder(list[PairInfo])
 
@@ -129,18 +233,8 @@ class Gateio(Venue):
         result = message.result
         if message.event == "update" and message.channel == CHANNEL and result is not None:
             return [self._ticker(result, self._exchange_ts(message), received_ns, "ws")]
-        if message.error is not None:
-            error = message.error
-            raise ExchangeError(f"{message.channel} {message.event}: error {error.code}: {error.message}")
-        if message.event == "upgrade":
-            raise ServerRestart(f"upgrade event on {message.channel or 'the connection'}")
-        if message.event in ("subscribe", "unsubscribe"):
-            if result is not None and result.status == "fail":
-                raise ExchangeError(f"{message.channel} {message.event}: status fail")
-            return []
-        if message.channel == "spot.pong":
-            return []
-        raise FrameError("neither a ticker update, an ack, a pong, an error nor an upgrade notice")
+        _read_reply(message, "a ticker update")
+        return []
 
     @staticmethod
     def _exchange_ts(message: Frame) -> int:
@@ -162,6 +256,60 @@ class Gateio(Venue):
             self.name, self.symbol_of(raw), raw, last, bid, ask, None, None, None,  # type: ignore[arg-type]
             high_24h, low_24h, volume_24h, quote_volume_24h, exchange_ts, received_ns, source,
         )
+
+    # --- book: spot.obu, and /spot/order_book for the REST fallback ---------------------
+
+    def book_window(self, depth: int) -> int:
+        """The stream's depth: Gate keeps its pushes to it, so a level that falls out
+        of it may get no delete."""
+        return obu_level(depth)
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        """One request a stream: the docs subscribe spot.obu one stream at a time."""
+        return self._obu_requests("subscribe", markets, depth)
+
+    def book_resubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        """The docs' rebuild: unsubscribe, then subscribe, and the next push is full. A
+        subscribe alone is refused ("Alert sub ob.BTC_USDT.50")."""
+        return self._obu_requests("unsubscribe", markets, depth) + self._obu_requests("subscribe", markets, depth)
+
+    def _obu_requests(self, event: str, markets: list[Market], depth: int) -> list[str]:
+        now_s = int(time.time())
+        level = obu_level(depth)
+        return [
+            json.dumps({"time": now_s, "id": number + 1, "channel": BOOK_CHANNEL, "event": event,
+                        "payload": [f"ob.{market.raw}.{level}"]})
+            for number, market in enumerate(markets)
+        ]
+
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        """The book message of a spot.obu push; [] for an ack or a pong."""
+        message = self._book_frames.decode(frame)
+        result = message.result
+        if message.channel == BOOK_CHANNEL and not message.event and result is not None:
+            if result.u is None:
+                raise FrameError(f"spot.obu push of {result.s!r} without u")
+            if not result.full and result.U is None:
+                raise FrameError(f"spot.obu change push of {result.s!r} without U")
+            return [BookMessage(pair_of_stream(result.s), result.full, result.b, result.a,
+                                update_id=result.u, first_id=None if result.full else result.U,
+                                exchange_ts=result.t)]
+        _read_reply(message, "a spot.obu push")
+        return []
+
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        """One call a pair (the endpoint takes one)."""
+        return [f"{self.rest_base}{BOOK_PATH}?currency_pair={market.raw}&limit={depth}&with_id=true"
+                for market in markets]
+
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        """A REST book: the whole book at `id`, the pair named by the URL."""
+        pairs = parse_qs(urlsplit(url).query).get("currency_pair", [])
+        if len(pairs) != 1:
+            raise FrameError(f"a REST book from {url}, which names no one currency_pair")
+        book = self._rest_books.decode(body)
+        return [BookMessage(pairs[0], True, book.bids, book.asks, update_id=book.id,
+                            exchange_ts=book.update or book.current)]
 
     def market_list_url(self) -> str:
         return f"{self.rest_base}/api/v4/spot/currency_pairs"

@@ -40,6 +40,8 @@ BOOKS = {
     "bithumb": BookCase(depth=10, sequenced=False),
     "coinone": BookCase(depth=10, sequenced=True),
     "korbit": BookCase(depth=10, sequenced=False),
+    "gateio": BookCase(depth=10, sequenced=True),
+    "coinbase": BookCase(depth=10, sequenced=False),
 }
 # (exchange, fault, the resync reason it must be counted under). A book asks for a REST
 # snapshot only when it starts or is lost: book_stale comes with one book_gap, and the
@@ -59,6 +61,13 @@ FAULTS = [
     ("bithumb", "book_crossed", "crossed"),
     ("coinone", "book_crossed", "crossed"),
     ("korbit", "book_crossed", "crossed"),
+    # Gate.io spot.obu: a change push's U must follow the last u.
+    ("gateio", "book_gap", "gap"),
+    ("gateio", "book_repeat", "gap"),
+    ("gateio", "book_reorder", "gap"),
+    ("gateio", "book_crossed", "crossed"),
+    # Coinbase level2_batch has no sequence: a crossed book is the only loss it can show.
+    ("coinbase", "book_crossed", "crossed"),
 ]
 
 Record = dict[str, Any]
