@@ -26,6 +26,28 @@ REST        /v5/market/tickers?category=spot without `symbol` returns every spot
             connections' markets too). /v5/market/instruments-info?category=spot is the market list (no
             pagination on spot; base/quote are not derivable from BTCUSDC vs BTCUSDE).
             Errors come back as HTTP 200 with a non-zero retCode.
+Book        `orderbook.{N}.{symbol}`, N the smallest of 50, 200 and 1000 that holds the
+            configured depth: 50 (the docs' recommendation, pushed every 20 ms) unless
+            more is asked (200 every 100 ms, 1000 every 200 ms). `orderbook.1` sends
+            snapshots only and cannot serve a depth. {"topic":"orderbook.50.BTCUSDT",
+            "ts":<ms>,"type":"snapshot"|"delta","data":{"s","b","a","u","seq"},"cts"}:
+            spot writes `ts` before `type` (keys are read by name); levels are
+            [price, size] strings without padding, a size "0" (or "0.0") deletes, and a
+            delete of a price the book does not hold is harmless. The first push after a
+            subscribe is a snapshot, and it may come before the ack. A snapshot may come
+            again at any time (Bybit resets a book after an internal problem, with `u`
+            1 after a service restart): it always replaces the book. `data.u` is the
+            update id: a delta's is the last one's + 1 (the samples show it and client
+            libraries rely on it; the WS page does not state it, the REST page calls it
+            "always in sequence"); anything else is a gap. There is no checksum and no
+            resend: a lost book is rebuilt by unsubscribing and subscribing its topic
+            again, which brings a new snapshot. No delete is documented for a level
+            that leaves the N-level window, so the book keeps N levels a side (`ts` is
+            the exchange time; `cts`, the matching engine's, is missing from some pushes).
+REST book   /v5/market/orderbook?category=spot&symbol=X&limit=N (1..1000, one symbol a
+            call): {"result":{"s","a","b","ts","u","seq","cts"}}. Its `u` is the
+            1000-level stream's, so it cannot seed an orderbook.50 book: the REST book
+            serves the fallback only, and its records carry that `u`.
 """
 
 import json
@@ -34,11 +56,15 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
+from shared.book import BookMessage
 from shared.numbers import Number, plain_all_unless_empty, plain_unless_empty
 from shared.record import ExchangeError, FrameError, Source, Ticker
 from shared.venue import Market, Venue
 
 ARGS_PER_SUBSCRIBE = 10  # the spot cap
+# The spot book streams that send a snapshot and then deltas, by their levels a side.
+BOOK_STREAM_LEVELS = (50, 200, 1000)
+REST_BOOK_LIMIT = 1000  # the most levels a side /v5/market/orderbook returns on spot
 
 
 class TickerData(msgspec.Struct):
@@ -51,15 +77,38 @@ class TickerData(msgspec.Struct):
     turnover24h: Number
 
 
-class Frame(msgspec.Struct):
-    """A ticker push, an ack, a pong or an error: only the keys we use."""
+Data = TypeVar("Data")
+
+
+class Frame(msgspec.Struct, Generic[Data]):
+    """A push (ticker or book), an ack, a pong or an error: only the keys we use."""
 
     ts: int | None = None
-    data: TickerData | list[TickerData] | None = None
+    data: Data | None = None
+    type: str | None = None  # a book push: "snapshot" or "delta"
     op: str | None = None
     success: bool | None = None
     ret_msg: str | None = None
     pong: int | str | None = None  # legacy {"pong":<ms>}, seen both ways
+
+
+Level = tuple[Number, Number]  # [price, size]
+
+
+class BookData(msgspec.Struct):
+    s: str
+    b: list[Level]
+    a: list[Level]
+    u: int
+
+
+class RestBook(msgspec.Struct):
+    # An error answer carries "result":{}, hence the defaults.
+    s: str = ""
+    b: list[Level] = []
+    a: list[Level] = []
+    ts: int | None = None
+    u: int | None = None
 
 
 class RestTicker(TickerData):
@@ -87,13 +136,13 @@ class ListResult(msgspec.Struct, Generic[Item]):
 class Envelope(msgspec.Struct, Generic[Item]):
     retCode: int
     retMsg: str
-    result: ListResult[Item]
+    result: Item
     time: int | None = None
 
-    def checked(self) -> list[Item]:
+    def checked(self) -> Item:
         if self.retCode != 0:
             raise ExchangeError(f"retCode {self.retCode}: {self.retMsg}")
-        return self.result.items
+        return self.result
 
 
 class Bybit(Venue):
@@ -104,9 +153,11 @@ class Bybit(Venue):
     app_ping_interval_s = 20.0
     connect_gap_s = 0.6  # 500 connects per 5 min per IP, sustained
 
-    _frames = msgspec.json.Decoder(Frame)
-    _rest_tickers = msgspec.json.Decoder(Envelope[RestTicker])
-    _instruments = msgspec.json.Decoder(Envelope[Instrument])
+    _frames = msgspec.json.Decoder(Frame[TickerData | list[TickerData]])
+    _book_frames = msgspec.json.Decoder(Frame[BookData])
+    _rest_tickers = msgspec.json.Decoder(Envelope[ListResult[RestTicker]])
+    _instruments = msgspec.json.Decoder(Envelope[ListResult[Instrument]])
+    _rest_books = msgspec.json.Decoder(Envelope[RestBook])
 
     def market(self, base: str, quote: str) -> Market:
         return Market(raw=base + quote, base=base, quote=quote)
@@ -115,11 +166,7 @@ class Bybit(Venue):
         return '{"op":"ping"}'
 
     def subscribe_messages(self, markets: list[Market]) -> list[str]:
-        topics = [f"tickers.{market.raw}" for market in markets]
-        return [
-            json.dumps({"op": "subscribe", "args": topics[start:start + ARGS_PER_SUBSCRIBE]})
-            for start in range(0, len(topics), ARGS_PER_SUBSCRIBE)
-        ]
+        return _requests("subscribe", [f"tickers.{market.raw}" for market in markets])
 
     def parse_ws(self, frame: bytes, received_ns: int) -> list[Ticker]:
         message = self._frames.decode(frame)
@@ -129,10 +176,8 @@ class Bybit(Venue):
                 raise FrameError("ticker data without ts")
             items = data if type(data) is list else [data]
             return [self._ws_ticker(item, message.ts, received_ns) for item in items]
-        if message.success is False:
-            raise ExchangeError(f"{message.op}: {message.ret_msg}")
-        if message.success or message.op == "pong" or message.pong is not None:
-            return []  # subscribe/unsubscribe ack or pong
+        if _is_control(message):
+            return []
         raise FrameError("neither a ticker, an ack, a pong nor an error")
 
     def _ws_ticker(self, item: TickerData, ts: int, received_ns: int) -> Ticker:
@@ -152,6 +197,48 @@ class Bybit(Venue):
             open_24h, high_24h, low_24h, volume_24h, turnover_24h, ts, received_ns, source,
         )
 
+    # The book channel. -----------------------------------------------------------
+
+    @staticmethod
+    def book_stream_levels(depth: int) -> int:
+        """The levels a side of the orderbook stream that serves `depth` (the book's window)."""
+        for levels in BOOK_STREAM_LEVELS:
+            if depth <= levels:
+                return levels
+        raise ValueError(f"at most {BOOK_STREAM_LEVELS[-1]} levels, not {depth}")
+
+    def book_topic(self, market: Market, depth: int) -> str:
+        return f"orderbook.{self.book_stream_levels(depth)}.{market.raw}"
+
+    def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        return _requests("subscribe", [self.book_topic(market, depth) for market in markets])
+
+    def book_unsubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        return _requests("unsubscribe", [self.book_topic(market, depth) for market in markets])
+
+    def parse_book_ws(self, frame: bytes) -> list[BookMessage]:
+        """The book message in one frame of a book socket; [] for acks and pongs."""
+        message = self._book_frames.decode(frame)
+        data = message.data
+        if data is not None:
+            if message.type not in ("snapshot", "delta"):
+                raise FrameError(f"book push of type {message.type!r}")
+            return [BookMessage(data.s, message.type == "snapshot", data.b, data.a, data.u, message.ts)]
+        if _is_control(message):
+            return []
+        raise FrameError("neither a book push, an ack, a pong nor an error")
+
+    def rest_book_url(self, market: Market, depth: int) -> str:
+        return f"{self.rest_base}/v5/market/orderbook?category=spot&symbol={market.raw}&limit={depth}"
+
+    def parse_rest_book(self, body: bytes) -> BookMessage:
+        """A REST book as a snapshot; its update id is the 1000-level stream's `u`."""
+        envelope = self._rest_books.decode(body)
+        book = envelope.checked()
+        if not book.s:
+            raise FrameError("order book answer without a symbol")
+        return BookMessage(book.s, True, book.b, book.a, book.u, book.ts)
+
     def market_list_url(self) -> str:
         return f"{self.rest_base}/v5/market/instruments-info?category=spot"
 
@@ -159,7 +246,7 @@ class Bybit(Venue):
         wanted = set(quotes)
         return [
             Market(raw=info.symbol, base=info.baseCoin, quote=info.quoteCoin)
-            for info in self._instruments.decode(body).checked()
+            for info in self._instruments.decode(body).checked().items
             if info.status == "Trading" and info.quoteCoin in wanted
         ]
 
@@ -174,9 +261,24 @@ class Bybit(Venue):
                          plain_unless_empty(item.bid1Size), plain_unless_empty(item.ask1Size),
                          envelope.time, received_ns, "rest")
             # lastPrice is "" for a market that has not traded yet: nothing to report.
-            for item in envelope.checked()
+            for item in envelope.checked().items
             if item.symbol in collected and item.lastPrice
         ]
+
+
+def _requests(op: str, topics: list[str]) -> list[str]:
+    """`op` requests for the topics, at most ARGS_PER_SUBSCRIBE a request."""
+    return [
+        json.dumps({"op": op, "args": topics[start:start + ARGS_PER_SUBSCRIBE]})
+        for start in range(0, len(topics), ARGS_PER_SUBSCRIBE)
+    ]
+
+
+def _is_control(message: Frame[Data]) -> bool:
+    """True for a subscribe/unsubscribe ack or a pong; ExchangeError for a refusal."""
+    if message.success is False:
+        raise ExchangeError(f"{message.op}: {message.ret_msg}")
+    return bool(message.success or message.op == "pong" or message.pong is not None)
 
 
 if __name__ == "__main__":
