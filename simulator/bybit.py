@@ -7,6 +7,7 @@ trailing zeros (80900, 84547.99), and the /v5/market REST endpoints with their
 import json
 import time
 from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -15,6 +16,8 @@ from simulator.core import BASES, ExchangeSim, Quote
 
 ARGS_PER_SUBSCRIBE = 10
 TOPIC_PREFIX = "tickers."
+BOOK_TOPIC_PREFIX = "orderbook."
+BookLevels = Sequence[tuple[Decimal, Decimal]]  # (price, size); size 0: a delete
 
 
 def _bybit_number(value: Decimal) -> str:
@@ -121,6 +124,35 @@ class BybitSim(ExchangeSim):
         return _compact({"topic": TOPIC_PREFIX + market_id, "ts": now_ms, "type": "snapshot",
                          "cs": self.cross_sequence, "data": fields})
 
+    # The book channel. ---------------------------------------------------------------
+
+    def book_push(self, market_id: str, stream_levels: int, kind: str, bids: BookLevels, asks: BookLevels,
+                  update_id: int, now_ms: int) -> str:
+        """An orderbook.N push, keys in spot's order (`ts` before `type`, `cts` last): a
+        `snapshot` (the book's levels, best first) or a `delta` (the changed levels)."""
+        self.cross_sequence += 1
+        return _compact({
+            "topic": f"{BOOK_TOPIC_PREFIX}{stream_levels}.{market_id}", "ts": now_ms, "type": kind,
+            "data": {"s": market_id, "b": self._book_levels(market_id, bids), "a": self._book_levels(market_id, asks),
+                     "u": update_id, "seq": self.cross_sequence},
+            "cts": now_ms - 2,
+        })
+
+    def _book_levels(self, market_id: str, levels: BookLevels) -> list[list[str]]:
+        """Prices at the tick's decimals ("2191.0"), sizes as the 2026 capture prints
+        them: at least one decimal ("9.0", "0.5", a delete "0.0")."""
+        scale = self.quotes[market_id].scale
+        return [[f"{price:.{scale}f}", _bybit_size(size)] for price, size in levels]
+
+    def rest_book(self, market_id: str, bids: BookLevels, asks: BookLevels, update_id: int,
+                  now_ms: int) -> dict[str, Any]:
+        """/v5/market/orderbook's answer; `u` is the 1000-level stream's."""
+        self.cross_sequence += 1
+        return _envelope(0, "OK", {
+            "s": market_id, "a": self._book_levels(market_id, asks), "b": self._book_levels(market_id, bids),
+            "ts": now_ms, "u": update_id, "seq": self.cross_sequence, "cts": now_ms - 2,
+        }, now_ms)
+
     def wrong_shape_frame(self) -> str:
         # A ticker whose price is a JSON number and whose other fields are missing.
         return ('{"topic":"tickers.BTCUSDT","ts":1740835319867,"type":"snapshot","cs":1,'
@@ -162,6 +194,11 @@ class BybitSim(ExchangeSim):
             "priceFilter": {"tickSize": _bybit_number(Decimal(1).scaleb(-quote.scale))},
             "symbolType": "",
         }
+
+
+def _bybit_size(size: Decimal) -> str:
+    text = _bybit_number(size)
+    return text if "." in text else text + ".0"
 
 
 def _conn_id(socket: ServerConnection) -> str:

@@ -13,6 +13,8 @@ sends "EGeneral:Invalid arguments" in the same envelope.
 import asyncio
 import json
 import time
+import zlib
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -27,6 +29,21 @@ LEGACY_CODES = {"BTC": "XXBT", "ETH": "XETH", "XRP": "XXRP", "DOGE": "XXDG", "US
 # v1 names (AssetPairs wsname and altname) that differ from v2.
 V1_NAMES = {"BTC": "XBT", "DOGE": "XDG"}
 HEARTBEAT = '{"channel":"heartbeat"}'
+BOOK_DEPTHS = (10, 25, 100, 500, 1000)
+CHECKSUM_LEVELS = 10
+QTY_DECIMALS = 8  # the socket's qty: 0.10000000
+REST_PRICE_DECIMALS = 5  # REST Depth pads prices (105944.30000) where the socket writes 105944.3
+BookLevels = Sequence[tuple[Decimal, Decimal]]  # (price, qty); qty 0: a delete
+
+
+def _book_checksum(bids: BookLevels, asks: BookLevels, scale: int) -> int:
+    """Kraken's v2 book checksum, as its guide states it, of the texts a push carries: for
+    the top 10 asks, then the top 10 bids, the price and the qty, each without its '.'
+    and its leading zeros; CRC32 of the whole, unsigned."""
+    text = "".join(
+        f"{price:.{scale}f}".replace(".", "").lstrip("0") + f"{qty:.{QTY_DECIMALS}f}".replace(".", "").lstrip("0")
+        for price, qty in (*asks[:CHECKSUM_LEVELS], *bids[:CHECKSUM_LEVELS]))
+    return zlib.crc32(text.encode())
 
 
 def _rfc3339(now_ns: int) -> str:
@@ -201,6 +218,36 @@ class KrakenSim(ExchangeSim):
 
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         return self._ticker(market_id, quote, now_ms, "update")
+
+    # The book channel. ---------------------------------------------------------------
+
+    def book_push(self, symbol: str, kind: str, bids: BookLevels, asks: BookLevels, book_bids: BookLevels,
+                  book_asks: BookLevels, now_ns: int, checksum_error: int = 0) -> str:
+        """A v2 `book` push: a `snapshot` (`bids`/`asks` the book, best first) or an
+        `update` (the changed levels). `book_bids`/`book_asks`, best first, are the book
+        after it, truncated to the subscribed depth: the checksum is computed over them,
+        from the same texts the frame carries; `checksum_error` is added to it (a fault).
+        Numbers are JSON numbers written by hand, prices at the pair's decimals and
+        quantities at 8, trailing zeros kept."""
+        scale = self.quotes[symbol].scale
+
+        def levels(side: BookLevels) -> str:
+            return ",".join(f'{{"price":{price:.{scale}f},"qty":{qty:.{QTY_DECIMALS}f}}}' for price, qty in side)
+
+        checksum = (_book_checksum(book_bids, book_asks, scale) + checksum_error) % (1 << 32)
+        return (f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{symbol}",'
+                f'"bids":[{levels(bids)}],"asks":[{levels(asks)}],"checksum":{checksum},'
+                f'"timestamp":"{_rfc3339(now_ns)}"}}]}}')
+
+    def rest_depth(self, symbol: str, bids: BookLevels, asks: BookLevels, now_s: int) -> str:
+        """/0/public/Depth's answer: strings, prices padded to 5 decimals, each level with
+        the second of its last change (here: now)."""
+        def levels(side: BookLevels) -> list[list[Any]]:
+            return [[fixed(price, max(self.quotes[symbol].scale, REST_PRICE_DECIMALS)),
+                     format(qty.normalize(), "f"), now_s] for price, qty in side]
+
+        return json.dumps({"error": [], "result": {self.rest_keys[symbol]: {"asks": levels(asks), "bids": levels(bids)}}},
+                          separators=(",", ":"))
 
     def edge_frame(self, kind: str, market_id: str, quote: Quote, now_ms: int, form: str) -> str:
         return self._ticker(market_id, quote, now_ms, "update", strings=True)  # string_numbers
