@@ -50,22 +50,6 @@ class BookLost(Exception):
         self.detail = detail
 
 
-class BookMessage(NamedTuple):
-    """One market's part of a book message, as a worker decoded it: what the book needs.
-
-    A snapshot replaces the book (replace()); changes are applied to it (apply()). Levels
-    are (price, size, ...) sequences of the exchange's texts, checked by the book.
-    """
-
-    raw_symbol: str  # the exchange's own market id
-    snapshot: bool  # the complete book (a reset) rather than changes
-    bids: Sequence[Sequence[str]]
-    asks: Sequence[Sequence[str]]
-    update_id: int | None  # the exchange's sequence id of the message, if it has one
-    exchange_ts: int | None  # ms since the epoch
-    checksum: int | None = None  # the exchange's checksum of the book after the message
-
-
 # --- checked numbers -----------------------------------------------------------------
 
 # Texts just read in exponent form (1.16539E8), whose levels must be written plain. They

@@ -1,4 +1,4 @@
-"""Bybit Spot (API v5): the public `tickers.{symbol}` topic on the spot socket.
+"""Bybit Spot (API v5): the public `tickers.{symbol}` and `orderbook.{N}.{symbol}` topics.
 
 Endpoints   wss://stream.bybit.com/v5/public/spot, https://api.bybit.com
 Subscribe   {"op":"subscribe","args":["tickers.BTCUSDT",...]}; spot takes at most 10
@@ -26,28 +26,32 @@ REST        /v5/market/tickers?category=spot without `symbol` returns every spot
             connections' markets too). /v5/market/instruments-info?category=spot is the market list (no
             pagination on spot; base/quote are not derivable from BTCUSDC vs BTCUSDE).
             Errors come back as HTTP 200 with a non-zero retCode.
-Book        `orderbook.{N}.{symbol}`, N the smallest of 50, 200 and 1000 that holds the
-            configured depth: 50 (the docs' recommendation, pushed every 20 ms) unless
-            more is asked (200 every 100 ms, 1000 every 200 ms). `orderbook.1` sends
-            snapshots only and cannot serve a depth. {"topic":"orderbook.50.BTCUSDT",
-            "ts":<ms>,"type":"snapshot"|"delta","data":{"s","b","a","u","seq"},"cts"}:
-            spot writes `ts` before `type` (keys are read by name); levels are
-            [price, size] strings without padding, a size "0" (or "0.0") deletes, and a
-            delete of a price the book does not hold is harmless. The first push after a
-            subscribe is a snapshot, and it may come before the ack. A snapshot may come
-            again at any time (Bybit resets a book after an internal problem, with `u`
-            1 after a service restart): it always replaces the book. `data.u` is the
-            update id: a delta's is the last one's + 1 (the samples show it and client
-            libraries rely on it; the WS page does not state it, the REST page calls it
-            "always in sequence"); anything else is a gap. There is no checksum and no
-            resend: a lost book is rebuilt by unsubscribing and subscribing its topic
-            again, which brings a new snapshot. No delete is documented for a level
-            that leaves the N-level window, so the book keeps N levels a side (`ts` is
-            the exchange time; `cts`, the matching engine's, is missing from some pushes).
+Book        `orderbook.{N}.{symbol}`, the docs' recommended book: a snapshot, then
+            deltas. N is the smallest of 50, 200 and 1000 that holds book_depth: 50
+            (pushed every 20 ms) unless more is asked (200 every 100 ms, 1000 every
+            200 ms); `orderbook.1` sends snapshots only and cannot serve a depth.
+            {"topic":"orderbook.50.BTCUSDT","ts":<ms>,"type":"snapshot"|"delta",
+            "data":{"s","b","a","u","seq"},"cts":<ms>}: spot writes `ts` before `type`
+            (keys are read by name); levels are [price, size] strings without padding,
+            a size "0" (or "0.0") deletes, and a delete of a price the book does not
+            hold is harmless. The first push after a subscribe is a snapshot, and it
+            may come before the ack. A snapshot may come again at any time (Bybit resets
+            a book after an internal problem, with `u` 1 after a service restart): it
+            always replaces the book. `data.u` numbers the topic's pushes: a delta's is
+            the last one's + 1 (the samples show it and client libraries rely on it;
+            the WS page does not say so, the REST page calls it "always in sequence"),
+            anything else is a gap. There is no checksum and no resend: a lost book is
+            rebuilt by unsubscribing its topic and subscribing it again, which brings
+            a new snapshot (a topic subscribed twice is refused with "error:already
+            subscribed,topic:..." and goes on without one). The book keeps N levels a
+            side: a level that leaves the window needs no delete. exchange_ts is `ts`
+            (`cts`, the matching engine's time, is missing from some pushes). Books
+            have sockets of their own, 100 markets each (a busy topic pushes 50 frames
+            a second).
 REST book   /v5/market/orderbook?category=spot&symbol=X&limit=N (1..1000, one symbol a
             call): {"result":{"s","a","b","ts","u","seq","cts"}}. Its `u` is the
             1000-level stream's, so it cannot seed an orderbook.50 book: the REST book
-            serves the fallback only, and its records carry that `u`.
+            serves the fallback only, and its records carry no update_id.
 """
 
 import json
@@ -56,15 +60,13 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared import cli
-from shared.book import BookMessage
 from shared.numbers import Number, plain_all_unless_empty, plain_unless_empty
 from shared.record import ExchangeError, FrameError, Source, Ticker
-from shared.venue import Market, Venue
+from shared.venue import BookMessage, Market, Venue
 
 ARGS_PER_SUBSCRIBE = 10  # the spot cap
 # The spot book streams that send a snapshot and then deltas, by their levels a side.
 BOOK_STREAM_LEVELS = (50, 200, 1000)
-REST_BOOK_LIMIT = 1000  # the most levels a side /v5/market/orderbook returns on spot
 
 
 class TickerData(msgspec.Struct):
@@ -108,7 +110,6 @@ class RestBook(msgspec.Struct):
     b: list[Level] = []
     a: list[Level] = []
     ts: int | None = None
-    u: int | None = None
 
 
 class RestTicker(TickerData):
@@ -152,6 +153,11 @@ class Bybit(Venue):
     protocol_ping_interval_s = 20.0  # allowed, and catches a dead peer between app pings
     app_ping_interval_s = 20.0
     connect_gap_s = 0.6  # 500 connects per 5 min per IP, sustained
+    book_depths = range(1, BOOK_STREAM_LEVELS[-1] + 1)
+    book_resync = "resubscribe"
+    book_rest_path = "/v5/market/orderbook"
+    # A busy orderbook.50 topic pushes up to 50 frames a second.
+    book_markets_per_connection = 100
 
     _frames = msgspec.json.Decoder(Frame[TickerData | list[TickerData]])
     _book_frames = msgspec.json.Decoder(Frame[BookData])
@@ -199,45 +205,49 @@ class Bybit(Venue):
 
     # The book channel. -----------------------------------------------------------
 
-    @staticmethod
-    def book_stream_levels(depth: int) -> int:
-        """The levels a side of the orderbook stream that serves `depth` (the book's window)."""
+    def book_window(self, depth: int) -> int:
+        """The levels a side of the stream that serves `depth`, which the book keeps."""
         for levels in BOOK_STREAM_LEVELS:
             if depth <= levels:
                 return levels
         raise ValueError(f"at most {BOOK_STREAM_LEVELS[-1]} levels, not {depth}")
 
     def book_topic(self, market: Market, depth: int) -> str:
-        return f"orderbook.{self.book_stream_levels(depth)}.{market.raw}"
+        return f"orderbook.{self.book_window(depth)}.{market.raw}"
 
     def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
         return _requests("subscribe", [self.book_topic(market, depth) for market in markets])
 
-    def book_unsubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
-        return _requests("unsubscribe", [self.book_topic(market, depth) for market in markets])
+    def book_resubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
+        # A subscribed topic subscribed again is refused ("error:already subscribed") and
+        # sends no snapshot: it is unsubscribed first.
+        topics = [self.book_topic(market, depth) for market in markets]
+        return _requests("unsubscribe", topics) + _requests("subscribe", topics)
 
-    def parse_book_ws(self, frame: bytes) -> list[BookMessage]:
-        """The book message in one frame of a book socket; [] for acks and pongs."""
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
         message = self._book_frames.decode(frame)
         data = message.data
         if data is not None:
-            if message.type not in ("snapshot", "delta"):
-                raise FrameError(f"book push of type {message.type!r}")
-            return [BookMessage(data.s, message.type == "snapshot", data.b, data.a, data.u, message.ts)]
+            if message.type == "delta":
+                return [BookMessage(data.s, False, data.b, data.a, update_id=data.u, first_id=data.u,
+                                    exchange_ts=message.ts)]
+            if message.type == "snapshot":
+                return [BookMessage(data.s, True, data.b, data.a, update_id=data.u, exchange_ts=message.ts)]
+            raise FrameError(f"book push of type {message.type!r}")
         if _is_control(message):
             return []
         raise FrameError("neither a book push, an ack, a pong nor an error")
 
-    def rest_book_url(self, market: Market, depth: int) -> str:
-        return f"{self.rest_base}/v5/market/orderbook?category=spot&symbol={market.raw}&limit={depth}"
+    def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
+        return [f"{self.rest_base}{self.book_rest_path}?category=spot&symbol={market.raw}&limit={depth}"
+                for market in markets]
 
-    def parse_rest_book(self, body: bytes) -> BookMessage:
-        """A REST book as a snapshot; its update id is the 1000-level stream's `u`."""
-        envelope = self._rest_books.decode(body)
-        book = envelope.checked()
+    def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
+        # Its `u` numbers the 1000-level stream, not the one subscribed: no update_id.
+        book = self._rest_books.decode(body).checked()
         if not book.s:
             raise FrameError("order book answer without a symbol")
-        return BookMessage(book.s, True, book.b, book.a, book.u, book.ts)
+        return [BookMessage(book.s, True, book.b, book.a, exchange_ts=book.ts)]
 
     def market_list_url(self) -> str:
         return f"{self.rest_base}/v5/market/instruments-info?category=spot"

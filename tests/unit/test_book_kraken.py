@@ -39,16 +39,16 @@ def docs_checksum(bids: list[Level], asks: list[Level]) -> int:
 
 
 def doc_snapshot_book(venue: Kraken, depth: int = 10) -> OrderBook:
-    [snapshot] = venue.parse_book_ws(fixture_bytes("kraken", "ws_v2_book_snapshot_doc.json"))
-    book = OrderBook(snapshot.raw_symbol, depth=depth, window=depth, checksum=KRAKEN)
+    [snapshot] = venue.parse_book_ws(fixture_bytes("kraken", "ws_v2_book_snapshot_doc.json"), 0)
+    book = OrderBook(snapshot.raw, depth=depth, window=venue.book_window(depth), checksum=venue.book_checksum)
     book.replace(list(snapshot.bids), list(snapshot.asks))
     book.check(snapshot.checksum)
     return book
 
 
 def test_docs_snapshot_parsed_keeps_the_wire_digits_and_its_checksum_matches(venue: Kraken) -> None:
-    [snapshot] = venue.parse_book_ws(fixture_bytes("kraken", "ws_v2_book_snapshot_doc.json"))
-    assert (snapshot.raw_symbol, snapshot.snapshot, snapshot.update_id) == ("BTC/USD", True, None)
+    [snapshot] = venue.parse_book_ws(fixture_bytes("kraken", "ws_v2_book_snapshot_doc.json"), 0)
+    assert (snapshot.raw, snapshot.snapshot, snapshot.update_id, snapshot.first_id) == ("BTC/USD", True, None, None)
     assert snapshot.checksum == 3310070434  # unsigned, above 2**31
     assert snapshot.exchange_ts == ms("2023-10-06T17:35:55.440") == 1696613755440
     assert snapshot.bids[0] == ("45283.5", "0.10000000")  # the JSON number's text, trailing zeros kept
@@ -60,8 +60,9 @@ def test_docs_snapshot_parsed_keeps_the_wire_digits_and_its_checksum_matches(ven
 
 
 def test_real_update_parsed(venue: Kraken) -> None:
-    [update] = venue.parse_book_ws(fixture_bytes("kraken", "book_ws_v2_update_btcusd.json"))
-    assert (update.raw_symbol, update.snapshot, update.update_id) == ("BTC/USD", False, None)
+    [update] = venue.parse_book_ws(fixture_bytes("kraken", "book_ws_v2_update_btcusd.json"), 0)
+    # No sequence: first_id None, the checksum is the only check.
+    assert (update.raw, update.snapshot, update.update_id, update.first_id) == ("BTC/USD", False, None, None)
     assert list(update.bids) == []
     assert list(update.asks) == [("62807.0", "0.00000000"), ("62818.8", "0.65540712")]  # 0.00000000 deletes
     assert update.checksum == 4249465476
@@ -83,7 +84,7 @@ def test_an_update_of_our_own_keeps_the_checksum(venue: Kraken) -> None:
     for name, text in (("PRICE_1", "45283.6"), ("QTY_1", "0.25000000"), ("PRICE_2", "45286.4"),
                        ("QTY_2", "0.00000000"), ("PRICE_3", "45285.2"), ("QTY_3", "0.00200000")):
         frame = frame.replace(f'"{name}"', text)  # JSON numbers, as Kraken writes them
-    [update] = venue.parse_book_ws(frame.encode())
+    [update] = venue.parse_book_ws(frame.encode(), 0)
     book.apply(update.bids, update.asks)
     book.check(update.checksum)
     assert book.top(10) == (new_bids, new_asks)
@@ -92,17 +93,13 @@ def test_an_update_of_our_own_keeps_the_checksum(venue: Kraken) -> None:
 
 def test_depth_27_is_refused_only_in_the_ack(venue: Kraken) -> None:
     with pytest.raises(ExchangeError, match="^subscribe: Subscription depth not supported$"):
-        venue.parse_book_ws(fixture_bytes("kraken", "book_ws_v2_subscribe_error_depth27.json"))
+        venue.parse_book_ws(fixture_bytes("kraken", "book_ws_v2_subscribe_error_depth27.json"), 0)
 
 
-@pytest.mark.parametrize("depth", [0, 5, 20, 27, 50, 200, 1001])
-def test_a_depth_kraken_refuses_is_named_before_subscribing(venue: Kraken, depth: int) -> None:
-    assert venue.book_depth_error(depth) == f"Kraken's book depth must be one of 10, 25, 100, 500, 1000, not {depth}"
-
-
-@pytest.mark.parametrize("depth", BOOK_DEPTHS)
-def test_the_depths_kraken_accepts(venue: Kraken, depth: int) -> None:
-    assert venue.book_depth_error(depth) is None
+def test_the_depths_kraken_accepts_and_the_window_kept(venue: Kraken) -> None:
+    # Any other book_depth is refused at the worker's start (tests/integration/test_kraken.py).
+    assert tuple(venue.book_depths) == BOOK_DEPTHS == (10, 25, 100, 500, 1000)
+    assert [venue.book_window(depth) for depth in BOOK_DEPTHS] == list(BOOK_DEPTHS)
 
 
 def test_book_subscribe_in_the_documented_shape(venue: Kraken) -> None:
@@ -113,19 +110,21 @@ def test_book_subscribe_in_the_documented_shape(venue: Kraken) -> None:
     assert first["params"]["channel"] == real["params"]["channel"] == "book"
     assert (first["params"]["depth"], first["params"]["snapshot"]) == (25, True)
     assert len(first["params"]["symbol"]) == 50 and second["params"]["symbol"] == ["C50/USD"]
-    [unsubscribe] = map(json.loads, venue.book_unsubscribe_messages(markets[:1], 25))
+    unsubscribe, subscribe = map(json.loads, venue.book_resubscribe_messages(markets[:1], 25))
     assert unsubscribe == {"method": "unsubscribe", "params": {"channel": "book", "symbol": ["C0/USD"], "depth": 25}}
+    assert subscribe == {"method": "subscribe", "params": {"channel": "book", "symbol": ["C0/USD"], "depth": 25,
+                                                           "snapshot": True}}
 
 
 @pytest.mark.parametrize("name", ["ws_status.json", "ws_heartbeat.json", "ws_subscribe_ack.json"])
 def test_status_heartbeat_and_acks_on_a_book_socket_carry_nothing(venue: Kraken, name: str) -> None:
-    assert venue.parse_book_ws(fixture_bytes("kraken", name)) == []
+    assert venue.parse_book_ws(fixture_bytes("kraken", name), 0) == []
 
 
 def test_a_book_push_without_checksum_is_dead_lettered(venue: Kraken) -> None:
     frame = fixture_bytes("kraken", "book_ws_v2_update_btcusd.json").replace(b'"checksum":4249465476,', b"")
     with pytest.raises(FrameError, match="without checksum"):
-        venue.parse_book_ws(frame)
+        venue.parse_book_ws(frame, 0)
 
 
 def test_rest_depth_is_a_snapshot_without_the_level_times(venue: Kraken) -> None:
@@ -133,15 +132,25 @@ def test_rest_depth_is_a_snapshot_without_the_level_times(venue: Kraken) -> None
     venue.parse_market_list(json.dumps({"error": [], "result": {"XBTUSDT": {
         "altname": "XBTUSDT", "wsname": "XBT/USDT", "base": "XXBT", "quote": "USDT", "status": "online"}}}).encode(),
         ["USDT"])
-    book = venue.parse_rest_book(fixture_bytes("kraken", "book_rest_depth_xbtusdt.json"))
-    assert (book.raw_symbol, book.snapshot, book.update_id, book.exchange_ts, book.checksum) == (
+    [url] = venue.book_rest_urls([venue.market("BTC", "USDT")], 1000)
+    assert url == "https://api.kraken.com/0/public/Depth?pair=XBTUSDT&count=500"  # count: 500 at most
+    assert venue.is_book_rest(url)
+    [book] = venue.parse_rest_book(url, fixture_bytes("kraken", "book_rest_depth_xbtusdt.json"), 0)
+    assert (book.raw, book.snapshot, book.update_id, book.exchange_ts, book.checksum) == (
         "BTC/USDT", True, None, None, None)
     assert book.asks[0] == ("105944.30000", "0.136") and book.bids[-1] == ("105916.70000", "0.005")
     assert len(book.bids) == len(book.asks) == 5
-    assert venue.rest_book_url(venue.market("BTC", "USDT"), 1000) == (
-        "https://api.kraken.com/0/public/Depth?pair=XBTUSDT&count=500")
 
 
-def test_rest_depth_of_a_pair_asset_pairs_did_not_name_is_dead_lettered(venue: Kraken) -> None:
+def test_rest_depth_before_asset_pairs_is_read_by_the_altname_it_asked_for(venue: Kraken) -> None:
+    venue.learn([venue.market("BTC", "USDT")])
+    [url] = venue.book_rest_urls([venue.market("BTC", "USDT")], 10)
+    assert url.endswith("?pair=XBTUSDT&count=10")
+    [book] = venue.parse_rest_book(url, fixture_bytes("kraken", "book_rest_depth_xbtusdt.json"), 0)
+    assert book.raw == "BTC/USDT"
+
+
+def test_rest_depth_of_a_pair_never_asked_for_is_dead_lettered(venue: Kraken) -> None:
     with pytest.raises(FrameError, match="XBTUSDT"):
-        venue.parse_rest_book(fixture_bytes("kraken", "book_rest_depth_xbtusdt.json"))
+        venue.parse_rest_book("https://api.kraken.com/0/public/Depth?pair=SOLUSD&count=10",
+                              fixture_bytes("kraken", "book_rest_depth_xbtusdt.json"), 0)
