@@ -34,6 +34,7 @@ class BookCase(NamedTuple):
 BOOKS = {
     "upbit": BookCase(depth=10, sequenced=False),
     "bybit": BookCase(depth=10, sequenced=True),
+    "kraken": BookCase(depth=10, sequenced=False),
 }
 # (exchange, fault, the resync reason it must be counted under)
 FAULTS = [
@@ -41,6 +42,9 @@ FAULTS = [
     ("bybit", "book_gap", "gap"),
     ("bybit", "book_repeat", "gap"),
     ("bybit", "book_crossed", "crossed"),
+    ("kraken", "book_gap", "checksum"),  # Kraken has no sequence: the next checksum shows it
+    ("kraken", "book_checksum", "checksum"),
+    ("kraken", "book_crossed", "crossed"),
 ]
 
 Record = dict[str, Any]
