@@ -70,9 +70,11 @@ Level = tuple[str, str]
 class TrueBook:
     """One market's true book: price ticks -> size units, each side, and its sequence."""
 
-    def __init__(self, quote: Quote, rng: random.Random, first_update_id: int | None = None) -> None:
+    def __init__(self, quote: Quote, rng: random.Random, first_update_id: int | None = None,
+                 id_steps: tuple[int, int] = (1, 3)) -> None:
         self.scale = quote.scale
         self.rng = rng
+        self.id_steps = id_steps  # how far a message advances the sequence: (least, most)
         mid = max(quote.ticks, 2 * LEVELS + 10)
         self.bids = {mid - 1 - level: rng.randint(1, 10**9) for level in range(LEVELS)}
         self.asks = {mid + 1 + level: rng.randint(1, 10**9) for level in range(LEVELS)}
@@ -133,7 +135,7 @@ class TrueBook:
     def _advance(self, changes: list[tuple[str, str, str]],
                  view: tuple[list[Level], list[Level]] | None = None) -> "BookUpdate":
         first_id = self.update_id + 1
-        self.update_id += self.rng.randint(1, 3)
+        self.update_id += self.rng.randint(*self.id_steps)
         self.changed_ms = int(time.time() * 1000)
         if view is None:
             self._remember()
@@ -161,6 +163,21 @@ class BookUpdate:
     shown: tuple[list[Level], list[Level]] | None = None
     wrong_checksum: bool = False
     snapshot: bool = False
+
+    def window_changes(self, window: int) -> list[tuple[str, str, str]]:
+        """The changes as an exchange that keeps `window` levels a side sends them (Kraken,
+        Bybit): the changes, then, a side, as many of its worst levels in the window as
+        the side lost levels, since those may have moved up into the window. No delete
+        is sent for a level pushed out of it: the client keeps `window` levels a side.
+        A level sent again unchanged changes nothing."""
+        deleted = {"bid": 0, "ask": 0}
+        for side, _, size in self.changes:
+            if not size.strip("0."):
+                deleted[side] += 1
+        bids, asks = self.view(window)
+        moved_up = [("bid", price, size) for price, size in bids[max(0, len(bids) - deleted["bid"]):]]
+        moved_up += [("ask", price, size) for price, size in asks[max(0, len(asks) - deleted["ask"]):]]
+        return self.changes + moved_up
 
     def view(self, depth: int) -> tuple[list[Level], list[Level]]:
         """The best `depth` levels a side of the book after this message, as sent."""
@@ -193,7 +210,7 @@ class BookFeed:
         book = self.books.get(market_id)
         if book is None:
             book = self.books[market_id] = TrueBook(self.sim.quotes[market_id], random.Random(market_id),
-                                                    self.sim.book_first_update_id())
+                                                    self.sim.book_first_update_id(), self.sim.book_id_steps)
         return book
 
     # Subscriptions. ---------------------------------------------------------------

@@ -2,19 +2,31 @@
 per subscribe, one ack per request, spot-style pongs to {"op":"ping"}, sockets closed
 after ~10 min with neither pings nor data, snapshot-only `tickers.*` pushes with string numbers printed without
 trailing zeros (80900, 84547.99), and the /v5/market REST endpoints with their
-{"retCode","retMsg","result","retExtInfo","time"} envelope."""
+{"retCode","retMsg","result","retExtInfo","time"} envelope.
+
+Order books: `orderbook.{50,200,1000}.<symbol>` topics on the same socket and requests,
+a snapshot then deltas whose `u` counts the topic's pushes (+1 each, book_id_steps), a
+level pushed out of the window without a delete; a topic subscribed twice is refused
+("error:already subscribed,topic:..."), as probed on the wire, and keeps its stream.
+REST /v5/market/orderbook?category=spot&symbol=X&limit=N. simulator/books.py keeps the
+books."""
 
 import json
 import time
+import weakref
 from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from simulator.books import BookFeed, BookUpdate, Level
 from simulator.core import BASES, ExchangeSim, Quote
 
 ARGS_PER_SUBSCRIBE = 10
 TOPIC_PREFIX = "tickers."
+BOOK_TOPIC_PREFIX = "orderbook."
+BOOK_STREAMS = ("50", "200", "1000")  # the book topics' levels, with a snapshot and deltas
+REST_BOOK_LIMIT = 1000
 
 
 def _bybit_number(value: Decimal) -> str:
@@ -36,10 +48,14 @@ class BybitSim(ExchangeSim):
     client_idle_timeout_s = 600.0
     client_pings_count = True
     server_pushes_count = True
+    book_id_steps = (1, 1)  # `u` counts a topic's pushes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cross_sequence = 64_027_791_513
+        self.book_feed = BookFeed(self)
+        # Each socket's book topics: market -> the stream's levels a side.
+        self.book_levels: weakref.WeakKeyDictionary[ServerConnection, dict[str, int]] = weakref.WeakKeyDictionary()
 
     def market_id(self, base: str, quote: str) -> str:
         return base + quote
@@ -68,21 +84,41 @@ class BybitSim(ExchangeSim):
                 f'"conn_id":"{_conn_id(socket)}","op":"{op}"}}'
             )
             return None
-        invalid = [topic for topic in args
-                   if not (isinstance(topic, str) and topic.startswith(TOPIC_PREFIX)
-                           and topic[len(TOPIC_PREFIX):] in self.quotes)]
-        if invalid:
-            # One bad topic fails the whole request.
-            await self._reply(socket, request, False, f"Invalid topic: {invalid}", op)
-            return None
+        tickers: list[str] = []
+        books: dict[str, int] = {}  # market -> the stream's levels
+        for topic in args:
+            kind, _, market_id = topic.rpartition(".") if isinstance(topic, str) else ("", "", "")
+            levels = kind[len(BOOK_TOPIC_PREFIX):] if kind.startswith(BOOK_TOPIC_PREFIX) else ""
+            if market_id in self.quotes and kind + "." == TOPIC_PREFIX:
+                tickers.append(market_id)
+            elif market_id in self.quotes and levels in BOOK_STREAMS:
+                books[market_id] = int(levels)
+            else:
+                # One bad topic fails the whole request (the wire's text).
+                await self._reply(socket, request, False, f"error:handler not found,topic:{topic}", op)
+                return None
+        book_levels = self.book_levels.setdefault(socket, {})
+        if op == "subscribe":
+            for market_id, levels in books.items():
+                if book_levels.get(market_id) == levels:
+                    await self._reply(socket, request, False,
+                                      f"error:already subscribed,topic:{BOOK_TOPIC_PREFIX}{levels}.{market_id}", op)
+                    return None
         subscribed: list[str] = getattr(socket, "bybit_markets", [])
-        for market_id in (topic[len(TOPIC_PREFIX):] for topic in args):
+        for market_id in tickers:
             if op == "subscribe" and market_id not in subscribed:
                 subscribed.append(market_id)
             elif op == "unsubscribe" and market_id in subscribed:
                 subscribed.remove(market_id)
         socket.bybit_markets = subscribed  # type: ignore[attr-defined]
         await self._reply(socket, request, True, op, op)
+        if op == "subscribe":
+            book_levels.update(books)
+            self.book_feed.subscribe(socket, list(books))
+        else:
+            for market_id in books:
+                book_levels.pop(market_id, None)
+            self.book_feed.unsubscribe(socket, list(books))
         return subscribed
 
     async def _reply(self, socket: ServerConnection, request: dict[str, Any], success: bool, ret_msg: str,
@@ -121,6 +157,40 @@ class BybitSim(ExchangeSim):
         return _compact({"topic": TOPIC_PREFIX + market_id, "ts": now_ms, "type": "snapshot",
                          "cs": self.cross_sequence, "data": fields})
 
+    # The book channel. ---------------------------------------------------------------
+
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        levels = self.book_levels[socket][market_id]
+        bids, asks = update.view(levels)
+        return self._book_push(market_id, levels, "snapshot", bids, asks, update)
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        levels = self.book_levels[socket][market_id]
+        changes = update.window_changes(levels)
+        bids = [(price, size) for side, price, size in changes if side == "bid"]
+        asks = [(price, size) for side, price, size in changes if side == "ask"]
+        return self._book_push(market_id, levels, "delta", bids, asks, update)
+
+    def _book_push(self, market_id: str, levels: int, kind: str, bids: list[Level], asks: list[Level],
+                   update: BookUpdate) -> str:
+        """An orderbook.N push, keys in spot's order (`ts` before `type`, `cts` last)."""
+        self.cross_sequence += 1
+        return _compact({
+            "topic": f"{BOOK_TOPIC_PREFIX}{levels}.{market_id}", "ts": update.ts_ms, "type": kind,
+            "data": {"s": market_id, "b": _book_levels(bids), "a": _book_levels(asks), "u": update.update_id,
+                     "seq": self.cross_sequence},
+            "cts": update.ts_ms - 2,
+        })
+
+    def _rest_book(self, market_id: str, limit: int, now_ms: int) -> dict[str, Any]:
+        """/v5/market/orderbook's answer. Its `u` would number the 1000-level stream: here
+        the book's one sequence."""
+        update = self.book_feed.rest_view(market_id)
+        bids, asks = update.view(limit)
+        self.cross_sequence += 1
+        return {"s": market_id, "a": _book_levels(asks), "b": _book_levels(bids), "ts": now_ms,
+                "u": update.update_id, "seq": self.cross_sequence, "cts": now_ms - 2}
+
     def wrong_shape_frame(self) -> str:
         # A ticker whose price is a JSON number and whose other fields are missing.
         return ('{"topic":"tickers.BTCUSDT","ts":1740835319867,"type":"snapshot","cs":1,'
@@ -128,13 +198,18 @@ class BybitSim(ExchangeSim):
 
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         now_ms = int(time.time() * 1000)
-        if path not in ("/v5/market/tickers", "/v5/market/instruments-info"):
+        if path not in ("/v5/market/tickers", "/v5/market/instruments-info", "/v5/market/orderbook"):
             return 404, _envelope(10001, "Not Found", {}, now_ms)
         if query.get("category") != ["spot"]:
             return 200, _envelope(10001, "Illegal category", {}, now_ms)
         symbols = query.get("symbol", list(self.quotes))
         if any(symbol not in self.quotes for symbol in symbols):
             return 200, _envelope(10001, "Not supported symbols", {}, now_ms)
+        if path == "/v5/market/orderbook":
+            limit = int(query.get("limit", ["1"])[0])
+            if len(symbols) != 1 or not 1 <= limit <= REST_BOOK_LIMIT:
+                return 200, _envelope(10001, "Invalid parameter", {}, now_ms)
+            return 200, _envelope(0, "OK", self._rest_book(symbols[0], limit, now_ms), now_ms)
         if path == "/v5/market/tickers":
             items = [self._rest_ticker(symbol) for symbol in symbols]
         else:
@@ -162,6 +237,17 @@ class BybitSim(ExchangeSim):
             "priceFilter": {"tickSize": _bybit_number(Decimal(1).scaleb(-quote.scale))},
             "symbolType": "",
         }
+
+
+def _book_levels(levels: list[Level]) -> list[list[str]]:
+    """Prices at the tick's decimals ("2191.0"), sizes as the 2026 capture prints them:
+    without trailing zeros but with one decimal at least ("9.0", "0.5", a delete "0.0")."""
+    return [[price, _bybit_size(size)] for price, size in levels]
+
+
+def _bybit_size(size: str) -> str:
+    text = size.rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def _conn_id(socket: ServerConnection) -> str:

@@ -183,6 +183,9 @@ class ExchangeSim(ABC):
     server_ping_interval_s: ClassVar[float | None] = None
     # Frames sent as binary (opcode 2) rather than text.
     binary_frames: ClassVar[bool] = False
+    # How far one book message advances a market's sequence id (least, most): Bybit's `u`
+    # counts messages (1, 1); most exchanges count changes.
+    book_id_steps: ClassVar[tuple[int, int]] = (1, 3)
     # The exchange's idle rule, as its notes document it: close a socket on which no
     # traffic that counts was seen for this long; None: never. Tests shorten it with
     # /_sim/idle?seconds=S. The client's messages always count; these add:

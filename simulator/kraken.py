@@ -8,11 +8,24 @@ Error texts seen on the real socket: "Currency pair not supported <pair>" and
 "Unsupported field: 'params' for the given msg type: ping", "Unsupported event". The
 answer to a request that is not JSON or lacks a method is not documented: this mode
 sends "EGeneral:Invalid arguments" in the same envelope.
+
+Order books: the `book` channel on the same socket, subscribed with a `depth` of 10, 25,
+100, 500 or 1000 (any other is refused in the ack, "Subscription depth not supported",
+naming no symbol, as on the wire); one ack a symbol, a snapshot, then updates carrying
+the changes within the depth and the levels that move up into it, no delete for a level
+pushed out, and the CRC32 checksum of the top 10 of the depth-truncated book, computed
+on the texts sent (prices at the pair's decimals, qty at 8: JSON numbers with trailing
+zeros). `unsubscribe` ends a symbol's book. Subscribing a book twice, or unsubscribing
+one never subscribed, is answered with an error naming the symbol ("Already
+subscribed", "Subscription Not Found": texts not confirmed on the wire). REST
+/0/public/Depth?pair=K&count=N (N at most 500, prices padded to 5 decimals). Heartbeats
+go to book sockets too. simulator/books.py keeps the books.
 """
 
 import asyncio
 import json
 import time
+import zlib
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -20,13 +33,27 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from simulator.core import ExchangeSim, Quote, fixed
+from simulator.books import BookFeed, BookUpdate, Level
+from simulator.core import ExchangeSim, Quote, _SimConnection, fixed
 
 # REST asset codes of Kraken's legacy assets; every other asset's code is its name.
 LEGACY_CODES = {"BTC": "XXBT", "ETH": "XETH", "XRP": "XXRP", "DOGE": "XXDG", "USD": "ZUSD", "EUR": "ZEUR"}
 # v1 names (AssetPairs wsname and altname) that differ from v2.
 V1_NAMES = {"BTC": "XBT", "DOGE": "XDG"}
 HEARTBEAT = '{"channel":"heartbeat"}'
+BOOK_DEPTHS = (10, 25, 100, 500, 1000)
+CHECKSUM_LEVELS = 10
+REST_PRICE_DECIMALS = 5  # REST Depth pads prices (105944.30000) where the socket writes 105944.3
+REST_BOOK_COUNT = 500
+
+
+def _book_checksum(bids: list[Level], asks: list[Level]) -> int:
+    """Kraken's v2 book checksum, as its guide states it, of the texts a push carries: for
+    the top 10 asks, then the top 10 bids, the price and the qty, each without its '.'
+    and its leading zeros; CRC32 of the whole, unsigned."""
+    text = "".join(price.replace(".", "").lstrip("0") + qty.replace(".", "").lstrip("0")
+                   for price, qty in (*asks[:CHECKSUM_LEVELS], *bids[:CHECKSUM_LEVELS]))
+    return zlib.crc32(text.encode())
 
 
 def _rfc3339(now_ns: int) -> str:
@@ -49,7 +76,8 @@ class KrakenSim(ExchangeSim):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._subscribed: dict[ServerConnection, list[str]] = {}
-        self._last_sent: dict[ServerConnection, float] = {}
+        self._book_depths: dict[ServerConnection, dict[str, int]] = {}  # a socket's books: symbol -> depth
+        self.book_feed = BookFeed(self)
         self.rest_keys = {symbol: self._rest_key(quote) for symbol, quote in self.quotes.items()}
         # The names a REST `pair` parameter accepts: the key and the altname.
         self.rest_names = {name: symbol for symbol, quote in self.quotes.items()
@@ -83,23 +111,20 @@ class KrakenSim(ExchangeSim):
         finally:
             heartbeats.cancel()
             self._subscribed.pop(socket, None)
-            self._last_sent.pop(socket, None)
+            self._book_depths.pop(socket, None)
 
     async def _heartbeats(self, socket: ServerConnection) -> None:
-        """One heartbeat in each second without tickers, once something is subscribed."""
+        """One heartbeat in each second without other frames, once something is subscribed."""
+        assert isinstance(socket, _SimConnection)
         try:
             while True:
                 await asyncio.sleep(1.0)
                 now = time.monotonic()
-                if (self._subscribed.get(socket) and now >= self.faults.stalled.get(socket, 0.0)
-                        and now - self._last_sent.get(socket, 0.0) >= 1.0):
+                if ((self._subscribed.get(socket) or self._book_depths.get(socket))
+                        and now >= self.faults.stalled.get(socket, 0.0) and now - socket.last_sent >= 1.0):
                     await socket.send(HEARTBEAT)
         except ConnectionClosed:
             pass
-
-    async def _send(self, socket: ServerConnection, frame: str) -> None:
-        self._last_sent[socket] = time.monotonic()
-        await super()._send(socket, frame)
 
     async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
         time_in = _rfc3339(time.time_ns())
@@ -118,11 +143,16 @@ class KrakenSim(ExchangeSim):
             else:
                 await self._respond(socket, {**request, "method": "pong"}, time_in)
             return None
-        if method != "subscribe":
+        if method not in ("subscribe", "unsubscribe"):
             await self._respond(socket, request, time_in, error="Unsupported event")
             return None
         params = request.get("params")
-        if not (isinstance(params, dict) and params.get("channel") == "ticker"
+        if (isinstance(params, dict) and params.get("channel") == "book" and isinstance(params.get("symbol"), list)
+                and all(isinstance(symbol, str) for symbol in params["symbol"])
+                and isinstance(params.get("depth", 10), int) and isinstance(params.get("snapshot", True), bool)):
+            await self._book_request(socket, request, params, time_in)
+            return None
+        if not (method == "subscribe" and isinstance(params, dict) and params.get("channel") == "ticker"
                 and isinstance(params.get("symbol"), list)
                 and all(isinstance(symbol, str) for symbol in params["symbol"])
                 and params.get("event_trigger", "trades") in ("trades", "bbo")
@@ -152,6 +182,64 @@ class KrakenSim(ExchangeSim):
                 quote = self.quotes[symbol]
                 await self._send(socket, self._ticker(symbol, quote, quote.changed_ms, "snapshot"))
         return subscribed
+
+    async def _book_request(self, socket: ServerConnection, request: dict[str, Any], params: dict[str, Any],
+                            time_in: str) -> None:
+        """A book subscribe or unsubscribe: an ack or an error a symbol, then the feed."""
+        depth = params.get("depth", 10)
+        if depth not in BOOK_DEPTHS:
+            await self._respond(socket, request, time_in, error="Subscription depth not supported")
+            return
+        books = self._book_depths.setdefault(socket, {})
+        subscribe = request["method"] == "subscribe"
+        done = []
+        for symbol in params["symbol"]:
+            if symbol not in self.quotes:
+                error: str | None = f"Currency pair not supported {symbol}"
+            elif subscribe:
+                error = "Already subscribed" if symbol in books else None
+            else:
+                error = None if symbol in books else "Subscription Not Found"
+            if error is not None:
+                await self._respond(socket, request, time_in, symbol=symbol, error=error)
+                continue
+            result: dict[str, Any] = {"channel": "book", "depth": depth, "symbol": symbol}
+            if subscribe:
+                result["snapshot"] = True
+                books[symbol] = depth
+            else:
+                del books[symbol]
+            await self._respond(socket, request, time_in, result=result)
+            done.append(symbol)
+        if subscribe:
+            self.book_feed.subscribe(socket, done)
+        else:
+            self.book_feed.unsubscribe(socket, done)
+
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        bids, asks = update.view(self._book_depths[socket][market_id])
+        return self._book_push(market_id, "snapshot", bids, asks, update)
+
+    def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        changes = update.window_changes(self._book_depths[socket][market_id])
+        bids = [(price, qty) for side, price, qty in changes if side == "bid"]
+        asks = [(price, qty) for side, price, qty in changes if side == "ask"]
+        return self._book_push(market_id, "update", bids, asks, update)
+
+    def _book_push(self, symbol: str, kind: str, bids: list[Level], asks: list[Level], update: BookUpdate) -> str:
+        """A v2 `book` push. The books' texts are Kraken's: prices at the pair's decimals,
+        qty at 8, written as JSON numbers by hand. The checksum is of the book after the
+        message, truncated to the depth (its top 10 is the view's), made wrong by the fault."""
+        checksum = _book_checksum(*update.view(CHECKSUM_LEVELS))
+        if update.wrong_checksum:
+            checksum ^= 1
+
+        def levels(side: list[Level]) -> str:
+            return ",".join(f'{{"price":{price},"qty":{qty}}}' for price, qty in side)
+
+        return (f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{symbol}",'
+                f'"bids":[{levels(bids)}],"asks":[{levels(asks)}],"checksum":{checksum},'
+                f'"timestamp":"{_rfc3339(update.ts_ms * 10**6)}"}}]}}')
 
     async def _respond(self, socket: ServerConnection, request: dict[str, Any], time_in: str, *,
                        error: str | None = None, result: dict[str, Any] | None = None,
@@ -211,8 +299,10 @@ class KrakenSim(ExchangeSim):
     # REST. --------------------------------------------------------------------------
 
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-        if path not in ("/0/public/AssetPairs", "/0/public/Ticker"):
+        if path not in ("/0/public/AssetPairs", "/0/public/Ticker", "/0/public/Depth"):
             return 404, {"error": ["EGeneral:Unknown method"]}
+        if path == "/0/public/Depth":
+            return self._rest_depth(query)
         if "pair" in query:
             names = query["pair"][0].split(",")
             if any(self.rest_names.get(name) not in self.quotes for name in names):  # unknown or delisted
@@ -223,6 +313,26 @@ class KrakenSim(ExchangeSim):
         describe = self._asset_pair if path == "/0/public/AssetPairs" else self._rest_ticker
         result = {self.rest_keys[symbol]: describe(self.quotes[symbol]) for symbol in symbols}
         return 200, json.dumps({"error": [], "result": result}, separators=(",", ":"))
+
+    def _rest_depth(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """/0/public/Depth of one pair: strings, prices padded to 5 decimals, each level with
+        the second of the book's last change."""
+        symbol = self.rest_names.get(query.get("pair", [""])[0])
+        if symbol not in self.quotes:  # unknown or delisted
+            return 200, {"error": ["EQuery:Unknown asset pair"]}
+        count = int(query.get("count", ["100"])[0])
+        if not 1 <= count <= REST_BOOK_COUNT:
+            return 200, {"error": ["EGeneral:Invalid arguments:count"]}
+        update = self.book_feed.rest_view(symbol)
+        places = max(self.quotes[symbol].scale, REST_PRICE_DECIMALS)
+        seconds = update.ts_ms // 1000
+
+        def levels(side: list[Level]) -> list[list[Any]]:
+            return [[fixed(Decimal(price), places), qty.rstrip("0").rstrip("."), seconds] for price, qty in side]
+
+        bids, asks = update.view(count)
+        return 200, json.dumps({"error": [], "result": {self.rest_keys[symbol]: {
+            "asks": levels(asks), "bids": levels(bids)}}}, separators=(",", ":"))
 
     def _asset_pair(self, quote: Quote) -> dict[str, Any]:
         base_v1, quote_v1 = V1_NAMES.get(quote.base, quote.base), V1_NAMES.get(quote.quote, quote.quote)

@@ -42,6 +42,8 @@ BOOKS = {
     "korbit": BookCase(depth=10, sequenced=False),
     "gateio": BookCase(depth=10, sequenced=True),
     "coinbase": BookCase(depth=10, sequenced=False),
+    "bybit": BookCase(depth=10, sequenced=True),
+    "kraken": BookCase(depth=10, sequenced=False),
 }
 # (exchange, fault, the resync reason it must be counted under). A book asks for a REST
 # snapshot only when it starts or is lost: book_stale comes with one book_gap, and the
@@ -68,6 +70,12 @@ FAULTS = [
     ("gateio", "book_crossed", "crossed"),
     # Coinbase level2_batch has no sequence: a crossed book is the only loss it can show.
     ("coinbase", "book_crossed", "crossed"),
+    ("bybit", "book_gap", "gap"),
+    ("bybit", "book_repeat", "gap"),
+    ("bybit", "book_crossed", "crossed"),
+    ("kraken", "book_gap", "checksum"),  # Kraken has no sequence: the next checksum shows it
+    ("kraken", "book_checksum", "checksum"),
+    ("kraken", "book_crossed", "crossed"),
 ]
 
 Record = dict[str, Any]
@@ -190,6 +198,9 @@ def test_a_book_fault_is_detected_counted_and_never_published(exchange: str, fau
     # A fault shows in the market's next message: each market gets a few before the freeze.
     time.sleep(1)
     wait_until(lambda: f"book lost ({reason})" in process.log(), 30, f"the worker to find the {fault}")
+    # A gap shows at the market's next message: each market gets a few more before the books freeze.
+    frames = sim.control(exchange, "stats")["book_frames"]
+    wait_until(lambda: sim.control(exchange, "stats")["book_frames"] >= frames + 10, 10, "book frames")
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
     counted = resyncs(process)
