@@ -140,7 +140,7 @@ def test_records_kafka_holds_already_are_found_by_run_and_seq(kafka: str, tmp_pa
     held.append((sink._dead_letter_topic, b"binance", msgspec.json.encode(letter)))
     found, complete = sink._written_already(held)
     assert complete
-    assert found == {(sink.run, seq) for seq in range(251, 301)}
+    assert found == {(sink._ticker_topic, sink.run, seq) for seq in range(251, 301)}
     # Another run's record with the same seq is another record.
     other = msgspec.json.encode(msgspec.structs.replace(_ticker(260), run="another-run", seq=260))
     assert sink._written_already([(sink._ticker_topic, b"key", other)]) == (set(), True)
