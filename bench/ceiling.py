@@ -20,7 +20,6 @@ import asyncio
 import functools
 import importlib
 import sys
-import time
 
 import msgspec
 import uvloop
@@ -130,9 +129,9 @@ class BareStack:
         if error is None:
             self.delivered += 1
 
-    def on_message(self, frame: bytes) -> None:
+    def on_message(self, frame: bytes, received_ns: int) -> None:
         encode, produce, topic = self._encode, self.producer.produce, self.topic
-        for record in self._records(self._decoder, frame, time.time_ns()):
+        for record in self._records(self._decoder, frame, received_ns):
             value, key = encode(record), record.symbol.encode()
             while True:
                 try:
@@ -143,7 +142,7 @@ class BareStack:
                     # acks to make room, the bare stack's backpressure (the worker spools).
                     self.producer.poll(QUEUE_FULL_WAIT_S)
 
-    def after_read(self) -> None:
+    def after_read(self, frames: int) -> None:
         self.producer.poll(0)
 
 

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _config(scratch: Path, exchange: str) -> Config:
     return configuration.load(override_file(scratch, "127.0.0.1:1", sections, create_topics=False))
 
 
-def coinstream_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes], None], Callable[[], None],
+def coinstream_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes, int], None], Callable[[int], None],
                                                                Callable[[], int]]:
     """The live path: Connection's handler of each frame, and of each read."""
     config = _config(scratch, exchange)
@@ -72,10 +73,10 @@ def coinstream_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes], Non
         sink._producer.flush(30)
         sink.serve_deliveries()
         return stats.delivered
-    return connection._on_message, sink.serve_deliveries, flush
+    return connection._on_message, connection._after_read, flush
 
 
-def bare_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes], None], Callable[[], None],
+def bare_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes, int], None], Callable[[int], None],
                                                         Callable[[], int]]:
     bare = BareStack(exchange, {**_config(scratch, exchange).kafka.producer, **MOCK_CLUSTER}, TOPIC)
     def flush() -> int:
@@ -96,10 +97,14 @@ def inner(side: str, exchange: str, count: int, frames_file: Path) -> None:
             if side == "coinstream":
                 # Connection._on_message reports a failing frame through this future.
                 on_message.__self__._ended_by = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+            clock = time.time_ns
             for start in range(0, len(frames), FRAMES_PER_READ):
-                for frame in frames[start:start + FRAMES_PER_READ]:
-                    on_message(frame)
-                after_read()
+                # As MessageConnection.data_received: one clock reading a read.
+                received_ns = clock()
+                read = frames[start:start + FRAMES_PER_READ]
+                for frame in read:
+                    on_message(frame, received_ns)
+                after_read(len(read))
             delivered = flush()
             if delivered != count:  # every frame holds one ticker
                 raise RuntimeError(f"{side} {exchange}: {delivered} of {count} records delivered")
