@@ -20,13 +20,14 @@ import asyncio
 import functools
 import importlib
 import sys
+from collections.abc import Callable
 
 import msgspec
 import uvloop
 from confluent_kafka import KafkaError, Message, Producer
 from websockets.asyncio.client import connect
 
-from bench.tiers import VENUE_CLASSES
+from bench.tiers import RECEIVED_NS, VENUE_CLASSES
 from shared import config as configuration
 from shared.worker import MessageConnection
 
@@ -111,6 +112,18 @@ PIPELINES = {
     "okx": (OkxFrame, okx_records),
     "upbit": (UpbitTicker, upbit_records),
 }
+
+
+def bare_pass(exchange: str) -> Callable[[], Callable[[bytes], list[bytes]]]:
+    """The bare stack's decode and encode of a frame, in-process: the other side of
+    tests/unit/test_bench_guard.py's ratio (bench.tiers.per_message_us times it)."""
+    struct, records = PIPELINES[exchange]
+    encode = msgspec.json.Encoder().encode
+
+    def new_pass() -> Callable[[bytes], list[bytes]]:
+        decoder = msgspec.json.Decoder(struct)
+        return lambda frame: [encode(record) for record in records(decoder, frame, RECEIVED_NS)]
+    return new_pass
 
 
 class BareStack:
