@@ -16,7 +16,8 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
            reads: records/s delivered, delivery latency, RSS, CPU; 3 runs each; and
            Binance at 1,000 msg/s with runtime.read_pause_s 0, the baseline of the pause,
            and with read_pause_s 0.01 and frames_per_read 10, half the pause for more CPU;
-           then the stack's ceiling (bench.ceiling) on the same feeds at the same rates
+           each run followed by the stack's ceiling (bench.ceiling) on the same feed and
+           settings, the ratio to it on every row
   fleet    all ten workers at once, each exchange's universe (bench.e2e.FLEET), 20,000
            msg/s in all (--fleet-rate): records/s, CPU and RSS per worker and in total
   verify   coinstream verify reading and auditing 1,000,000 ticker records (bench.verify)
@@ -41,7 +42,7 @@ from typing import TypeVar
 import confluent_kafka
 
 from bench.book import book_scenario
-from bench.e2e import FLEET, MAX_RATE, EndToEnd, ceiling, end_to_end, fleet
+from bench.e2e import FLEET, MAX_RATE, ceiling, end_to_end, fleet
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
@@ -140,9 +141,16 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
              "Delivery report latency: produce() → the worker serving the delivery report (Kafka's ack plus "
              "the wait for its next poll), from the worker's histogram (bucket bounds: 5, 7.5, 10, 15, 20, "
              "30 ms…) over the whole measured window; the worst second's p99 beside it.", "",
+             "Each worker run is followed by a run of the stack's ceiling (bench.ceiling) in its place, on "
+             "the same feed, broker, librdkafka settings and socket reading (MessageConnection, "
+             "read_pause_s): per frame only a decode into eight fields, an encode and a produce with a "
+             "delivery callback; no number check, symbol map, full record, seq, spool or counters. "
+             "÷ ceiling: the worker's records/s over the ceiling's flat out (target ≥ 0.8), its CPU over "
+             "the ceiling's at a paced rate (target ≤ 1.2), medians of the interleaved runs.", "",
              "| exchange | offered msg/s | delivered records/s | produce→report p50 ms ≤ | p99 ms ≤ | "
-             "p99 of the worst second ms ≤ | worker RSS MB | worker CPU cores | of which its Python thread |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "p99 of the worst second ms ≤ | worker RSS MB | worker CPU cores | of which its Python thread "
+             "| ceiling records/s | ceiling CPU cores | ÷ ceiling |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     # The shipped settings, then the same worker reading every frame at once, as a
     # baseline for what runtime.read_pause_s saves at a low rate, and reading 10 frames
     # at a time, what half the added latency costs there.
@@ -151,56 +159,35 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     cases += [(exchange, rate_text, runtime) for exchange, rate_text, _ in cases
               if exchange == "binance" and rate_text == "1000"
               for runtime in ({"read_pause_s": 0}, {"read_pause_s": 0.01, "frames_per_read": 10})]
-    shipped: dict[tuple[str, str], list[EndToEnd]] = {}
     with broker(scratch) as bootstrap:
         for exchange, rate_text, runtime in cases:
-            runs = []
+            runs, bare_runs = [], []
             for _ in range(E2E_RUNS):
+                # Interleaved: load from elsewhere on a shared machine hits both sides alike.
                 workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
                 runs.append(end_to_end(exchange, rate_of(rate_text), arguments.seconds, bootstrap, workdir, runtime))
-            if not runtime:
-                shipped[exchange, rate_text] = runs
+                workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-ceiling-{rate_text}-", dir=scratch))
+                bare_runs.append(ceiling(exchange, rate_of(rate_text), arguments.seconds, bootstrap, workdir,
+                                         runtime))
+            # Flat out the rates compare; at a paced rate both deliver it, and the CPU compares.
+            field = (lambda run: run.records_per_s) if rate_text == "max" else (lambda run: run.cpu_cores)
+            ratio = statistics.median(map(field, runs)) / statistics.median(map(field, bare_runs))
             label = rate_text + "".join(f", {key} {value}" for key, value in runtime.items())
             lines.append(f"| {exchange} | {label} | {spread(runs, lambda run: run.records_per_s, 0)} | "
                          f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
                          f"{spread(runs, lambda run: run.delivery_p99_ms, 1)} | "
                          f"{spread(runs, lambda run: run.delivery_p99_worst_second_ms, 1)} | "
                          f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.cpu_cores, 2)} | "
-                         f"{spread(runs, lambda run: run.main_thread_cores, 2)} |")
+                         f"{spread(runs, lambda run: run.main_thread_cores, 2)} | "
+                         f"{spread(bare_runs, lambda run: run.records_per_s, 0)} | "
+                         f"{spread(bare_runs, lambda run: run.cpu_cores, 2)} | "
+                         f"{ratio:.2f} ({'records/s' if rate_text == 'max' else 'CPU'}) |")
             print(lines[-1], flush=True)
-        lines += ceiling_table(shipped, arguments.seconds, bootstrap, scratch)
     return lines
 
 
 def rate_of(rate_text: str) -> float:
     return MAX_RATE if rate_text == "max" else float(rate_text)
-
-
-def ceiling_table(shipped: dict[tuple[str, str], list[EndToEnd]], seconds: float, bootstrap: str,
-                  scratch: Path) -> list[str]:
-    """bench.ceiling on each feed the worker read at its shipped settings, beside the worker's figures."""
-    lines = ["", f"### The stack's ceiling on this machine: bench.ceiling in the worker's place; "
-             f"median [min–max] of {E2E_RUNS} runs", "",
-             "The same feed, broker, librdkafka settings and socket reading (MessageConnection, "
-             "read_pause_s); per frame only a decode into eight fields, an encode and a produce with a "
-             "delivery callback: no number check, symbol map, full record, seq, spool or counters.", "",
-             "| exchange | offered msg/s | ceiling records/s | ceiling CPU cores | of which its Python thread "
-             "| coinstream records/s | coinstream CPU cores | coinstream ÷ ceiling |", "|---|---|---|---|---|---|---|---|"]
-    for (exchange, rate_text), worker_runs in shipped.items():
-        runs = []
-        for _ in range(E2E_RUNS):
-            workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-ceiling-{rate_text}-", dir=scratch))
-            runs.append(ceiling(exchange, rate_of(rate_text), seconds, bootstrap, workdir))
-        # Flat out the rates compare; at a paced rate both deliver it, and the CPU compares.
-        field = (lambda run: run.records_per_s) if rate_text == "max" else (lambda run: run.cpu_cores)
-        ratio = statistics.median(map(field, worker_runs)) / statistics.median(map(field, runs))
-        lines.append(f"| {exchange} | {rate_text} | {spread(runs, lambda run: run.records_per_s, 0)} | "
-                     f"{spread(runs, lambda run: run.cpu_cores, 2)} | {spread(runs, lambda run: run.main_thread_cores, 2)} | "
-                     f"{spread(worker_runs, lambda run: run.records_per_s, 0)} | "
-                     f"{spread(worker_runs, lambda run: run.cpu_cores, 2)} | "
-                     f"{ratio:.2f} ({'records/s' if rate_text == 'max' else 'CPU'}) |")
-        print(lines[-1], flush=True)
-    return lines
 
 
 def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:

@@ -20,14 +20,14 @@ import asyncio
 import functools
 import importlib
 import sys
-import time
+from collections.abc import Callable
 
 import msgspec
 import uvloop
 from confluent_kafka import KafkaError, Message, Producer
 from websockets.asyncio.client import connect
 
-from bench.tiers import VENUE_CLASSES
+from bench.tiers import RECEIVED_NS, VENUE_CLASSES
 from shared import config as configuration
 from shared.worker import MessageConnection
 
@@ -114,6 +114,51 @@ PIPELINES = {
 }
 
 
+def bare_pass(exchange: str) -> Callable[[], Callable[[bytes], list[bytes]]]:
+    """The bare stack's decode and encode of a frame, in-process: the other side of
+    tests/unit/test_bench_guard.py's ratio (bench.tiers.per_message_us times it)."""
+    struct, records = PIPELINES[exchange]
+    encode = msgspec.json.Encoder().encode
+
+    def new_pass() -> Callable[[bytes], list[bytes]]:
+        decoder = msgspec.json.Decoder(struct)
+        return lambda frame: [encode(record) for record in records(decoder, frame, RECEIVED_NS)]
+    return new_pass
+
+
+class BareStack:
+    """The bare stack's per-frame work and delivery count, for a producer it is handed:
+    what bench.ceiling runs on the socket and bench.profile counts instructions of."""
+
+    def __init__(self, exchange: str, producer_config: dict[str, object], topic: str) -> None:
+        self.delivered = 0
+        self.producer = Producer({**producer_config, "on_delivery": self.on_delivery})
+        self.topic = topic
+        struct, self._records = PIPELINES[exchange]
+        self._decoder = msgspec.json.Decoder(struct)
+        self._encode = msgspec.json.Encoder().encode
+
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.delivered += 1
+
+    def on_message(self, frame: bytes, received_ns: int) -> None:
+        encode, produce, topic = self._encode, self.producer.produce, self.topic
+        for record in self._records(self._decoder, frame, received_ns):
+            value, key = encode(record), record.symbol.encode()
+            while True:
+                try:
+                    produce(topic, value, key)
+                    break
+                except BufferError:
+                    # librdkafka's queue is full: the broker is the bottleneck. Wait for
+                    # acks to make room, the bare stack's backpressure (the worker spools).
+                    self.producer.poll(QUEUE_FULL_WAIT_S)
+
+    def after_read(self, frames: int) -> None:
+        self.producer.poll(0)
+
+
 async def run(exchange: str, config_path: str) -> None:
     config = configuration.load(config_path)
     section = config.exchange(exchange)
@@ -123,45 +168,20 @@ async def run(exchange: str, config_path: str) -> None:
     markets = [venue.market(*symbol.split("-", 1)) for symbol in section.symbols or []]
     topic = config.ticker_topic(exchange)
     runtime = config.runtime_for(exchange)
-    delivered = 0
-
-    def on_delivery(error: KafkaError | None, message: Message) -> None:
-        nonlocal delivered
-        if error is None:
-            delivered += 1
-
-    producer = Producer({**config.kafka.producer, "on_delivery": on_delivery})
+    bare = BareStack(exchange, config.kafka.producer, topic)
     # Metadata first, as the worker's startup check does: a run once measured 0 records
     # when its first seconds went on a fresh broker's topic lookups.
-    producer.list_topics(topic, timeout=10)
-    struct, records = PIPELINES[exchange]
-    decode = functools.partial(records, msgspec.json.Decoder(struct))
-    encode = msgspec.json.Encoder().encode
-    produce = producer.produce
-    clock = time.time_ns
-
-    def on_message(frame: bytes) -> None:
-        for record in decode(frame, clock()):
-            value, key = encode(record), record.symbol.encode()
-            while True:
-                try:
-                    produce(topic, value, key)
-                    break
-                except BufferError:
-                    # librdkafka's queue is full: the broker is the bottleneck. Wait for
-                    # acks to make room, the bare stack's backpressure (the worker spools).
-                    producer.poll(QUEUE_FULL_WAIT_S)
-
+    bare.producer.list_topics(topic, timeout=10)
     async with connect(venue.ws_url(markets), compression=None, max_size=2**24,
                        create_connection=functools.partial(  # type: ignore[arg-type]
-                           MessageConnection, on_message, lambda: None, lambda: producer.poll(0),
+                           MessageConnection, bare.on_message, lambda: None, bare.after_read,
                            runtime.read_pause_s, runtime.frames_per_read)) as socket:
         for message in venue.subscribe_messages(markets):
             await socket.send(message)
         while True:
             await asyncio.sleep(REPORT_INTERVAL_S)
-            producer.poll(0)
-            print(f"ceiling delivered={delivered}", flush=True)
+            bare.producer.poll(0)
+            print(f"ceiling delivered={bare.delivered}", flush=True)
 
 
 def main() -> None:

@@ -112,10 +112,11 @@ def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workd
         sim.stop()
 
 
-def ceiling(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path) -> EndToEnd:
+def ceiling(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
+            runtime: dict[str, float] | None = None) -> EndToEnd:
     """bench.ceiling in the worker's place: the bare stack on the same feed and settings."""
     sim = Simulator(workdir, [exchange], rate, markets=50, journal=False, edge_shapes=False)
-    config = override_file(workdir, bootstrap, sim.config["exchanges"])
+    config = override_file(workdir, bootstrap, sim.config["exchanges"], runtime)
     bare = WorkerProcess(exchange, config, workdir, "--exchange", exchange, module="bench.ceiling")
     try:
         time.sleep(WARM_UP_S)

@@ -55,6 +55,34 @@ def _short_enough(text: str) -> str:
 
 
 def _expand_exponent(text: str) -> str:
+    """Plain text of a decimal number `text` (as _DECIMAL writes one: digits, perhaps a
+    fraction, perhaps an exponent), as format(Decimal(text), "f") writes it.
+
+    Up to MAX_NUMBER_CHARS characters by moving the decimal point in the text, with
+    nothing built: Upbit writes a third of its numbers with an exponent, and Decimal
+    took ~2.5k instructions for each (tests/unit/test_numbers.py holds the two equal).
+    Longer text goes through Decimal, whose messages it keeps.
+    """
+    if len(text) > MAX_NUMBER_CHARS:
+        return _expand_exponent_by_decimal(text)
+    if text[0] == "-":
+        raise NumberError(f"negative: {text[:40]!r}")
+    mantissa, _, exponent_text = text.upper().partition("E")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0") or "0"  # Decimal's coefficient
+    exponent = int(exponent_text or 0) - len(fraction)
+    if not -MAX_EXPONENT <= len(digits) - 1 + exponent <= MAX_EXPONENT:  # Decimal.adjusted()
+        raise NumberError(f"exponent out of range: {text[:40]!r}")
+    if exponent >= 0:
+        expanded = digits + "0" * exponent if digits != "0" else "0"
+    elif len(digits) > -exponent:
+        expanded = digits[:exponent] + "." + digits[exponent:]
+    else:
+        expanded = "0." + "0" * (-exponent - len(digits)) + digits
+    return _short_enough(expanded)
+
+
+def _expand_exponent_by_decimal(text: str) -> str:
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -97,7 +125,8 @@ def plain_all_or_none(*texts: str | None) -> tuple[str | None, ...]:
     return tuple(map(plain_or_none, texts))
 
 
-_JSON_VALUES = msgspec.json.Decoder(list[msgspec.Raw])
+# One JSON value, kept raw: the decoder checks its grammar and builds nothing.
+_JSON_VALUE = msgspec.json.Decoder(msgspec.Raw)
 # What a comma-joined list of plain, non-negative JSON numbers is made of: a minus sign
 # sends the texts to the per-field functions, which refuse it.
 _NUMBER_LIST_BYTES = b"0123456789.,"
@@ -106,19 +135,22 @@ _NUMBER_LIST_BYTES = b"0123456789.,"
 def _all_plain(texts: tuple[str, ...]) -> bool:
     """True when every text is a plain decimal, checked in one pass by msgspec's parser.
 
-    Joined by commas into a JSON array, the texts must parse as exactly len(texts)
-    values made only of digits and '.': each is then a JSON number without an exponent
-    or a sign, which is a plain decimal (JSON's grammar is stricter than _PLAIN: "1.",
-    ".5" and "01" fail here and are judged by plain() itself). No number is built:
-    the values stay raw. "" fails too ("[1,,2]" is malformed).
+    Joined by commas into a JSON array, the texts must hold only digits, '.' and the
+    len(texts) - 1 commas of the join, and parse as one JSON value: each is then a JSON
+    number without an exponent or a sign, which is a plain decimal (JSON's grammar is
+    stricter than _PLAIN: "1.", ".5" and "01" fail here and are judged by plain()
+    itself). Nothing is built: the array stays one raw value (a list of len(texts) raw
+    values cost ~2k instructions more a Binance ticker). "" fails too ("[1,,2]" is
+    malformed, and a single "" is refused apart).
     """
     joined = ",".join(texts).encode()
-    if joined.translate(None, _NUMBER_LIST_BYTES):
-        return False
+    if not joined or joined.translate(None, _NUMBER_LIST_BYTES) or joined.count(b",") != len(texts) - 1:
+        return False  # not joined: a single "", which "[]" would let pass
     try:
-        return len(_JSON_VALUES.decode(b"[" + joined + b"]")) == len(texts)
+        _JSON_VALUE.decode(b"[" + joined + b"]")
     except msgspec.DecodeError:
         return False
+    return True
 
 
 def plain_unless_empty(text: str) -> str | None:
@@ -152,13 +184,7 @@ def raw_plain_or_none(raw: msgspec.Raw) -> str | None:
     text = str(raw, "utf-8")
     first = text[0]
     if first in _NUMBER_START:
-        # A bare JSON number, already checked by the decoder. plain() is inlined here:
-        # this runs for every number of every Raw-typed ticker (8 a Kraken frame).
-        if "E" in text or "e" in text:
-            return _expand_exponent(text)
-        if first == "-":
-            raise NumberError(f"negative: {text[:40]!r}")
-        return _short_enough(text)
+        return _bare_number_plain(text)
     if first == '"':
         # A quoted number was not checked by the JSON decoder: check it here.
         text = text[1:-1]
@@ -170,23 +196,40 @@ def raw_plain_or_none(raw: msgspec.Raw) -> str | None:
     raise NumberError(f"not a number: {text[:40]!r}")
 
 
+def _bare_number_plain(text: str) -> str:
+    """Plain text of a bare JSON number, already checked by the decoder. plain() is
+    inlined here: this runs for every number of every Raw-typed ticker (8 a Kraken frame)."""
+    if "E" in text or "e" in text:
+        return _expand_exponent(text)
+    if text[0] == "-":
+        raise NumberError(f"negative: {text[:40]!r}")
+    return _short_enough(text)
+
+
 def raw_plain_all_or_none(*raws: msgspec.Raw) -> list[str | None]:
     """raw_plain_or_none() of every Raw, in one pass.
 
     str() of a Raw costs ~0.25 µs, 2 µs for Kraken's eight numbers: joined, the Raws are
     checked and turned into text once. Each Raw is one JSON value the decoder has already
     validated, so one made only of digits and '.' is a JSON number without exponent or
-    sign, a plain decimal, and holds no comma to split on. Anything else (null, a quoted
-    number, an exponent, a sign, a long number) goes through raw_plain_or_none().
+    sign, a plain decimal, and holds no comma to split on. One made only of those, an
+    exponent's letter and signs is a bare JSON number too: split the same way, only the
+    numbers with an exponent or a sign take the long way (Upbit writes a third of its
+    numbers with an exponent). Anything else (null, a quoted number) goes through
+    raw_plain_or_none().
     """
     joined = b",".join(raws)
-    if not joined.translate(None, _NUMBER_LIST_BYTES):
+    rest = joined.translate(None, _NUMBER_LIST_BYTES)
+    if not rest:
         texts = joined.decode().split(",")
         if max(map(len, texts)) <= MAX_NUMBER_CHARS:
             return texts
+    elif not rest.translate(None, _EXPONENT_AND_SIGN_BYTES):
+        return [_bare_number_plain(text) for text in joined.decode().split(",")]
     return list(map(raw_plain_or_none, raws))
 
 
+_EXPONENT_AND_SIGN_BYTES = b"eE+-"
 _NUMBER_START = frozenset("-0123456789")
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 # Plain as JSON writes a number: no sign (a negative number is no price: see plain()) and

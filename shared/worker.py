@@ -104,18 +104,19 @@ class Worker:
 
     def on_frame(self, frame: bytes, received_ns: int, url: str) -> int:
         """Publish the tickers in one WebSocket frame; returns how many."""
-        self.stats.frames += 1
+        stats = self.stats
+        stats.frames += 1
         if self.recorder is not None:
             self.recorder.write("ws", url, frame, received_ns)
         try:
             tickers = self.venue.parse_ws(frame, received_ns)
-            self.stats.timestamps_nulled += check_values(tickers)
+            stats.timestamps_nulled += check_values(tickers)
         except ServerRestart:
             if self.replaying:
                 return 0
             raise  # the connection reconnects at once
         except ExchangeError as error:
-            self.stats.exchange_errors += 1
+            stats.exchange_errors += 1
             self.throttled.warning("exchange errors", "%s: %s", url, error)
             return 0
         except Exception as error:  # any failure to parse is the frame's fault: dead-letter it
@@ -126,7 +127,7 @@ class Worker:
         for ticker in tickers:
             publish(ticker)
             latest[ticker.symbol] = ticker
-        self.stats.ws_records += len(tickers)
+        stats.ws_records += len(tickers)
         return len(tickers)
 
     def on_rest_body(self, body: bytes, received_ns: int, url: str, refresh: bool = False) -> int:
@@ -452,6 +453,7 @@ class Connection:
         self.last_heard = time.monotonic()
         self._created = self.last_ws_record = self._last_refresh = time.monotonic()
         self.connected = False  # subscribed and reading frames
+        self._published_in_read = False  # a ticker of the current read was published
         # Set by _on_message to what ends the session (ServerRestart); made by each session.
         self._ended_by: asyncio.Future[Exception]
 
@@ -526,7 +528,7 @@ class Connection:
             additional_headers=venue.headers,
             user_agent_header="coinstream/0.1",
             create_connection=functools.partial(  # type: ignore[arg-type]
-                MessageConnection, self._on_message, self._on_control, worker.sink.serve_deliveries,
+                MessageConnection, self._on_message, self._on_control, self._after_read,
                 worker.runtime.read_pause_s, worker.runtime.frames_per_read),
         ) as socket:
             self._handshake_done = True
@@ -552,13 +554,12 @@ class Connection:
                     guard.cancel()
         return self.last_ws_record > self._opened
 
-    def _on_message(self, frame: bytes) -> None:
-        """Every data message of the socket, called by MessageConnection as it is parsed."""
-        now = time.monotonic()
-        self.last_heard = now
+    def _on_message(self, frame: bytes, received_ns: int) -> None:
+        """Every data message of the socket, called by MessageConnection as it is parsed,
+        stamped with the time of the read that brought it."""
         try:
-            if self._on_frame(frame, time.time_ns(), self.url):
-                self.last_ws_record = now
+            if self._on_frame(frame, received_ns, self.url):
+                self._published_in_read = True
         # ServerRestart, or a bug: end the session with it, as a loop over recv() would.
         except Exception as error:  # noqa: BLE001 - re-raised by _until_closed
             if not self._ended_by.done():
@@ -572,6 +573,17 @@ class Connection:
             sending = asyncio.get_running_loop().create_task(_send_all(socket, messages))
             self._sending.add(sending)  # held: the loop keeps only a weak reference to a task
             sending.add_done_callback(self._sending.discard)
+
+    def _after_read(self, frames: int) -> None:
+        """After each read from the socket, which brought `frames` data messages: the
+        clock once for all of them, and the delivery reports ready meanwhile."""
+        if frames:
+            now = time.monotonic()
+            self.last_heard = now
+            if self._published_in_read:
+                self.last_ws_record = now
+                self._published_in_read = False
+        self.worker.sink.serve_deliveries()
 
     def _on_control(self) -> None:
         """Every control frame of the socket (ping, pong, close): the peer is there."""
@@ -686,9 +698,11 @@ class Connection:
 
 class MessageConnection(ClientConnection):
     """websockets' client connection, handing each data message to `on_message` as soon
-    as the frame parser has it, calling `on_control` for each control frame (ping, pong,
-    close: signs of life a quiet socket gives), and `after_read` after each read from the
-    socket.
+    as the frame parser has it, with the wall-clock time (ns) of the read that brought it,
+    calling `on_control` for each control frame (ping, pong, close: signs of life a quiet
+    socket gives), and `after_read` with the number of data messages after each read from
+    the socket. One clock reading a read, not one a frame: the frames of one read arrived
+    together.
 
     ClientConnection queues every message for recv(), and a reader task wakes up to take
     it: a future, a task step and flow-control bookkeeping per message (6.3 -> 4.5 µs a
@@ -701,8 +715,8 @@ class MessageConnection(ClientConnection):
     read (read_pause).
     """
 
-    def __init__(self, on_message: Callable[[bytes], None], on_control: Callable[[], None],
-                 after_read: Callable[[], None], read_pause_s: float, frames_per_read: int,
+    def __init__(self, on_message: Callable[[bytes, int], None], on_control: Callable[[], None],
+                 after_read: Callable[[int], None], read_pause_s: float, frames_per_read: int,
                  *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_message = on_message
@@ -715,10 +729,13 @@ class MessageConnection(ClientConnection):
         self._pause_s = read_pause_s
         self._window_start = 0.0
         self._frames_in_window = 0
+        self._read_ns = 0  # time.time_ns() of the read being parsed
 
     def data_received(self, data: bytes) -> None:
+        self._read_ns = time.time_ns()
+        frames_before = self._frames_in_window
         super().data_received(data)
-        self._after_read()
+        self._after_read(self._frames_in_window - frames_before)
         if self._read_pause_s:
             now = self.loop.time()
             if now - self._window_start >= RATE_WINDOW_S:
@@ -745,14 +762,14 @@ class MessageConnection(ClientConnection):
             return
         self._frames_in_window += 1
         if event.fin and not self._fragments:
-            self._on_message(event.data)  # type: ignore[arg-type]
+            self._on_message(event.data, self._read_ns)  # type: ignore[arg-type]
             return
         # A fragmented message; websockets' parser bounds its whole size by max_size.
         self._fragments.append(event.data)  # type: ignore[arg-type]
         if event.fin:
             message = b"".join(self._fragments)
             self._fragments = []
-            self._on_message(message)
+            self._on_message(message, self._read_ns)
 
 
 # libuv's timers count whole milliseconds: a shorter pause is not worth a timer.

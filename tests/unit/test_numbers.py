@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared import numbers
 from shared.numbers import (ABSENT, NumberError, plain, plain_all, plain_all_or_none, plain_all_unless_empty,
                             plain_or_none, plain_unless_empty, raw_plain, raw_plain_all_or_none, raw_plain_or_none)
 
@@ -117,3 +118,16 @@ def test_converting_raw_numbers_together_equals_converting_each(json_values: lis
             raw_plain_all_or_none(*raws)
     else:
         assert raw_plain_all_or_none(*raws) == expected
+
+
+@given(st.from_regex(r"-?[0-9]{1,25}(\.[0-9]{1,20})?[eE][-+]?[0-9]{1,4}", fullmatch=True)
+       | st.from_regex(r"[0-9]{1,25}(\.[0-9]{1,20})?", fullmatch=True))
+def test_an_exponent_expanded_in_the_text_equals_decimal_s_plain_form(text: str) -> None:
+    try:
+        expected: str | type[Exception] = numbers._expand_exponent_by_decimal(text)
+    except NumberError as error:
+        expected = type(error)
+    try:
+        assert numbers._expand_exponent(text) == expected
+    except NumberError as error:
+        assert type(error) is expected, text
