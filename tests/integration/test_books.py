@@ -13,14 +13,20 @@ An exchange is added with one BookCase in BOOKS (and its faults in FAULTS).
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from websockets.sync.client import connect
 
-from tests.harness import Simulator, WorkerProcess, audited, consume, override_file, wait_until
+from shared.venue import Venue
+from tests.harness import Simulator, WorkerProcess, audited, consume, free_port, override_file, wait_until
+from workers.bybit import Bybit
+from workers.kraken import Kraken
 
 pytestmark = pytest.mark.integration
 
@@ -202,8 +208,6 @@ def test_a_book_fault_is_detected_counted_and_never_published(exchange: str, fau
     if fault == "book_stale":
         sim.fault(exchange, "book_gap", count=1)
     wait_until(lambda: not sim.control(exchange, "stats")["book_faults"], 30, f"the simulator to make the {fault}s")
-    # A fault shows in the market's next message: each market gets a few before the freeze.
-    time.sleep(1)
     wait_until(lambda: f"book lost ({reason})" in process.log(), 30, f"the worker to find the {fault}")
     # A gap shows at the market's next message: each market gets a few more before the books freeze.
     frames = sim.control(exchange, "stats")["book_frames"]
@@ -280,3 +284,46 @@ def test_a_lost_or_repeated_whole_book_frame_leaves_the_book_right(exchange: str
     assert " dead_letters=0 " in final_counters(process)
     audited(kafka, topic)
     assert records
+
+
+# Exchanges whose REST book fallback is tested, and their Venue: the simulator moves a
+# book only while a socket subscribes to it, so the test keeps one of its own.
+REST_FALLBACK: dict[str, type[Venue]] = {"bybit": Bybit, "kraken": Kraken}
+
+
+@contextmanager
+def books_moving(sim: Simulator, exchange: str, depth: int) -> Iterator[None]:
+    """A book socket of the test's own, subscribed to every market (its frames pile up
+    unread: max_queue=None keeps it reading, and answering pings)."""
+    section = sim.config["exchanges"][exchange]
+    venue = REST_FALLBACK[exchange](section["ws_url"], section["rest_url"])
+    markets = [venue.market(*symbol.split("-", 1)) for symbol in section["symbols"]]
+    with connect(venue.book_ws_url(markets, depth), max_queue=None) as socket:
+        for message in venue.book_subscribe_messages(markets, depth):
+            socket.send(message)
+        yield
+
+
+@pytest.mark.parametrize("exchange", sorted(REST_FALLBACK))
+def test_rest_fallback_book_records_are_true_books(exchange: str, kafka: str, simulator: Any, worker: Any,
+                                                   tmp_path: Path) -> None:
+    """The worker's book socket refused from the start (its ws_url a port nobody listens
+    on; the simulator's ws_down would close the test's own socket too): every record
+    comes from REST."""
+    case = BOOKS[exchange]
+    sim = simulator(exchange, rate=40, markets=3)
+    with books_moving(sim, exchange, case.depth):
+        section = sim.config["exchanges"][exchange]
+        section = {**section, "ws_url": section["ws_url"].replace(f":{sim.ports[exchange]}/", f":{free_port()}/"),
+                   "channels": ["book"], "book_depth": case.depth}
+        config = override_file(tmp_path, kafka, {exchange: section})
+        topic = yaml.safe_load(config.read_text())["topics"]["book"]
+        process = worker(exchange, config)
+        consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+        records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    assert {record["source"] for record in records} == {"rest"}
+    assert all(record["update_id"] is None for record in records)  # no id of the subscribed stream
+    counters = final_counters(process)
+    assert resyncs(process) == {} and " dead_letters=0 " in counters, counters
+    audited(kafka, topic)

@@ -4,7 +4,10 @@ the verbatim samples, and market discovery through AssetPairs with legacy REST k
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +17,8 @@ from websockets.exceptions import ConnectionClosed
 
 from shared.record import ExchangeError
 from tests.conftest import fixture_bytes
-from tests.harness import consume, override_file
+from tests.harness import ROOT, consume, override_file
+from tests.integration.test_books import resyncs, settle_and_compare, start_books
 from workers.kraken import Kraken
 
 pytestmark = pytest.mark.integration
@@ -115,7 +119,8 @@ def test_handshake_acks_snapshots_heartbeats_and_pong_match_the_samples(simulato
             # The documented pong (kraken.md, keepalive): the method, the req_id echoed, time_in, time_out.
             assert list(pong) == ["method", "req_id", "time_in", "time_out"] and pong["req_id"] == 42
             assert venue.parse_ws(json.dumps(pong).encode(), 1) == []
-            await socket.send('{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"]}}')
+            # A channel the simulator does not serve (the book is served since issue 20).
+            await socket.send('{"method":"subscribe","params":{"channel":"trade","symbol":["BTC/USD"]}}')
             refused = await _next(socket)
             while refused.get("channel") == "heartbeat":
                 refused = await _next(socket)
@@ -144,3 +149,27 @@ def test_quotes_discovers_markets_and_maps_legacy_rest_keys(kafka: str, simulato
     assert {r["symbol"] for r in records if r["source"] == "ws"} == symbols
     assert process.stop() == 0
     assert "dead letter" not in process.log()
+
+
+@pytest.mark.parametrize("depth", [27, 20])
+def test_a_book_depth_kraken_would_refuse_in_the_ack_is_refused_at_start(tmp_path: Path, depth: int) -> None:
+    """Kraken answers a depth outside 10/25/100/500/1000 only in the ack, then sends
+    heartbeats and no book: the worker refuses it before connecting, in one line."""
+    override = tmp_path / "override.yaml"
+    override.write_text(f"exchanges: {{kraken: {{channels: [ticker, book], book_depth: {depth}}}}}\n")
+    done = subprocess.run([sys.executable, "-m", "workers.kraken", "--config", str(override)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 78
+    assert done.stderr.strip().splitlines() == [
+        f"coinstream kraken: error: {override}: exchanges.kraken.book_depth: {depth} levels; "
+        "kraken serves 10, 25, 100, 500, 1000"]
+
+
+def test_depth_25_books_are_the_true_top_25(kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """A depth-25 subscription: the checksum still covers the top 10, the window is 25."""
+    sim, process, topic = start_books("kraken", kafka, simulator, worker, tmp_path, depth=25)
+    consume(kafka, topic, lambda got: len(got) >= 60, timeout_s=60)
+    records = settle_and_compare(sim, "kraken", kafka, topic, 25, markets=3)
+    assert process.stop() == 0
+    assert resyncs(process) == {}
+    assert max(len(record["bids"]) for record in records) == 25
