@@ -27,6 +27,10 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
            (--book-rates): book records/s acked, frames read, worker and simulator CPU
   book-rss one Binance worker keeping the books of 300 markets for --book-minutes (10 for
            the target): RSS sampled every 5 s, its growth first minute -> last
+  book-peer (only when named) the peer of issue 20 §7 beside coinstream in the same run: cryptofeed
+           (bench/peer_cryptofeed.py, in a virtualenv of its own: --cryptofeed-python)
+           keeping the same simulated Binance books, writing them to the same broker
+           with its own Kafka backend; acked records/s and CPU per record of both
 The fleet scenario collects the books of every exchange with a book channel too
 (--fleet-book-rate updates/s in all, shared as the tickers are); --fleet-book-rate 0:
 tickers only.
@@ -38,6 +42,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -49,8 +54,8 @@ from typing import TypeVar
 import confluent_kafka
 
 from bench.book import book_scenario
-from bench.e2e import (FLEET, MAX_RATE, BookEndToEnd, EndToEnd, book_end_to_end, book_memory, ceiling, end_to_end,
-                       fleet)
+from bench.e2e import (FLEET, MAX_RATE, BookEndToEnd, EndToEnd, PeerEndToEnd, book_end_to_end, book_memory, ceiling,
+                       end_to_end, fleet, peer_end_to_end)
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
@@ -289,7 +294,7 @@ def book_e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]
                          f"{spread(runs, lambda run: run.conflated_per_s, 0)} | "
                          f"{spread(runs, lambda run: run.skipped_per_s, 0)} | {sum(run.resyncs for run in runs)} | "
                          f"{spread(runs, lambda run: run.cpu_cores, 3)} | {spread(runs, lambda run: run.main_thread_cores, 3)} | "
-                         f"{spread(runs, lambda run: run.cpu_cores / run.records_per_s * 1e6 if run.records_per_s else None, 1)} | "
+                         f"{spread(runs, per_record_us, 1)} | "
                          f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.simulator_cpu_cores, 2)} |")
             print(lines[-1], flush=True)
     return lines
@@ -311,6 +316,57 @@ def book_rss_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]
     return lines
 
 
+def book_peer_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    python = arguments.cryptofeed_python
+    if not Path(python).is_file():
+        raise SystemExit(f"bench: --cryptofeed-python {python}: no such file; make one with: python3.11 -m venv "
+                         ".venv-cryptofeed && .venv-cryptofeed/bin/pip install cryptofeed aiokafka")
+    lines = [f"## Order books beside the peer: coinstream and cryptofeed on the same simulated Binance books "
+             f"(top 10 of 50 markets, the diff stream on REST seeds), the same broker, one after the other per "
+             f"rate, {arguments.seconds:.0f} s measured; median [min–max] of {E2E_RUNS} runs", "",
+             "coinstream: the worker, books alone, records of the changed top 10 only (conflated), idempotent "
+             "librdkafka producer, acks=all, batched. cryptofeed "
+             f"{version_of(python, 'cryptofeed')} (aiokafka {version_of(python, 'aiokafka')}): its Binance "
+             "book (Decimal levels, the lastUpdateId rule), BookKafka with snapshots_only (the top 10 of every "
+             "message: no conflation), acks=all, idempotent, each send awaited before the next as its writer "
+             "does; adapted to the simulator only in its endpoints, symbol list and subscribe (see "
+             "bench/peer_cryptofeed.py). Acked: records in the topic (cryptofeed) or acknowledged (coinstream) "
+             "a second. CPU: the whole process, all threads. Target: coinstream ≥ 5× the records/s at equal or "
+             "lower CPU per record.", "",
+             "| offered updates/s | coinstream records/s | coinstream CPU cores | coinstream µs CPU per record | "
+             "cryptofeed records/s | cryptofeed CPU cores | cryptofeed µs CPU per record | records/s ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    with broker(scratch) as bootstrap:
+        for rate_text in arguments.book_rates.split(","):
+            ours: list[BookEndToEnd] = []
+            theirs: list[PeerEndToEnd] = []
+            for _ in range(E2E_RUNS):
+                workdir = Path(tempfile.mkdtemp(prefix=f"peer-{rate_text}-", dir=scratch))
+                ours.append(book_end_to_end(BOOK_E2E_EXCHANGE, rate_of(rate_text), arguments.seconds, bootstrap,
+                                            workdir))
+                workdir = Path(tempfile.mkdtemp(prefix=f"cryptofeed-{rate_text}-", dir=scratch))
+                theirs.append(peer_end_to_end(python, rate_of(rate_text), arguments.seconds, bootstrap, workdir))
+            ratio = (statistics.median(run.records_per_s for run in ours)
+                     / max(statistics.median(run.records_per_s for run in theirs), 1e-9))
+            lines.append(f"| {rate_text} | {spread(ours, lambda run: run.records_per_s, 0)} | "
+                         f"{spread(ours, lambda run: run.cpu_cores, 3)} | {spread(ours, per_record_us, 1)} | "
+                         f"{spread(theirs, lambda run: run.records_per_s, 0)} | "
+                         f"{spread(theirs, lambda run: run.cpu_cores, 3)} | {spread(theirs, per_record_us, 1)} | "
+                         f"{ratio:.1f}× |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def per_record_us(run: BookEndToEnd | PeerEndToEnd) -> float | None:
+    return run.cpu_cores / run.records_per_s * 1e6 if run.records_per_s else None
+
+
+def version_of(python: str, package: str) -> str:
+    done = subprocess.run([python, "-c", f"from importlib.metadata import version; print(version({package!r}))"],
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() or "?"
+
+
 def audit_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     with broker(scratch) as bootstrap:
         return verify_scenario(bootstrap)
@@ -318,7 +374,7 @@ def audit_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
 
 SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario, "fleet": fleet_scenario,
              "verify": audit_scenario, "book": book_scenario, "book-e2e": book_e2e_scenario,
-             "book-rss": book_rss_scenario}
+             "book-rss": book_rss_scenario, "book-peer": book_peer_scenario}
 
 
 def cpu_model() -> str:
@@ -339,10 +395,13 @@ def main() -> None:
     parser.add_argument("--fleet-book-rate", type=float, default=10_000,
                         help="fleet: book updates/s of all the workers with a book channel together (0: no books)")
     parser.add_argument("--book-rates", default="1000,max", help="book-e2e: comma-separated updates/s; 'max' = flat out")
+    parser.add_argument("--cryptofeed-python", default=".venv-cryptofeed/bin/python",
+                        help="book-peer: the Python of a virtualenv with cryptofeed and aiokafka")
     parser.add_argument("--book-minutes", type=float, default=10, help="book-rss: minutes measured")
     arguments = parser.parse_args()
     arguments.exchange = arguments.exchange or list(EXCHANGES)
-    names = [arguments.scenario] if arguments.scenario else list(SCENARIOS)
+    # The peer needs a virtualenv of its own: only when asked for.
+    names = [arguments.scenario] if arguments.scenario else [name for name in SCENARIOS if name != "book-peer"]
     lines = [f"# coinstream benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start "
              "(a shared machine: other work runs alongside)",

@@ -4,6 +4,7 @@ worker's counters line."""
 
 import os
 import re
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.stats import LATENCY_BOUNDS_MS
-from tests.harness import Simulator, WorkerProcess, override_file
+from tests.harness import ROOT, Simulator, WorkerProcess, override_file, topic_size
 
 COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .*"
                       r"delivery_report_p50_ms(?:<=|=)(\S+) delivery_report_p99_ms(?:<=|=)(\S+)")
@@ -257,13 +258,13 @@ BOOKS_LIVE_TIMEOUT_S = 180
 
 
 def _until_books_live(worker: WorkerProcess, timeout_s: float = BOOKS_LIVE_TIMEOUT_S) -> None:
-    """Wait until a second passes with no change skipped: every book seeded from REST
-    (Binance's seeds come one REST call at a time, slower while the simulator is busy)."""
+    """Wait until a second of book frames passes with no change skipped: every book seeded
+    from REST (Binance's seeds come one REST call at a time, slower while the simulator is busy)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         time.sleep(1)
         lines = BOOK_COUNTERS.findall(worker.log())
-        if len(lines) >= 2 and lines[-1][4] == lines[-2][4] and int(lines[-1][0]) > 0:
+        if len(lines) >= 2 and lines[-1][1] != lines[-2][1] and lines[-1][4] == lines[-2][4]:
             return
     raise RuntimeError(f"{worker.exchange}: books not all live after {timeout_s:.0f} s; its log:\n"
                        f"{worker.log()[-3000:]}")
@@ -340,4 +341,56 @@ def book_memory(exchange: str, minutes: float, bootstrap: str, workdir: Path, ma
         return BookMemory(markets, minutes, samples, int(after[-1][0]) - int(before[-1][0]))
     finally:
         worker.stop()
+        sim.stop()
+
+
+# --- the peer: cryptofeed on the same feed (bench/peer_cryptofeed.py) -------------------
+
+PEER_SEEDING_S = 20  # cryptofeed seeds a book at its first update, one REST call at a time
+
+
+class PeerEndToEnd(msgspec.Struct):
+    records_per_s: float  # records in the topic a second: acked by Kafka
+    rss_mb: float
+    cpu_cores: float
+    simulator_cpu_cores: float
+
+
+def peer_end_to_end(python: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
+                    markets: int = BOOK_E2E_MARKETS, depth: int = BOOK_DEPTH) -> PeerEndToEnd:
+    """cryptofeed (run by `python`, a virtualenv with cryptofeed and aiokafka) keeping the
+    Binance books of `markets` markets from the simulator, as book_end_to_end's worker does."""
+    sim = Simulator(workdir, ["binance"], SEEDING_RATE, markets=markets, journal=False, edge_shapes=False)
+    config = override_file(workdir, bootstrap, _book_section(sim, "binance", depth))
+    topic = yaml.safe_load(config.read_text())["topics"]["book"]
+    section = sim.config["exchanges"]["binance"]
+    log_path = workdir / "cryptofeed.log"
+    with open(log_path, "w") as log:
+        peer = subprocess.Popen(
+            [python, str(ROOT / "bench" / "peer_cryptofeed.py"), "--ws", section["ws_url"].removesuffix("/stream"),
+             "--rest", section["rest_url"], "--bootstrap", bootstrap, "--topic", topic,
+             "--symbols", ",".join(section["symbols"]), "--depth", str(depth)],
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT)  # where cryptofeed writes feedhandler.log
+    try:
+        time.sleep(PEER_SEEDING_S)
+        if topic_size(bootstrap, topic) == 0:
+            raise RuntimeError(f"cryptofeed wrote nothing in {PEER_SEEDING_S} s; its log:\n{log_path.read_text()[-3000:]}")
+        sim.control("binance", "book_rate", per_s=rate)
+        time.sleep(WARM_UP_S)
+        pid = peer.pid
+        size0, cpu0, sim_cpu0, started = topic_size(bootstrap, topic), _proc_cpu_s(pid), _proc_cpu_s(sim.process.pid), \
+            time.monotonic()
+        rss = []
+        while time.monotonic() - started < seconds:
+            time.sleep(1)
+            rss.append(_rss_mb(pid))
+        size1, cpu1, sim_cpu1 = topic_size(bootstrap, topic), _proc_cpu_s(pid), _proc_cpu_s(sim.process.pid)
+        elapsed = time.monotonic() - started
+        return PeerEndToEnd((size1 - size0) / elapsed, max(rss), (cpu1 - cpu0) / elapsed, (sim_cpu1 - sim_cpu0) / elapsed)
+    finally:
+        peer.terminate()
+        try:
+            peer.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            peer.kill()
         sim.stop()
