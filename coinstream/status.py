@@ -193,7 +193,8 @@ class WorkerStatus:
         age = self.last_record_age_s
         book_rate = self.book_records_per_s
         book_age = self.last_book_age_s
-        books = metrics is not None and metrics.total("coinstream_book_resyncs_total") is not None
+        # Every worker exports the book counters (at 0); only one with book sockets, their ages.
+        books = self.collects("coinstream_seconds_since_last_book")
         if not self.enabled:
             health = "disabled"
         else:
