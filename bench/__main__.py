@@ -308,9 +308,9 @@ def book_rss_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]
     lines = [f"## RSS of one {BOOK_E2E_EXCHANGE} worker keeping the books of {memory.markets} markets (top 10, "
              f"tickers off) for {memory.minutes:g} min once every book is live, sampled every 5 s "
              f"(target: ≤ {BOOK_RSS_TARGET_MB} MB, flat)", "",
-             "| book records acked | RSS first MB | RSS last MB | RSS max MB | growth, first minute → last MB |",
-             "|---|---|---|---|---|",
-             f"| {memory.records:,} | {samples[0]:.0f} | {samples[-1]:.0f} | {max(samples):.0f} | "
+             "| book records acked | a second | RSS first MB | RSS last MB | RSS max MB | "
+             "growth, first minute → last MB |", "|---|---|---|---|---|---|",
+             f"| {memory.records:,} | {memory.records / (memory.minutes * 60):,.0f} | {samples[0]:.0f} | {samples[-1]:.0f} | {max(samples):.0f} | "
              f"{memory.growth_mb:+.1f} |"]
     print("\n".join(lines[-1:]), flush=True)
     return lines

@@ -304,6 +304,9 @@ def book_end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, 
         sim.stop()
 
 
+RSS_SAMPLE_S = 5
+
+
 class BookMemory(msgspec.Struct):
     markets: int
     minutes: float
@@ -318,17 +321,16 @@ class BookMemory(msgspec.Struct):
         return sum(tail) / len(tail) - sum(head) / len(head)
 
 
-RSS_SAMPLE_S = 5
-
-
 def book_memory(exchange: str, minutes: float, bootstrap: str, workdir: Path, markets: int = BOOK_RSS_MARKETS,
                 rate: float = BOOK_RSS_RATE) -> BookMemory:
     """The RSS of one worker keeping the books of `markets` markets for `minutes`."""
-    sim = Simulator(workdir, [exchange], rate, markets=markets, journal=False, edge_shapes=False)
+    sim = Simulator(workdir, [exchange], SEEDING_RATE, markets=markets, journal=False, edge_shapes=False)
     config = override_file(workdir, bootstrap, _book_section(sim, exchange, BOOK_DEPTH), {"stats_interval_s": 1})
     worker = WorkerProcess(exchange, config, workdir)
     try:
         _until_books_live(worker)
+        sim.control(exchange, "book_rate", per_s=rate)
+        time.sleep(WARM_UP_S)
         before = BOOK_COUNTERS.findall(worker.log())
         samples = []
         deadline = time.monotonic() + minutes * 60
