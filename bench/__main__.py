@@ -220,7 +220,11 @@ def ceiling_table(shipped: dict[tuple[str, str], list[EndToEnd]], seconds: float
 
 
 def simulates_books(exchange: str) -> bool:
-    return mode(exchange).book_update_frame is not ExchangeSim.book_update_frame
+    """Whether the exchange's simulator mode serves books: the class that reads its
+    subscribe messages (on_message) renders book frames too. Bithumb's mode inherits
+    Upbit's frames but answers its own subscribes, without books so far."""
+    reader = next(cls for cls in mode(exchange).__mro__ if "on_message" in vars(cls))
+    return reader is not ExchangeSim and "book_update_frame" in vars(reader)
 
 
 def fleet_book_rates(total: float) -> dict[str, float]:

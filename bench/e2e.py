@@ -171,8 +171,8 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
                                        edge_shapes=False)
             section = sims[exchange].config["exchanges"]
             if exchange in book_rates:
-                # The simulator's books start at its ticker rate: set theirs before a worker subscribes.
-                sims[exchange].control(exchange, "book_rate", per_s=book_rates[exchange])
+                # The simulator's books start at its ticker rate: seed them slowly (book_end_to_end).
+                sims[exchange].control(exchange, "book_rate", per_s=SEEDING_RATE)
                 section = _book_section(sims[exchange], exchange, BOOK_DEPTH)
                 section[exchange]["channels"] = ["ticker", "book"]
             configs[exchange] = override_file(scratch, bootstrap, section, {"stats_interval_s": 1})
@@ -182,8 +182,10 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         for exchange, config in configs.items():
             workers[exchange] = WorkerProcess(exchange, config, config.parent)
         time.sleep(FLEET_WARM_UP_S)
-        for exchange in book_rates:
+        for exchange, rate in book_rates.items():
             _until_books_live(workers[exchange])
+            sims[exchange].control(exchange, "book_rate", per_s=rate)
+        time.sleep(WARM_UP_S if book_rates else 0)
         pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
         cpu0 = {exchange: _proc_cpu_s(pid) for exchange, pid in pids.items()}
         lines0 = {exchange: len(COUNTERS.findall(worker.log())) for exchange, worker in workers.items()}
