@@ -7,6 +7,8 @@ import re
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -278,10 +280,11 @@ def _until_books_live(worker: WorkerProcess, timeout_s: float = BOOKS_LIVE_TIMEO
 SEEDING_RATE = 200.0
 
 
-def book_end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
-                    markets: int = BOOK_E2E_MARKETS, depth: int = BOOK_DEPTH) -> BookEndToEnd:
-    """One worker collecting the books of `markets` markets, the simulator sending `rate`
-    book updates a second in all (MAX_RATE: as fast as it renders them), acked by Kafka."""
+@contextmanager
+def _books_live(exchange: str, rate: float, markets: int, depth: int, bootstrap: str,
+                workdir: Path) -> Iterator[tuple[Simulator, WorkerProcess]]:
+    """The simulator and a worker collecting the books of `markets` markets alone, every
+    book seeded (at SEEDING_RATE), then `rate` updates a second, warmed up; stopped after."""
     sim = Simulator(workdir, [exchange], SEEDING_RATE, markets=markets, journal=False, edge_shapes=False)
     config = override_file(workdir, bootstrap, _book_section(sim, exchange, depth), {"stats_interval_s": 1})
     worker = WorkerProcess(exchange, config, workdir)
@@ -289,6 +292,17 @@ def book_end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, 
         _until_books_live(worker)
         sim.control(exchange, "book_rate", per_s=rate)
         time.sleep(WARM_UP_S)
+        yield sim, worker
+    finally:
+        worker.stop()
+        sim.stop()
+
+
+def book_end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
+                    markets: int = BOOK_E2E_MARKETS, depth: int = BOOK_DEPTH) -> BookEndToEnd:
+    """One worker collecting the books of `markets` markets, the simulator sending `rate`
+    book updates a second in all (MAX_RATE: as fast as it renders them), acked by Kafka."""
+    with _books_live(exchange, rate, markets, depth, bootstrap, workdir) as (sim, worker):
         sim_cpu0, started = _proc_cpu_s(sim.process.pid), time.monotonic()
         window, rss, cpu, main_thread = _watch(worker, BOOK_COUNTERS, seconds)
         sim_cpu = (_proc_cpu_s(sim.process.pid) - sim_cpu0) / (time.monotonic() - started)
@@ -301,9 +315,6 @@ def book_end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, 
             return (int(last[index]) - int(first[index])) / intervals
         return BookEndToEnd(per_second(0), per_second(1), per_second(3), per_second(4),
                             int(last[5]) - int(first[5]), rss, cpu, main_thread, sim_cpu)
-    finally:
-        worker.stop()
-        sim.stop()
 
 
 RSS_SAMPLE_S = 5
@@ -326,13 +337,7 @@ class BookMemory(msgspec.Struct):
 def book_memory(exchange: str, minutes: float, bootstrap: str, workdir: Path, markets: int = BOOK_RSS_MARKETS,
                 rate: float = BOOK_RSS_RATE) -> BookMemory:
     """The RSS of one worker keeping the books of `markets` markets for `minutes`."""
-    sim = Simulator(workdir, [exchange], SEEDING_RATE, markets=markets, journal=False, edge_shapes=False)
-    config = override_file(workdir, bootstrap, _book_section(sim, exchange, BOOK_DEPTH), {"stats_interval_s": 1})
-    worker = WorkerProcess(exchange, config, workdir)
-    try:
-        _until_books_live(worker)
-        sim.control(exchange, "book_rate", per_s=rate)
-        time.sleep(WARM_UP_S)
+    with _books_live(exchange, rate, markets, BOOK_DEPTH, bootstrap, workdir) as (_, worker):
         before = BOOK_COUNTERS.findall(worker.log())
         samples = []
         deadline = time.monotonic() + minutes * 60
@@ -343,9 +348,6 @@ def book_memory(exchange: str, minutes: float, bootstrap: str, workdir: Path, ma
         if not before or not after or after[-1][0] == before[-1][0]:
             raise RuntimeError(f"{exchange}: no book records while measured; its log:\n{worker.log()[-3000:]}")
         return BookMemory(markets, minutes, samples, int(after[-1][0]) - int(before[-1][0]))
-    finally:
-        worker.stop()
-        sim.stop()
 
 
 # --- the peer: cryptofeed on the same feed (bench/peer_cryptofeed.py) -------------------
