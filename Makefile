@@ -41,7 +41,8 @@ demo: setup
 status: $(INSTALLED)
 	$(VENV)/bin/coinstream status $(ARGS)
 
-# Latest tickers, redrawn in place; e.g. make live ARGS="--base BTC". Ctrl-C quits: the
+# Latest tickers, redrawn in place; e.g. make live ARGS="--base BTC", or one order book:
+# make live ARGS="--book upbit:BTC-KRW". Ctrl-C quits: the
 # view exits 0, make (interrupted too) 130.
 live: $(INSTALLED)
 	$(VENV)/bin/coinstream live $(ARGS)

@@ -23,6 +23,18 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
   verify   coinstream verify reading and auditing 1,000,000 ticker records (bench.verify)
   book     one order book message in-process (bench.book): a Binance @depth20 frame,
            OKX updates of 1-5 levels; µs per message of thread CPU time
+  book-e2e simulator process -> Binance worker collecting books alone (top 10 of 50
+           markets, the diff stream the worker reads) -> broker, paced and flat out
+           (--book-rates): book records/s acked, frames read, worker and simulator CPU
+  book-rss one Binance worker keeping the books of 300 markets for --book-minutes (10 for
+           the target): RSS sampled every 5 s, its growth first minute -> last
+  book-peer (only when named) the peer of issue 20 §7 beside coinstream in the same run: cryptofeed
+           (bench/peer_cryptofeed.py, in a virtualenv of its own: --cryptofeed-python)
+           keeping the same simulated Binance books, writing them to the same broker
+           with its own Kafka backend; acked records/s and CPU per record of both
+The fleet scenario collects the books of every exchange with a book channel too
+(--fleet-book-rate updates/s in all, shared as the tickers are); --fleet-book-rate 0:
+tickers only.
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
 Results are printed and written to bench/results/latest.md.
 """
@@ -31,6 +43,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,10 +55,13 @@ from typing import TypeVar
 import confluent_kafka
 
 from bench.book import book_scenario
-from bench.e2e import FLEET, MAX_RATE, ceiling, end_to_end, fleet
+from bench.e2e import (FLEET, MAX_RATE, BookEndToEnd, PeerEndToEnd, book_end_to_end, book_memory, ceiling,
+                       end_to_end, fleet, peer_end_to_end)
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
+from simulator.__main__ import mode
+from simulator.core import ExchangeSim
 from tests.harness import Broker
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
@@ -190,32 +206,156 @@ def rate_of(rate_text: str) -> float:
     return MAX_RATE if rate_text == "max" else float(rate_text)
 
 
+def simulates_books(exchange: str) -> bool:
+    """Whether the exchange's simulator mode serves books: the class that reads its
+    subscribe messages (on_message) renders book frames too. Bithumb's mode inherits
+    Upbit's frames but answers its own subscribes, without books so far."""
+    reader = next(cls for cls in mode(exchange).__mro__ if "on_message" in vars(cls))
+    return reader is not ExchangeSim and "book_update_frame" in vars(reader)
+
+
+def fleet_book_rates(total: float) -> dict[str, float]:
+    """Book updates/s of each exchange whose worker and simulator have a book channel:
+    `total` shared among them in the proportions of their ticker shares (FLEET)."""
+    booked = {exchange: share for exchange, (_, share) in FLEET.items()
+              if fresh_venue(exchange).book_depths and simulates_books(exchange)}
+    return {exchange: total * share / sum(booked.values()) for exchange, share in booked.items()} if total else {}
+
+
 def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     total = arguments.fleet_rate
-    lines = [f"## All ten workers at once: {total:,.0f} msg/s in all, each exchange's universe, "
+    book_rates = fleet_book_rates(arguments.fleet_book_rate)
+    books = (f" and {arguments.fleet_book_rate:,.0f} book updates/s among the {len(book_rates)} with a book "
+             f"channel ({', '.join(book_rates)}; top 10 of every market)" if book_rates else "")
+    lines = [f"## All ten workers at once: {total:,.0f} ticker msg/s in all{books}, each exchange's universe, "
              f"{arguments.seconds:.0f} s after a warm-up; median [min–max] of {FLEET_RUNS} runs", "",
              "Each worker reads its own simulator process and produces to the local broker "
-             "(acks=all, idempotent). Markets and shares of the total are estimates of the live feeds.",
-             "", "| exchange | markets | offered msg/s | delivered records/s | worker CPU cores | worker RSS MB |",
-             "|---|---|---|---|---|---|"]
+             "(acks=all, idempotent). Markets and shares of the total are estimates of the live feeds "
+             "(target: < 1.5 cores in all).",
+             "", "| exchange | markets | offered ticker msg/s | offered book updates/s | delivered records/s "
+             "| of which book records/s | worker CPU cores | worker RSS MB |",
+             "|---|---|---|---|---|---|---|---|"]
     per_connection = {exchange: fresh_venue(exchange).markets_per_connection for exchange in FLEET}
     runs = []
     with broker(scratch) as bootstrap:
         for number in range(FLEET_RUNS):
             workdir = scratch / f"fleet{number}"
             workdir.mkdir()
-            runs.append(fleet(total, arguments.seconds, bootstrap, workdir, per_connection))
+            runs.append(fleet(total, arguments.seconds, bootstrap, workdir, per_connection, book_rates))
     for rows in zip(*runs):  # one exchange's row from every run
         first = rows[0]
         lines.append(f"| {first.exchange} | {first.markets} | {first.offered_per_s:,.0f} | "
-                     f"{spread(list(rows), lambda row: row.records_per_s, 0)} | "
+                     f"{first.book_offered_per_s:,.0f} | {spread(list(rows), lambda row: row.records_per_s, 0)} | "
+                     f"{spread(list(rows), lambda row: row.book_records_per_s, 0)} | "
                      f"{spread(list(rows), lambda row: row.cpu_cores, 3)} | {spread(list(rows), lambda row: row.rss_mb, 0)} |")
     lines.append(f"| **all ten** | {sum(row.markets for row in runs[0]):,} | {total:,.0f} | "
+                 f"{sum(book_rates.values()):,.0f} | "
                  f"{spread(runs, lambda run: sum(row.records_per_s for row in run), 0)} | "
+                 f"{spread(runs, lambda run: sum(row.book_records_per_s for row in run), 0)} | "
                  f"**{spread(runs, lambda run: sum(row.cpu_cores for row in run), 2)}** | "
                  f"{spread(runs, lambda run: sum(row.rss_mb for row in run), 0)} |")
     print("\n".join(lines[-len(runs[0]) - 1:]), flush=True)
     return lines
+
+
+BOOK_E2E_EXCHANGE = "binance"
+BOOK_RSS_TARGET_MB = 120
+
+
+def book_e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    lines = [f"## Order books end to end: simulator process → {BOOK_E2E_EXCHANGE} worker (books alone, top 10 "
+             f"of 50 markets) → local Kafka (acks=all, idempotent), {arguments.seconds:.0f} s per run once every "
+             f"book is live; median [min–max] of {E2E_RUNS} runs", "",
+             "The worker reads Binance's diff stream (<symbol>@depth@100ms on a REST seed), the channel its book "
+             "runtime uses at every depth, not @depth20@100ms frames. Acked: book records Kafka acknowledged. "
+             "Read: book frames the worker read; the simulator renders every update in Python, and when its CPU "
+             "is near a core it, not the worker, sets the rate (target: ≥ 40,000 records/s).", "",
+             "| offered updates/s | acked records/s | frames read/s | conflated/s | skipped/s | resyncs | "
+             "worker CPU cores | of which its Python thread | worker µs CPU per record | worker RSS MB | "
+             "simulator CPU cores |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    with broker(scratch) as bootstrap:
+        for rate_text in arguments.book_rates.split(","):
+            runs: list[BookEndToEnd] = []
+            for _ in range(E2E_RUNS):
+                workdir = Path(tempfile.mkdtemp(prefix=f"book-{rate_text}-", dir=scratch))
+                runs.append(book_end_to_end(BOOK_E2E_EXCHANGE, rate_of(rate_text), arguments.seconds, bootstrap,
+                                            workdir))
+            lines.append(f"| {rate_text} | {spread(runs, lambda run: run.records_per_s, 0)} | "
+                         f"{spread(runs, lambda run: run.frames_per_s, 0)} | "
+                         f"{spread(runs, lambda run: run.conflated_per_s, 0)} | "
+                         f"{spread(runs, lambda run: run.skipped_per_s, 0)} | {sum(run.resyncs for run in runs)} | "
+                         f"{spread(runs, lambda run: run.cpu_cores, 3)} | {spread(runs, lambda run: run.main_thread_cores, 3)} | "
+                         f"{spread(runs, per_record_us, 1)} | "
+                         f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.simulator_cpu_cores, 2)} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def book_rss_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    with broker(scratch) as bootstrap:
+        workdir = Path(tempfile.mkdtemp(prefix="book-rss-", dir=scratch))
+        memory = book_memory(BOOK_E2E_EXCHANGE, arguments.book_minutes, bootstrap, workdir)
+    samples = memory.samples_mb
+    lines = [f"## RSS of one {BOOK_E2E_EXCHANGE} worker keeping the books of {memory.markets} markets (top 10, "
+             f"tickers off) for {memory.minutes:g} min once every book is live, sampled every 5 s "
+             f"(target: ≤ {BOOK_RSS_TARGET_MB} MB, flat)", "",
+             "| book records acked | a second | RSS first MB | RSS last MB | RSS max MB | "
+             "growth, first minute → last MB |", "|---|---|---|---|---|---|",
+             f"| {memory.records:,} | {memory.records / (memory.minutes * 60):,.0f} | {samples[0]:.0f} | {samples[-1]:.0f} | {max(samples):.0f} | "
+             f"{memory.growth_mb:+.1f} |"]
+    print("\n".join(lines[-1:]), flush=True)
+    return lines
+
+
+def book_peer_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
+    python = arguments.cryptofeed_python
+    if not Path(python).is_file():
+        raise SystemExit(f"bench: --cryptofeed-python {python}: no such file; make one with: python3.11 -m venv "
+                         ".venv-cryptofeed && .venv-cryptofeed/bin/pip install cryptofeed aiokafka")
+    lines = [f"## Order books beside the peer: coinstream and cryptofeed on the same simulated Binance books "
+             f"(top 10 of 50 markets, the diff stream on REST seeds), the same broker, one after the other per "
+             f"rate, {arguments.seconds:.0f} s measured; median [min–max] of {E2E_RUNS} runs", "",
+             "coinstream: the worker, books alone, records of the changed top 10 only (conflated), idempotent "
+             "librdkafka producer, acks=all, batched. cryptofeed "
+             f"{version_of(python, 'cryptofeed')} (aiokafka {version_of(python, 'aiokafka')}): its Binance "
+             "book (Decimal levels, the lastUpdateId rule), BookKafka with snapshots_only (the top 10 of every "
+             "message: no conflation), acks=all, idempotent, each send awaited before the next as its writer "
+             "does; adapted to the simulator only in its endpoints, symbol list and subscribe (see "
+             "bench/peer_cryptofeed.py). Acked: records in the topic (cryptofeed) or acknowledged (coinstream) "
+             "a second. CPU: the whole process, all threads. Target: coinstream ≥ 5× the records/s at equal or "
+             "lower CPU per record.", "",
+             "| offered updates/s | coinstream records/s | coinstream CPU cores | coinstream µs CPU per record | "
+             "cryptofeed records/s | cryptofeed CPU cores | cryptofeed µs CPU per record | records/s ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    with broker(scratch) as bootstrap:
+        for rate_text in arguments.book_rates.split(","):
+            ours: list[BookEndToEnd] = []
+            theirs: list[PeerEndToEnd] = []
+            for _ in range(E2E_RUNS):
+                workdir = Path(tempfile.mkdtemp(prefix=f"peer-{rate_text}-", dir=scratch))
+                ours.append(book_end_to_end(BOOK_E2E_EXCHANGE, rate_of(rate_text), arguments.seconds, bootstrap,
+                                            workdir))
+                workdir = Path(tempfile.mkdtemp(prefix=f"cryptofeed-{rate_text}-", dir=scratch))
+                theirs.append(peer_end_to_end(python, rate_of(rate_text), arguments.seconds, bootstrap, workdir))
+            ratio = (statistics.median(run.records_per_s for run in ours)
+                     / max(statistics.median(run.records_per_s for run in theirs), 1e-9))
+            lines.append(f"| {rate_text} | {spread(ours, lambda run: run.records_per_s, 0)} | "
+                         f"{spread(ours, lambda run: run.cpu_cores, 3)} | {spread(ours, per_record_us, 1)} | "
+                         f"{spread(theirs, lambda run: run.records_per_s, 0)} | "
+                         f"{spread(theirs, lambda run: run.cpu_cores, 3)} | {spread(theirs, per_record_us, 1)} | "
+                         f"{ratio:.1f}× |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def per_record_us(run: BookEndToEnd | PeerEndToEnd) -> float | None:
+    return run.cpu_cores / run.records_per_s * 1e6 if run.records_per_s else None
+
+
+def version_of(python: str, package: str) -> str:
+    done = subprocess.run([python, "-c", f"from importlib.metadata import version; print(version({package!r}))"],
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() or "?"
 
 
 def audit_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
@@ -224,7 +364,8 @@ def audit_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
 
 
 SCENARIOS = {"decode": decode_scenario, "produce": produce_scenario, "e2e": e2e_scenario, "fleet": fleet_scenario,
-             "verify": audit_scenario, "book": book_scenario}
+             "verify": audit_scenario, "book": book_scenario, "book-e2e": book_e2e_scenario,
+             "book-rss": book_rss_scenario, "book-peer": book_peer_scenario}
 
 
 def cpu_model() -> str:
@@ -242,9 +383,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="e2e, fleet: measured seconds per run")
     parser.add_argument("--rates", default="1000,10000,max", help="e2e: comma-separated msg/s; 'max' = flat out")
     parser.add_argument("--fleet-rate", type=float, default=20_000, help="fleet: msg/s of all ten workers together")
+    parser.add_argument("--fleet-book-rate", type=float, default=10_000,
+                        help="fleet: book updates/s of all the workers with a book channel together (0: no books)")
+    parser.add_argument("--book-rates", default="1000,max", help="book-e2e: comma-separated updates/s; 'max' = flat out")
+    parser.add_argument("--cryptofeed-python", default=".venv-cryptofeed/bin/python",
+                        help="book-peer: the Python of a virtualenv with cryptofeed and aiokafka")
+    parser.add_argument("--book-minutes", type=float, default=10, help="book-rss: minutes measured")
     arguments = parser.parse_args()
     arguments.exchange = arguments.exchange or list(EXCHANGES)
-    names = [arguments.scenario] if arguments.scenario else list(SCENARIOS)
+    # The peer needs a virtualenv of its own: only when asked for.
+    names = [arguments.scenario] if arguments.scenario else [name for name in SCENARIOS if name != "book-peer"]
     lines = [f"# coinstream benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start "
              "(a shared machine: other work runs alongside)",

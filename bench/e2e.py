@@ -4,8 +4,11 @@ worker's counters line."""
 
 import os
 import re
+import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.stats import LATENCY_BOUNDS_MS
-from tests.harness import Simulator, WorkerProcess, override_file
+from tests.harness import ROOT, Simulator, WorkerProcess, override_file, topic_size
 
 COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .*"
                       r"delivery_report_p50_ms(?:<=|=)(\S+) delivery_report_p99_ms(?:<=|=)(\S+)")
@@ -148,15 +151,19 @@ FLEET_WARM_UP_S = 45
 class FleetRow(msgspec.Struct):
     exchange: str
     markets: int
-    offered_per_s: float
-    records_per_s: float
+    offered_per_s: float  # ticker frames
+    records_per_s: float  # every record Kafka acknowledged, tickers and books
     cpu_cores: float
     rss_mb: float
+    book_offered_per_s: float = 0.0  # book updates, all markets together
+    book_records_per_s: float = 0.0
 
 
 def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
-          markets_per_connection: dict[str, int]) -> list[FleetRow]:
-    """Every worker at once, each against its own simulator process, `total_rate` msg/s in all."""
+          markets_per_connection: dict[str, int], book_rates: dict[str, float] | None = None) -> list[FleetRow]:
+    """Every worker at once, each against its own simulator process, `total_rate` msg/s in all;
+    the exchanges in `book_rates` collect their books too, at that many updates a second."""
+    book_rates = book_rates or {}
     sims, configs, workers = {}, {}, {}
     try:
         for exchange, (markets, share) in FLEET.items():
@@ -165,17 +172,27 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
             scratch.mkdir()
             sims[exchange] = Simulator(scratch, [exchange], total_rate * share / connections, markets, journal=False,
                                        edge_shapes=False)
-            configs[exchange] = override_file(scratch, bootstrap, sims[exchange].config["exchanges"],
-                                              {"stats_interval_s": 1})
+            section = sims[exchange].config["exchanges"]
+            if exchange in book_rates:
+                # The simulator's books start at its ticker rate: seed them slowly (book_end_to_end).
+                sims[exchange].control(exchange, "book_rate", per_s=SEEDING_RATE)
+                section = _book_section(sims[exchange], exchange, BOOK_DEPTH)
+                section[exchange]["channels"] = ["ticker", "book"]
+            configs[exchange] = override_file(scratch, bootstrap, section, {"stats_interval_s": 1})
         # Every topic exists before the first worker starts: a fresh broker creating topics
         # while workers connect has kept one from its startup check (exit 69, which
         # supervisord would retry and a benchmark cannot).
         for exchange, config in configs.items():
             workers[exchange] = WorkerProcess(exchange, config, config.parent)
         time.sleep(FLEET_WARM_UP_S)
+        for exchange, rate in book_rates.items():
+            _until_books_live(workers[exchange])
+            sims[exchange].control(exchange, "book_rate", per_s=rate)
+        time.sleep(WARM_UP_S if book_rates else 0)
         pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
         cpu0 = {exchange: _proc_cpu_s(pid) for exchange, pid in pids.items()}
         lines0 = {exchange: len(COUNTERS.findall(worker.log())) for exchange, worker in workers.items()}
+        books0 = {exchange: len(BOOK_COUNTERS.findall(workers[exchange].log())) for exchange in book_rates}
         t0 = time.monotonic()
         rss: dict[str, list[float]] = {exchange: [] for exchange in pids}
         while time.monotonic() - t0 < seconds:
@@ -189,12 +206,198 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
             delivered = [int(match[2]) for match in window]
             if not delivered:
                 raise RuntimeError(f"{exchange}: no counters line while measured; its log:\n{worker.log()[-3000:]}")
-            rows.append(FleetRow(exchange, FLEET[exchange][0], total_rate * FLEET[exchange][1],
-                                 (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
-                                 (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange])))
+            row = FleetRow(exchange, FLEET[exchange][0], total_rate * FLEET[exchange][1],
+                           (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
+                           (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange]))
+            if exchange in book_rates:
+                # book_records counts what was published; the acked share is in delivered above.
+                books = [int(match[2]) for match in BOOK_COUNTERS.findall(worker.log())[books0[exchange]:]]
+                row.book_offered_per_s = book_rates[exchange]
+                row.book_records_per_s = (books[-1] - books[0]) / max(len(books) - 1, 1) if books else 0.0
+            rows.append(row)
         return rows
     finally:
         for worker in workers.values():
             worker.stop()
         for sim in sims.values():
             sim.stop()
+
+
+# --- order books ---------------------------------------------------------------------
+
+BOOK_DEPTH = 10
+BOOK_E2E_MARKETS = 50
+BOOK_RSS_MARKETS = 300
+# Book updates a second each simulator sends the RSS run, all its markets together:
+# a busy venue's diff stream of 300 markets (Binance pushes each at most every 100 ms).
+BOOK_RSS_RATE = 1_000.0
+
+
+class BookEndToEnd(msgspec.Struct):
+    """One book run: the worker's acked records against what the simulator sent it."""
+
+    records_per_s: float  # book records Kafka acknowledged a second
+    frames_per_s: float  # book frames the worker read a second (the simulator's output)
+    conflated_per_s: float  # of those, messages that left the top N unchanged: no record
+    # Changes not applied, their book awaiting its snapshot: a stream behind its REST seed
+    # (the simulator queueing more than its socket sends) shows here.
+    skipped_per_s: float
+    resyncs: int  # books lost and rebuilt while measured (should be 0: no fault asked)
+    rss_mb: float
+    cpu_cores: float
+    main_thread_cores: float
+    # The simulator's process: near a core, it is what limits the rate (rendering books in Python).
+    simulator_cpu_cores: float
+
+
+BOOK_COUNTERS = re.compile(r"counters frames=\d+ records=\d+ .* delivered=(\d+) .* book_frames=(\d+) "
+                           r"book_records=(\d+) book_conflated=(\d+) book_skipped=(\d+) book_resyncs=(\d+)")
+
+
+def _book_section(sim: Simulator, exchange: str, depth: int) -> dict[str, Any]:
+    """The simulator's endpoints for `exchange`, collecting its books alone (no ticker socket)."""
+    return {exchange: {**sim.config["exchanges"][exchange], "channels": ["book"], "book_depth": depth}}
+
+
+BOOKS_LIVE_TIMEOUT_S = 180
+
+
+def _until_books_live(worker: WorkerProcess, timeout_s: float = BOOKS_LIVE_TIMEOUT_S) -> None:
+    """Wait until a second of book frames passes with no change skipped: every book seeded
+    from REST (Binance's seeds come one REST call at a time, slower while the simulator is busy)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        lines = BOOK_COUNTERS.findall(worker.log())
+        if len(lines) >= 2 and lines[-1][1] != lines[-2][1] and lines[-1][4] == lines[-2][4]:
+            return
+    raise RuntimeError(f"{worker.exchange}: books not all live after {timeout_s:.0f} s; its log:\n"
+                       f"{worker.log()[-3000:]}")
+
+
+# Book updates a second while the books are seeded: a REST seed is the book now, so a
+# stream queued behind it (a simulator sending more than its socket carries) would never
+# catch up with it; the rate measured is set once every book is live.
+SEEDING_RATE = 200.0
+
+
+@contextmanager
+def _books_live(exchange: str, rate: float, markets: int, depth: int, bootstrap: str,
+                workdir: Path) -> Iterator[tuple[Simulator, WorkerProcess]]:
+    """The simulator and a worker collecting the books of `markets` markets alone, every
+    book seeded (at SEEDING_RATE), then `rate` updates a second, warmed up; stopped after."""
+    sim = Simulator(workdir, [exchange], SEEDING_RATE, markets=markets, journal=False, edge_shapes=False)
+    config = override_file(workdir, bootstrap, _book_section(sim, exchange, depth), {"stats_interval_s": 1})
+    worker = WorkerProcess(exchange, config, workdir)
+    try:
+        _until_books_live(worker)
+        sim.control(exchange, "book_rate", per_s=rate)
+        time.sleep(WARM_UP_S)
+        yield sim, worker
+    finally:
+        worker.stop()
+        sim.stop()
+
+
+def book_end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
+                    markets: int = BOOK_E2E_MARKETS, depth: int = BOOK_DEPTH) -> BookEndToEnd:
+    """One worker collecting the books of `markets` markets, the simulator sending `rate`
+    book updates a second in all (MAX_RATE: as fast as it renders them), acked by Kafka."""
+    with _books_live(exchange, rate, markets, depth, bootstrap, workdir) as (sim, worker):
+        sim_cpu0, started = _proc_cpu_s(sim.process.pid), time.monotonic()
+        window, rss, cpu, main_thread = _watch(worker, BOOK_COUNTERS, seconds)
+        sim_cpu = (_proc_cpu_s(sim.process.pid) - sim_cpu0) / (time.monotonic() - started)
+        if len(window) < 2:
+            raise RuntimeError(f"{exchange}: no book counters while measured; its log:\n{worker.log()[-3000:]}")
+        first, last = window[0], window[-1]
+        intervals = max(len(window) - 1, 1)  # the counters line comes once a second
+
+        def per_second(index: int) -> float:
+            return (int(last[index]) - int(first[index])) / intervals
+        return BookEndToEnd(per_second(0), per_second(1), per_second(3), per_second(4),
+                            int(last[5]) - int(first[5]), rss, cpu, main_thread, sim_cpu)
+
+
+RSS_SAMPLE_S = 5
+
+
+class BookMemory(msgspec.Struct):
+    markets: int
+    minutes: float
+    samples_mb: list[float]  # RSS once every RSS_SAMPLE_S after the warm-up
+    records: int  # book records acked meanwhile
+
+    @property
+    def growth_mb(self) -> float:
+        """The last minute's mean RSS minus the first minute's: flat is near 0."""
+        per_minute = max(1, int(60 / RSS_SAMPLE_S))
+        head, tail = self.samples_mb[:per_minute], self.samples_mb[-per_minute:]
+        return sum(tail) / len(tail) - sum(head) / len(head)
+
+
+def book_memory(exchange: str, minutes: float, bootstrap: str, workdir: Path, markets: int = BOOK_RSS_MARKETS,
+                rate: float = BOOK_RSS_RATE) -> BookMemory:
+    """The RSS of one worker keeping the books of `markets` markets for `minutes`."""
+    with _books_live(exchange, rate, markets, BOOK_DEPTH, bootstrap, workdir) as (_, worker):
+        before = BOOK_COUNTERS.findall(worker.log())
+        samples = []
+        deadline = time.monotonic() + minutes * 60
+        while time.monotonic() < deadline:
+            time.sleep(RSS_SAMPLE_S)
+            samples.append(_rss_mb(worker.process.pid))
+        after = BOOK_COUNTERS.findall(worker.log())
+        if not before or not after or after[-1][0] == before[-1][0]:
+            raise RuntimeError(f"{exchange}: no book records while measured; its log:\n{worker.log()[-3000:]}")
+        return BookMemory(markets, minutes, samples, int(after[-1][0]) - int(before[-1][0]))
+
+
+# --- the peer: cryptofeed on the same feed (bench/peer_cryptofeed.py) -------------------
+
+PEER_SEEDING_S = 20  # cryptofeed seeds a book at its first update, one REST call at a time
+
+
+class PeerEndToEnd(msgspec.Struct):
+    records_per_s: float  # records in the topic a second: acked by Kafka
+    rss_mb: float
+    cpu_cores: float
+    simulator_cpu_cores: float
+
+
+def peer_end_to_end(python: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
+                    markets: int = BOOK_E2E_MARKETS, depth: int = BOOK_DEPTH) -> PeerEndToEnd:
+    """cryptofeed (run by `python`, a virtualenv with cryptofeed and aiokafka) keeping the
+    Binance books of `markets` markets from the simulator, as book_end_to_end's worker does."""
+    sim = Simulator(workdir, ["binance"], SEEDING_RATE, markets=markets, journal=False, edge_shapes=False)
+    config = override_file(workdir, bootstrap, _book_section(sim, "binance", depth))
+    topic = yaml.safe_load(config.read_text())["topics"]["book"]
+    section = sim.config["exchanges"]["binance"]
+    log_path = workdir / "cryptofeed.log"
+    with open(log_path, "w") as log:
+        peer = subprocess.Popen(
+            [python, str(ROOT / "bench" / "peer_cryptofeed.py"), "--ws", section["ws_url"].removesuffix("/stream"),
+             "--rest", section["rest_url"], "--bootstrap", bootstrap, "--topic", topic,
+             "--symbols", ",".join(section["symbols"]), "--depth", str(depth)],
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT)  # where cryptofeed writes feedhandler.log
+    try:
+        time.sleep(PEER_SEEDING_S)
+        if topic_size(bootstrap, topic) == 0:
+            raise RuntimeError(f"cryptofeed wrote nothing in {PEER_SEEDING_S} s; its log:\n{log_path.read_text()[-3000:]}")
+        sim.control("binance", "book_rate", per_s=rate)
+        time.sleep(WARM_UP_S)
+        pid = peer.pid
+        size0, cpu0, sim_cpu0, started = topic_size(bootstrap, topic), _proc_cpu_s(pid), _proc_cpu_s(sim.process.pid), \
+            time.monotonic()
+        rss = []
+        while time.monotonic() - started < seconds:
+            time.sleep(1)
+            rss.append(_rss_mb(pid))
+        size1, cpu1, sim_cpu1 = topic_size(bootstrap, topic), _proc_cpu_s(pid), _proc_cpu_s(sim.process.pid)
+        elapsed = time.monotonic() - started
+        return PeerEndToEnd((size1 - size0) / elapsed, max(rss), (cpu1 - cpu0) / elapsed, (sim_cpu1 - sim_cpu0) / elapsed)
+    finally:
+        peer.terminate()
+        try:
+            peer.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            peer.kill()
+        sim.stop()

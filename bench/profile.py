@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys

@@ -6,13 +6,15 @@ and redraws a table about twice a second with plain ANSI escapes.
 
 --base BTC is the cross-exchange view: every market of that base asset side by side,
 and the KRW premium of each KRW price over the reference, the median of the USD and
-USDT last prices of that base:
+USDT prices of that base:
 
-    premium = KRW last / (KRW per USD) / reference - 1
+    premium = KRW price / (KRW per USD) / reference - 1
 
-KRW per USD is the median USDT-KRW last price in the data (USDT taken as USD); when
-no USDT-KRW record has arrived, --krw-per-usd RATE; else the premium is "n/a".
-Prices are Decimal from the records' exact strings; only the display rounds.
+A market's price is the mid of its book's best bid and ask when a book record of it has
+arrived (BID and ASK then are the book's, PRICED says "mid"), else its ticker's last
+price ("last"). KRW per USD is the median USDT-KRW price in the data (USDT taken as
+USD); when no USDT-KRW record has arrived, --krw-per-usd RATE; else the premium is
+"n/a". Prices are Decimal from the records' exact strings; only the display rounds.
 
 --book EXCHANGE:SYMBOL is one market's order book ladder from its book topic: the asks
 above (the best lowest), the bids below (the best highest), each price and size as the
@@ -29,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from types import FrameType
-from typing import TextIO
+from typing import Literal, TextIO
 
 import msgspec
 from confluent_kafka import Consumer, KafkaException
@@ -54,8 +56,11 @@ CLEAR_LINE_END = "\x1b[K"
 CLEAR_BELOW = "\x1b[J"
 
 PRICE_HEADER = ("EXCHANGE", "SYMBOL", "LAST", "BID", "ASK", "AGE")
-CROSS_HEADER = (*PRICE_HEADER, "PREMIUM")
-NUMERIC_COLUMNS = {2, 3, 4, 5, 6}
+CROSS_HEADER = (*PRICE_HEADER, "PRICED", "PREMIUM")
+NUMERIC_COLUMNS = {2, 3, 4, 5, 7}
+
+Market = tuple[str, str]  # (exchange, unified symbol)
+Basis = Literal["mid", "last"]
 
 
 def exchange_order(exchange: str) -> int:
@@ -77,12 +82,8 @@ def format_premium(premium: Decimal | None) -> str:
     return f"{premium.quantize(PREMIUM_PLACES, rounding=ROUND_HALF_UP):+}%"
 
 
-def premium_percent(krw_last: Decimal, krw_per_usd: Decimal, reference_usd: Decimal) -> Decimal:
-    return (krw_last / krw_per_usd / reference_usd - 1) * 100
-
-
-def median_last(tickers: list[Ticker]) -> Decimal | None:
-    return statistics.median(Decimal(ticker.last) for ticker in tickers) if tickers else None
+def premium_percent(krw_price: Decimal, krw_per_usd: Decimal, reference_usd: Decimal) -> Decimal:
+    return (krw_price / krw_per_usd / reference_usd - 1) * 100
 
 
 @dataclass
@@ -90,74 +91,133 @@ class Filters:
     exchanges: set[str]  # empty: every exchange
     symbols: set[str]  # empty: every symbol
 
-    def shows(self, ticker: Ticker) -> bool:
-        return ((not self.exchanges or ticker.exchange in self.exchanges)
-                and (not self.symbols or ticker.symbol in self.symbols))
+    def shows(self, market: Market) -> bool:
+        exchange, symbol = market
+        return ((not self.exchanges or exchange in self.exchanges)
+                and (not self.symbols or symbol in self.symbols))
 
 
 class Board:
-    """The newest record per (exchange, symbol), in arrival order per key."""
+    """The newest ticker and the newest book record per (exchange, symbol)."""
 
     def __init__(self) -> None:
-        self.latest: dict[tuple[str, str], Ticker] = {}
+        self.tickers: dict[Market, Ticker] = {}
+        self.books: dict[Market, Book] = {}
         self.undecodable = 0
-        self._decoder = msgspec.json.Decoder(Ticker)
+        self._ticker_decoder = msgspec.json.Decoder(Ticker)
+        self._book_decoder = msgspec.json.Decoder(Book)
 
     def take(self, value: bytes) -> None:
         try:
-            ticker = self._decoder.decode(value)
+            ticker = self._ticker_decoder.decode(value)
             Decimal(ticker.last)
         except (msgspec.DecodeError, InvalidOperation):
             self.undecodable += 1
             return
-        self.latest[(ticker.exchange, ticker.symbol)] = ticker
+        self.tickers[(ticker.exchange, ticker.symbol)] = ticker
 
-    def shown(self, filters: Filters) -> list[Ticker]:
-        tickers = [ticker for ticker in self.latest.values() if filters.shows(ticker)]
-        return sorted(tickers, key=lambda ticker: (exchange_order(ticker.exchange), ticker.symbol))
+    def take_book(self, value: bytes) -> None:
+        try:
+            book = self._book_decoder.decode(value)
+            for price, _ in (*book.bids[:1], *book.asks[:1]):  # what the views compute on
+                Decimal(price)
+        except (msgspec.DecodeError, InvalidOperation):
+            self.undecodable += 1
+            return
+        self.books[(book.exchange, book.symbol)] = book
 
-    def with_symbol(self, symbol: str) -> list[Ticker]:
-        return [ticker for ticker in self.latest.values() if ticker.symbol == symbol]
+    def markets(self) -> set[Market]:
+        return self.tickers.keys() | self.books.keys()
+
+    def shown(self, filters: Filters) -> list[Market]:
+        return sorted((market for market in self.markets() if filters.shows(market)),
+                      key=lambda market: (exchange_order(market[0]), market[1]))
+
+    def with_symbol(self, symbol: str) -> list[Market]:
+        return [market for market in self.markets() if market[1] == symbol]
 
 
-def price_cells(ticker: Ticker, now_ns: int) -> list[str]:
-    return [ticker.exchange, ticker.symbol, ticker.last, ticker.bid or "-", ticker.ask or "-",
-            format_age(ticker.received_ns, now_ns)]
+@dataclass
+class Priced:
+    """One market as the cross view shows it: the book's best bid and ask where a book
+    record exists, and the price its premium is computed on."""
+
+    last: str | None
+    bid: str | None
+    ask: str | None
+    price: Decimal | None  # the book's mid, else the ticker's last; None: neither
+    basis: Basis | None
+    received_ns: int  # of the record the price comes from
+
+
+def priced(ticker: Ticker | None, book: Book | None) -> Priced:
+    last = ticker.last if ticker else None
+    if book is not None:
+        bid = book.bids[0][0] if book.bids else None
+        ask = book.asks[0][0] if book.asks else None
+        if bid is not None and ask is not None:
+            return Priced(last, bid, ask, (Decimal(bid) + Decimal(ask)) / 2, "mid", book.received_ns)
+        if ticker is None:  # a one-sided book and no ticker: nothing to price it on
+            return Priced(None, bid, ask, None, None, book.received_ns)
+        return Priced(last, bid, ask, Decimal(ticker.last), "last", ticker.received_ns)
+    assert ticker is not None
+    return Priced(last, ticker.bid, ticker.ask, Decimal(ticker.last), "last", ticker.received_ns)
+
+
+def median_price(quotes: list[Priced]) -> tuple[Decimal | None, str]:
+    """The median of the prices, and what they are: "last", "mid" or "mid/last"."""
+    prices = [quote for quote in quotes if quote.price is not None]
+    if not prices:
+        return None, "last"
+    bases = sorted({quote.basis for quote in prices if quote.basis}, reverse=True)
+    return statistics.median(quote.price for quote in prices if quote.price is not None), "/".join(bases)
+
+
+def price_cells(market: Market, quote: Priced, now_ns: int) -> list[str]:
+    exchange, symbol = market
+    return [exchange, symbol, quote.last or "-", quote.bid or "-", quote.ask or "-",
+            format_age(quote.received_ns, now_ns)]
 
 
 def price_view(board: Board, filters: Filters, now_ns: int) -> tuple[list[str], list[list[str]]]:
-    rows = [price_cells(ticker, now_ns) for ticker in board.shown(filters)]
+    rows = [price_cells(market, priced(board.tickers[market], None), now_ns)
+            for market in board.shown(filters) if market in board.tickers]
     return [], rows
 
 
 def cross_view(board: Board, filters: Filters, base: str, krw_per_usd_fallback: Decimal | None,
                now_ns: int) -> tuple[list[str], list[list[str]]]:
-    references = [ticker for quote in REFERENCE_QUOTES for ticker in board.with_symbol(f"{base}-{quote}")]
-    reference = median_last(references)
-    rate_tickers = board.with_symbol(KRW_RATE_SYMBOL)
-    rate = median_last(rate_tickers)
+    def quote(market: Market) -> Priced:
+        return priced(board.tickers.get(market), board.books.get(market))
+
+    references = [market for reference_quote in REFERENCE_QUOTES
+                  for market in board.with_symbol(f"{base}-{reference_quote}")]
+    reference, reference_basis = median_price([quote(market) for market in references])
+    rate_markets = board.with_symbol(KRW_RATE_SYMBOL)
+    rate, _ = median_price([quote(market) for market in rate_markets])
     if rate is not None:
-        rate_source = f"median {KRW_RATE_SYMBOL} of {', '.join(sorted(t.exchange for t in rate_tickers))}"
+        rate_source = f"median {KRW_RATE_SYMBOL} of {', '.join(sorted(exchange for exchange, _ in rate_markets))}"
     elif krw_per_usd_fallback is not None:
         rate, rate_source = krw_per_usd_fallback, "--krw-per-usd"
     else:
         rate_source = f"no {KRW_RATE_SYMBOL} yet; pass --krw-per-usd"
     notes = [
         f"{base} reference: {reference if reference is not None else 'n/a'} USD "
-        f"(median last of {len(references)} {'/'.join(REFERENCE_QUOTES)} markets)",
+        f"(median {reference_basis} of {len(references)} {'/'.join(REFERENCE_QUOTES)} markets)",
         f"KRW per USD: {rate if rate is not None else 'n/a'} ({rate_source})",
     ]
     rows = []
-    for ticker in board.shown(filters):
-        if ticker.symbol.split("-", 1)[0] != base:
+    for market in board.shown(filters):
+        if market[1].split("-", 1)[0] != base:
             continue
-        if not ticker.symbol.endswith("-KRW"):
+        shown = quote(market)
+        if not market[1].endswith("-KRW"):
             premium = ""
-        elif rate is None or reference is None:
+        elif rate is None or reference is None or shown.price is None:
             premium = "n/a"
         else:
-            premium = format_premium(premium_percent(Decimal(ticker.last), rate, reference))
-        rows.append([*price_cells(ticker, now_ns), premium])
+            premium = format_premium(premium_percent(shown.price, rate, reference))
+        rows.append([*price_cells(market, shown, now_ns), shown.basis or "-", premium])
     return notes, rows
 
 
@@ -229,7 +289,8 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, out: TextIO) -> None:
+def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments: argparse.Namespace,
+        out: TextIO) -> None:
     filters = Filters(set(arguments.exchange), set(arguments.symbol))
     base = arguments.base
     board: Board | BookBoard = BookBoard(*arguments.book) if arguments.book else Board()
@@ -240,10 +301,12 @@ def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, ou
             while True:
                 for message in consumer.consume(num_messages=10_000, timeout=0.1):
                     error = message.error()
-                    if error is None:
-                        board.take(message.value())
-                    else:
+                    if error is not None:
                         kafka_error = error.str()
+                    elif isinstance(board, Board) and message.topic() in book_topics:
+                        board.take_book(message.value())
+                    else:
+                        board.take(message.value())
                 if time.monotonic() < next_draw:
                     continue
                 next_draw = time.monotonic() + REDRAW_INTERVAL_S
@@ -266,9 +329,10 @@ def run(consumer: Consumer, topics: list[str], arguments: argparse.Namespace, ou
                     header = PRICE_HEADER
                 title = (f"coinstream live  {', '.join(topics)}  {len(rows)} rows  "
                          f"{time.strftime('%H:%M:%S', time.gmtime())} UTC  Ctrl-C quits")
-                if not rows and board.latest and (filters.exchanges or filters.symbols):
+                seen = len(board.markets())
+                if not rows and seen and (filters.exchanges or filters.symbols):
                     # A symbol the data never has (KRW-BTC for BTC-KRW) would show nothing forever.
-                    title += f"  (no market of the {len(board.latest)} seen matches --exchange/--symbol)"
+                    title += f"  (no market of the {seen} seen matches --exchange/--symbol)"
                 if board.undecodable:
                     title += f"  ({board.undecodable} undecodable records skipped)"
                 if kafka_error:
@@ -309,10 +373,13 @@ def main(argv: list[str] | None = None) -> None:
     except configuration.ConfigError as error:
         print(f"coinstream live: error: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
+    book_topics: set[str] = set()
     if arguments.book:
         topics = [config.book_topic(arguments.book[0])]
     else:
-        topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES})
+        if arguments.base:  # the cross view prices a market on its book where one is published
+            book_topics = {config.book_topic(name) for name in configuration.EXCHANGES}
+        topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES} | book_topics)
     consumer = Consumer({
         **client_settings(config.kafka.producer),
         "group.id": f"coinstream-live-{uuid.uuid4().hex[:12]}",
@@ -322,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         consumer.subscribe(topics)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        run(consumer, topics, arguments, sys.stdout)
+        run(consumer, topics, book_topics, arguments, sys.stdout)
     except KafkaException as error:
         print(f"coinstream live: error: {error.args[0].str()}", file=sys.stderr)
         sys.exit(EXIT_UNAVAILABLE)

@@ -9,7 +9,8 @@ in coinstream_book_resyncs_total), "-" for a worker that collects no books.
 
 A worker is enabled when supervisord.conf starts it (autostart). Exit 1 when any
 enabled worker is unhealthy: not RUNNING, metrics unreachable, no connection up, its
-last record older than --max-age, or records waiting for Kafka (queue or spool) with
+last record (of a worker with ticker sockets) or its last book record (of one with book
+sockets) older than --max-age, or records waiting for Kafka (queue or spool) with
 no delivery for longer than --max-delivery-wait; the HEALTH column says which. Exit 78
 for a bad configuration, like the workers (after the supervisord half of the table).
 
@@ -165,14 +166,25 @@ class WorkerStatus:
         connections = self.connections
         if connections is None or connections[0] == 0:
             self.problems.append("no connection up")
-        age = self.last_record_age_s
-        if age is None:
-            self.problems.append("no record yet")
-        elif age > max_age_s:
-            self.problems.append(f"last record {age:.0f} s ago (> {max_age_s:g} s)")
+        # A worker with book sockets alone (channels: [book]) has no ticker to be late.
+        books = self.collects("coinstream_seconds_since_last_book")
+        if self.collects("coinstream_seconds_since_last_record") or not books:
+            self._check_age("record", self.last_record_age_s, max_age_s)
+        if books:
+            self._check_age("book", self.last_book_age_s, max_age_s)
         undelivered = self.undelivered_for_s
         if undelivered is not None and undelivered > max_delivery_wait_s:
             self.problems.append(f"kafka: no delivery for {undelivered:.0f} s")
+
+    def _check_age(self, kind: str, age: float | None, max_age_s: float) -> None:
+        if age is None:
+            self.problems.append(f"no {kind} yet")
+        elif age > max_age_s:
+            self.problems.append(f"last {kind} {age:.0f} s ago (> {max_age_s:g} s)")
+
+    def collects(self, gauge: str) -> bool:
+        """Whether the worker has connections of that kind (each exports its age gauge)."""
+        return isinstance(self.second, Scrape) and bool(self.second.values(gauge))
 
     def row(self) -> list[str]:
         metrics = self.second if isinstance(self.second, Scrape) else None
@@ -181,7 +193,8 @@ class WorkerStatus:
         age = self.last_record_age_s
         book_rate = self.book_records_per_s
         book_age = self.last_book_age_s
-        books = metrics is not None and metrics.total("coinstream_book_resyncs_total") is not None
+        # Every worker exports the book counters (at 0); only one with book sockets, their ages.
+        books = self.collects("coinstream_seconds_since_last_book")
         if not self.enabled:
             health = "disabled"
         else:

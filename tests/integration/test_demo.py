@@ -20,7 +20,6 @@ import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests

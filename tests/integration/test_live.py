@@ -78,7 +78,7 @@ def ticker(exchange: str, symbol: str, last: str, bid: str | None = None, ask: s
                   None, time.time_ns(), "ws", "test-run", 1)
 
 
-def produce(bootstrap: str, topic: str, tickers: list[Ticker]) -> None:
+def produce(bootstrap: str, topic: str, tickers: list[Ticker] | list[Book]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap})
     for record in tickers:
         producer.produce(topic, msgspec.json.encode(record), f"{record.exchange}:{record.symbol}".encode())
@@ -95,8 +95,8 @@ def table_rows(screen: str) -> dict[tuple[str, str], list[str]]:
     return rows
 
 
-def topic_of(config: Path) -> str:
-    return str(yaml.safe_load(config.read_text())["topics"]["ticker"])
+def topic_of(config: Path, kind: str = "ticker") -> str:
+    return str(yaml.safe_load(config.read_text())["topics"][kind])
 
 
 def test_latest_prices_filters_and_ctrl_c(kafka: str, tmp_path: Path, pane: Pane) -> None:
@@ -188,7 +188,7 @@ def test_cross_exchange_view_shows_the_krw_premium(kafka: str, tmp_path: Path, p
         assert rows[key][-1] == expected_premium(last, krw_per_usd, reference), screen
     assert rows[("korbit", "BTC-KRW")][-1].startswith("-"), "a KRW price below the reference: a discount"
     for key in (*references, ("kraken", "BTC-EUR")):
-        assert len(rows[key]) == 6, f"{key}: only KRW prices have a premium: {rows[key]}"
+        assert rows[key][6] == "last" and len(rows[key]) == 7, f"{key}: only KRW prices have a premium: {rows[key]}"
     pane.interrupt()
     pane.wait_for(f"{exited} 0")
 
@@ -247,3 +247,40 @@ def test_book_ladder_of_one_market(kafka: str, tmp_path: Path, pane: Pane) -> No
     done = subprocess.run([sys.executable, "-m", "coinstream", "live", "--book", "okx-BTC-USDT"], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "expected EXCHANGE:BASE-QUOTE" in done.stderr
+
+
+def top_of_book(exchange: str, symbol: str, bid: str, ask: str) -> Book:
+    base, quote = symbol.split("-")
+    return book_record(exchange, symbol, f"{quote}-{base}", [(bid, "0.1")], [(ask, "0.2")], 1)
+
+
+def test_cross_exchange_view_prices_on_the_book_mid(kafka: str, tmp_path: Path, pane: Pane) -> None:
+    config = override_file(tmp_path, kafka, {})
+    produce(kafka, topic_of(config), [ticker("binance", "BTC-USDT", "100500.00", "100499.99", "100500.00"),
+                                      ticker("upbit", "BTC-KRW", "141000000"),
+                                      ticker("coinbase", "BTC-USD", "100100.00"),
+                                      ticker("upbit", "USDT-KRW", "1395")])
+    produce(kafka, topic_of(config, "book"), [
+        top_of_book("binance", "BTC-USDT", "99999.99", "100000.01"),
+        top_of_book("upbit", "BTC-KRW", "140000000", "140020000"),
+        top_of_book("bithumb", "BTC-KRW", "139500000", "139600000"),  # a book, no ticker
+        top_of_book("upbit", "USDT-KRW", "1399", "1401"),
+    ])
+    # Mids: binance 100000.00, upbit 140010000, bithumb 139550000, USDT-KRW 1400; coinbase's last.
+    reference = (Decimal("100000.00") + Decimal("100100.00")) / 2
+    krw_per_usd = (Decimal("1399") + Decimal("1401")) / 2
+
+    exited = pane.start_live(config, "--from-beginning", "--base", "BTC")
+    screen = pane.wait_for(" 4 rows ")
+    assert f"BTC reference: {reference} USD (median mid/last of 2 USD/USDT markets)" in screen, screen
+    assert f"KRW per USD: {krw_per_usd} (median USDT-KRW of upbit)" in screen, screen
+    rows = table_rows(screen)
+    assert rows[("binance", "BTC-USDT")][2:5] == ["100500.00", "99999.99", "100000.01"], "BID and ASK: the book's"
+    assert rows[("binance", "BTC-USDT")][6] == "mid"
+    assert rows[("coinbase", "BTC-USD")][6] == "last"
+    assert rows[("upbit", "BTC-KRW")][3:5] == ["140000000", "140020000"]
+    assert rows[("upbit", "BTC-KRW")][-1] == expected_premium("140010000", krw_per_usd, reference)
+    assert rows[("bithumb", "BTC-KRW")][2:5] == ["-", "139500000", "139600000"]
+    assert rows[("bithumb", "BTC-KRW")][-1] == expected_premium("139550000", krw_per_usd, reference)
+    pane.interrupt()
+    pane.wait_for(f"{exited} 0")

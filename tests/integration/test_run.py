@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Collection
 from pathlib import Path

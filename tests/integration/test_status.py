@@ -43,7 +43,9 @@ def status(supervisor: Supervisor, override: Path) -> tuple[int, dict[str, dict[
 
 def test_status_reports_supervisord_states(kafka: str, simulator: Any, tmp_path: Path) -> None:
     sim = simulator(*ENABLED, rate=20, markets=3)
-    override = override_file(tmp_path, kafka, sim.config["exchanges"])
+    # Upbit collects its books too: its own book socket beside the ticker's.
+    sections = {**sim.config["exchanges"], "upbit": {**sim.config["exchanges"]["upbit"], "channels": ["ticker", "book"]}}
+    override = override_file(tmp_path, kafka, sections)
     supervisor = Supervisor(tmp_path, override, autostart=ENABLED)
     try:
         wait_until(lambda: all(supervisor.states().get(name, ("",))[0] == "RUNNING" for name in ENABLED),
@@ -53,11 +55,16 @@ def test_status_reports_supervisord_states(kafka: str, simulator: Any, tmp_path:
         _, rows, output = healthy
         for name in EXCHANGES:
             if name in ENABLED:
-                assert (rows[name]["STATE"], rows[name]["WS"], rows[name]["HEALTH"]) == ("RUNNING", "1/1", "ok"), output
+                sockets = "2/2" if name == "upbit" else "1/1"
+                assert (rows[name]["STATE"], rows[name]["WS"], rows[name]["HEALTH"]) == ("RUNNING", sockets, "ok"), output
                 assert float(rows[name]["REC/S"]) > 0, output
                 assert rows[name]["RECONNECTS"] == "0", output
             else:
                 assert (rows[name]["STATE"], rows[name]["HEALTH"]) == ("STOPPED", "disabled"), output
+        book_health = rows["upbit"]["BOOK REC/S"], rows["upbit"]["BOOK RESYNCS"], rows["upbit"]["LAST BOOK"]
+        assert float(book_health[0]) > 0 and book_health[1] == "0" and book_health[2].endswith("s"), output
+        assert (rows["binance"]["BOOK REC/S"], rows["binance"]["BOOK RESYNCS"], rows["binance"]["LAST BOOK"]) == (
+            "-", "-", "-"), "binance collects no book here"
 
         # A broken override: the error line, and still supervisord's half of the table.
         broken = tmp_path / "broken.yaml"
@@ -72,8 +79,8 @@ def test_status_reports_supervisord_states(kafka: str, simulator: Any, tmp_path:
 
         sim.fault("upbit", "ws_down", seconds=60)
         code, rows, output = wait_until(
-            lambda: (result := status(supervisor, override))[1]["upbit"]["WS"] == "0/1" and result, 30,
-            "status to see upbit's socket down")
+            lambda: (result := status(supervisor, override))[1]["upbit"]["WS"] == "0/2" and result, 30,
+            "status to see upbit's ticker and book sockets down")
         assert code == 1, output
         assert rows["upbit"]["HEALTH"].startswith("no connection up"), output
         assert rows["binance"]["HEALTH"] == "ok", output

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.book import KRAKEN, Level, OrderBook
+from shared.book import Level, OrderBook
 from shared.record import ExchangeError, FrameError
 from tests.conftest import fixture_bytes
 from workers.kraken import BOOK_DEPTHS, Kraken

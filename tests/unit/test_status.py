@@ -100,3 +100,28 @@ def test_queued_records_and_no_delivery_for_too_long_is_kafka_down() -> None:
     # Records waiting, but Kafka took one within the threshold: a busy broker, not a dead one.
     slow = parse_metrics(exposition(100, (1,), ("0.1",), queued=500, since_delivery=14.0), at=0.0)
     assert assessed(slow, slow).problems == []
+
+
+def book_ages(text: str, *ages: str) -> str:
+    """`text` with the age gauge of a book socket for each of `ages` (a worker collecting books)."""
+    return text + "\n".join([
+        "# TYPE coinstream_seconds_since_last_book gauge",
+        *(f'coinstream_seconds_since_last_book{{exchange="okx",connection="book-{index}"}} {age}'
+          for index, age in enumerate(ages)),
+    ]) + "\n"
+
+
+def test_a_book_too_old_or_none_yet_is_unhealthy() -> None:
+    stale = parse_metrics(book_ages(exposition(100, (1, 1), ("0.2",)), "75", "90"), at=0.0)
+    assert assessed(stale, stale).problems == ["last book 75 s ago (> 60 s)"]
+    never = parse_metrics(book_ages(exposition(100, (1, 1), ("0.2",)), "+Inf"), at=0.0)
+    assert assessed(never, never).problems == ["no book yet"]
+    fresh = parse_metrics(book_ages(exposition(100, (1, 1), ("0.2",)), "+Inf", "0.4"), at=0.0)
+    assert assessed(fresh, fresh).problems == [], "the youngest book socket counts"
+
+
+def test_a_worker_collecting_books_alone_has_no_ticker_to_be_late() -> None:
+    books_only = parse_metrics(book_ages(exposition(0, (1,), ()), "0.5"), at=0.0)
+    worker = assessed(books_only, books_only)
+    assert worker.problems == []
+    assert worker.row()[4] == "-"
