@@ -135,6 +135,54 @@ def test_a_stop_while_kafka_is_frozen_spools_every_unacknowledged_record(
           f"{re.findall(r'spool: .*', following_log)}")
 
 
+# Kafka's produce quota for the slow broker: a few hundred of the simulator's records a
+# second (lz4-compressed), against the 2,000 a second the worker reads.
+SLOW_PRODUCE_BYTES_PER_S = 20_000
+
+
+def test_a_stop_with_a_slow_live_broker_flushes_for_the_whole_stop_timeout(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+    """Issue 17, item 1: a slow broker is not a broker away. Held back by Kafka's own
+    produce quota, a live broker takes a few hundred records a second; SIGTERM then keeps
+    flushing for the whole stop_timeout_s (10 s) and spools only what it did not take, not
+    the whole queue after NO_BROKER_S (1 s) as for a broker down or frozen."""
+    sim = simulator("binance", rate=2000, markets=20)
+    config, topic = config_for(tmp_path, broker, sim)
+    stop_timeout_s = configuration.load(config).runtime_for("binance").stop_timeout_s
+    first = worker("binance", config)
+    consume(broker.bootstrap, topic, lambda got: len(got) >= 2000, timeout_s=60)
+    quota = ("--entity-type", "clients", "--entity-default")
+    broker.configs("--alter", *quota, "--add-config", f"producer_byte_rate={SLOW_PRODUCE_BYTES_PER_S}")
+    wait_until(lambda: counters(first.log())["kafka_queue"] > 10_000, 60, "a backlog in librdkafka's queue")
+    slow_from = counters(first.log())
+    time.sleep(3)
+    slow_to = counters(first.log())
+    assert first.stop(timeout_s=stop_timeout_s + 20) == 0
+    log = first.log()
+    at_stop = counters(log.split(" stopping: ")[0])  # the last counters line before the stop
+    stopped = counters(log)
+    sim.control("binance", "rate", per_s=0)
+    broker.configs("--alter", *quota, "--delete-config", "producer_byte_rate")
+    stop_s = stop_seconds(log)
+    during_stop = stopped["delivered"] - at_stop["delivered"]
+    # Records a second Kafka took before the stop (counters lines are 1 s apart).
+    slow_rate = (slow_to["delivered"] - slow_from["delivered"]) / 3
+    assert_accounted(stopped)
+    assert stop_timeout_s - 1 <= stop_s <= stop_timeout_s + 2, f"the stop took {stop_s:.1f} s"
+    # The broker took records all through the stop (about stop_timeout_s at its pace), not one
+    # second's worth, and what it did not take is in the spool.
+    assert during_stop > (stop_timeout_s / 2) * slow_rate, (during_stop, slow_rate)
+    assert 0 < stopped["spool_records"] < at_stop["kafka_queue"] + at_stop["spool_records"], (at_stop, stopped)
+    following, _ = drain_spool_in_a_new_run(worker, config)
+    assert_accounted(following)
+    assert following["spool_inherited"] == stopped["spool_records"]
+    sizes = run_sizes(audited(broker.bootstrap, topic))
+    assert sorted(sizes.values()) == sorted([stopped["records"], following["records"]]), sizes
+    print(f"slow broker stop: stop {stop_s:.1f} s (stop_timeout_s {stop_timeout_s}); Kafka took {slow_rate:.0f}/s "
+          f"before the stop and {during_stop} during it; queued at the stop {at_stop['kafka_queue']} + spooled "
+          f"{at_stop['spool_records']}, spooled after {stopped['spool_records']}; next run {following}")
+
+
 def test_supervisord_stops_ten_workers_with_kafka_down_as_fast_as_one(
         broker: Broker, tmp_path: Path, simulator: Any) -> None:
     """Issue 17, item 1: with Kafka down, a worker spools its queue and exits at once, and
