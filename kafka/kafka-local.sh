@@ -11,6 +11,9 @@
 #                                        keeps existing data unless --fresh
 #   kafka/kafka-local.sh stop            SIGTERM, SIGKILL after KAFKA_STOP_TIMEOUT
 #   kafka/kafka-local.sh status          print the address, exit 0 if running, else 1
+#   kafka/kafka-local.sh configs ARGS... Kafka's kafka-configs tool against the broker, e.g.
+#                                        configs --alter --entity-type clients --entity-default
+#                                        --add-config producer_byte_rate=20000 (a quota)
 #
 #   kafka/kafka-local.sh cluster start [--fresh]  start the three nodes (those not running),
 #                                        wait until each is ready, print the bootstrap
@@ -325,6 +328,11 @@ cmd_start() {
   echo "127.0.0.1:$PORT"
 }
 
+cmd_configs() {
+  "$JAVA" -Xmx128m -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$LIBS/*" \
+    kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$PORT" "$@"
+}
+
 cmd_status() {
   report_selected || return 1
   running_addr
@@ -451,7 +459,7 @@ cluster_status() {
 }
 
 usage() {
-  echo "usage: $0 fetch | start [--fresh] | stop | status" >&2
+  echo "usage: $0 fetch | start [--fresh] | stop | status | configs ARGS..." >&2
   echo "       $0 cluster start [--fresh | N] | stop [N] | status [N] | kill N | freeze N | thaw N | controller" >&2
   exit 2
 }
@@ -461,6 +469,7 @@ case "${1:-}" in
   start)  shift; select_single; cmd_start "$@" ;;
   stop)   select_single; stop_selected ;;
   status) select_single; cmd_status ;;
+  configs) shift; select_single; cmd_configs "$@" ;;
   cluster)
     shift
     case "${1:-}" in

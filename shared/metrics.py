@@ -127,6 +127,11 @@ class WorkerCollector(Collector):
                                              labels=["exchange"]), exchange, worker.sink.queue_depth())
         yield _of_exchange(GaugeMetricFamily("coinstream_spool_bytes", "Bytes of records waiting in the disk spool.",
                                              labels=["exchange"]), exchange, stats.spool_bytes)
+        yield _of_exchange(GaugeMetricFamily("coinstream_spool_records", "Records waiting in the disk spool.",
+                                             labels=["exchange"]), exchange, stats.spool_records)
+        yield _of_exchange(GaugeMetricFamily("coinstream_spool_inherited_records",
+                                             "Records an earlier run left in the disk spool, at this run's start.",
+                                             labels=["exchange"]), exchange, stats.spool_inherited)
 
         yield _of_exchange(GaugeMetricFamily(
             "coinstream_kafka_seconds_since_last_delivery",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, ThrottleEvent, TopicPartition
 
 from shared.config import Spool as SpoolConfig
 from shared.config import client_settings
@@ -47,8 +47,9 @@ PROBE_TIMEOUT_S = 5.0
 WRITTEN_LOOKBACK_S = 30.0
 WRITTEN_SCAN_TIMEOUT_S = 10.0
 # At a stop, Kafka keeps the flush budget (runtime.stop_timeout_s) while it takes records,
-# or, slow, still answers a metadata request within BROKER_ANSWER_S each NO_BROKER_S
-# without a delivery; otherwise (down, frozen) the queue goes to the spool at once. Purged
+# holds them back by a quota (a throttled response: it then mutes the connection for the
+# throttle time it names, metadata requests too), or, slow, still answers a metadata
+# request within BROKER_ANSWER_S each NO_BROKER_S without a delivery; otherwise (down, frozen) the queue goes to the spool at once. Purged
 # records come back through their delivery reports some time after purge() (0.1-1 s
 # measured): they are waited for up to PURGE_RETURN_S.
 NO_BROKER_S = 1.0
@@ -242,6 +243,7 @@ class KafkaSink:
         self._topic_missing_since: float | None = None  # while set, records go to the spool
         self._topic_missing_logged_at: float | None = None  # the first failure of this absence
         self._topic_retry_at = 0.0
+        self._throttled_until = 0.0  # a broker's quota holds records back until then (throttle_cb)
         # librdkafka logs through Python logging, throttled, instead of raw to stderr.
         kafka_log = logging.getLogger("coinstream.kafka")
         kafka_log.addFilter(_not_also_an_error)
@@ -251,7 +253,7 @@ class KafkaSink:
         # ~0.4 µs less a record (no per-message callback reference to parse and hold).
         self._producer_config = {"statistics.interval.ms": STATISTICS_INTERVAL_MS, **self._client_config,
                                  "on_delivery": self._on_delivery, "error_cb": self._on_error,
-                                 "stats_cb": self._on_statistics}
+                                 "stats_cb": self._on_statistics, "throttle_cb": self._on_throttle}
         try:
             self._producer = Producer(self._producer_config)
         except KafkaException as error:
@@ -419,6 +421,9 @@ class KafkaSink:
     def _on_statistics(self, statistics_json: str) -> None:
         # A window without records keeps the last figure: an idle worker has no new one.
         self.stats.ack_latency_s = ack_latency_s(statistics_json) or self.stats.ack_latency_s
+
+    def _on_throttle(self, event: ThrottleEvent) -> None:
+        self._throttled_until = max(self._throttled_until, time.monotonic() + event.throttle_time)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._AUTHENTICATION:
@@ -684,7 +689,7 @@ class KafkaSink:
             now = time.monotonic()
             if now >= deadline:
                 break
-            if now - answered_at >= NO_BROKER_S:
+            if now - max(answered_at, self._throttled_until) >= NO_BROKER_S:
                 if not self._broker_answers():
                     break
                 answered_at = time.monotonic()  # slow, not away: it keeps the budget

@@ -98,6 +98,13 @@ class Broker:
     def stop(self) -> None:
         subprocess.run([str(KAFKA_LOCAL), "stop"], env=self.env, capture_output=True, timeout=120)
 
+    def configs(self, *args: str) -> None:
+        """Kafka's kafka-configs tool against this broker (quotas, dynamic configs)."""
+        out = subprocess.run([str(KAFKA_LOCAL), "configs", *args], env=self.env, capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode != 0:
+            raise AssertionError(f"kafka-configs {' '.join(args)} failed ({out.returncode}): {out.stderr[-3000:]}")
+
 
 class Cluster:
     """Three KRaft nodes (broker and controller each) from `kafka/kafka-local.sh cluster`, on free ports.

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,12 +23,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 from coinstream import topics
 from shared import config as configuration
+from shared.sink import PURGE_RETURN_S
 
-from tests.harness import Broker, WorkerProcess, audited, consume, override_file, run_sizes, wait_until
+from tests.harness import Broker, WorkerProcess, audited, consume, override_file, run_sizes, topic_size, wait_until
 from tests.integration.test_supervisord import Supervisor, enabled_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
@@ -133,6 +136,77 @@ def test_a_stop_while_kafka_is_frozen_spools_every_unacknowledged_record(
     assert sorted(sizes.values()) == sorted([stopped["records"], following["records"]]), sizes
     print(f"frozen stop: stop {stop_s:.1f} s; first run {stopped}; next run {following}; "
           f"{re.findall(r'spool: .*', following_log)}")
+
+
+# Kafka's produce quota for the slow broker: a few hundred of the simulator's records a
+# second (lz4-compressed), against the 2,000 a second the worker reads.
+SLOW_PRODUCE_BYTES_PER_S = 20_000
+
+
+def test_a_stop_with_a_slow_live_broker_flushes_for_the_whole_stop_timeout(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+    """Issue 17, item 1: a slow broker is not a broker away. Held back by Kafka's own
+    produce quota, a live broker takes a few hundred records a second; SIGTERM then keeps
+    flushing for the whole stop_timeout_s (10 s) and spools only what it did not take, not
+    the whole queue after NO_BROKER_S (1 s) as for a broker down or frozen."""
+    sim = simulator("binance", rate=2000, markets=20)
+    # Produce requests of about a second of the quota each: the broker then throttles each
+    # for about a second, and takes records all through the stop, not in bursts 10 s apart.
+    config, topic = config_for(tmp_path, broker, sim, producer={"batch.size": SLOW_PRODUCE_BYTES_PER_S})
+    stop_timeout_s = configuration.load(config).runtime_for("binance").stop_timeout_s
+    # Kafka stamps each record with the time it wrote it: when, in the stop, it took them.
+    broker.configs("--alter", "--entity-type", "topics", "--entity-name", topic,
+                   "--add-config", "message.timestamp.type=LogAppendTime")
+    first = worker("binance", config)
+    consume(broker.bootstrap, topic, lambda got: len(got) >= 2000, timeout_s=60)
+    quota = ("--entity-type", "clients", "--entity-default")
+    broker.configs("--alter", *quota, "--add-config", f"producer_byte_rate={SLOW_PRODUCE_BYTES_PER_S}")
+    wait_until(lambda: counters(first.log())["kafka_queue"] > 10_000, 60, "a backlog in librdkafka's queue")
+    assert first.stop(timeout_s=stop_timeout_s + 20) == 0
+    log = first.log()
+    at_stop = counters(log.split(" stopping: ")[0])  # the last counters line, up to 1 s before the stop
+    [queued_at_stop] = map(int, re.findall(r" stopping: .* flushing (\d+) queued records", log))
+    stopped = counters(log)
+    sim.control("binance", "rate", per_s=0)
+    broker.configs("--alter", *quota, "--delete-config", "producer_byte_rate")
+    stop_s = stop_seconds(log)
+    during_stop = stopped["delivered"] - at_stop["delivered"]
+    assert_accounted(stopped)
+    # The whole budget, then the purge's reports (PURGE_RETURN_S at most).
+    assert stop_timeout_s - 1 <= stop_s <= stop_timeout_s + PURGE_RETURN_S, f"the stop took {stop_s:.1f} s"
+    # The broker took records all through the stop, in its second half too, and what it did
+    # not take is in the spool.
+    stopping_at, stopped_at = (datetime.fromisoformat(line.split()[0]).timestamp() for line in log.splitlines()
+                               if line.split()[3:4] in (["stopping:"], ["stopped"]))
+    written_at = appended_times(broker.bootstrap, topic)
+    late = sum(stopping_at + stop_timeout_s / 2 <= at <= stopped_at for at in written_at)
+    assert during_stop > 0 and late > 0, (during_stop, late)
+    assert 0 < stopped["spool_records"] < queued_at_stop + at_stop["spool_records"], (queued_at_stop, stopped)
+    following, _ = drain_spool_in_a_new_run(worker, config)
+    assert_accounted(following)
+    assert following["spool_inherited"] == stopped["spool_records"]
+    sizes = run_sizes(audited(broker.bootstrap, topic))
+    assert sorted(sizes.values()) == sorted([stopped["records"], following["records"]]), sizes
+    print(f"slow broker stop: stop {stop_s:.1f} s (stop_timeout_s {stop_timeout_s}); Kafka took {during_stop} "
+          f"records during it, {late} of them in its second half; queued at the stop {queued_at_stop} + spooled "
+          f"{at_stop['spool_records']}, spooled after {stopped['spool_records']}; next run {following}")
+
+
+def appended_times(bootstrap: str, topic: str) -> list[float]:
+    """When Kafka wrote each record of `topic` (epoch seconds; the topic's timestamps are LogAppendTime)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    times: list[float] = []
+    size, deadline = topic_size(bootstrap, topic), time.monotonic() + 60
+    try:
+        while len(times) < size:
+            assert time.monotonic() < deadline, f"read {len(times)} of {size} records of {topic}"
+            times += [message.timestamp()[1] / 1000 for message in consumer.consume(num_messages=10_000, timeout=1)
+                      if not message.error()]
+    finally:
+        consumer.close()
+    return times
 
 
 def test_supervisord_stops_ten_workers_with_kafka_down_as_fast_as_one(

@@ -216,6 +216,8 @@ def kafka_local_problem(arguments: list[str]) -> str | None:
         return None  # the script, named
     if words[0] not in top:
         return f"kafka-local.sh: no subcommand {words[:1]} (one of {sorted(top)})"
+    if words[0] == "configs":
+        return None  # the rest are Kafka's kafka-configs arguments, passed through
     if words[0] == "cluster" and (len(words) < 2 or words[1] not in cluster):
         return f"kafka-local.sh cluster: no subcommand {words[1:2]} (one of {sorted(cluster)})"
     for word in words[1:]:

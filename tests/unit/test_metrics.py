@@ -169,6 +169,14 @@ def test_book_metrics_count_records_resyncs_of_every_reason_and_the_book_age() -
     assert labels == {"exchange": "binance", "connection": "book-0"} and since == math.inf
 
 
+def test_spool_gauges_are_the_counters_lines_spool_records_and_spool_inherited() -> None:
+    worker = binance_worker()
+    worker.stats.spool_records, worker.stats.spool_inherited = 7, 5
+    samples = scrape(worker)
+    assert samples["coinstream_spool_records"] == [({"exchange": "binance"}, 7.0)]
+    assert samples["coinstream_spool_inherited_records"] == [({"exchange": "binance"}, 5.0)]
+
+
 def test_delivery_histogram_is_cumulative_across_the_counters_line() -> None:
     worker = binance_worker()
     stats = worker.stats
