@@ -57,7 +57,10 @@ BROKER_ANSWER_S = 0.5
 PURGE_RETURN_S = 5.0
 # Produce errors that mean the topic is not there (deleted, or not yet known again):
 # records wait in the spool, and it is tried again, as in an outage.
-TOPIC_MISSING = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION)
+# A topic deleted, or deleted and created again (a new topic id: records sent to the old
+# one are refused with the id errors), is waited for, not refused for good.
+TOPIC_MISSING = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION,
+                 KafkaError.UNKNOWN_TOPIC_ID, KafkaError.INCONSISTENT_TOPIC_ID)
 TOPIC_RETRY_S = 2.0
 # librdkafka's statistics (statistics.interval.ms, unless the config sets it) time Kafka's
 # part of the delivery latency, which a delivery report cannot: Message.latency() is read

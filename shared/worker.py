@@ -197,6 +197,11 @@ class Worker:
         # loop that died would leave delivery reports unserved and the spool undrained).
         # Say so, then stop as on SIGTERM: the queue is flushed or spooled, not lost.
         ended = [task for task in done if task is not stopping]
+        # Stopping: a second SIGTERM (supervisord's own, after its stop_together listener's)
+        # must end neither the flush nor, once the loop is closed, the process by the
+        # signal's default action.
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for task in ended:
             self.log.error("task %s ended: %r; stopping", task.get_name(), task.exception() or "returned",
                            exc_info=task.exception())

@@ -21,7 +21,7 @@ from shared.record import DeadLetter, Ticker
 from shared.sink import PROBE_TIMEOUT_S, KafkaSink
 from shared.stats import Stats
 from simulator.core import free_listening_port
-from tests.harness import audited, override_file, run_sizes
+from tests.harness import audited, override_file, run_sizes, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,8 @@ def _ticker(number: int) -> Ticker:
 
 def test_the_probe_tells_a_led_cluster_from_an_unreachable_one_or_a_missing_topic(kafka: str, tmp_path: Path) -> None:
     sink, _, _ = _sink(tmp_path, kafka)
-    assert sink._every_partition_led()
+    # The topics were just created: on a loaded machine their leaders may take a moment.
+    wait_until(sink._every_partition_led, 20, "a leader for every partition")
     missing, _, _ = _sink(tmp_path, kafka, ticker_topic="test.no-such-topic")
     assert not missing._every_partition_led()
     unreachable, _, _ = _sink(tmp_path, kafka, {"bootstrap.servers": f"127.0.0.1:{free_listening_port()}"})

@@ -431,7 +431,8 @@ def test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated(
     assert_accounted(found)
     after = consume(broker.bootstrap, topic, lambda got: len(got) >= found["delivered"] - len(before), timeout_s=60)
     seqs = sorted(value["seq"] for _, value in before + after)
-    assert found["delivery_failures"] == 0, found
+    undelivered = Path(yaml.safe_load(config.read_text())["kafka"]["spool"]["dir"]) / "binance.undelivered.jsonl"
+    assert found["delivery_failures"] == 0, (found, undelivered.read_text()[:2000] if undelivered.exists() else "")
     assert seqs == list(range(1, found["records"] + 1)), (len(seqs), found)
     assert process.log().count("is missing") == 1
     print(f"deleted topic: {len(before)} before the deletion, {len(after)} after; {found}")
