@@ -95,15 +95,23 @@ def config_for(tmp_path: Path, broker: Broker, sim: Any, spool: dict[str, Any] |
     return path, settings["topics"]["ticker"]
 
 
-def drain_spool_in_a_new_run(worker: Any, config: Path) -> tuple[dict[str, int], str]:
+def drain_spool_in_a_new_run(worker: Any, config: Path, bootstrap: str, topic: str,
+                             stopped: dict[str, int]) -> tuple[dict[str, int], str]:
     """Start a worker on the same spool (the simulator sends nothing), wait until the spool
-    is in Kafka, stop it; its counters."""
+    is in Kafka, stop it; its counters and log. It inherited exactly what the stopped run
+    spooled, and the topic holds both runs whole from seq 1, nothing repeated (audited),
+    each as long as it counted."""
     second: WorkerProcess = worker("binance", config)
     wait_until(lambda: " counters " in second.log() and counters(second.log())["spool_records"] == 0
                and counters(second.log())["delivered"] >= counters(second.log())["spool_inherited"] > 0,
                90, "the next run to send the spool")
     assert second.stop() == 0
-    return counters(second.log()), second.log()
+    following = counters(second.log())
+    assert_accounted(following)
+    assert following["spool_inherited"] == stopped["spool_records"]
+    sizes = run_sizes(audited(bootstrap, topic))
+    assert sorted(sizes.values()) == sorted([stopped["records"], following["records"]]), sizes
+    return following, second.log()
 
 
 def test_a_stop_while_kafka_is_frozen_spools_every_unacknowledged_record(
@@ -128,12 +136,7 @@ def test_a_stop_while_kafka_is_frozen_spools_every_unacknowledged_record(
     assert stopped["spool_records"] > 2000, stopped
     assert stop_s < 5, f"the stop took {stop_s:.1f} s with the broker frozen"
     assert "they stay in the spool" in first.log()
-    following, following_log = drain_spool_in_a_new_run(worker, config)
-    assert_accounted(following)
-    assert following["spool_inherited"] == stopped["spool_records"]
-    # Each run whole from seq 1, nothing repeated (audited), and as long as it counted.
-    sizes = run_sizes(audited(broker.bootstrap, topic))
-    assert sorted(sizes.values()) == sorted([stopped["records"], following["records"]]), sizes
+    following, following_log = drain_spool_in_a_new_run(worker, config, broker.bootstrap, topic, stopped)
     print(f"frozen stop: stop {stop_s:.1f} s; first run {stopped}; next run {following}; "
           f"{re.findall(r'spool: .*', following_log)}")
 
@@ -182,11 +185,7 @@ def test_a_stop_with_a_slow_live_broker_flushes_for_the_whole_stop_timeout(
     late = sum(stopping_at + stop_timeout_s / 2 <= at <= stopped_at for at in written_at)
     assert during_stop > 0 and late > 0, (during_stop, late)
     assert 0 < stopped["spool_records"] < queued_at_stop + at_stop["spool_records"], (queued_at_stop, stopped)
-    following, _ = drain_spool_in_a_new_run(worker, config)
-    assert_accounted(following)
-    assert following["spool_inherited"] == stopped["spool_records"]
-    sizes = run_sizes(audited(broker.bootstrap, topic))
-    assert sorted(sizes.values()) == sorted([stopped["records"], following["records"]]), sizes
+    following, _ = drain_spool_in_a_new_run(worker, config, broker.bootstrap, topic, stopped)
     print(f"slow broker stop: stop {stop_s:.1f} s (stop_timeout_s {stop_timeout_s}); Kafka took {during_stop} "
           f"records during it, {late} of them in its second half; queued at the stop {queued_at_stop} + spooled "
           f"{at_stop['spool_records']}, spooled after {stopped['spool_records']}; next run {following}")
