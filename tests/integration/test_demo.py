@@ -94,16 +94,25 @@ def test_demo_end_to_end(checkout: Path) -> None:
 
         # make live ARGS="... --base BTC": BTC at its level everywhere, a premium near 0 %.
         live.type('.venv/bin/python -m coinstream live --config run/demo.yaml --base BTC; echo "live exited $?"')
-        # Each market ticks on its own clock, so the four USDT-KRW rows may come in a refresh after the BTC rows.
+        # Each market ticks on its own clock, so the four USDT-KRW rows may come in a refresh after the BTC rows,
+        # and a row whose book record came first shows LAST "-" until its ticker's does.
         all_four = "(median USDT-KRW of bithumb, coinone, korbit, upbit)"
-        view = wait_until(lambda: (text := live.screen()).count("BTC-") == 10 and all_four in text and text, 30,
-                          "ten BTC rows and the USDT-KRW median of all four Korean exchanges")
-        btc_rows = [line.split() for line in view.splitlines() if re.match(r"^\w+ +BTC-", line)]
+
+        def btc_rows_of(text: str) -> list[list[str]]:
+            return [line.split() for line in text.splitlines() if re.match(r"^\w+ +BTC-", line)]
+
+        view = wait_until(lambda: (text := live.screen()) and all_four in text
+                          and len(rows := btc_rows_of(text)) == 10 and all(row[2] != "-" for row in rows) and text,
+                          30, "ten BTC rows with a last price and the USDT-KRW median of all four Korean exchanges")
+        btc_rows = btc_rows_of(view)
         assert {row[0] for row in btc_rows} == set(EXCHANGES), view
         for row in btc_rows:
             quote = row[1].split("-")[1]
             level = prices.level("BTC", quote)
-            assert level is not None and abs(Decimal(row[2]) / level - 1) < Decimal("0.01"), row
+            assert level is not None, row
+            # LAST, and BID and ASK where the book or the ticker gives them
+            for cell in [row[2], *(cell for cell in row[3:5] if cell != "-")]:
+                assert abs(Decimal(cell) / level - 1) < Decimal("0.01"), row
             if quote == "KRW":
                 assert re.fullmatch(r"[+-]\d+\.\d\d%", row[-1]) and abs(Decimal(row[-1][:-1])) < 1, row
         live.interrupt()
