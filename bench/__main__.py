@@ -60,8 +60,6 @@ from bench.e2e import (FLEET, MAX_RATE, BookEndToEnd, PeerEndToEnd, book_end_to_
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
-from simulator.__main__ import mode
-from simulator.core import ExchangeSim
 from tests.harness import Broker
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
@@ -206,27 +204,18 @@ def rate_of(rate_text: str) -> float:
     return MAX_RATE if rate_text == "max" else float(rate_text)
 
 
-def simulates_books(exchange: str) -> bool:
-    """Whether the exchange's simulator mode serves books: the class that reads its
-    subscribe messages (on_message) renders book frames too. Bithumb's mode inherits
-    Upbit's frames but answers its own subscribes, without books so far."""
-    reader = next(cls for cls in mode(exchange).__mro__ if "on_message" in vars(cls))
-    return reader is not ExchangeSim and "book_update_frame" in vars(reader)
-
-
 def fleet_book_rates(total: float) -> dict[str, float]:
-    """Book updates/s of each exchange whose worker and simulator have a book channel:
-    `total` shared among them in the proportions of their ticker shares (FLEET)."""
-    booked = {exchange: share for exchange, (_, share) in FLEET.items()
-              if fresh_venue(exchange).book_depths and simulates_books(exchange)}
-    return {exchange: total * share / sum(booked.values()) for exchange, share in booked.items()} if total else {}
+    """Book updates/s of each exchange: `total` shared among them in the proportions of
+    their ticker shares (FLEET)."""
+    shares = {exchange: share for exchange, (_, share) in FLEET.items()}
+    return {exchange: total * share / sum(shares.values()) for exchange, share in shares.items()} if total else {}
 
 
 def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     total = arguments.fleet_rate
     book_rates = fleet_book_rates(arguments.fleet_book_rate)
-    books = (f" and {arguments.fleet_book_rate:,.0f} book updates/s among the {len(book_rates)} with a book "
-             f"channel ({', '.join(book_rates)}; top 10 of every market)" if book_rates else "")
+    books = (f" and {arguments.fleet_book_rate:,.0f} book updates/s (top 10 of every market)"
+             if book_rates else "")
     lines = [f"## All ten workers at once: {total:,.0f} ticker msg/s in all{books}, each exchange's universe, "
              f"{arguments.seconds:.0f} s after a warm-up; median [min–max] of {FLEET_RUNS} runs", "",
              "Each worker reads its own simulator process and produces to the local broker "

@@ -78,11 +78,6 @@ def _check_books(venue_class: type[Venue], exchange: configuration.ExchangeConfi
                  config: configuration.Config) -> None:
     """ConfigError for books this exchange's worker cannot collect."""
     name = venue_class.name
-    if not venue_class.book_depths:
-        if exchange.channels is not None and "book" in exchange.channels:
-            raise configuration.ConfigError(f"{config.origin('exchanges', name, 'channels')}: exchanges.{name}."
-                                            f"channels: {name} has no book channel yet (choose [ticker])")
-        return
     if exchange.book_depth not in venue_class.book_depths:
         raise configuration.ConfigError(
             f"{config.origin('exchanges', name, 'book_depth')}: exchanges.{name}.book_depth: "
@@ -127,7 +122,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
             kafka_sink = KafkaSink(
                 config.kafka.producer, config.ticker_topic(name), config.topics.dead_letter,
                 config.kafka.spool, name, stats, log,
-                book_topic=config.book_topic(name) if "book" in channels_of(exchange, venue_class) else None,
+                book_topic=config.book_topic(name) if "book" in channels_of(exchange) else None,
             )
             kafka_sink.check_ready(timeout_s=runtime.rest_timeout_s)
         except SinkError as error:

@@ -80,8 +80,7 @@ class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):
     symbols: list[UnifiedSymbol] | None = None
     quotes: list[Asset] | None = None
     runtime: dict[str, Any] = {}
-    # What the worker collects: tickers, order books, or both. Unset: both, where the
-    # exchange's worker has a book channel (shared.venue.Venue.book_depths).
+    # What the worker collects: tickers, order books, or both. Unset: both.
     channels: list[Literal["ticker", "book"]] | None = None
     # Levels a side of each book record (the top N); each exchange says which it serves
     # (shared.venue.Venue.book_depths), checked at the worker's start.

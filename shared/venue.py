@@ -103,10 +103,10 @@ class Venue(ABC):
     # (BTCUSDT), so that only a market list can tell. Read in replays: see symbol_of.
     market_id_form: ClassVar[tuple[str, bool] | None] = None
 
-    # --- Order book channel (shared.book_channel); a worker without one leaves these. ---
-    # The depths (levels a side) the book channel serves, for config's book_depth;
-    # empty: the worker has no book channel.
-    book_depths: ClassVar[Collection[int]] = ()
+    # --- Order book channel (shared.book_channel). ---
+    # The depths (levels a side) the book channel serves, for config's book_depth; each
+    # exchange sets it.
+    book_depths: ClassVar[Collection[int]]
     # How a lost book is rebuilt: "frames" (every frame is the whole book: the next one
     # repairs it), "resubscribe" (that market is subscribed again on its socket, and the
     # exchange sends a snapshot), "rest" (a REST snapshot, the stream's changes held
@@ -199,7 +199,7 @@ class Venue(ABC):
     def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
         ...
 
-    # A worker with a book channel implements these. -----------------------------------
+    # Each exchange implements its book channel too. -----------------------------------
 
     def book_window(self, depth: int) -> int | None:
         """Levels a side the local book keeps (shared.book.OrderBook's window): the depth
@@ -210,27 +210,28 @@ class Venue(ABC):
     def book_ws_url(self, markets: list[Market], depth: int) -> str:
         return self.ws_url(markets)
 
+    @abstractmethod
     def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
-        raise NotImplementedError(f"{self.name} has no book channel")
+        ...
 
     def book_resubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
         """What asks the exchange for a fresh snapshot of `markets` on a subscribed socket
         (book_resync "resubscribe"): by default, their subscribe messages again."""
         return self.book_subscribe_messages(markets, depth)
 
+    @abstractmethod
     def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
         """The book messages in one frame of a book socket; [] for acks, pongs and
         heartbeats. Raises FrameError and ExchangeError as parse_ws does."""
-        raise NotImplementedError(f"{self.name} has no book channel")
 
+    @abstractmethod
     def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
         """REST snapshots of the books of `markets`, at least `depth` levels a side."""
-        raise NotImplementedError(f"{self.name} has no book channel")
 
+    @abstractmethod
     def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:
         """The snapshots in one REST book body (BookMessage.snapshot True); `url` is the
         call's (Binance's and Gate.io's bodies name no market: their URL does)."""
-        raise NotImplementedError(f"{self.name} has no book channel")
 
     # Shared by every exchange. ------------------------------------------------------
 

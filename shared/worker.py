@@ -77,7 +77,7 @@ class Worker:
         self.throttled = Throttled(log)
         self.connections: list[Connection] = []  # filled once the markets are known
         # The order book channel (shared.book_channel) and its sockets, when collected.
-        self.channels = channels_of(exchange, venue)
+        self.channels = channels_of(exchange)
         self.books: BookChannel | None = None
         self.book_connections: list[Connection] = []
         # The last record published for each market (by unified symbol): what a REST
@@ -813,12 +813,9 @@ async def _send_all(socket: ClientConnection, messages: list[str]) -> None:
         pass
 
 
-def channels_of(exchange: ExchangeConfig, venue: Venue) -> list[str]:
-    """What the worker collects: the configured channels; unset, the ticker, and the book
-    where the exchange's worker has a book channel."""
-    if exchange.channels is not None:
-        return list(exchange.channels)
-    return ["ticker", "book"] if venue.book_depths else ["ticker"]
+def channels_of(exchange: ExchangeConfig) -> list[str]:
+    """What the worker collects: the configured channels; unset, the ticker and the book."""
+    return list(exchange.channels) if exchange.channels is not None else ["ticker", "book"]
 
 
 def _reason_key(reason: str) -> str:

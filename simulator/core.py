@@ -253,15 +253,15 @@ class ExchangeSim(ABC):
         kinds implement it."""
         raise NotImplementedError(kind)
 
-    # Exchange modes with a book channel implement these (simulator/books.py).
+    # Each exchange mode renders its book channel too (simulator/books.py).
 
+    @abstractmethod
     def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str | None:
         """What a book subscription sends first: the snapshot frame, or None."""
-        raise NotImplementedError(f"{self.name} has no book channel")
 
+    @abstractmethod
     def book_update_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str:
         """One book message, as the exchange shapes it for that socket."""
-        raise NotImplementedError(f"{self.name} has no book channel")
 
     def book_first_update_id(self) -> int | None:
         """The update_id a new true book starts at, where the exchange's ids have a
