@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 from coinstream import topics
 from shared import config as configuration
 from shared.sink import PURGE_RETURN_S
+from shared.spool import UNSURE
 
 from tests.harness import Broker, WorkerProcess, audited, consume, override_file, run_sizes, topic_size, wait_until
 from tests.integration.test_books import BOOKS, assert_true_books, settle_and_compare
@@ -517,6 +518,30 @@ def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_
     assert_all_true_books(sim, broker.bootstrap, book_topic, found["book_records"])
     print(f"outage with books: spooled during it {dict(spooled)}; {found}")
 
+
+def test_a_stop_while_kafka_is_frozen_with_books_flowing_spools_them_and_the_next_run_sends_each_once(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+    """Issue 20 with issue 17, item 1: SIGTERM while the broker is frozen and book records
+    flow. The book records queued and in flight go to the spool with the tickers (those in
+    flight marked unsure), and the next run sends each of them once: the book topic holds
+    the stopped run whole from seq 1, nothing repeated, every record a true book."""
+    sim, config, topic, book_topic, first = start_tickers_and_books(tmp_path, broker, simulator, worker)
+    freeze(broker)
+    time.sleep(4)  # records of both topics pile up in librdkafka's queue and in flight
+    assert first.stop() == 0
+    sim.control(BOOK_EXCHANGE, "rate", per_s=0)
+    sim.control(BOOK_EXCHANGE, "book_rate", per_s=0)
+    thaw(broker)
+    stopped = counters(first.log())
+    assert_accounted(stopped)
+    spooled = spooled_by_topic(config, BOOK_EXCHANGE)
+    assert spooled[book_topic] + spooled[UNSURE.decode() + book_topic] > 1000, spooled
+    assert "they stay in the spool" in first.log()
+    following, following_log = drain_spool_in_a_new_run(worker, config, broker.bootstrap, topic, stopped,
+                                                        BOOK_EXCHANGE, book_topic)
+    assert_all_true_books(sim, broker.bootstrap, book_topic, stopped["book_records"] + following.get("book_records", 0))
+    print(f"frozen stop with books: spooled {dict(spooled)}; first run {stopped}; next run {following}; "
+          f"{re.findall(r'spool: .*', following_log)}")
 
 def assert_all_true_books(sim: Any, bootstrap: str, book_topic: str, count: int) -> None:
     """Each of the `count` book records in Kafka is a true top N, in the order the book went through them."""
