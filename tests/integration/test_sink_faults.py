@@ -462,46 +462,44 @@ def test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated(
 
 # Books under the same faults (issue 20: the spool, the SIGTERM flush and the counters
 # cover book records too). OKX keeps its books from a snapshot and updates (seqId and a
-# checksum), so a record lost or repeated would show as a wrong or missing book as well.
-BOOK_EXCHANGE = "okx"
-BOOK_DEPTH = BOOKS[BOOK_EXCHANGE].depth
+# checksum); Upbit pushes the whole book in every frame.
 BOOK_MARKETS = 5
 TICKERS_PER_S = 500
 BOOK_UPDATES_PER_S = 500
 
 
-def start_tickers_and_books(tmp_path: Path, broker: Broker, simulator: Any, worker: Any,
+def start_tickers_and_books(exchange: str, tmp_path: Path, broker: Broker, simulator: Any, worker: Any,
                             producer: dict[str, Any] | None = None) -> tuple[Any, Path, str, str, WorkerProcess]:
     """The simulator sending tickers and book updates at a steady rate, and one worker
     collecting both, until its first book records are in Kafka: the simulator, the
     override file, the ticker and book topics, the worker."""
-    sim = simulator(BOOK_EXCHANGE, rate=TICKERS_PER_S, markets=BOOK_MARKETS)
-    sim.control(BOOK_EXCHANGE, "book_rate", per_s=BOOK_UPDATES_PER_S)
-    config, topic = config_for(tmp_path, broker, sim, producer=producer, book_depth=BOOK_DEPTH)
+    sim = simulator(exchange, rate=TICKERS_PER_S, markets=BOOK_MARKETS)
+    sim.control(exchange, "book_rate", per_s=BOOK_UPDATES_PER_S)
+    config, topic = config_for(tmp_path, broker, sim, producer=producer, book_depth=BOOKS[exchange].depth)
     book_topic = yaml.safe_load(config.read_text())["topics"]["book"]
-    process = worker(BOOK_EXCHANGE, config)
+    process = worker(exchange, config)
     consume(broker.bootstrap, book_topic, lambda got: len(got) >= 500, timeout_s=60)
     return sim, config, topic, book_topic, process
 
 
+@pytest.mark.parametrize("exchange", ["okx", "upbit"])
 def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_whole(
-        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+        exchange: str, broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
     """Issue 20: the broker stopped for seconds while a worker publishes tickers and books.
     The book records go to the disk spool with the tickers once librdkafka's (small) queue
     is full, and are delivered once Kafka is back: each topic holds the run from seq 1,
     nothing lost or repeated; every book record is a true book (the simulator's history);
     the counters add up, book records included."""
     sim, config, topic, book_topic, process = start_tickers_and_books(
-        tmp_path, broker, simulator, worker, producer={"queue.buffering.max.messages": 2000})
+        exchange, tmp_path, broker, simulator, worker, producer={"queue.buffering.max.messages": 2000})
     broker.stop()
-    wait_until(lambda: spooled_by_topic(config, BOOK_EXCHANGE)[book_topic] >= 2000, 60,
-               "book records in the disk spool")
+    wait_until(lambda: spooled_by_topic(config, exchange)[book_topic] >= 2000, 60, "book records in the disk spool")
     assert process.process.poll() is None, "the worker must survive the outage"
-    spooled = spooled_by_topic(config, BOOK_EXCHANGE)
+    spooled = spooled_by_topic(config, exchange)
     broker.start(fresh=False)
-    sim.control(BOOK_EXCHANGE, "rate", per_s=0)
+    sim.control(exchange, "rate", per_s=0)
     # Books frozen, and read until each market's last record is its true book now.
-    settle_and_compare(sim, BOOK_EXCHANGE, broker.bootstrap, book_topic, BOOK_DEPTH, BOOK_MARKETS)
+    settle_and_compare(sim, exchange, broker.bootstrap, book_topic, BOOKS[exchange].depth, BOOK_MARKETS)
     # Nothing comes in any more: once the spool and librdkafka's queue are empty, all went out.
     wait_until(lambda: (found := counters(process.log()))["spool_records"] == 0 and found["kafka_queue"] == 0, 90,
                "the spool to drain")
@@ -515,8 +513,8 @@ def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_
     books = run_sizes(audited(broker.bootstrap, book_topic))
     assert list(tickers.values()) == [found["records"]] and list(books.values()) == [found["book_records"]] \
         and set(tickers) == set(books), (tickers, books, found)
-    assert_all_true_books(sim, broker.bootstrap, book_topic, found["book_records"])
-    print(f"outage with books: spooled during it {dict(spooled)}; {found}")
+    assert_all_true_books(sim, exchange, broker.bootstrap, book_topic, found["book_records"])
+    print(f"{exchange} outage with books: spooled during it {dict(spooled)}; {found}")
 
 
 def test_a_stop_while_kafka_is_frozen_with_books_flowing_spools_them_and_the_next_run_sends_each_once(
@@ -525,26 +523,27 @@ def test_a_stop_while_kafka_is_frozen_with_books_flowing_spools_them_and_the_nex
     flow. The book records queued and in flight go to the spool with the tickers (those in
     flight marked unsure), and the next run sends each of them once: the book topic holds
     the stopped run whole from seq 1, nothing repeated, every record a true book."""
-    sim, config, topic, book_topic, first = start_tickers_and_books(tmp_path, broker, simulator, worker)
+    sim, config, topic, book_topic, first = start_tickers_and_books("okx", tmp_path, broker, simulator, worker)
     freeze(broker)
     time.sleep(4)  # records of both topics pile up in librdkafka's queue and in flight
     assert first.stop() == 0
-    sim.control(BOOK_EXCHANGE, "rate", per_s=0)
-    sim.control(BOOK_EXCHANGE, "book_rate", per_s=0)
+    sim.control("okx", "rate", per_s=0)
+    sim.control("okx", "book_rate", per_s=0)
     thaw(broker)
     stopped = counters(first.log())
     assert_accounted(stopped)
-    spooled = spooled_by_topic(config, BOOK_EXCHANGE)
+    spooled = spooled_by_topic(config, "okx")
     assert spooled[book_topic] + spooled[UNSURE.decode() + book_topic] > 1000, spooled
     assert "they stay in the spool" in first.log()
     following, following_log = drain_spool_in_a_new_run(worker, config, broker.bootstrap, topic, stopped,
-                                                        BOOK_EXCHANGE, book_topic)
-    assert_all_true_books(sim, broker.bootstrap, book_topic, stopped["book_records"] + following.get("book_records", 0))
+                                                        "okx", book_topic)
+    assert_all_true_books(sim, "okx", broker.bootstrap, book_topic,
+                          stopped["book_records"] + following.get("book_records", 0))
     print(f"frozen stop with books: spooled {dict(spooled)}; first run {stopped}; next run {following}; "
           f"{re.findall(r'spool: .*', following_log)}")
 
-def assert_all_true_books(sim: Any, bootstrap: str, book_topic: str, count: int) -> None:
+def assert_all_true_books(sim: Any, exchange: str, bootstrap: str, book_topic: str, count: int) -> None:
     """Each of the `count` book records in Kafka is a true top N, in the order the book went through them."""
     records = [record for _, record in consume(bootstrap, book_topic, lambda got: len(got) >= count)]
     assert len(records) == count
-    assert_true_books(sim, BOOK_EXCHANGE, records, BOOK_DEPTH)
+    assert_true_books(sim, exchange, records, BOOKS[exchange].depth)
