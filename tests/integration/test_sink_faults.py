@@ -466,6 +466,7 @@ def test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated(
 BOOK_MARKETS = 5
 TICKERS_PER_S = 500
 BOOK_UPDATES_PER_S = 500
+GARBAGE_FRAMES = 3  # during the outage: their dead letters wait in the spool with the records
 
 
 def start_tickers_and_books(exchange: str, tmp_path: Path, broker: Broker, simulator: Any, worker: Any,
@@ -489,11 +490,16 @@ def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_
     The book records go to the disk spool with the tickers once librdkafka's (small) queue
     is full, and are delivered once Kafka is back: each topic holds the run from seq 1,
     nothing lost or repeated; every book record is a true book (the simulator's history);
+    the dead letters of garbage frames during the outage are spooled and delivered too;
     the counters add up, book records included."""
     sim, config, topic, book_topic, process = start_tickers_and_books(
         exchange, tmp_path, broker, simulator, worker, producer={"queue.buffering.max.messages": 2000})
+    dead_letter_topic = yaml.safe_load(config.read_text())["topics"]["dead_letter"]
     broker.stop()
     wait_until(lambda: spooled_by_topic(config, exchange)[book_topic] >= 2000, 60, "book records in the disk spool")
+    sim.fault(exchange, "garbage", count=GARBAGE_FRAMES)
+    wait_until(lambda: spooled_by_topic(config, exchange)[dead_letter_topic] == GARBAGE_FRAMES, 10,
+               "the garbage frames' dead letters in the disk spool")
     assert process.process.poll() is None, "the worker must survive the outage"
     spooled = spooled_by_topic(config, exchange)
     broker.start(fresh=False)
@@ -506,7 +512,7 @@ def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_
     assert process.stop() == 0
     found = counters(process.log())
     assert_accounted(found)
-    assert (found["delivery_failures"], found["spool_dropped"], found["dead_letters"]) == (0, 0, 0), found
+    assert (found["delivery_failures"], found["spool_dropped"], found["dead_letters"]) == (0, 0, GARBAGE_FRAMES), found
     assert found["spooled"] >= spooled[topic] + spooled[book_topic] > spooled[book_topic], (found, spooled)
     # The run on each topic, whole from seq 1, as long as it counted, each record once.
     tickers = run_sizes(audited(broker.bootstrap, topic))
@@ -514,6 +520,7 @@ def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_
     assert list(tickers.values()) == [found["records"]] and list(books.values()) == [found["book_records"]] \
         and set(tickers) == set(books), (tickers, books, found)
     assert_all_true_books(sim, exchange, broker.bootstrap, book_topic, found["book_records"])
+    assert topic_size(broker.bootstrap, dead_letter_topic) == GARBAGE_FRAMES
     print(f"{exchange} outage with books: spooled during it {dict(spooled)}; {found}")
 
 
