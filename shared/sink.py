@@ -240,7 +240,7 @@ class KafkaSink:
             raise SinkError(str(error)) from None
         stats.spool_inherited = self._spool.inherited
         self._purged: list[tuple[str, bytes, bytes]] = []
-        self._unsure: set[tuple[str, int]] = set()  # purged in flight: Kafka may hold them
+        self._unsure: set[tuple[str, str, int]] = set()  # purged in flight (topic, run, seq): Kafka may hold them
         # Records of a topic Kafka says is gone, held until the queue is empty (see _retry_missing_topic).
         self._topic_missing: list[tuple[str, bytes, bytes]] = []
         self._topic_missing_since: float | None = None  # while set, records go to the spool
