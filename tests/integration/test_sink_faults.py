@@ -463,6 +463,7 @@ def test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated(
 # Books under the same faults (issue 20: the spool, the SIGTERM flush and the counters
 # cover book records too). OKX keeps its books from a snapshot and updates (seqId and a
 # checksum); Upbit pushes the whole book in every frame.
+BOOK_EXCHANGES = ["okx", "upbit"]
 BOOK_MARKETS = 5
 TICKERS_PER_S = 500
 BOOK_UPDATES_PER_S = 500
@@ -483,7 +484,7 @@ def start_tickers_and_books(exchange: str, tmp_path: Path, broker: Broker, simul
     return sim, config, topic, book_topic, process
 
 
-@pytest.mark.parametrize("exchange", ["okx", "upbit"])
+@pytest.mark.parametrize("exchange", BOOK_EXCHANGES)
 def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_whole(
         exchange: str, broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
     """Issue 20: the broker stopped for seconds while a worker publishes tickers and books.
@@ -524,29 +525,30 @@ def test_a_kafka_outage_with_books_flowing_spools_both_topics_and_delivers_them_
     print(f"{exchange} outage with books: spooled during it {dict(spooled)}; {found}")
 
 
+@pytest.mark.parametrize("exchange", BOOK_EXCHANGES)
 def test_a_stop_while_kafka_is_frozen_with_books_flowing_spools_them_and_the_next_run_sends_each_once(
-        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+        exchange: str, broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
     """Issue 20 with issue 17, item 1: SIGTERM while the broker is frozen and book records
     flow. The book records queued and in flight go to the spool with the tickers (those in
     flight marked unsure), and the next run sends each of them once: the book topic holds
     the stopped run whole from seq 1, nothing repeated, every record a true book."""
-    sim, config, topic, book_topic, first = start_tickers_and_books("okx", tmp_path, broker, simulator, worker)
+    sim, config, topic, book_topic, first = start_tickers_and_books(exchange, tmp_path, broker, simulator, worker)
     freeze(broker)
     time.sleep(4)  # records of both topics pile up in librdkafka's queue and in flight
     assert first.stop() == 0
-    sim.control("okx", "rate", per_s=0)
-    sim.control("okx", "book_rate", per_s=0)
+    sim.control(exchange, "rate", per_s=0)
+    sim.control(exchange, "book_rate", per_s=0)
     thaw(broker)
     stopped = counters(first.log())
     assert_accounted(stopped)
-    spooled = spooled_by_topic(config, "okx")
+    spooled = spooled_by_topic(config, exchange)
     assert spooled[book_topic] + spooled[UNSURE.decode() + book_topic] > 500, spooled
     assert "they stay in the spool" in first.log()
     following, following_log = drain_spool_in_a_new_run(worker, config, broker.bootstrap, topic, stopped,
-                                                        "okx", book_topic)
-    assert_all_true_books(sim, "okx", broker.bootstrap, book_topic,
+                                                        exchange, book_topic)
+    assert_all_true_books(sim, exchange, broker.bootstrap, book_topic,
                           stopped["book_records"] + following.get("book_records", 0))
-    print(f"frozen stop with books: spooled {dict(spooled)}; first run {stopped}; next run {following}; "
+    print(f"{exchange} frozen stop with books: spooled {dict(spooled)}; first run {stopped}; next run {following}; "
           f"{re.findall(r'spool: .*', following_log)}")
 
 def assert_all_true_books(sim: Any, exchange: str, bootstrap: str, book_topic: str, count: int) -> None:
