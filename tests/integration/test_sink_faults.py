@@ -551,6 +551,7 @@ def test_a_stop_while_kafka_is_frozen_with_books_flowing_spools_them_and_the_nex
     print(f"{exchange} frozen stop with books: spooled {dict(spooled)}; first run {stopped}; next run {following}; "
           f"{re.findall(r'spool: .*', following_log)}")
 
+
 def assert_all_true_books(sim: Any, exchange: str, bootstrap: str, book_topic: str, count: int) -> None:
     """Each of the `count` book records in Kafka is a true top N, in the order the book went through them."""
     records = [record for _, record in consume(bootstrap, book_topic, lambda got: len(got) >= count)]
