@@ -20,6 +20,7 @@ published, for every exchange alike (the worker module only parses, shared.venue
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from shared.book import BookLost, OrderBook
@@ -241,16 +242,26 @@ class BookChannel:
             await asyncio.sleep(self.worker.runtime.backoff_initial_s)
             self._ask_snapshot(state)
 
-    async def rest_poll(self, markets: list[Market], why: str) -> int:
-        """Publish the REST books of `markets`; returns how many records."""
+    async def rest_poll(self, markets: list[Market], why: str, fallback_of: "Connection | None" = None) -> int:
+        """Publish the REST books of `markets`; returns how many records.
+
+        For the fallback of a socket (`fallback_of`), an answer is dropped, unrecorded, when
+        the socket was heard while its call was on its way: the stream is back, and may
+        have rebuilt the book already, so the REST book would be older than the one kept
+        (published after a newer record), and without a sequence id (OKX's) it would leave
+        the stream's changes nothing to follow. Counted in book_skipped."""
         worker = self.worker
         markets = [market for market in markets if market.raw not in worker.unknown_markets]
         published = 0
         for url in self.venue.book_rest_urls(markets, self.depth):
+            asked = time.monotonic()
             try:
                 body, received_ns, url = await worker.rest_get(url)
             except (ExchangeError, RestUnavailable) as error:
                 worker.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
+                continue
+            if fallback_of is not None and fallback_of.last_heard > asked:
+                self.stats.book_skipped += 1
                 continue
             published += worker.on_rest_body(body, received_ns, url)
         return published

@@ -46,7 +46,7 @@ EXCHANGE_COUNTERS = (
     ("coinstream_book_frames", "Frames received on book sockets.", "book_frames"),
     ("coinstream_book_conflated", "Book messages that changed nothing in the top N: no record.", "book_conflated"),
     ("coinstream_book_skipped", "Book changes not applied: their book was awaiting its snapshot, or lost; "
-     "and snapshots older than the book kept (Coinone).",
+     "snapshots older than the book kept (Coinone); REST fallback books answered after their socket was heard again.",
      "book_skipped"),
 )
 # Every reason a book is lost for (shared.book.LossReason): each is reported from the

@@ -679,7 +679,7 @@ class Connection:
                 if self.books is None:
                     await worker.rest_poll(self.markets, "fallback")
                 else:
-                    await self.books.rest_poll(self.markets, "book fallback")
+                    await self.books.rest_poll(self.markets, "book fallback", fallback_of=self)
                 await asyncio.sleep(runtime.rest_poll_interval_s)
                 continue
             if polling:
