@@ -157,6 +157,14 @@ class BinanceSim(ExchangeSim):
             return f'{{"stream":"{market_id.lower()}@depth{levels}@100ms","data":{data}}}'
         return data
 
+    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> tuple[str, str] | None:
+        levels = getattr(socket, "binance_partial_depths", {}).get(market_id)
+        if levels is None:
+            return None  # the diff stream: each message's U must follow the last u
+        head, _, tail = self.partial_depth_frame(socket, market_id, update, levels).partition(
+            f'"lastUpdateId":{update.update_id},')
+        return head + '"lastUpdateId":', "," + tail
+
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/api/v3/depth":
             symbol = query.get("symbol", [""])[0]

@@ -34,7 +34,7 @@ def _replay(tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str]
             depth: int = DIFF_DEPTH) -> tuple[list[dict[str, object]], Stats]:
     capture = tmp_path / "capture.jsonl"
     capture.write_text("\n".join(lines) + "\n")
-    exchange = ExchangeConfig(ws_url=WS_URL, rest_url=REST_URL, symbols=["NKN-USDT"], channels=["book"],
+    exchange = ExchangeConfig(ws_url=WS_URL, rest_url=REST_URL, symbols=["NKN-USDT", "BTC-USDT"], channels=["book"],
                               book_depth=depth)
     stats = Stats()
     worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(), StdoutSink(stats), stats,
@@ -124,3 +124,28 @@ def test_a_snapshot_older_than_the_stream_is_stale(tmp_path: Path, capsys: pytes
     assert [(r["update_id"], r["bids"][:1]) for r in records] == [
         (150, [["1.00000000", "1.00000000"]]), (201, [["1.10000000", "5.00000000"]])]
     assert stats.book_resyncs == {"snapshot_stale": 1}
+
+
+def _push(update_id: int, bid: str) -> str:
+    """A btcusdt@depth10@100ms push in the documented shape, values of our own."""
+    return json.dumps({"stream": "btcusdt@depth10@100ms", "data": {
+        "lastUpdateId": update_id, "bids": [[bid, "1.00000000"]], "asks": [["86704.78000000", "0.73337000"]]}})
+
+
+def test_partial_depth_pushes_replace_the_book_and_their_ids_must_grow(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real = fixture_bytes("binance", "book_ws_partial_depth20_trimmed_tokocrypto_mirror.json").decode()
+    capture = [_line("book", T0_NS + number, frame) for number, frame in enumerate([
+        real,
+        real,  # the same push again: skipped
+        _push(100530416201, "86704.70000000"),  # an older book: skipped
+        _push(100530416250, "86704.70000000"),  # newer: replaces the book
+    ])]
+    records, stats = _replay(tmp_path, capsys, capture, depth=10)
+    assert [(r["symbol"], r["update_id"], r["exchange_ts"], r["bids"], r["asks"]) for r in records] == [
+        ("BTC-USDT", 100530416202, None, [["86704.77000000", "4.67805000"], ["86704.76000000", "0.00224000"]],
+         [["86704.78000000", "0.73337000"], ["86704.79000000", "0.00384000"]]),
+        ("BTC-USDT", 100530416250, None, [["86704.70000000", "1.00000000"]], [["86704.78000000", "0.73337000"]]),
+    ]
+    assert stats.book_skipped == 2
+    assert stats.book_resyncs == {} and stats.dead_letters == 0
