@@ -1,10 +1,16 @@
 """Binance parsing on verbatim payloads (tests/fixtures/binance, see SOURCES.md there)."""
 
+from decimal import Decimal
+from types import SimpleNamespace
+
 import msgspec
 import pytest
 
 from shared.record import ExchangeError, FrameError, ServerRestart
-from tests.conftest import fixture_bytes
+from simulator.binance import BinanceSim
+from simulator.books import BookUpdate
+from simulator.core import universe
+from tests.conftest import fixture_bytes, json_shape
 from workers.binance import Binance
 
 
@@ -140,3 +146,27 @@ def test_the_book_stream_follows_the_depth(depth: int, stream: str, resync: str,
     # A partial-depth push names its market only in the combined envelope: its socket opens /stream.
     assert venue.book_ws_url([], depth) == ("wss://stream.binance.com:9443/stream" if resync == "frames"
                                             else "wss://stream.binance.com:9443/ws")
+
+
+def _values(levels: object) -> list[tuple[Decimal, Decimal]]:
+    return [(Decimal(price), Decimal(size)) for price, size in levels]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path, real", [("/stream", "book_ws_partial_depth20_trimmed_tokocrypto_mirror.json"),
+                                        ("/ws", "book_ws_partial_depth_doc_comments_stripped.json")])
+def test_simulated_partial_depth_pushes_are_shaped_like_the_real_ones(venue: Binance, path: str, real: str) -> None:
+    sim = BinanceSim(universe("USDT", 2), rate_per_s=0)
+    book = sim.book_feed.book("BTCUSDT")
+    update = book.step()
+    # What the simulator knows of a socket that subscribed btcusdt@depth20@100ms on `path`.
+    socket = SimpleNamespace(request=SimpleNamespace(path=path), binance_partial_depths={"BTCUSDT": 20})
+    frame = sim.book_update_frame(socket, "BTCUSDT", update)  # type: ignore[arg-type]
+    assert json_shape(frame) == json_shape(fixture_bytes("binance", real))
+    # The bulk feed's parts around the id make the same push again.
+    head, tail = sim.book_bulk_parts(socket, "BTCUSDT", update)  # type: ignore[arg-type, misc]
+    assert f"{head}{update.update_id}{tail}" == frame
+    if path == "/stream":
+        [message] = venue.parse_book_ws(frame.encode(), 1)
+        true_bids, true_asks = book.top(20)
+        assert (message.raw, message.update_id) == ("BTCUSDT", update.update_id)
+        assert (_values(message.bids), _values(message.asks)) == (_values(true_bids), _values(true_asks))
