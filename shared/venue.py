@@ -112,11 +112,14 @@ class Venue(ABC):
     # How a lost book is rebuilt: "frames" (every frame is the whole book: the next one
     # repairs it), "resubscribe" (that market is subscribed again on its socket, and the
     # exchange sends a snapshot), "rest" (a REST snapshot, the stream's changes held
-    # meanwhile and applied after it by the sequence rule, as Binance documents).
+    # meanwhile and applied after it by the sequence rule, as Binance documents on its
+    # diff stream). Read through book_resync_at(depth), which an exchange whose channel
+    # depends on the depth overrides (Binance).
     book_resync: ClassVar[BookResync] = "frames"
     # True where a snapshot's update_id grows with its book (Coinone's id): a snapshot
     # whose id is not above the last applied one is an older book, or the same again,
-    # and is skipped (counted in book_skipped) rather than published.
+    # and is skipped (counted in book_skipped) rather than published. Read through
+    # book_snapshot_ids_grow_at(depth) (Binance: its partial-depth stream's lastUpdateId).
     book_snapshot_ids_grow: ClassVar[bool] = False
     # The exchange's book checksum (shared.book.OKX, KRAKEN), if it sends one.
     book_checksum: ClassVar[Checksum | None] = None
