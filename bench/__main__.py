@@ -24,8 +24,9 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
   book     one order book message in-process (bench.book): a Binance @depth20 frame,
            OKX updates of 1-5 levels; µs per message of thread CPU time
   book-e2e simulator process -> Binance worker collecting books alone (top 10 of 50
-           markets, the diff stream the worker reads) -> broker, paced and flat out
-           (--book-rates): book records/s acked, frames read, worker and simulator CPU
+           markets from @depth10@100ms pushes, its channel for top 10) -> broker, paced
+           and flat out (--book-rates): book records/s acked, frames read, worker and
+           simulator CPU; flat out, the simulator writes pre-rendered pushes in bulk
   book-rss one Binance worker keeping the books of 300 markets for --book-minutes (10 for
            the target): RSS sampled every 5 s, its growth first minute -> last
   book-peer (only when named) the peer of issue 20 §7 beside coinstream in the same run: cryptofeed
@@ -255,10 +256,13 @@ def book_e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]
     lines = [f"## Order books end to end: simulator process → {BOOK_E2E_EXCHANGE} worker (books alone, top 10 "
              f"of 50 markets) → local Kafka (acks=all, idempotent), {arguments.seconds:.0f} s per run once every "
              f"book is live; median [min–max] of {E2E_RUNS} runs", "",
-             "The worker reads Binance's diff stream (<symbol>@depth@100ms on a REST seed), the channel its book "
-             "runtime uses at every depth, not @depth20@100ms frames. Acked: book records Kafka acknowledged. "
-             "Read: book frames the worker read; the simulator renders every update in Python, and when its CPU "
-             "is near a core it, not the worker, sets the rate (target: ≥ 40,000 records/s).", "",
+             "The worker reads Binance's partial-depth stream <symbol>@depth10@100ms (its channel up to 10 "
+             "levels: each push the complete top 10, replacing the book), not @depth20@100ms pushes as the "
+             "target names. Acked: book records Kafka acknowledged. Read: book frames the worker read. At "
+             "benchmark rates (500 updates/s and more) the simulator writes pushes from a ring of books rendered "
+             "once, each with a new lastUpdateId (simulator/books.py _send_bulk), so that the worker, not the "
+             "simulator's rendering, sets the rate; below that it renders every update "
+             "(target: ≥ 40,000 records/s).", "",
              "| offered updates/s | acked records/s | frames read/s | conflated/s | skipped/s | resyncs | "
              "worker CPU cores | of which its Python thread | worker µs CPU per record | worker RSS MB | "
              "simulator CPU cores |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -302,7 +306,8 @@ def book_peer_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str
         raise SystemExit(f"bench: --cryptofeed-python {python}: no such file; make one with: python3.11 -m venv "
                          ".venv-cryptofeed && .venv-cryptofeed/bin/pip install cryptofeed aiokafka")
     lines = [f"## Order books beside the peer: coinstream and cryptofeed on the same simulated Binance books "
-             f"(top 10 of 50 markets, the diff stream on REST seeds), the same broker, one after the other per "
+             f"(top 10 of 50 markets: coinstream from the partial-depth stream @depth10@100ms, cryptofeed from "
+             f"the diff stream on REST seeds, each its Binance book channel), the same broker, one after the other per "
              f"rate, {arguments.seconds:.0f} s measured; median [min–max] of {E2E_RUNS} runs", "",
              "coinstream: the worker, books alone, records of the changed top 10 only (conflated), idempotent "
              "librdkafka producer, acks=all, batched. cryptofeed "

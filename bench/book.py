@@ -15,6 +15,11 @@ generated in its format: see okx_snapshot):
                 as a busy one does: a few sizes a frame, a price step now and then, so most
                 texts were in the frame before (target: 10 µs)
   depth20-new   the same, every price and size text new: the worst case of the text caches
+  depth20-runtime
+                the depth20 frames through the worker's own path: workers.binance's parser
+                and shared.book_channel at a depth of 10 (lastUpdateId rule, checks,
+                conflation, counters), publishing to a sink that encodes each record as
+                the Kafka sink does
   okx-deep      OKX `books` update of 1-5 levels below the top 25 of a 400-level BTC-USDT
                 book: decode, seqId check, apply, checksum check, conflated (4 µs)
   okx-in-25     the same with its levels at ranks 11-25: the checksum is computed again,
@@ -50,8 +55,10 @@ from shared.config import ExchangeConfig, Runtime
 from shared.record import Book, Level
 from shared.sink import StdoutSink
 from shared.stats import Stats
+from shared.venue import Venue
 from shared.worker import Worker
 from tests.conftest import fixture_bytes
+from workers.binance import Binance
 from workers.okx import Okx
 
 DEPTH = 10
@@ -266,26 +273,40 @@ class EncodingSink(StdoutSink):
         self.stats.book_records += 1
 
 
-def okx_runtime_pass() -> Callable[[bytes], bytes | None]:
-    """okx_pass's work through the worker's path: Okx.parse_book_ws and BookChannel."""
-    exchange = ExchangeConfig(ws_url="wss://ws.okx.com:8443/ws/v5/public", rest_url="https://www.okx.com",
-                              symbols=["BTC-USDT"], channels=["book"], book_depth=DEPTH)
+def runtime_pass(venue: Venue, symbol: str, first_frame: bytes | None = None) -> Callable[[bytes], bytes | None]:
+    """A measure's work through the worker's path: the venue's parse_book_ws and
+    BookChannel, for the book of `symbol` (first_frame: its snapshot, not measured)."""
+    exchange = ExchangeConfig(ws_url=venue.ws_base, rest_url=venue.rest_base, symbols=[symbol], channels=["book"],
+                              book_depth=DEPTH)
     stats = Stats()
     sink = EncodingSink(stats)
-    worker = Worker(Okx(exchange.ws_url, exchange.rest_url), exchange, Runtime(), sink, stats,
-                    logging.getLogger("bench.book"))
-    worker.book_markets([worker.venue.market("BTC", "USDT")])
+    worker = Worker(venue, exchange, Runtime(), sink, stats, logging.getLogger("bench.book"))
+    worker.book_markets([venue.market(*symbol.split("-", 1))])
     books = worker.books
     assert books is not None
-    books.on_frame(okx_snapshot(), RECEIVED_NS, exchange.ws_url)
+    if first_frame is not None:
+        books.on_frame(first_frame, RECEIVED_NS, exchange.ws_url)
 
     def on_frame(frame: bytes) -> bytes | None:
         published = stats.book_records
         books.on_frame(frame, RECEIVED_NS, exchange.ws_url)
-        if stats.book_resyncs or stats.dead_letters:  # a lost book measures nothing worth knowing
-            raise RuntimeError(f"book lost: {stats.book_resyncs}, dead letters: {stats.dead_letters}")
+        if stats.book_resyncs or stats.dead_letters or stats.book_skipped:  # a lost book measures nothing worth knowing
+            raise RuntimeError(f"book lost: {stats.book_resyncs}, dead letters: {stats.dead_letters}, "
+                               f"skipped: {stats.book_skipped}")
         return sink.last if stats.book_records != published else None
     return on_frame
+
+
+def okx_runtime_pass() -> Callable[[bytes], bytes | None]:
+    """okx_pass's work through the worker's path: Okx.parse_book_ws and BookChannel."""
+    return runtime_pass(Okx("wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com"), "BTC-USDT", okx_snapshot())
+
+
+def depth20_runtime_pass() -> Callable[[bytes], bytes | None]:
+    """depth20_pass's work through the worker's path: Binance.parse_book_ws and BookChannel
+    (the partial-depth channel at a depth of 10)."""
+    return runtime_pass(Binance("wss://stream.binance.com:9443/stream", "https://data-api.binance.vision"),
+                        "BTC-USDT")
 
 
 # --- the measures -----------------------------------------------------------------------
@@ -293,6 +314,7 @@ def okx_runtime_pass() -> Callable[[bytes], bytes | None]:
 MEASURES: dict[str, tuple[Callable[[int], list[bytes]], Pass]] = {
     "depth20": (depth20_frames, depth20_pass),
     "depth20-new": (lambda count: depth20_frames(count, every_text_new=True), depth20_pass),
+    "depth20-runtime": (depth20_frames, depth20_runtime_pass),
     "okx-deep": (lambda count: okx_updates(count, range(25, 395)), okx_pass),
     "okx-in-25": (lambda count: okx_updates(count, range(10, 25)), okx_pass),
     "okx-deep-runtime": (lambda count: okx_updates(count, range(25, 395)), okx_runtime_pass),

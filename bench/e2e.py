@@ -246,7 +246,8 @@ class BookEndToEnd(msgspec.Struct):
     rss_mb: float
     cpu_cores: float
     main_thread_cores: float
-    # The simulator's process: near a core, it is what limits the rate (rendering books in Python).
+    # The simulator's process: near a core, it is what limits the rate (rendering every
+    # update in Python; not so for the bulk ring of whole books, simulator/books.py).
     simulator_cpu_cores: float
 
 
@@ -302,7 +303,8 @@ def _books_live(exchange: str, rate: float, markets: int, depth: int, bootstrap:
 def book_end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
                     markets: int = BOOK_E2E_MARKETS, depth: int = BOOK_DEPTH) -> BookEndToEnd:
     """One worker collecting the books of `markets` markets, the simulator sending `rate`
-    book updates a second in all (MAX_RATE: as fast as it renders them), acked by Kafka."""
+    book updates a second in all (MAX_RATE: as fast as the worker reads; Binance's
+    partial-depth pushes from the simulator's bulk ring), acked by Kafka."""
     with _books_live(exchange, rate, markets, depth, bootstrap, workdir) as (sim, worker):
         sim_cpu0, started = _proc_cpu_s(sim.process.pid), time.monotonic()
         window, rss, cpu, main_thread = _watch(worker, BOOK_COUNTERS, seconds)

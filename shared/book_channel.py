@@ -10,7 +10,7 @@ published, for every exchange alike (the worker module only parses, shared.venue
             (book_conflated)
   lost      a gap, a wrong checksum, a crossed book or a stale REST snapshot: the market
             publishes nothing until it is rebuilt, as the exchange allows
-            (venue.book_resync): the next whole-book frame, a resubscribe of that market
+            (venue.book_resync_at): the next whole-book frame, a resubscribe of that market
             on its socket, or a REST snapshot (its stream's changes held meanwhile);
             counted by reason (book_resyncs), logged throttled; other markets go on
   REST      snapshots and, while a book socket is down, the fallback (source "rest"),
@@ -66,6 +66,8 @@ class BookChannel:
         self.stats = worker.stats
         self.log: logging.Logger = worker.log
         window = self.venue.book_window(depth)
+        self.resync = self.venue.book_resync_at(depth)
+        self.snapshot_ids_grow = self.venue.book_snapshot_ids_grow_at(depth)
         self.books = {market.raw: MarketBook(market, OrderBook(market.raw, depth, window, self.venue.book_checksum))
                       for market in markets}
         self._asking: set[asyncio.Task[None]] = set()  # REST snapshot calls on their way
@@ -131,9 +133,9 @@ class BookChannel:
 
     def _keep(self, state: MarketBook, message: BookMessage, received_ns: int, source: Source) -> int:
         book = state.book
-        rest_seeded = self.venue.book_resync == "rest"
+        rest_seeded = self.resync == "rest"
         if message.snapshot:
-            if self.venue.book_snapshot_ids_grow and message.update_id is not None \
+            if self.snapshot_ids_grow and message.update_id is not None \
                     and book.update_id is not None and message.update_id <= book.update_id:
                 self.stats.book_skipped += 1  # an older book than the one kept (or the same again)
                 return 0
@@ -205,10 +207,10 @@ class BookChannel:
         self.stats.book_resyncs[lost.reason] += 1
         state.seeded = False
         self.worker.throttled.warning("book resyncs " + lost.reason, "%s; rebuilding it (%s)", lost,
-                                      self.venue.book_resync)
-        if self.venue.book_resync == "resubscribe":
+                                      self.resync)
+        if self.resync == "resubscribe":
             self._resubscribe(state)
-        elif self.venue.book_resync == "rest":
+        elif self.resync == "rest":
             self._ask_snapshot(state)
 
     # Rebuilding a lost book (live runs only: a replay reads the snapshots recorded). ---

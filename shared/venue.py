@@ -18,6 +18,8 @@ from shared.record import FrameError, Level, Ticker
 
 
 _ASSET = re.compile(r"[A-Z0-9]+")
+# How a lost book is rebuilt (Venue.book_resync).
+BookResync = Literal["frames", "resubscribe", "rest"]
 
 
 class Market(msgspec.Struct, frozen=True):
@@ -110,11 +112,14 @@ class Venue(ABC):
     # How a lost book is rebuilt: "frames" (every frame is the whole book: the next one
     # repairs it), "resubscribe" (that market is subscribed again on its socket, and the
     # exchange sends a snapshot), "rest" (a REST snapshot, the stream's changes held
-    # meanwhile and applied after it by the sequence rule, as Binance documents).
-    book_resync: ClassVar[Literal["frames", "resubscribe", "rest"]] = "frames"
+    # meanwhile and applied after it by the sequence rule, as Binance documents on its
+    # diff stream). Read through book_resync_at(depth), which an exchange whose channel
+    # depends on the depth overrides (Binance).
+    book_resync: ClassVar[BookResync] = "frames"
     # True where a snapshot's update_id grows with its book (Coinone's id): a snapshot
     # whose id is not above the last applied one is an older book, or the same again,
-    # and is skipped (counted in book_skipped) rather than published.
+    # and is skipped (counted in book_skipped) rather than published. Read through
+    # book_snapshot_ids_grow_at(depth) (Binance: its partial-depth stream's lastUpdateId).
     book_snapshot_ids_grow: ClassVar[bool] = False
     # The exchange's book checksum (shared.book.OKX, KRAKEN), if it sends one.
     book_checksum: ClassVar[Checksum | None] = None
@@ -201,11 +206,20 @@ class Venue(ABC):
 
     # Each exchange implements its book channel too. -----------------------------------
 
+    def book_resync_at(self, depth: int) -> BookResync:
+        """book_resync for books of `depth` levels, where the exchange's channel depends
+        on the depth (Binance: whole-book frames up to 20 levels, changes beyond)."""
+        return self.book_resync
+
+    def book_snapshot_ids_grow_at(self, depth: int) -> bool:
+        """book_snapshot_ids_grow for books of `depth` levels (as book_resync_at)."""
+        return self.book_snapshot_ids_grow
+
     def book_window(self, depth: int) -> int | None:
         """Levels a side the local book keeps (shared.book.OrderBook's window): the depth
         for whole-book frames; all (None) for books kept from changes. Kraken: the
         subscribed depth; Bybit: 50."""
-        return depth if self.book_resync == "frames" else None
+        return depth if self.book_resync_at(depth) == "frames" else None
 
     def book_ws_url(self, markets: list[Market], depth: int) -> str:
         return self.ws_url(markets)

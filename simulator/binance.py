@@ -5,12 +5,21 @@ SUBSCRIBE messages or in the URL (/stream?streams=btcusdt@ticker/ethusdt@ticker,
 pong within a minute is closed), string-encoded numbers, now and then an error in the
 bare {"code","msg"} form the docs print, and /api/v3 REST.
 
-Order books: the diff stream `<symbol>@depth@100ms` (depthUpdate events with U and u, no
-snapshot on subscribe; prices and quantities with 8 decimals, "0.00000000" deletes) and
-GET /api/v3/depth?symbol=&limit= with its lastUpdateId (simulator/books.py keeps the books;
-book_stale serves an older snapshot)."""
+Order books (simulator/books.py keeps the true books): the diff stream
+`<symbol>@depth@100ms` (depthUpdate events with U and u, no snapshot on subscribe; prices
+and quantities with 8 decimals, "0.00000000" deletes); the partial-depth stream
+`<symbol>@depth<5|10|20>@100ms`, each push the top L of the book after an update,
+{"lastUpdateId","bids","asks"} with the update's last id and nothing else (the symbol only
+in the combined envelope's stream name), the first push at once on subscribe; and GET
+/api/v3/depth?symbol=&limit= with its lastUpdateId (book_stale serves an older snapshot).
+A socket gets a market's book in the form it subscribed last. The book faults on a
+partial-depth stream: book_gap drops a push, book_repeat sends one twice, book_reorder
+sends one late (the book as it was, its older id), book_crossed a crossed top; book_checksum
+does not apply (Binance sends none)."""
 
 import json
+import re
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +31,7 @@ from simulator.core import ExchangeSim, Quote, fixed
 
 COMBINED = "combined"
 BOOK_STREAM = "@depth@100ms"
+PARTIAL_STREAM = re.compile(r"([0-9a-z]+)@depth(5|10|20)@100ms")
 # The docs' example of an error answer, in their bare form.
 ERROR_FORM = '{"code":2,"msg":"Invalid request: request ID must be an unsigned integer"}'
 
@@ -54,6 +64,15 @@ class BinanceSim(ExchangeSim):
         await socket.send(json.dumps({"result": None, "id": request_id}))
         books = [stream.removesuffix(BOOK_STREAM).upper() for stream in params
                  if isinstance(stream, str) and stream.endswith(BOOK_STREAM) and stream == stream.lower()]
+        partial: dict[str, int] = getattr(socket, "binance_partial_depths", {})
+        for market_id in books:
+            partial.pop(market_id, None)
+        for stream in params:
+            named = PARTIAL_STREAM.fullmatch(stream) if isinstance(stream, str) else None
+            if named:
+                partial[named.group(1).upper()] = int(named.group(2))
+                books.append(named.group(1).upper())
+        socket.binance_partial_depths = partial  # type: ignore[attr-defined]
         if books:
             self.book_feed.subscribe(socket, books)
         return self._subscribe(socket, params)
@@ -109,18 +128,42 @@ class BinanceSim(ExchangeSim):
     def ticker_frame(self, market_id: str, quote: Quote, now_ms: int) -> str:
         return json.dumps(self._event(market_id, quote, now_ms), separators=(",", ":"))
 
-    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> None:
+    def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str | None:
+        if market_id in getattr(socket, "binance_partial_depths", {}):
+            return self.book_update_frame(socket, market_id, update)  # the first push
         return None  # the diff stream sends changes only: the snapshot is REST's
 
     def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        levels = getattr(socket, "binance_partial_depths", {}).get(market_id)
+        if levels is not None:
+            return self.partial_depth_frame(socket, market_id, update, levels)
         event = json.dumps({
             "e": "depthUpdate", "E": update.ts_ms, "s": market_id, "U": update.first_id, "u": update.update_id,
-            "b": [[fixed(Decimal(price)), fixed(Decimal(size))] for side, price, size in update.changes if side == "bid"],
-            "a": [[fixed(Decimal(price)), fixed(Decimal(size))] for side, price, size in update.changes if side == "ask"],
+            "b": _wire((price, size) for side, price, size in update.changes if side == "bid"),
+            "a": _wire((price, size) for side, price, size in update.changes if side == "ask"),
         }, separators=(",", ":"))
         if self.frame_form(socket.request.path if socket.request else "") == COMBINED:
             return f'{{"stream":"{market_id.lower()}{BOOK_STREAM}","data":{event}}}'
         return event
+
+    def partial_depth_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate, levels: int) -> str:
+        """A `@depth<levels>@100ms` push: the top `levels` after `update`, at its last id."""
+        bids, asks = update.view(levels)
+        data = json.dumps({
+            "lastUpdateId": update.update_id,
+            "bids": _wire(bids), "asks": _wire(asks),
+        }, separators=(",", ":"))
+        if self.frame_form(socket.request.path if socket.request else "") == COMBINED:
+            return f'{{"stream":"{market_id.lower()}@depth{levels}@100ms","data":{data}}}'
+        return data
+
+    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> tuple[str, str] | None:
+        levels = getattr(socket, "binance_partial_depths", {}).get(market_id)
+        if levels is None:
+            return None  # the diff stream: each message's U must follow the last u
+        head, _, tail = self.partial_depth_frame(socket, market_id, update, levels).partition(
+            f'"lastUpdateId":{update.update_id},')
+        return head + '"lastUpdateId":', "," + tail
 
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/api/v3/depth":
@@ -129,9 +172,7 @@ class BinanceSim(ExchangeSim):
                 return 400, {"code": -1121, "msg": "Invalid symbol."}
             update = self.book_feed.rest_view(symbol)
             bids, asks = update.view(int(query.get("limit", ["100"])[0]))
-            return 200, {"lastUpdateId": update.update_id,
-                         "bids": [[fixed(Decimal(price)), fixed(Decimal(size))] for price, size in bids],
-                         "asks": [[fixed(Decimal(price)), fixed(Decimal(size))] for price, size in asks]}
+            return 200, {"lastUpdateId": update.update_id, "bids": _wire(bids), "asks": _wire(asks)}
         if path == "/api/v3/exchangeInfo":
             return 200, {"timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [],
                          "symbols": [{"symbol": market_id, "status": "TRADING", "baseAsset": quote.base,
@@ -151,3 +192,8 @@ class BinanceSim(ExchangeSim):
                  "o": "openPrice", "h": "highPrice", "l": "lowPrice", "v": "volume", "q": "quoteVolume",
                  "O": "openTime", "C": "closeTime", "F": "firstId", "L": "lastId", "n": "count"}
         return {"symbol": market_id, **{long: event[short] for short, long in names.items()}}
+
+
+def _wire(levels: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """Levels as Binance writes them: price and quantity with 8 decimals."""
+    return [[fixed(Decimal(price)), fixed(Decimal(size))] for price, size in levels]

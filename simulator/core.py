@@ -263,6 +263,13 @@ class ExchangeSim(ABC):
     def book_update_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str:
         """One book message, as the exchange shapes it for that socket."""
 
+    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> tuple[str, str] | None:
+        """A whole-book frame for the bulk book feed (simulator/books.py, benchmark rates):
+        the frame's text before and after its update id, which the feed numbers anew at
+        each send; None where the socket's book frames are not whole books sequenced by
+        one id (the feed then renders every update)."""
+        return None
+
     def book_first_update_id(self) -> int | None:
         """The update_id a new true book starts at, where the exchange's ids have a
         shape (Coinone's: ms + a 3-digit counter); None: any."""

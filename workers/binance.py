@@ -1,9 +1,10 @@
-"""Binance Spot: the `<symbol>@ticker` and `<symbol>@depth@100ms` streams on the
-combined-stream endpoint.
+"""Binance Spot: the `<symbol>@ticker` stream, and the book's `<symbol>@depth<L>@100ms`
+(up to 20 levels) or `<symbol>@depth@100ms` (beyond), on the combined-stream endpoint.
 
 Endpoints   wss://stream.binance.com:9443/stream (combined: {"stream", "data"} frames;
             the raw endpoint /ws sends the bare event, and frames of either form are
-            read, so a ws_url on /ws works and captures of other tools replay)
+            read, so a ws_url on /ws works and captures of other tools replay; not
+            for the partial-depth book stream, see Book)
             https://data-api.binance.vision (public market data REST)
 Subscribe   {"method":"SUBSCRIBE","params":["btcusdt@ticker",...],"id":1}
             ack {"result":null,"id":1}; stream names are lower case, and an unknown
@@ -22,39 +23,52 @@ REST        /api/v3/ticker/24hr?symbols=[...] (weight 2 up to 20 symbols, 40 up 
             /api/v3/exchangeInfo for the market list (base/quote are not derivable
             from the symbol string: BTCUSDT vs BTCUSDC, 1000SATSUSDT)
 
-Book        the diff stream `<symbol>@depth@100ms` ({"e":"depthUpdate","E","s","U","u",
-            "b","a"}: the levels that changed, a quantity "0.00000000" deletes) on a REST
-            seed, for every depth (1-5000), by the documented procedure: changes are
-            held until GET /api/v3/depth answers; those with u <= its lastUpdateId are
-            dropped, the first kept one must have U <= lastUpdateId + 1 <= u (a later
-            U: the snapshot is older than the stream, fetched again: snapshot_stale),
-            and then each U is the last u + 1 (otherwise a gap: the book is rebuilt
-            from a new snapshot). Chosen over the partial-depth stream
-            `@depth20@100ms`, which the issue prefers up to 20 levels, because every
-            book is then checked message by message: a partial-depth frame carries only
-            lastUpdateId and neither symbol nor time on its own, so a frame lost,
-            repeated or late cannot be told from a quiet book; and one path serves
-            every depth. Its cost: a REST snapshot per market at start and after a
-            loss (weight 5 up to 100 levels, of 6,000 a minute), and the book kept
-            beyond the top N (book_window: as many levels as the snapshot; a level
-            outside it is unknown until it changes, as the docs note). No checksum.
-            Prices and quantities are strings with the symbol's fixed decimals.
+Book        up to 20 levels: the partial-depth stream `<symbol>@depth<L>@100ms`, L the
+            least of 5, 10, 20 that holds book_depth, the exchange's own top L every
+            100 ms: {"lastUpdateId","bids","asks"}, best first, nothing else. Chosen where
+            it serves (the notes recommend it) because every frame is the complete truth:
+            it replaces the kept book (book_resync "frames": a lost frame is repaired by the
+            next), needs no REST seed, and holds no book beyond the top L. The frame names
+            neither its symbol nor its time: the symbol is read from the combined
+            envelope's stream name, so the book socket always opens the combined endpoint
+            /stream (whatever path ws_url names: a bare /ws frame could not be placed);
+            exchange_ts is null. lastUpdateId is the diff stream's `u` at that moment and
+            never repeats: a frame whose id is not above the last applied one is an older
+            book or the same again, skipped and counted in book_skipped
+            (book_snapshot_ids_grow). It cannot show a lost frame (ids advance by the
+            changes in between), which the next frame makes good anyway.
+            Beyond 20 levels: the diff stream `<symbol>@depth@100ms` ({"e":"depthUpdate",
+            "E","s","U","u","b","a"}: the levels that changed, a quantity "0.00000000"
+            deletes) on a REST seed, by the documented procedure: changes are held until
+            GET /api/v3/depth answers; those with u <= its lastUpdateId are dropped, the
+            first kept one must have U <= lastUpdateId + 1 <= u (a later U: the snapshot
+            is older than the stream, fetched again: snapshot_stale), and then each U is
+            the last u + 1 (otherwise a gap: the book is rebuilt from a new snapshot).
+            Its cost: a REST snapshot per market at start and after a loss (weight 5 up
+            to 100 levels, of 6,000 a minute), and the book kept beyond the top N
+            (book_window: as many levels as the snapshot; a level outside it is unknown
+            until it changes, as the docs note). Either stream: no checksum; prices and
+            quantities are strings with the symbol's fixed decimals.
 Book REST   /api/v3/depth?symbol=BTCUSDT&limit=L, L the least of 100, 500, 1000, 5000
             that holds five times the depth (weight 5, 25, 50, 250): {"lastUpdateId",
             "bids", "asks"}, best first; the body does not name its symbol, the URL does.
 """
 
 import json
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import msgspec
 
 from shared import cli
 from shared.numbers import Number, plain_all
 from shared.record import ExchangeError, FrameError, ServerRestart, Ticker
-from shared.venue import BookMessage, Market, Venue
+from shared.venue import BookMessage, BookResync, Market, Venue
 
 REST_SYMBOLS_PER_CALL = 100
+# The partial-depth stream's levels (`@depth5@100ms` ...); deeper books: the diff stream.
+PARTIAL_DEPTHS = (5, 10, 20)
+DIFF_STREAM = "@depth@100ms"
+COMBINED_PATH = "/stream"
 # GET /api/v3/depth's limits, by weight; a snapshot holds five times the depth.
 DEPTH_LIMITS = (100, 500, 1000, 5000)
 SNAPSHOT_LEVELS_PER_DEPTH = 5
@@ -107,11 +121,20 @@ class Frame(msgspec.Struct):
     error: ErrorBody | None = None
 
 
+class PartialDepth(msgspec.Struct):
+    """A partial-depth push: the top L, best first; no event type, symbol or time."""
+
+    lastUpdateId: int
+    bids: list[list[str]]
+    asks: list[list[str]]
+
+
 class BookFrame(msgspec.Struct):
-    """A book socket's frame: a depth update in the combined envelope or bare, an ack, or an error."""
+    """A book socket's frame: a stream event in the combined envelope (its data read by
+    the stream's name: a diff or a partial-depth push) or bare (a diff), an ack, or an error."""
 
     stream: str | None = None
-    data: DepthUpdate | ServerShutdown | None = None
+    data: msgspec.Raw = msgspec.Raw()  # empty when absent
     e: str | None = None
     id: int | str | None = None
     result: None = None
@@ -159,7 +182,6 @@ class Binance(Venue):
     rest_unknown_market = "Invalid symbol."  # HTTP 400 {"code":-1121,"msg":"Invalid symbol."}
     protocol_ping_interval_s = 20.0  # counts toward 5 msg/s: one every 20 s is harmless
     book_depths = range(1, DEPTH_LIMITS[-1] + 1)
-    book_resync = "rest"
     book_rest_path = "/api/v3/depth"
     # A depth call names one symbol (weight 5 up to 100 levels, of 6,000 a minute): at
     # most 16 a second leaves a fifth of the weight to the ticker's calls.
@@ -170,7 +192,8 @@ class Binance(Venue):
     _rest_tickers = msgspec.json.Decoder(list[RestTicker])
     _exchange_info = msgspec.json.Decoder(ExchangeInfo)
     _book_frames = msgspec.json.Decoder(BookFrame)
-    _bare_book_events = msgspec.json.Decoder(DepthUpdate | ServerShutdown)
+    _book_events = msgspec.json.Decoder(DepthUpdate | ServerShutdown)
+    _partial_depths = msgspec.json.Decoder(PartialDepth)
     _rest_depth = msgspec.json.Decoder(RestDepth)
 
     def market(self, base: str, quote: str) -> Market:
@@ -226,16 +249,40 @@ class Binance(Venue):
 
     # --- order book ------------------------------------------------------------------
 
+    def book_resync_at(self, depth: int) -> BookResync:
+        return "frames" if partial_levels(depth) else "rest"
+
+    def book_snapshot_ids_grow_at(self, depth: int) -> bool:
+        return bool(partial_levels(depth))
+
     def book_window(self, depth: int) -> int:
-        return snapshot_limit(depth)
+        return depth if partial_levels(depth) else snapshot_limit(depth)
+
+    def book_ws_url(self, markets: list[Market], depth: int) -> str:
+        if not partial_levels(depth):
+            return self.ws_base
+        return urlunsplit(urlsplit(self.ws_base)._replace(path=COMBINED_PATH, query=""))
 
     def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
-        streams = [market.raw.lower() + "@depth@100ms" for market in markets]
-        return [json.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1})]
+        levels = partial_levels(depth)
+        stream = f"@depth{levels}@100ms" if levels else DIFF_STREAM
+        return [json.dumps({"method": "SUBSCRIBE", "params": [market.raw.lower() + stream for market in markets],
+                            "id": 1})]
 
     def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
         message = self._book_frames.decode(frame)
-        event = message.data if message.e is None else self._bare_book_events.decode(frame)
+        stream, data = message.stream, message.data
+        if stream is not None and data and not stream.endswith(DIFF_STREAM) and "@depth" in stream:
+            book = self._partial_depths.decode(data)
+            # btcusdt@depth10@100ms: the symbol, lower case (Binance's are [A-Z0-9]).
+            raw = stream[:stream.index("@")].upper()
+            return [BookMessage(raw, True, book.bids, book.asks, book.lastUpdateId)]
+        if data:
+            event = self._book_events.decode(data)
+        elif message.e is not None:
+            event = self._book_events.decode(frame)
+        else:
+            event = None
         if type(event) is DepthUpdate:
             return [BookMessage(event.s, False, event.b, event.a, event.u, event.U, exchange_ts=event.E)]
         _no_event(message, event)
@@ -251,6 +298,11 @@ class Binance(Venue):
             raise FrameError("a REST depth whose URL names no symbol")
         depth = self._rest_depth.decode(body)
         return [BookMessage(symbol, True, depth.bids, depth.asks, depth.lastUpdateId)]
+
+
+def partial_levels(depth: int) -> int | None:
+    """The partial-depth stream's levels for a book of `depth` (5, 10 or 20); None beyond 20."""
+    return next((levels for levels in PARTIAL_DEPTHS if levels >= depth), None)
 
 
 def snapshot_limit(depth: int) -> int:

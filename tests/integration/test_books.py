@@ -8,7 +8,9 @@ once the simulator stops changing it, and the book topic's seq is contiguous
 (coinstream verify). Per fault: detected, the resync counted by its reason, the book
 right again afterwards, and no record published from a wrong book.
 
-An exchange is added with one BookCase in BOOKS (and its faults in FAULTS).
+An exchange is added with one BookCase in BOOKS (and its faults in FAULTS); a second
+channel of one exchange (Binance's diff stream beyond 20 levels) is a case of its own,
+named "<exchange>-<channel>".
 """
 
 import re
@@ -38,12 +40,14 @@ class BookCase(NamedTuple):
     sequenced: bool  # records carry update_id
     rest_seeded: bool = False  # books start from REST snapshots: their first records are source "rest"
     snapshot_timed: bool = True  # the socket's snapshot carries its time (Coinbase level2_batch's does not)
+    timed: bool = True  # the frames carry the exchange's time (Binance's partial depth does not)
 
 
 BOOKS = {
     "upbit": BookCase(depth=10, sequenced=False),
     "okx": BookCase(depth=10, sequenced=True),
-    "binance": BookCase(depth=10, sequenced=True, rest_seeded=True),
+    "binance": BookCase(depth=10, sequenced=True, timed=False),  # @depth10@100ms, whole books
+    "binance-diff": BookCase(depth=25, sequenced=True, rest_seeded=True),  # @depth@100ms and REST seeds
     "bithumb": BookCase(depth=10, sequenced=False),
     "coinone": BookCase(depth=10, sequenced=True),
     "korbit": BookCase(depth=10, sequenced=False),
@@ -62,11 +66,12 @@ FAULTS = [
     ("okx", "book_reorder", "gap"),
     ("okx", "book_checksum", "checksum"),
     ("okx", "book_crossed", "crossed"),
-    ("binance", "book_gap", "gap"),
-    ("binance", "book_repeat", "gap"),
-    ("binance", "book_reorder", "gap"),
     ("binance", "book_crossed", "crossed"),
-    ("binance", "book_stale", "snapshot_stale"),
+    ("binance-diff", "book_gap", "gap"),
+    ("binance-diff", "book_repeat", "gap"),
+    ("binance-diff", "book_reorder", "gap"),
+    ("binance-diff", "book_crossed", "crossed"),
+    ("binance-diff", "book_stale", "snapshot_stale"),
     ("bithumb", "book_crossed", "crossed"),
     ("coinone", "book_crossed", "crossed"),
     ("korbit", "book_crossed", "crossed"),
@@ -95,13 +100,20 @@ def _top(bids: list[list[str]], asks: list[list[str]]) -> Top:
             tuple((Decimal(price), Decimal(size)) for price, size in asks))
 
 
+def exchange_of(case: str) -> str:
+    """The exchange of a case of BOOKS: "binance-diff" -> "binance"."""
+    return case.split("-", 1)[0]
+
+
 def start_books(exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path, rate: float = 40,
                 markets: int = 3, depth: int | None = None,
                 runtime: dict[str, Any] | None = None) -> tuple[Simulator, WorkerProcess, str]:
-    """The simulator and a worker collecting `exchange`'s books alone; the book topic."""
+    """The simulator and a worker collecting `exchange`'s books alone (`exchange` may name
+    a case of BOOKS, whose depth is the default); the book topic."""
+    case, exchange = exchange, exchange_of(exchange)
     sim = simulator(exchange, rate=rate, markets=markets)
     section = {**sim.config["exchanges"][exchange], "channels": ["book"],
-               "book_depth": depth or BOOKS[exchange].depth}
+               "book_depth": depth or BOOKS[case].depth}
     config = override_file(tmp_path, kafka, {exchange: section}, runtime)
     return sim, worker(exchange, config), yaml.safe_load(config.read_text())["topics"]["book"]
 
@@ -168,11 +180,11 @@ def resyncs(process: WorkerProcess) -> dict[str, int]:
             (item.split("=") for item in (match.group(2) or "").split(",") if item)}
 
 
-@pytest.mark.parametrize("exchange", sorted(BOOKS))
-def test_book_records_are_the_true_top_n(exchange: str, kafka: str, simulator: Any, worker: Any,
+@pytest.mark.parametrize("case_name", sorted(BOOKS))
+def test_book_records_are_the_true_top_n(case_name: str, kafka: str, simulator: Any, worker: Any,
                                          tmp_path: Path) -> None:
-    case = BOOKS[exchange]
-    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    case, exchange = BOOKS[case_name], exchange_of(case_name)
+    sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path)
     consume(kafka, topic, lambda got: len(got) >= 150, timeout_s=60)
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
@@ -186,7 +198,9 @@ def test_book_records_are_the_true_top_n(exchange: str, kafka: str, simulator: A
     # Every exchange time read right (Bithumb's in µs): none out of range, none nulled.
     assert " timestamps_nulled=0 " in counters
     untimed = [record for record in records if record["source"] == "ws" and not record["exchange_ts"]]
-    if case.snapshot_timed:
+    if not case.timed:
+        assert all(record["exchange_ts"] is None for record in records)
+    elif case.snapshot_timed:
         assert untimed == []
     else:  # only a market's first record, from its snapshot, may lack the exchange's time
         firsts = {symbol: min(record["seq"] for record in records if record["symbol"] == symbol)
@@ -198,11 +212,11 @@ def test_book_records_are_the_true_top_n(exchange: str, kafka: str, simulator: A
     assert sum(run.records for run in report.runs) == len(records)
 
 
-@pytest.mark.parametrize("exchange,fault,reason", FAULTS)
-def test_a_book_fault_is_detected_counted_and_never_published(exchange: str, fault: str, reason: str, kafka: str,
+@pytest.mark.parametrize("case_name,fault,reason", FAULTS)
+def test_a_book_fault_is_detected_counted_and_never_published(case_name: str, fault: str, reason: str, kafka: str,
                                                              simulator: Any, worker: Any, tmp_path: Path) -> None:
-    case = BOOKS[exchange]
-    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    case, exchange = BOOKS[case_name], exchange_of(case_name)
+    sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path)
     consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
     sim.fault(exchange, fault, count=2 if fault == "book_stale" else 3)
     if fault == "book_stale":
@@ -221,11 +235,11 @@ def test_a_book_fault_is_detected_counted_and_never_published(exchange: str, fau
     assert records
 
 
-@pytest.mark.parametrize("exchange", sorted(BOOKS))
-def test_while_the_book_socket_is_down_rest_books_are_published(exchange: str, kafka: str, simulator: Any,
+@pytest.mark.parametrize("case_name", sorted(BOOKS))
+def test_while_the_book_socket_is_down_rest_books_are_published(case_name: str, kafka: str, simulator: Any,
                                                                worker: Any, tmp_path: Path) -> None:
-    case = BOOKS[exchange]
-    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    case, exchange = BOOKS[case_name], exchange_of(case_name)
+    sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path)
     consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
     sim.fault(exchange, "ws_down", seconds=6)
     # rest_fallback_after_s is 2 in the tests' override: REST polls every 0.5 s after that.
@@ -261,15 +275,15 @@ def test_a_fallback_answer_that_comes_after_the_socket_is_back_is_dropped(exchan
     audited(kafka, topic)
 
 
-@pytest.mark.parametrize("exchange", sorted(BOOKS))
-def test_after_a_reconnect_every_book_is_rebuilt_and_right(exchange: str, kafka: str, simulator: Any,
+@pytest.mark.parametrize("case_name", sorted(BOOKS))
+def test_after_a_reconnect_every_book_is_rebuilt_and_right(case_name: str, kafka: str, simulator: Any,
                                                            worker: Any, tmp_path: Path) -> None:
     """The book socket closed abruptly: the worker reconnects and subscribes again; each
     book is rebuilt as the exchange allows (the next frame, the snapshot a subscribe sends,
     a REST snapshot after the first change shows the stream moved on), and no record in
     between is wrong."""
-    case = BOOKS[exchange]
-    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    case, exchange = BOOKS[case_name], exchange_of(case_name)
+    sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path)
     consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
     sim.fault(exchange, "close")
     wait_until(lambda: process.log().count("connected to") >= 2, 30, "the book socket to reconnect")
@@ -283,18 +297,19 @@ def test_after_a_reconnect_every_book_is_rebuilt_and_right(exchange: str, kafka:
 
 
 # Whole-book exchanges (every frame the whole book): a dropped frame is repaired by the
-# next, a repeated one changes nothing (conflated; Coinone skips its id). Nothing to
-# detect, no resync, and no record that is not a true book, in order.
-WHOLE_BOOK_FAULTS = [(exchange, fault) for exchange in ("bithumb", "coinone", "korbit")
-                     for fault in ("book_gap", "book_repeat")]
+# next, a repeated one changes nothing (conflated; Coinone and Binance skip its id), and
+# one sent late is skipped by its older id (Binance's lastUpdateId). Nothing to detect,
+# no resync, and no record that is not a true book, in order.
+WHOLE_BOOK_FAULTS = [(exchange, fault) for exchange in ("bithumb", "coinone", "korbit", "binance")
+                     for fault in ("book_gap", "book_repeat")] + [("binance", "book_reorder")]
 
 
-@pytest.mark.parametrize("exchange,fault", WHOLE_BOOK_FAULTS)
-def test_a_lost_or_repeated_whole_book_frame_leaves_the_book_right(exchange: str, fault: str, kafka: str,
+@pytest.mark.parametrize("case_name,fault", WHOLE_BOOK_FAULTS)
+def test_a_lost_or_repeated_whole_book_frame_leaves_the_book_right(case_name: str, fault: str, kafka: str,
                                                                    simulator: Any, worker: Any,
                                                                    tmp_path: Path) -> None:
-    case = BOOKS[exchange]
-    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path)
+    case, exchange = BOOKS[case_name], exchange_of(case_name)
+    sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path)
     consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
     sim.fault(exchange, fault, count=5)
     wait_until(lambda: not sim.control(exchange, "stats")["book_faults"], 30, f"the simulator to make the {fault}s")

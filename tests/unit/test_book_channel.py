@@ -1,7 +1,10 @@
-"""The book channel (shared/book_channel.py) through --replay's own path, on the real
-Binance chain of the reference samples: the REST snapshot (lastUpdateId 499869752) with
-the diff before it held and dropped (u <= lastUpdateId), then the next two applied (each
-U is the last u + 1); and a gap in a chain of frames built in the documented shape."""
+"""The book channel (shared/book_channel.py) through --replay's own path, on Binance's
+reference samples. Beyond 20 levels (the diff stream): the real chain, the REST snapshot
+(lastUpdateId 499869752) with the diff before it held and dropped (u <= lastUpdateId),
+then the next two applied (each U is the last u + 1); and a gap in a chain of frames
+built in the documented shape. Up to 20 (the partial-depth stream): the real
+@depth20@100ms push replaces the book, and a push whose lastUpdateId is not above the
+last one is skipped."""
 
 import json
 import logging
@@ -20,6 +23,7 @@ WS_URL = "wss://stream.binance.com:9443/stream"
 REST_URL = "https://data-api.binance.vision"
 DEPTH_URL = f"{REST_URL}/api/v3/depth?symbol=NKNUSDT&limit=100"
 T0_NS = 1_633_998_512_100_000_000
+DIFF_DEPTH = 21  # beyond 20 levels Binance's books come from the diff stream
 
 
 def _line(kind: str, at_ns: int, data: str, url: str = WS_URL) -> str:
@@ -27,10 +31,10 @@ def _line(kind: str, at_ns: int, data: str, url: str = WS_URL) -> str:
 
 
 def _replay(tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str],
-            depth: int = 3) -> tuple[list[dict[str, object]], Stats]:
+            depth: int = DIFF_DEPTH) -> tuple[list[dict[str, object]], Stats]:
     capture = tmp_path / "capture.jsonl"
     capture.write_text("\n".join(lines) + "\n")
-    exchange = ExchangeConfig(ws_url=WS_URL, rest_url=REST_URL, symbols=["NKN-USDT"], channels=["book"],
+    exchange = ExchangeConfig(ws_url=WS_URL, rest_url=REST_URL, symbols=["NKN-USDT", "BTC-USDT"], channels=["book"],
                               book_depth=depth)
     stats = Stats()
     worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(), StdoutSink(stats), stats,
@@ -53,17 +57,26 @@ def test_the_real_chain_seeds_from_rest_and_applies_in_sequence(tmp_path: Path,
         _line("book", T0_NS + 2, _diff("book_ws_diff_depth_2_real.json")),
         _line("book", T0_NS + 3, _diff("book_ws_diff_depth_3_real.json")),
     ])
-    # The second diff changes levels below the top 3 (bid 0.3517, ask 0.3529): no record,
-    # counted as conflated; the third sets the second bid.
-    assert [(r["source"], r["update_id"], r["seq"], r["bids"], r["asks"]) for r in records] == [
+    # Each record is the top 21; its best five are shown. The second diff adds bid 0.3517
+    # and sets ask 0.3529, the third sets the second bid (and two bids below the top 21).
+    assert [(r["source"], r["update_id"], r["seq"], r["bids"][:5], r["asks"][:5]) for r in records] == [
         ("rest", 499869752, 1,
-         [["0.35210000", "672.00000000"], ["0.35200000", "1144.00000000"], ["0.35190000", "3260.00000000"]],
-         [["0.35250000", "3959.00000000"], ["0.35260000", "3199.00000000"], ["0.35270000", "4201.00000000"]]),
-        ("ws", 499869757, 2,
-         [["0.35210000", "672.00000000"], ["0.35200000", "1290.00000000"], ["0.35190000", "3260.00000000"]],
-         [["0.35250000", "3959.00000000"], ["0.35260000", "3199.00000000"], ["0.35270000", "4201.00000000"]]),
+         [["0.35210000", "672.00000000"], ["0.35200000", "1144.00000000"], ["0.35190000", "3260.00000000"],
+          ["0.35180000", "3052.00000000"], ["0.35160000", "15356.00000000"]],
+         [["0.35250000", "3959.00000000"], ["0.35260000", "3199.00000000"], ["0.35270000", "4201.00000000"],
+          ["0.35280000", "703.00000000"], ["0.35290000", "6718.00000000"]]),
+        ("ws", 499869754, 2,
+         [["0.35210000", "672.00000000"], ["0.35200000", "1144.00000000"], ["0.35190000", "3260.00000000"],
+          ["0.35180000", "3052.00000000"], ["0.35170000", "4265.00000000"]],
+         [["0.35250000", "3959.00000000"], ["0.35260000", "3199.00000000"], ["0.35270000", "4201.00000000"],
+          ["0.35280000", "703.00000000"], ["0.35290000", "10968.00000000"]]),
+        ("ws", 499869757, 3,
+         [["0.35210000", "672.00000000"], ["0.35200000", "1290.00000000"], ["0.35190000", "3260.00000000"],
+          ["0.35180000", "3052.00000000"], ["0.35170000", "4265.00000000"]],
+         [["0.35250000", "3959.00000000"], ["0.35260000", "3199.00000000"], ["0.35270000", "4201.00000000"],
+          ["0.35280000", "703.00000000"], ["0.35290000", "10968.00000000"]]),
     ]
-    assert stats.book_conflated == 1
+    assert all(len(r["bids"]) == len(r["asks"]) == DIFF_DEPTH for r in records)
     assert stats.book_resyncs == {} and stats.dead_letters == 0
     assert stats.book_skipped == 1  # the first diff, held while the book awaited its snapshot
 
@@ -86,8 +99,8 @@ def test_a_gap_loses_the_book_until_the_next_snapshot(tmp_path: Path, capsys: py
         _line("book", T0_NS + 4, _event(107, 107, "1.40000000")),  # the book is lost: held
         _line("rest", T0_NS + 5, json.dumps({"lastUpdateId": 106, "bids": [["1.30000000", "5.00000000"]],
                                              "asks": [["2.00000000", "1.00000000"]]}), DEPTH_URL),
-    ], depth=1)
-    assert [(r["source"], r["update_id"], r["bids"]) for r in records] == [
+    ])
+    assert [(r["source"], r["update_id"], r["bids"][:1]) for r in records] == [
         ("rest", 100, [["1.00000000", "1.00000000"]]),
         ("ws", 101, [["1.10000000", "5.00000000"]]),
         ("ws", 103, [["1.20000000", "5.00000000"]]),
@@ -105,9 +118,34 @@ def test_a_snapshot_older_than_the_stream_is_stale(tmp_path: Path, capsys: pytes
                                              "asks": [["2.00000000", "1.00000000"]]}), DEPTH_URL),
         _line("rest", T0_NS + 2, json.dumps({"lastUpdateId": 200, "bids": [["1.00000000", "1.00000000"]],
                                              "asks": [["2.00000000", "1.00000000"]]}), DEPTH_URL),
-    ], depth=1)
+    ])
     # The stale snapshot's record is published (a true book at id 150), then the held
     # change shows it older than the stream; the next snapshot seeds the book again.
-    assert [(r["update_id"], r["bids"]) for r in records] == [
+    assert [(r["update_id"], r["bids"][:1]) for r in records] == [
         (150, [["1.00000000", "1.00000000"]]), (201, [["1.10000000", "5.00000000"]])]
     assert stats.book_resyncs == {"snapshot_stale": 1}
+
+
+def _push(update_id: int, bid: str) -> str:
+    """A btcusdt@depth10@100ms push in the documented shape, values of our own."""
+    return json.dumps({"stream": "btcusdt@depth10@100ms", "data": {
+        "lastUpdateId": update_id, "bids": [[bid, "1.00000000"]], "asks": [["86704.78000000", "0.73337000"]]}})
+
+
+def test_partial_depth_pushes_replace_the_book_and_their_ids_must_grow(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real = fixture_bytes("binance", "book_ws_partial_depth20_trimmed_tokocrypto_mirror.json").decode()
+    capture = [_line("book", T0_NS + number, frame) for number, frame in enumerate([
+        real,
+        real,  # the same push again: skipped
+        _push(100530416201, "86704.70000000"),  # an older book: skipped
+        _push(100530416250, "86704.70000000"),  # newer: replaces the book
+    ])]
+    records, stats = _replay(tmp_path, capsys, capture, depth=10)
+    assert [(r["symbol"], r["update_id"], r["exchange_ts"], r["bids"], r["asks"]) for r in records] == [
+        ("BTC-USDT", 100530416202, None, [["86704.77000000", "4.67805000"], ["86704.76000000", "0.00224000"]],
+         [["86704.78000000", "0.73337000"], ["86704.79000000", "0.00384000"]]),
+        ("BTC-USDT", 100530416250, None, [["86704.70000000", "1.00000000"]], [["86704.78000000", "0.73337000"]]),
+    ]
+    assert stats.book_skipped == 2
+    assert stats.book_resyncs == {} and stats.dead_letters == 0

@@ -115,15 +115,17 @@ def exported_names() -> set[str]:
 
 def binance_book_worker() -> Worker:
     """binance_worker with a book channel on one book connection, fed the real NKNUSDT
-    diff, the REST seed, and the diff after the one that follows it."""
+    diff, the REST seed, and the diff after the one that follows it (at a depth beyond
+    20 levels: Binance's diff stream)."""
     worker = binance_worker()
+    worker.exchange.book_depth = 21
     nkn = worker.venue.market("NKN", "USDT")
     worker.venue.learn([nkn])
     worker.book_markets([nkn])
     assert worker.books is not None
     worker.book_connections = [Connection(worker, [nkn], 0, worker.books)]
     worker.books.on_frame(fixture_bytes("binance", "book_ws_diff_depth_1_real.json"), 1, "ws://test")  # held
-    url = worker.venue.book_rest_urls([nkn], 10)[0]
+    url = worker.venue.book_rest_urls([nkn], worker.exchange.book_depth)[0]
     worker.on_rest_body(fixture_bytes("binance", "book_rest_depth_nknusdt_limit1000_real.json"), 2, url)
     # The third diff without the second: the first change after the seed starts beyond
     # it, so the seed is older than the stream (the documented rule).
