@@ -27,13 +27,14 @@ Scenarios, each on the same machine in one run, the naive pipeline on the same f
            markets from @depth10@100ms pushes, its channel for top 10) -> broker, paced
            and flat out (--book-rates): book records/s acked, frames read, worker and
            simulator CPU; flat out, the simulator writes pre-rendered pushes in bulk
-  book-rss one Binance worker keeping the books of 300 markets for --book-minutes (10 for
-           the target): RSS sampled every 5 s, its growth first minute -> last
+  book-rss one worker keeping the books of 300 markets for --book-minutes (10 for the
+           target), Binance (whole top-10 pushes) and OKX (400-level books kept from
+           changes), or each --exchange: RSS sampled every 5 s, its growth first minute -> last
   book-peer (only when named) the peer of issue 20 §7 beside coinstream in the same run: cryptofeed
            (bench/peer_cryptofeed.py, in a virtualenv of its own: --cryptofeed-python)
            keeping the same simulated Binance books, writing them to the same broker
            with its own Kafka backend; acked records/s and CPU per record of both
-The fleet scenario collects the books of every exchange with a book channel too
+The fleet scenario collects the books of every exchange too
 (--fleet-book-rate updates/s in all, shared as the tickers are); --fleet-book-rate 0:
 tickers only.
 A broker is started on free ports unless COINSTREAM_TEST_BOOTSTRAP names one.
@@ -56,8 +57,8 @@ from typing import TypeVar
 import confluent_kafka
 
 from bench.book import book_scenario
-from bench.e2e import (FLEET, MAX_RATE, BookEndToEnd, PeerEndToEnd, book_end_to_end, book_memory, ceiling,
-                       end_to_end, fleet, peer_end_to_end)
+from bench.e2e import (BOOK_RSS_MARKETS, FLEET, MAX_RATE, BookEndToEnd, PeerEndToEnd, book_end_to_end, book_memory,
+                       ceiling, end_to_end, fleet, peer_end_to_end)
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
@@ -249,6 +250,7 @@ def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
 
 
 BOOK_E2E_EXCHANGE = "binance"
+BOOK_RSS_EXCHANGES = ["binance", "okx"]
 BOOK_RSS_TARGET_MB = 120
 
 
@@ -285,18 +287,21 @@ def book_e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]
 
 
 def book_rss_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
-    with broker(scratch) as bootstrap:
-        workdir = Path(tempfile.mkdtemp(prefix="book-rss-", dir=scratch))
-        memory = book_memory(BOOK_E2E_EXCHANGE, arguments.book_minutes, bootstrap, workdir)
-    samples = memory.samples_mb
-    lines = [f"## RSS of one {BOOK_E2E_EXCHANGE} worker keeping the books of {memory.markets} markets (top 10, "
-             f"tickers off) for {memory.minutes:g} min once every book is live, sampled every 5 s "
+    exchanges = arguments.exchange or BOOK_RSS_EXCHANGES
+    lines = [f"## RSS of one worker keeping the books of {BOOK_RSS_MARKETS} markets (top 10, tickers off) for "
+             f"{arguments.book_minutes:g} min once every book is live, sampled every 5 s "
              f"(target: ≤ {BOOK_RSS_TARGET_MB} MB, flat)", "",
-             "| book records acked | a second | RSS first MB | RSS last MB | RSS max MB | "
-             "growth, first minute → last MB |", "|---|---|---|---|---|---|",
-             f"| {memory.records:,} | {memory.records / (memory.minutes * 60):,.0f} | {samples[0]:.0f} | {samples[-1]:.0f} | {max(samples):.0f} | "
-             f"{memory.growth_mb:+.1f} |"]
-    print("\n".join(lines[-1:]), flush=True)
+             "| exchange | book records acked | a second | RSS first MB | RSS last MB | RSS max MB | "
+             "growth, first minute → last MB |", "|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    with broker(scratch) as bootstrap:
+        for exchange in exchanges:
+            workdir = Path(tempfile.mkdtemp(prefix="book-rss-", dir=scratch))
+            memory = book_memory(exchange, arguments.book_minutes, bootstrap, workdir)
+            samples = memory.samples_mb
+            lines.append(f"| {exchange} | {memory.records:,} | {memory.records / (memory.minutes * 60):,.0f} | "
+                         f"{samples[0]:.0f} | {samples[-1]:.0f} | {max(samples):.0f} | {memory.growth_mb:+.1f} |")
+            print(lines[-1], flush=True)
     return lines
 
 
