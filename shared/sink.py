@@ -308,7 +308,7 @@ class KafkaSink:
             key = self._keys[ticker.symbol] = f"{ticker.exchange}:{ticker.symbol}".encode()
         value = self._encode(ticker)
         self.stats.records += 1
-        if self._spool or self._replacing or self._topic_missing_since is not None:
+        if self._spool.size_bytes or self._replacing or self._topic_missing_since is not None:
             self._send(self._ticker_topic, value, key)  # behind what waits already
             return
         try:
