@@ -234,7 +234,7 @@ def raw_plain_all_or_none(*raws: msgspec.Raw) -> list[str | None]:
             return texts
     elif joined.translate(_NUMBER_LIST_WITH_EXPONENTS) is joined:
         # Only the numbers with an exponent or a sign take the long way, without a call for the others.
-        return [text if len(text) <= MAX_NUMBER_CHARS and "E" not in text and "e" not in text and "-" not in text
+        return [text if "E" not in text and "e" not in text and "-" not in text and len(text) <= MAX_NUMBER_CHARS
                 else _bare_number_plain(text) for text in joined.decode().split(",")]
     return list(map(raw_plain_or_none, raws))
 
