@@ -155,7 +155,12 @@ class BareStack:
                     # acks to make room, the bare stack's backpressure (the worker spools).
                     self.producer.poll(QUEUE_FULL_WAIT_S)
 
-    def after_read(self, frames: int) -> None:
+    def on_read(self, frames: list[bytes], received_ns: int) -> None:
+        """A read's data messages, as MessageConnection hands them over, then the delivery
+        reports ready meanwhile."""
+        on_message = self.on_message
+        for frame in frames:
+            on_message(frame, received_ns)
         self.producer.poll(0)
 
 
@@ -174,7 +179,7 @@ async def run(exchange: str, config_path: str) -> None:
     bare.producer.list_topics(topic, timeout=10)
     async with connect(venue.ws_url(markets), compression=None, max_size=2**24,
                        create_connection=functools.partial(  # type: ignore[arg-type]
-                           MessageConnection, bare.on_message, lambda: None, bare.after_read,
+                           MessageConnection, bare.on_read, lambda: None,
                            runtime.read_pause_s, runtime.frames_per_read)) as socket:
         for message in venue.subscribe_messages(markets):
             await socket.send(message)

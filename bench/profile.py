@@ -7,7 +7,7 @@ Each side gets the same simulator frames in-process, ten to a read as MessageCon
 hands them over, and the delivery reports served after each read, to a producer with
 librdkafka's in-process mock cluster (test.mock.num.brokers) and the worker's producer
 settings:
-  coinstream  Connection's frame handler -> Worker.on_frame -> KafkaSink, as live
+  coinstream  Connection's handler of each read -> Worker.on_frame -> KafkaSink, as live
   bare        bench.ceiling's BareStack: decode eight fields, encode, produce, count
 The socket's framing (websockets) is the same on both sides and left out. Callgrind
 counts the main thread's instructions (the Python thread, which bounds the rate flat
@@ -56,9 +56,8 @@ def _config(scratch: Path, exchange: str) -> Config:
     return configuration.load(override_file(scratch, "127.0.0.1:1", sections, create_topics=False))
 
 
-def coinstream_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes, int], None], Callable[[int], None],
-                                                               Callable[[], int]]:
-    """The live path: Connection's handler of each frame, and of each read."""
+def coinstream_side(exchange: str, scratch: Path) -> tuple[Callable[[list[bytes], int], None], Callable[[], int]]:
+    """The live path: Connection's handler of each read."""
     config = _config(scratch, exchange)
     log = logging.getLogger(f"bench.profile.{exchange}")
     stats = Stats()
@@ -72,16 +71,15 @@ def coinstream_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes, int]
         sink._producer.flush(30)
         sink.serve_deliveries()
         return stats.delivered
-    return connection._on_message, connection._after_read, flush
+    return connection._on_read, flush
 
 
-def bare_side(exchange: str, scratch: Path) -> tuple[Callable[[bytes, int], None], Callable[[int], None],
-                                                        Callable[[], int]]:
+def bare_side(exchange: str, scratch: Path) -> tuple[Callable[[list[bytes], int], None], Callable[[], int]]:
     bare = BareStack(exchange, {**_config(scratch, exchange).kafka.producer, **MOCK_CLUSTER}, TOPIC)
     def flush() -> int:
         bare.producer.flush(30)
         return bare.delivered
-    return bare.on_message, bare.after_read, flush
+    return bare.on_read, flush
 
 
 def inner(side: str, exchange: str, count: int, frames_file: Path) -> None:
@@ -91,19 +89,14 @@ def inner(side: str, exchange: str, count: int, frames_file: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="coinstream-profile-") as scratch:
         async def feed() -> None:
             # In a running loop, as live: the worker's handler looks up the loop.
-            on_message, after_read, flush = (coinstream_side if side == "coinstream" else bare_side)(
-                exchange, Path(scratch))
+            on_read, flush = (coinstream_side if side == "coinstream" else bare_side)(exchange, Path(scratch))
             if side == "coinstream":
-                # Connection._on_message reports a failing frame through this future.
-                on_message.__self__._ended_by = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+                # Connection._on_read reports a failing frame through this future.
+                on_read.__self__._ended_by = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
             clock = time.time_ns
             for start in range(0, len(frames), FRAMES_PER_READ):
-                # As MessageConnection.data_received: one clock reading a read.
-                received_ns = clock()
-                read = frames[start:start + FRAMES_PER_READ]
-                for frame in read:
-                    on_message(frame, received_ns)
-                after_read(len(read))
+                # As MessageConnection.data_received: one clock reading and one call a read.
+                on_read(frames[start:start + FRAMES_PER_READ], clock())
             delivered = flush()
             if delivered != count:  # every frame holds one ticker
                 raise RuntimeError(f"{side} {exchange}: {delivered} of {count} records delivered")

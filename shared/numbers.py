@@ -14,7 +14,8 @@ NumberError, or msgspec's ValidationError while decoding, and the frame is dead-
 
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import msgspec
 
@@ -106,51 +107,53 @@ def plain_or_none(text: str | None) -> str | None:
 # A ticker's numbers, checked together: the per-field plain() costs ~0.25 µs of regex
 # and call overhead, ~2.5 µs for a ten-number Binance ticker, a fifth of a worker's
 # budget per frame. These return their texts untouched when all of them are plain in
-# one pass (_all_plain), and fall back to the per-field functions otherwise.
-
-def plain_all(*texts: str) -> tuple[str, ...]:
-    """plain() of every text."""
-    return texts if _all_plain(texts) else tuple(map(plain, texts))
-
-
-def plain_all_unless_empty(*texts: str) -> tuple[str | None, ...]:
-    """plain_unless_empty() of every text."""
-    return texts if _all_plain(texts) else tuple(map(plain_unless_empty, texts))
-
-
-def plain_all_or_none(*texts: str | None) -> tuple[str | None, ...]:
-    """plain_or_none() of every text."""
-    if None not in texts and _all_plain(texts):  # type: ignore[arg-type]
-        return texts
-    return tuple(map(plain_or_none, texts))
-
+# one pass, and fall back to the per-field functions otherwise.
 
 # One JSON value, kept raw: the decoder checks its grammar and builds nothing.
 _JSON_VALUE = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _only(allowed: bytes) -> bytes:
+    """A bytes.translate() table that keeps the `allowed` bytes and changes every other
+    one: text made only of them comes back as the same object, checked at one table
+    lookup a byte (a table of deletions is built anew at each call: ~1k instructions
+    more a ticker)."""
+    return bytes(byte if byte in allowed else (ord(",") if byte != ord(",") else ord(".")) for byte in range(256))
+
+
 # What a comma-joined list of plain, non-negative JSON numbers is made of: a minus sign
 # sends the texts to the per-field functions, which refuse it.
-_NUMBER_LIST_BYTES = b"0123456789.,"
+_NUMBER_LIST = _only(b"0123456789.,")
 
 
-def _all_plain(texts: tuple[str, ...]) -> bool:
-    """True when every text is a plain decimal, checked in one pass by msgspec's parser.
+def _plain_all_by(one: Callable[[Any], str | None]) -> Callable[..., tuple[str | None, ...]]:
+    """A function of a ticker's texts that returns them untouched when every one is a
+    plain decimal, checked in one pass by msgspec's parser, and `one` of each otherwise
+    (which refuses what is no number, or maps "" or None to None).
 
     Joined by commas into a JSON array, the texts must hold only digits, '.' and the
     len(texts) - 1 commas of the join, and parse as one JSON value: each is then a JSON
     number without an exponent or a sign, which is a plain decimal (JSON's grammar is
-    stricter than _PLAIN: "1.", ".5" and "01" fail here and are judged by plain()
-    itself). Nothing is built: the array stays one raw value (a list of len(texts) raw
-    values cost ~2k instructions more a Binance ticker). "" fails too ("[1,,2]" is
-    malformed, and a single "" is refused apart).
+    stricter than _PLAIN: "1.", ".5" and "01" fail here and are judged by `one` itself).
+    Nothing is built: the array stays one raw value (a list of len(texts) raw values
+    cost ~2k instructions more a Binance ticker). "" fails too ("[1,,2]" is malformed,
+    and a single "" is refused apart), and None cannot be joined. One function a ticker,
+    not a wrapper and a check: a Python call costs ~400 instructions.
     """
-    joined = ",".join(texts).encode()
-    if not joined or joined.translate(None, _NUMBER_LIST_BYTES) or joined.count(b",") != len(texts) - 1:
-        return False  # not joined: a single "", which "[]" would let pass
-    try:
-        _JSON_VALUE.decode(b"[" + joined + b"]")
-    except msgspec.DecodeError:
-        return False
-    return True
+    def plain_all(*texts: str) -> tuple[str | None, ...]:
+        try:
+            joined = ",".join(texts).encode()
+        except TypeError:  # a None among them
+            return tuple(map(one, texts))
+        # not joined: a single "", which "[]" would let pass
+        if joined and joined.translate(_NUMBER_LIST) is joined and joined.count(b",") == len(texts) - 1:
+            try:
+                _JSON_VALUE.decode(b"[" + joined + b"]")
+                return texts
+            except msgspec.DecodeError:
+                pass
+        return tuple(map(one, texts))
+    return plain_all
 
 
 def plain_unless_empty(text: str) -> str | None:
@@ -161,6 +164,12 @@ def plain_unless_empty(text: str) -> str | None:
     if _PLAIN.fullmatch(text) is not None:
         return text
     return plain(text)
+
+
+# plain(), plain_unless_empty() and plain_or_none() of every text, in one pass.
+plain_all: Callable[..., tuple[str, ...]] = _plain_all_by(plain)  # type: ignore[assignment]
+plain_all_unless_empty = _plain_all_by(plain_unless_empty)
+plain_all_or_none = _plain_all_by(plain_or_none)
 
 
 def raw_plain(raw: msgspec.Raw) -> str:
@@ -219,17 +228,18 @@ def raw_plain_all_or_none(*raws: msgspec.Raw) -> list[str | None]:
     raw_plain_or_none().
     """
     joined = b",".join(raws)
-    rest = joined.translate(None, _NUMBER_LIST_BYTES)
-    if not rest:
+    if joined.translate(_NUMBER_LIST) is joined:
         texts = joined.decode().split(",")
         if max(map(len, texts)) <= MAX_NUMBER_CHARS:
             return texts
-    elif not rest.translate(None, _EXPONENT_AND_SIGN_BYTES):
-        return [_bare_number_plain(text) for text in joined.decode().split(",")]
+    elif joined.translate(_NUMBER_LIST_WITH_EXPONENTS) is joined:
+        # Only the numbers with an exponent or a sign take the long way, without a call for the others.
+        return [text if "E" not in text and "e" not in text and "-" not in text and len(text) <= MAX_NUMBER_CHARS
+                else _bare_number_plain(text) for text in joined.decode().split(",")]
     return list(map(raw_plain_or_none, raws))
 
 
-_EXPONENT_AND_SIGN_BYTES = b"eE+-"
+_NUMBER_LIST_WITH_EXPONENTS = _only(b"0123456789.,eE+-")
 _NUMBER_START = frozenset("-0123456789")
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 # Plain as JSON writes a number: no sign (a negative number is no price: see plain()) and

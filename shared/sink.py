@@ -2,8 +2,9 @@
 
 A sink stamps each record with the run id and the next sequence number, encodes it
 once with a reused msgspec encoder, and hands it on without waiting. Kafka delivery
-is asynchronous: librdkafka batches (linger.ms), retries, and reports each delivery
-through a callback that the event loop serves with a steady poll().
+is asynchronous: librdkafka batches (linger.ms), retries, and reports each record
+Kafka did not take through a callback; the event loop serves those and counts the
+delivered ones with a steady poll().
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import logging
 import sys
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Protocol
 
@@ -63,9 +65,14 @@ TOPIC_MISSING = (KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART, Ka
                  KafkaError.UNKNOWN_TOPIC_ID, KafkaError.INCONSISTENT_TOPIC_ID)
 TOPIC_RETRY_S = 2.0
 # librdkafka's statistics (statistics.interval.ms, unless the config sets it) time Kafka's
-# part of the delivery latency, which a delivery report cannot: Message.latency() is read
-# as the report is served, so it includes the wait for the worker's next poll.
+# part of the delivery latency, which the worker's count of deliveries cannot: it sees a
+# record delivered at its next count after Kafka's acknowledgement.
 STATISTICS_INTERVAL_MS = 10_000
+# librdkafka reports only the records Kafka did not take (delivery.report.only.error): a
+# Python delivery callback for every record cost ~5k instructions of the worker's ~57k a
+# record (bench.profile). The delivered ones are counted from the producer's queue
+# instead (_count_deliveries).
+DELIVERY_REPORTS = {"delivery.report.only.error": True}
 
 
 class _Window(msgspec.Struct):
@@ -255,12 +262,13 @@ class KafkaSink:
         # One delivery callback for the producer, not one passed with every produce():
         # ~0.4 µs less a record (no per-message callback reference to parse and hold).
         self._producer_config = {"statistics.interval.ms": STATISTICS_INTERVAL_MS, **self._client_config,
-                                 "on_delivery": self._on_delivery, "error_cb": self._on_error,
+                                 **DELIVERY_REPORTS, "on_delivery": self._on_delivery, "error_cb": self._on_error,
                                  "stats_cb": self._on_statistics, "throttle_cb": self._on_throttle}
         try:
             self._producer = Producer(self._producer_config)
         except KafkaException as error:
             raise SinkError(f"kafka.producer: {error.args[0].str()}") from None
+        self._new_producer_counts()
         # Progress of deliveries, as serve() last saw it (see STUCK_AFTER_S).
         self._delivered_seen = 0
         self._standing_since = time.monotonic()
@@ -308,13 +316,17 @@ class KafkaSink:
             key = self._keys[ticker.symbol] = f"{ticker.exchange}:{ticker.symbol}".encode()
         value = self._encode(ticker)
         self.stats.records += 1
-        if self._spool or self._replacing or self._topic_missing_since is not None:
+        if self._spool.size_bytes or self._replacing or self._topic_missing_since is not None:
             self._send(self._ticker_topic, value, key)  # behind what waits already
             return
         try:
             self._producer.produce(self._ticker_topic, value, key)
         except (BufferError, KafkaException):
             self._send(self._ticker_topic, value, key)  # the queue full, or refused: _send decides
+            return
+        self._handed += 1
+        if self._handing_since is None:
+            self._handing_since = time.monotonic()
 
     def publish_book(self, book: Book) -> None:
         self._book_seq += 1
@@ -344,6 +356,14 @@ class KafkaSink:
             self._spool.append(topic, key, value)
         except KafkaException as error:
             self._produce_refused(error.args[0], (topic, key, value), spool=True)
+        else:
+            self._handed_one()
+
+    def _handed_one(self) -> None:
+        """Count a record produce() took (publish() does the same inline)."""
+        self._handed += 1
+        if self._handing_since is None:
+            self._handing_since = time.monotonic()
 
     def _produce_refused(self, error: KafkaError, record: tuple[str, bytes, bytes], spool: bool) -> bool:
         """produce() refused the record at once. A missing topic: the record waits (in the
@@ -374,12 +394,54 @@ class KafkaSink:
         not for a timer. A timer as fast would cost a wakeup (~0.1 ms CPU here) each time.
         """
         self._producer.poll(0)
+        self._count_deliveries()
+
+    def _new_producer_counts(self) -> None:
+        """Start counting the records of a new producer (see _count_deliveries)."""
+        self._handed = 0  # records produce() took
+        self._reported = 0  # of them, those reported back (the failures: DELIVERY_REPORTS)
+        self._settled = 0  # of them, those counted delivered
+        self._handing_since: float | None = None  # time.monotonic() of the first record handed since the last count
+        # (records handed in all, when the first of them was), a batch of records per count: what delivery
+        # latencies are timed by.
+        self._handed_at: deque[tuple[int, float]] = deque()
+
+    def _count_deliveries(self) -> None:
+        """Count the records Kafka took since the last count, and time their delivery.
+
+        librdkafka reports only failures, so a record produce() took and the producer no
+        longer holds (len(), which counts the reports not yet served as well) was
+        delivered: handed - reported - len(). len() also counts other events waiting
+        to be served (statistics, errors, logs): that can only make the count lower,
+        and it is kept where it was until the count is higher. Each record's delivery
+        latency is timed from the first record handed in the same batch (the records
+        between two counts: one socket read's) to this count, its batch found by its
+        place in produce order (as records are acknowledged in their order per
+        partition; a record reported failed shifts that order by one)."""
+        handed_at = self._handed_at
+        if self._handing_since is not None:
+            handed_at.append((self._handed, self._handing_since))
+            self._handing_since = None
+        settled = self._handed - self._reported - len(self._producer)
+        if settled <= self._settled:
+            return
+        now = time.monotonic()
+        stats = self.stats
+        stats.delivered += settled - self._settled
+        timed = self._settled
+        while handed_at and timed < settled:
+            handed, since = handed_at[0]
+            if handed <= settled:
+                handed_at.popleft()
+            batch = min(handed, settled) - timed
+            if batch > 0:
+                stats.observe_delivery(now - since, batch)
+                timed += batch
+        self._settled = settled
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is None:
-            self.stats.delivered += 1
-            self.stats.observe_delivery(message.latency() or 0.0)
-            return
+        # Only failures are reported (DELIVERY_REPORTS): the record left the producer.
+        self._reported += 1
         record = (message.topic() or "", message.key() or b"", message.value() or b"")
         if error.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             self._purged.append(record)  # not refused: we stopped waiting at exit
@@ -438,7 +500,7 @@ class KafkaSink:
         """Serve delivery callbacks, drain the spool and watch for a stuck producer, on a steady cadence."""
         await self._settle_unsure()
         while True:
-            self._producer.poll(0)
+            self.serve_deliveries()
             if self._topic_missing_since is not None:
                 self._retry_missing_topic()
             elif self._spool:
@@ -549,6 +611,10 @@ class KafkaSink:
         spools behind the records being taken back. A stop meanwhile waits for them.
         """
         stuck, self._producer = self._producer, Producer(self._producer_config)
+        # The stuck producer's counts; its failures are reported during the take-back, while
+        # the new one is handed nothing (publish() spools while _replacing).
+        stuck_handed, stuck_reported, stuck_settled = self._handed, self._reported, self._settled
+        self._new_producer_counts()
         self._replacing = True
         taking_back = asyncio.ensure_future(asyncio.to_thread(self._take_back, stuck))
         try:
@@ -561,6 +627,10 @@ class KafkaSink:
             else:  # a bug: keep every record, even one Kafka may hold, and fail below
                 self._spool.prepend(sorted(self._purged, key=_publish_order))
                 self._purged = []
+            # What the stuck producer took and neither gave back nor holds was delivered.
+            stuck_reported += self._reported
+            self._reported = 0
+            self.stats.delivered += max(0, stuck_handed - stuck_reported - len(stuck) - stuck_settled)
             self._replacing = False
         resend, in_flight, found, complete = taking_back.result()
         # Those Kafka held already were delivered; their reports went with the stuck producer.
@@ -655,6 +725,7 @@ class KafkaSink:
                 return  # Kafka may hold it: the next start checks (_settle_unsure) before it is sent
             try:
                 self._producer.produce(topic, value, key)
+                self._handed_one()
             except BufferError:
                 return
             except KafkaException as error:
@@ -701,6 +772,7 @@ class KafkaSink:
                 if not len(self._producer):
                     break  # what is left waits for the next start's check (marked unsure)
             self._producer.flush(min(0.1, deadline - now))
+            self._count_deliveries()
             if self.stats.delivered != delivered:
                 delivered, answered_at = self.stats.delivered, time.monotonic()
         self._unreturned = 0
@@ -712,6 +784,7 @@ class KafkaSink:
                 self._unreturned = unreturned
                 self._log.error("kafka: %d records did not come back from librdkafka within %.0f s of their "
                                 "purge and are lost", unreturned, PURGE_RETURN_S)
+            self._count_deliveries()  # those Kafka took before the purge
         purged = sorted(self._purged + self._topic_missing, key=_publish_order)
         self._purged, self._topic_missing = [], []
         unsure = [record for record in purged if _identity(record[0], record[2]) in self._unsure]

@@ -54,11 +54,13 @@ class DiskSpool:
             raise SpoolError(f"kafka.spool.dir: the spool directory {directory} is not writable: "
                              f"{error.strerror or error}") from None
         self._segments: deque[Path] = deque(sorted(directory.glob(f"{name}.*.spool"), key=self._number))
-        self._bytes = 0
-        self._records = 0  # lines, as _bytes counts their bytes
+        # An attribute, not a property: KafkaSink.publish reads it for every record, and a
+        # Python call (bool(spool) too) costs as much as the rest of that check.
+        self.size_bytes = 0
+        self._records = 0  # lines, as size_bytes counts their bytes
         for segment in self._segments:
             content = segment.read_bytes()
-            self._bytes += len(content)
+            self.size_bytes += len(content)
             self._records += content.count(b"\n")
         self.inherited = self._records  # left by an earlier run: not among this run's records
         self._writer: BinaryIO | None = None
@@ -67,14 +69,10 @@ class DiskSpool:
         self._write_error = ""  # the latest, for the log line of what it dropped
         if self._segments:
             log.warning("spool: %d records (%d bytes) left by an earlier run in %s; sending them first",
-                        self._records, self._bytes, directory)
+                        self._records, self.size_bytes, directory)
 
     def __bool__(self) -> bool:
-        return self._bytes > 0
-
-    @property
-    def size_bytes(self) -> int:
-        return self._bytes
+        return self.size_bytes > 0
 
     @property
     def records(self) -> int:
@@ -82,7 +80,7 @@ class DiskSpool:
 
     def append(self, topic: str, key: bytes, value: bytes) -> None:
         line = b"%s\t%s\t%s\n" % (topic.encode(), key, value)
-        while self._bytes + len(line) > self._max_bytes:
+        while self.size_bytes + len(line) > self._max_bytes:
             if self._when_full == "drop_newest" or len(self._segments) <= 1:
                 self._drop(1, "the newest record", f"{self._max_bytes} bytes in {self._directory}")
                 return
@@ -94,7 +92,7 @@ class DiskSpool:
                     or not self._drop_oldest_segment(self._write_error):
                 self._drop(1, "the newest record", self._write_error)
                 return
-        self._bytes += len(line)
+        self.size_bytes += len(line)
         self._records += 1
         self._stats.spooled += 1
 
@@ -132,12 +130,12 @@ class DiskSpool:
         except OSError as error:
             # The unsent rest of the oldest segment was read out of its file: it goes too.
             lost = sum(part.count(b"\n") for part in rest)
-            self._bytes -= sum(map(len, rest))
+            self.size_bytes -= sum(map(len, rest))
             self._records -= lost
             self._drop(len(records) + lost, "records that Kafka did not take",
                        f"{self._directory}: {error.strerror or error}")
             return
-        self._bytes += sum(map(len, lines))
+        self.size_bytes += sum(map(len, lines))
         self._records += len(records)
         self._stats.spooled += len(records)
 
@@ -213,7 +211,7 @@ class DiskSpool:
     def pop(self) -> None:
         assert self._reader is not None
         line = self._reader.readline()
-        self._bytes -= len(line)
+        self.size_bytes -= len(line)
         self._records -= 1
 
     def close(self) -> None:
@@ -225,7 +223,7 @@ class DiskSpool:
                 self._write_oldest_segment(rest)
         except OSError as error:
             count = sum(part.count(b"\n") for part in rest)
-            self._bytes -= sum(map(len, rest))
+            self.size_bytes -= sum(map(len, rest))
             self._records -= count
             self._drop(count, "the unsent rest of the oldest segment", f"{self._directory}: {error.strerror or error}")
         except SpoolError as error:
@@ -257,7 +255,7 @@ class DiskSpool:
             self._reader = None
         self._remove(self._segments.popleft())
         if not self._segments:
-            self._bytes = self._records = 0
+            self.size_bytes = self._records = 0
 
     def _drop_oldest_segment(self, why: str) -> bool:
         """Delete the oldest segment, counting its unread records as dropped; False if it cannot be deleted."""
@@ -275,7 +273,7 @@ class DiskSpool:
             self._reader = None
         self._segments.popleft()
         count = unread.count(b"\n")
-        self._bytes -= len(unread)
+        self.size_bytes -= len(unread)
         self._records -= count
         self._drop(count, "the oldest records", why)
         return True

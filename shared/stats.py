@@ -5,9 +5,10 @@ import time
 from bisect import bisect_left
 from collections import Counter
 
-# Upper bounds (ms) of the delivery-report histogram: produce() to the worker serving the
-# record's delivery report, that is Kafka's acknowledgement plus the wait for the worker's
-# next poll of reports (shared.sink.KafkaSink.serve_deliveries). Kafka's own part is
+# Upper bounds (ms) of the delivery-report histogram: produce() to the worker seeing the
+# record delivered, that is Kafka's acknowledgement plus the wait for the worker's next
+# count of deliveries (shared.sink.KafkaSink.serve_deliveries), timed a batch of records
+# (those of one socket read) at a time, from the batch's first. Kafka's own part is
 # ack_latency_s, which librdkafka times.
 LATENCY_BOUNDS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000, 5000, float("inf"))
 _LATENCY_BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
@@ -65,11 +66,12 @@ class Stats:
         self.latency_totals = [0] * len(LATENCY_BOUNDS_MS)
         self.latency_sum_s = 0.0
 
-    def observe_delivery(self, latency_s: float) -> None:
+    def observe_delivery(self, latency_s: float, records: int = 1) -> None:
+        """`records` delivered, each `latency_s` after it was handed to the producer."""
         bucket = bisect_left(_LATENCY_BOUNDS_S, latency_s)
-        self.latency_counts[bucket] += 1
-        self.latency_totals[bucket] += 1
-        self.latency_sum_s += latency_s
+        self.latency_counts[bucket] += records
+        self.latency_totals[bucket] += records
+        self.latency_sum_s += latency_s * records
 
     def latency_percentile_ms(self, fraction: float) -> float | None:
         """Upper bound of the bucket holding that fraction of deliveries, or None if none."""
