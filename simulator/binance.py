@@ -157,10 +157,12 @@ class BinanceSim(ExchangeSim):
             return f'{{"stream":"{market_id.lower()}@depth{levels}@100ms","data":{data}}}'
         return data
 
-    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> tuple[str, str] | None:
-        levels = getattr(socket, "binance_partial_depths", {}).get(market_id)
-        if levels is None:
-            return None  # the diff stream: each message's U must follow the last u
+    def takes_bulk_books(self, socket: ServerConnection, market_id: str) -> bool:
+        # Partial-depth subscriptions only: on the diff stream each U must follow the last u.
+        return market_id in getattr(socket, "binance_partial_depths", {})
+
+    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> tuple[str, str]:
+        levels = socket.binance_partial_depths[market_id]  # type: ignore[attr-defined]
         head, _, tail = self.partial_depth_frame(socket, market_id, update, levels).partition(
             f'"lastUpdateId":{update.update_id},')
         return head + '"lastUpdateId":', "," + tail

@@ -356,7 +356,7 @@ class BookFeed:
 
     def _send_bulk(self, count: int) -> int | None:
         """At BULK_RATE_PER_S and more, with no book fault pending, and where every
-        subscribed socket takes whole-book frames sequenced by one id (sim.book_bulk_parts:
+        subscribed socket takes whole-book frames sequenced by one id (sim.takes_bulk_books:
         Binance's partial depth), write `count` frames to each socket in one transport
         write; the frames written (0 while every reader is behind), None otherwise (the
         caller renders every update).
@@ -400,13 +400,14 @@ class BookFeed:
 
     def _render_ring(self, socket: ServerConnection, subscription: _Subscription) -> bool:
         markets = list(subscription.markets)
+        # Asked first: a book stepped for the ring is never sent its own update.
+        if not all(self.sim.takes_bulk_books(socket, market_id) for market_id in markets):
+            return False
         ring = []
         for number in range(max(BULK_RING, len(markets))):
             market_id = markets[number % len(markets)]
-            parts = self.sim.book_bulk_parts(socket, market_id, self.book(market_id).step())
-            if parts is None:
-                return False
-            ring.append((parts[0].encode(), parts[1].encode()))
+            head, tail = self.sim.book_bulk_parts(socket, market_id, self.book(market_id).step())
+            ring.append((head.encode(), tail.encode()))
         subscription.ring, subscription.ring_markets, subscription.ring_index = ring, markets, 0
         return True
 

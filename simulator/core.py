@@ -263,12 +263,16 @@ class ExchangeSim(ABC):
     def book_update_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str:
         """One book message, as the exchange shapes it for that socket."""
 
-    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> tuple[str, str] | None:
-        """A whole-book frame for the bulk book feed (simulator/books.py, benchmark rates):
-        the frame's text before and after its update id, which the feed numbers anew at
-        each send; None where the socket's book frames are not whole books sequenced by
-        one id (the feed then renders every update)."""
-        return None
+    def takes_bulk_books(self, socket: ServerConnection, market_id: str) -> bool:
+        """Whether the socket's book frames of the market are whole books sequenced by one
+        id, which the bulk book feed (simulator/books.py, benchmark rates) can send; where
+        not, the feed renders every update."""
+        return False
+
+    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> tuple[str, str]:
+        """A whole-book frame for the bulk book feed (where takes_bulk_books): the frame's
+        text before and after its update id, which the feed numbers anew at each send."""
+        raise NotImplementedError(f"{self.name} sends no whole-book frames")
 
     def book_first_update_id(self) -> int | None:
         """The update_id a new true book starts at, where the exchange's ids have a
