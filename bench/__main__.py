@@ -287,7 +287,7 @@ def book_e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]
 
 
 def book_rss_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
-    exchanges = arguments.exchange or BOOK_RSS_EXCHANGES
+    exchanges = arguments.exchange if arguments.exchanges_named else BOOK_RSS_EXCHANGES
     lines = [f"## RSS of one worker keeping the books of {BOOK_RSS_MARKETS} markets (top 10, tickers off) for "
              f"{arguments.book_minutes:g} min once every book is live, sampled every 5 s "
              f"(target: ≤ {BOOK_RSS_TARGET_MB} MB, flat)", "",
@@ -389,6 +389,7 @@ def main() -> None:
                         help="book-peer: the Python of a virtualenv with cryptofeed and aiokafka")
     parser.add_argument("--book-minutes", type=float, default=10, help="book-rss: minutes measured")
     arguments = parser.parse_args()
+    arguments.exchanges_named = arguments.exchange is not None
     arguments.exchange = arguments.exchange or list(EXCHANGES)
     # The peer needs a virtualenv of its own: only when asked for.
     names = [arguments.scenario] if arguments.scenario else [name for name in SCENARIOS if name != "book-peer"]
