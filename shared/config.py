@@ -413,14 +413,13 @@ def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> N
 
 
 def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:
-    # Without a report for each record delivered, the worker would count no delivery and
-    # time none, and would take a producer that delivers for a stuck one (see
-    # shared.sink.STUCK_AFTER_S) and replace it again and again.
-    only_errors = config.kafka.producer.get("delivery.report.only.error", False)
-    if str(only_errors).lower() not in ("false", "f", "0"):
+    # The sink sets delivery.report.only.error itself (shared.sink.DELIVERY_REPORTS): it
+    # counts and times deliveries from the producer's queue and reads the failures'
+    # reports, and either value set here would silently lose one of the two.
+    if "delivery.report.only.error" in config.kafka.producer:
         where = _origin(("kafka", "producer", "delivery.report.only.error"), layers)
-        raise ConfigError(f"{where}: kafka.producer.delivery.report.only.error: must be false: "
-                          f"coinstream counts and times every delivery report")
+        raise ConfigError(f"{where}: kafka.producer.delivery.report.only.error: set by coinstream itself "
+                          f"(deliveries are counted from the producer's queue, failures from their reports); remove it")
     producer = config.kafka.producer
     refusal = _librdkafka_refusal(producer)
     if refusal is None:
