@@ -452,6 +452,14 @@ class KafkaSink:
             self._note_topic_missing(record[0], error)
             self._topic_missing.append(record)
             return
+        if error.code() == KafkaError._DESTROY:
+            # librdkafka dropped a partition that still queued the record, never sent: its
+            # topic was deleted (or deleted and created again). Seen in one CI run of
+            # test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated, where it
+            # went to undelivered.jsonl as refused for good. It waits with the missing topic's.
+            self._hold_for_missing_topic()
+            self._topic_missing.append(record)
+            return
         # Kafka refused the record for good (too large...): keep it on disk.
         self._undelivered([record], error)
 
@@ -473,10 +481,14 @@ class KafkaSink:
                                     "(%s): dropped, counted in spool_dropped", len(records),
                                     self._undelivered_path, failure.strerror or failure)
 
-    def _note_topic_missing(self, topic: str, error: KafkaError) -> None:
+    def _hold_for_missing_topic(self) -> None:
+        """Hold every record (in the spool, in order) until the missing topic is tried again."""
         if self._topic_missing_since is None:
             self._topic_missing_since = time.monotonic()
             self._topic_retry_at = self._topic_missing_since + TOPIC_RETRY_S
+
+    def _note_topic_missing(self, topic: str, error: KafkaError) -> None:
+        self._hold_for_missing_topic()
         if self._topic_missing_logged_at is None:
             self._topic_missing_logged_at = self._topic_missing_since
             self._log.error("kafka: topic %r is missing (%s): records wait in the spool, and it is tried "
