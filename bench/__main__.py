@@ -57,7 +57,7 @@ from typing import TypeVar
 import confluent_kafka
 
 from bench.book import book_scenario
-from bench.e2e import (BOOK_RSS_MARKETS, FLEET, MAX_RATE, BookEndToEnd, PeerEndToEnd, book_end_to_end, book_memory,
+from bench.e2e import (BOOK_E2E_MARKETS, BOOK_RSS_MARKETS, FLEET, MAX_RATE, BookEndToEnd, PeerEndToEnd, book_end_to_end, book_memory,
                        ceiling, end_to_end, fleet, peer_end_to_end)
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
@@ -255,34 +255,40 @@ BOOK_RSS_TARGET_MB = 120
 
 
 def book_e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
-    lines = [f"## Order books end to end: simulator process → {BOOK_E2E_EXCHANGE} worker (books alone, top 10 "
-             f"of 50 markets) → local Kafka (acks=all, idempotent), {arguments.seconds:.0f} s per run once every "
-             f"book is live; median [min–max] of {E2E_RUNS} runs", "",
-             "The worker reads Binance's partial-depth stream <symbol>@depth10@100ms (its channel up to 10 "
-             "levels: each push the complete top 10, replacing the book), not @depth20@100ms pushes as the "
-             "target names. Acked: book records Kafka acknowledged. Read: book frames the worker read. At "
+    lines = [f"## Order books end to end: simulator process → {BOOK_E2E_EXCHANGE} worker (books alone, "
+             f"{BOOK_E2E_MARKETS} markets) → local Kafka (acks=all, idempotent), {arguments.seconds:.0f} s per run "
+             f"once every book is live; median [min–max] of {E2E_RUNS} runs", "",
+             "The worker reads Binance's partial-depth stream, the least of <symbol>@depth5/10/20@100ms that holds "
+             "book_depth levels: each push the complete top N, replacing the book. So book_depth 10 reads "
+             "@depth10@100ms pushes, and book_depth 20 reads the @depth20@100ms pushes the target names, each "
+             "record then twice the levels (the target's top 10 out of @depth20 frames is not a configuration "
+             "the worker has). Acked: book records Kafka acknowledged. Read: book frames the worker read. At "
              "benchmark rates (500 updates/s and more) the simulator writes pushes from a ring of books rendered "
              "once, each with a new lastUpdateId (simulator/books.py _send_bulk), so that the worker, not the "
              "simulator's rendering, sets the rate; below that it renders every update "
              "(target: ≥ 40,000 records/s).", "",
-             "| offered updates/s | acked records/s | frames read/s | conflated/s | skipped/s | resyncs | "
-             "worker CPU cores | of which its Python thread | worker µs CPU per record | worker RSS MB | "
-             "simulator CPU cores |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| book_depth (stream) | offered updates/s | acked records/s | frames read/s | conflated/s | "
+             "skipped/s | resyncs | worker CPU cores | of which its Python thread | worker µs CPU per record | "
+             "worker RSS MB | simulator CPU cores |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     with broker(scratch) as bootstrap:
-        for rate_text in arguments.book_rates.split(","):
-            runs: list[BookEndToEnd] = []
-            for _ in range(E2E_RUNS):
-                workdir = Path(tempfile.mkdtemp(prefix=f"book-{rate_text}-", dir=scratch))
-                runs.append(book_end_to_end(BOOK_E2E_EXCHANGE, rate_of(rate_text), arguments.seconds, bootstrap,
-                                            workdir))
-            lines.append(f"| {rate_text} | {spread(runs, lambda run: run.records_per_s, 0)} | "
-                         f"{spread(runs, lambda run: run.frames_per_s, 0)} | "
-                         f"{spread(runs, lambda run: run.conflated_per_s, 0)} | "
-                         f"{spread(runs, lambda run: run.skipped_per_s, 0)} | {sum(run.resyncs for run in runs)} | "
-                         f"{spread(runs, lambda run: run.cpu_cores, 3)} | {spread(runs, lambda run: run.main_thread_cores, 3)} | "
-                         f"{spread(runs, per_record_us, 1)} | "
-                         f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.simulator_cpu_cores, 2)} |")
-            print(lines[-1], flush=True)
+        for depth in (int(text) for text in arguments.book_depths.split(",")):
+            for rate_text in arguments.book_rates.split(","):
+                runs: list[BookEndToEnd] = []
+                for _ in range(E2E_RUNS):
+                    workdir = Path(tempfile.mkdtemp(prefix=f"book-{depth}-{rate_text}-", dir=scratch))
+                    runs.append(book_end_to_end(BOOK_E2E_EXCHANGE, rate_of(rate_text), arguments.seconds,
+                                                bootstrap, workdir, depth=depth))
+                lines.append(f"| {depth} (@depth{depth}@100ms) | {rate_text} | "
+                             f"{spread(runs, lambda run: run.records_per_s, 0)} | "
+                             f"{spread(runs, lambda run: run.frames_per_s, 0)} | "
+                             f"{spread(runs, lambda run: run.conflated_per_s, 0)} | "
+                             f"{spread(runs, lambda run: run.skipped_per_s, 0)} | "
+                             f"{sum(run.resyncs for run in runs)} | "
+                             f"{spread(runs, lambda run: run.cpu_cores, 3)} | "
+                             f"{spread(runs, lambda run: run.main_thread_cores, 3)} | "
+                             f"{spread(runs, per_record_us, 1)} | {spread(runs, lambda run: run.rss_mb, 0)} | "
+                             f"{spread(runs, lambda run: run.simulator_cpu_cores, 2)} |")
+                print(lines[-1], flush=True)
     return lines
 
 
@@ -385,6 +391,8 @@ def main() -> None:
     parser.add_argument("--fleet-book-rate", type=float, default=10_000,
                         help="fleet: book updates/s of all the workers with a book channel together (0: no books)")
     parser.add_argument("--book-rates", default="1000,max", help="book-e2e: comma-separated updates/s; 'max' = flat out")
+    parser.add_argument("--book-depths", default="10,20",
+                        help="book-e2e: comma-separated book_depth values, each 5, 10 or 20 (Binance's pushes)")
     parser.add_argument("--cryptofeed-python", default=".venv-cryptofeed/bin/python",
                         help="book-peer: the Python of a virtualenv with cryptofeed and aiokafka")
     parser.add_argument("--book-minutes", type=float, default=10, help="book-rss: minutes measured")
