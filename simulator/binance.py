@@ -19,7 +19,7 @@ does not apply (Binance sends none)."""
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -157,15 +157,18 @@ class BinanceSim(ExchangeSim):
             return f'{{"stream":"{market_id.lower()}@depth{levels}@100ms","data":{data}}}'
         return data
 
-    def takes_bulk_books(self, socket: ServerConnection, market_id: str) -> bool:
+    def bulk_book_parts(self, socket: ServerConnection,
+                        market_id: str) -> Callable[[BookUpdate], tuple[str, str]] | None:
         # Partial-depth subscriptions only: on the diff stream each U must follow the last u.
-        return market_id in getattr(socket, "binance_partial_depths", {})
+        levels = getattr(socket, "binance_partial_depths", {}).get(market_id)
+        if levels is None:
+            return None
 
-    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> tuple[str, str]:
-        levels = socket.binance_partial_depths[market_id]  # type: ignore[attr-defined]
-        head, _, tail = self.partial_depth_frame(socket, market_id, update, levels).partition(
-            f'"lastUpdateId":{update.update_id},')
-        return head + '"lastUpdateId":', "," + tail
+        def parts(update: BookUpdate) -> tuple[str, str]:
+            head, _, tail = self.partial_depth_frame(socket, market_id, update, levels).partition(
+                f'"lastUpdateId":{update.update_id},')
+            return head + '"lastUpdateId":', "," + tail
+        return parts
 
     def rest(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/api/v3/depth":

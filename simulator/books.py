@@ -356,7 +356,7 @@ class BookFeed:
 
     def _send_bulk(self, count: int) -> int | None:
         """At BULK_RATE_PER_S and more, with no book fault pending, and where every
-        subscribed socket takes whole-book frames sequenced by one id (sim.takes_bulk_books:
+        subscribed socket takes whole-book frames sequenced by one id (sim.bulk_book_parts:
         Binance's partial depth), write `count` frames to each socket in one transport
         write; the frames written (0 while every reader is behind), None otherwise (the
         caller renders every update).
@@ -401,12 +401,13 @@ class BookFeed:
     def _render_ring(self, socket: ServerConnection, subscription: _Subscription) -> bool:
         markets = list(subscription.markets)
         # Asked first: a book stepped for the ring is never sent its own update.
-        if not all(self.sim.takes_bulk_books(socket, market_id) for market_id in markets):
+        renderers = [self.sim.bulk_book_parts(socket, market_id) for market_id in markets]
+        if None in renderers:
             return False
         ring = []
         for number in range(max(BULK_RING, len(markets))):
-            market_id = markets[number % len(markets)]
-            head, tail = self.sim.book_bulk_parts(socket, market_id, self.book(market_id).step())
+            market_id, render = markets[number % len(markets)], renderers[number % len(markets)]
+            head, tail = render(self.book(market_id).step())  # type: ignore[misc]
             ring.append((head.encode(), tail.encode()))
         subscription.ring, subscription.ring_markets, subscription.ring_index = ring, markets, 0
         return True

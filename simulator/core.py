@@ -263,16 +263,14 @@ class ExchangeSim(ABC):
     def book_update_frame(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> str:
         """One book message, as the exchange shapes it for that socket."""
 
-    def takes_bulk_books(self, socket: ServerConnection, market_id: str) -> bool:
-        """Whether the socket's book frames of the market are whole books sequenced by one
-        id, which the bulk book feed (simulator/books.py, benchmark rates) can send; where
-        not, the feed renders every update."""
-        return False
-
-    def book_bulk_parts(self, socket: ServerConnection, market_id: str, update: "BookUpdate") -> tuple[str, str]:
-        """A whole-book frame for the bulk book feed (where takes_bulk_books): the frame's
-        text before and after its update id, which the feed numbers anew at each send."""
-        raise NotImplementedError(f"{self.name} sends no whole-book frames")
+    def bulk_book_parts(self, socket: ServerConnection,
+                        market_id: str) -> "Callable[[BookUpdate], tuple[str, str]] | None":
+        """Where the socket's book frames of the market are whole books sequenced by one id,
+        which the bulk book feed (simulator/books.py, benchmark rates) can send: what renders
+        one of them, as the frame's text before and after its update id (the feed numbers
+        them anew at each send). None where not: the feed then renders every update. Asked
+        before any book is stepped for the feed."""
+        return None
 
     def book_first_update_id(self) -> int | None:
         """The update_id a new true book starts at, where the exchange's ids have a
