@@ -1,7 +1,8 @@
 """python -m bench: how fast one worker is, stage by stage and end to end.
 
-  python -m bench                          every scenario (make bench), about 20 minutes
-  python -m bench --scenario decode        one scenario: decode, produce, e2e or fleet
+  python -m bench                          every scenario but book-peer (make bench), about
+                                           50 minutes, 20 of them book-rss's
+  python -m bench --scenario decode        one scenario (repeatable: several, in that order)
   python -m bench --scenario e2e --exchange upbit --seconds 10 --rates 1000,max
 
 Scenarios, each on the same machine in one run, the naive pipeline on the same frames:
@@ -48,6 +49,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -382,7 +384,8 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="run only this one (default: all)")
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
+                        help="run only this one (repeatable, run in the order given; default: all)")
     parser.add_argument("--exchange", action="append", choices=EXCHANGES,
                         help="only these exchanges (repeatable; default: all; e2e runs Binance, OKX, Upbit)")
     parser.add_argument("--seconds", type=float, default=8, help="e2e, fleet: measured seconds per run")
@@ -400,7 +403,7 @@ def main() -> None:
     arguments.exchanges_named = arguments.exchange is not None
     arguments.exchange = arguments.exchange or list(EXCHANGES)
     # The peer needs a virtualenv of its own: only when asked for.
-    names = [arguments.scenario] if arguments.scenario else [name for name in SCENARIOS if name != "book-peer"]
+    names = arguments.scenario or [name for name in SCENARIOS if name != "book-peer"]
     lines = [f"# coinstream benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start "
              "(a shared machine: other work runs alongside)",
@@ -408,12 +411,21 @@ def main() -> None:
              f"confluent-kafka {version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]}, "
              f"uvloop {version('uvloop')}",
              f"- scenarios: {', '.join(names)}"]
+    failed = []
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="coinstream-bench-") as scratch:
         for name in names:
-            lines += ["", *SCENARIOS[name](arguments, Path(scratch))]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+            try:
+                lines += ["", *SCENARIOS[name](arguments, Path(scratch))]
+            except Exception as error:  # one scenario's failure keeps the others' results
+                traceback.print_exc()
+                failed.append(name)
+                lines += ["", f"## {name}: failed", "", f"    {type(error).__name__}: {str(error).splitlines()[0]}"]
+            # Written after every scenario: a long run stopped half way keeps what it measured.
+            RESULTS.write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {RESULTS}")
+    if failed:
+        raise SystemExit(f"bench: failed: {', '.join(failed)} (see above and {RESULTS})")
 
 
 if __name__ == "__main__":

@@ -185,8 +185,11 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         for exchange, config in configs.items():
             workers[exchange] = WorkerProcess(exchange, config, config.parent)
         time.sleep(FLEET_WARM_UP_S)
-        for exchange, rate in book_rates.items():
+        # Every book live before any rate goes up: simulators rendering their measured book
+        # rates starved a later one's seeding on 2 cores (OKX's sockets went unanswered).
+        for exchange in book_rates:
             _until_books_live(workers[exchange])
+        for exchange, rate in book_rates.items():
             sims[exchange].control(exchange, "book_rate", per_s=rate)
         time.sleep(WARM_UP_S if book_rates else 0)
         pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
