@@ -233,9 +233,15 @@ def raw_plain_all_or_none(*raws: msgspec.Raw) -> list[str | None]:
         if max(map(len, texts)) <= MAX_NUMBER_CHARS:
             return texts
     elif joined.translate(_NUMBER_LIST_WITH_EXPONENTS) is joined:
-        # Only the numbers with an exponent or a sign take the long way, without a call for the others.
-        return [text if "E" not in text and "e" not in text and "-" not in text and len(text) <= MAX_NUMBER_CHARS
-                else _bare_number_plain(text) for text in joined.decode().split(",")]
+        # Only the numbers with an exponent or a sign take the long way, without a call for
+        # the others; a loop, not a comprehension, which is a call of its own in CPython 3.11.
+        texts = joined.decode().split(",")
+        for index, text in enumerate(texts):
+            if "E" in text or "e" in text:
+                texts[index] = _expand_exponent(text)
+            elif "-" in text or len(text) > MAX_NUMBER_CHARS:
+                texts[index] = _bare_number_plain(text)
+        return texts
     return list(map(raw_plain_or_none, raws))
 
 

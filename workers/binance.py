@@ -209,7 +209,7 @@ class Binance(Venue):
         if type(event) is TickerEvent:
             raw = event.s
             return [Ticker(
-                self.name, self.symbol_of(raw), raw,
+                self.name, self.symbols[raw], raw,
                 *plain_all(event.c, event.b, event.a, event.B, event.A,
                            event.o, event.h, event.l, event.v, event.q),
                 event.E, received_ns, "ws",
@@ -239,7 +239,7 @@ class Binance(Venue):
     def parse_rest_ticker(self, body: bytes, received_ns: int) -> list[Ticker]:
         return [
             Ticker(
-                self.name, self.symbol_of(item.symbol), item.symbol,
+                self.name, self.symbols[item.symbol], item.symbol,
                 *plain_all(item.lastPrice, item.bidPrice, item.askPrice, item.bidQty, item.askQty,
                            item.openPrice, item.highPrice, item.lowPrice, item.volume, item.quoteVolume),
                 item.closeTime, received_ns, "rest",

@@ -199,7 +199,7 @@ class Bybit(Venue):
         last, open_24h, high_24h, low_24h, volume_24h, turnover_24h = plain_all_unless_empty(
             item.lastPrice, item.prevPrice24h, item.highPrice24h, item.lowPrice24h, item.volume24h, item.turnover24h)
         return Ticker(
-            self.name, self.symbol_of(raw), raw, last, bid, ask, bid_size, ask_size,  # type: ignore[arg-type]
+            self.name, self.symbols[raw], raw, last, bid, ask, bid_size, ask_size,  # type: ignore[arg-type]
             open_24h, high_24h, low_24h, volume_24h, turnover_24h, ts, received_ns, source,
         )
 

@@ -286,7 +286,7 @@ class Coinbase(Venue):
         if type(message) is TickerMessage:
             raw = message.product_id
             return [Ticker(
-                self.name, self.symbol_of(raw), raw, plain(message.price),
+                self.name, self.symbols[raw], raw, plain(message.price),
                 *plain_all_or_none(message.best_bid, message.best_ask, message.best_bid_size,
                                    message.best_ask_size, message.open_24h, message.high_24h,
                                    message.low_24h, message.volume_24h),
@@ -305,7 +305,7 @@ class Coinbase(Venue):
             raise FrameError(f"Advanced Trade channel {message.channel!r}, which is never subscribed")
         sent_ms = epoch_ms(message.timestamp)
         return [Ticker(
-            self.name, self.symbol_of(item.product_id), item.product_id, plain(item.price),
+            self.name, self.symbols[item.product_id], item.product_id, plain(item.price),
             *plain_all_or_none(item.best_bid, item.best_ask, item.best_bid_quantity, item.best_ask_quantity,
                                None, item.high_24_h, item.low_24_h, item.volume_24_h),
             None, sent_ms, received_ns, "ws",
@@ -396,7 +396,7 @@ class Coinbase(Venue):
     def parse_product_ticker(self, product_id: str, body: bytes, received_ns: int) -> Ticker:
         item = self._rest_ticker.decode(body)
         return Ticker(
-            self.name, self.symbol_of(product_id), product_id, plain(item.price),
+            self.name, self.symbols[product_id], product_id, plain(item.price),
             plain_or_none(item.bid), plain_or_none(item.ask), None, None,
             None, None, None, plain_or_none(item.volume), None,
             epoch_ms(item.time), received_ns, "rest",

@@ -368,7 +368,7 @@ class Coinone(Venue):
         if channel != "TICKER":
             raise FrameError(f"data on channel {channel!r}, which is never subscribed")
         raw = f"{data.quote_currency}/{data.target_currency}"
-        symbol = self.symbol_of(raw)
+        symbol = self.symbols[raw]
         if not self._is_new(raw, data.id):
             return []
         return [self._ticker(

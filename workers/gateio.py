@@ -253,7 +253,7 @@ class Gateio(Venue):
             item.last, item.highest_bid, item.lowest_ask, item.high_24h, item.low_24h,
             item.base_volume, item.quote_volume)
         return Ticker(
-            self.name, self.symbol_of(raw), raw, last, bid, ask, None, None, None,  # type: ignore[arg-type]
+            self.name, self.symbols[raw], raw, last, bid, ask, None, None, None,  # type: ignore[arg-type]
             high_24h, low_24h, volume_24h, quote_volume_24h, exchange_ts, received_ns, source,
         )
 

@@ -229,7 +229,7 @@ class Korbit(Venue):
             data.close, data.bestBidPrice, data.bestAskPrice, data.open, data.high, data.low, data.volume,
             data.quoteVolume)
         return Ticker(
-            self.name, self.symbol_of(raw), raw, last, bid, ask, None, None,
+            self.name, self.symbols[raw], raw, last, bid, ask, None, None,
             open_24h, high_24h, low_24h, volume_24h, quote_volume_24h, exchange_ts, received_ns, source,
         )
 

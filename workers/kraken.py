@@ -324,7 +324,7 @@ class Kraken(Venue):
         if last is None:
             raise NumberError("ticker without a last price")
         return Ticker(
-            self.name, self.symbol_of(raw), raw, last, bid, ask, bid_qty, ask_qty,
+            self.name, self.symbols[raw], raw, last, bid, ask, bid_qty, ask_qty,
             None, high, low, volume, None,
             _ms(item.timestamp), received_ns, "ws",
         )
@@ -371,7 +371,7 @@ class Kraken(Venue):
         """A ticker from REST's (and v1's) lists: last c[0], bid b[0] qty b[2], ask a[0] qty
         a[2], 24 h values at index 1; no timestamp."""
         return Ticker(
-            self.name, self.symbol_of(v2_name), raw, raw_plain(item.c[0]),
+            self.name, self.symbols[v2_name], raw, raw_plain(item.c[0]),
             raw_plain(item.b[0]), raw_plain(item.a[0]), raw_plain(item.b[2]), raw_plain(item.a[2]),
             open_24h, raw_plain(item.h[1]), raw_plain(item.l[1]), raw_plain(item.v[1]), None,
             None, received_ns, source,

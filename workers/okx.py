@@ -200,7 +200,12 @@ class Okx(Venue):
         if message.data is not None:
             if message.arg is None or message.arg.channel != CHANNEL:
                 raise FrameError("data of a channel other than tickers")
-            return [self._ticker(item, received_ns, "ws") for item in message.data]
+            # A loop, not a comprehension: that is a call of its own in CPython 3.11, for
+            # a list that holds one ticker.
+            tickers: list[Ticker] = []
+            for item in message.data:
+                tickers.append(self._ticker(item, received_ns, "ws"))
+            return tickers
         _no_data(message)
         return []
 
@@ -209,7 +214,7 @@ class Okx(Venue):
         if not item.last:
             raise FrameError(f"ticker for {raw!r} without a last price")
         return Ticker(
-            self.name, self.symbol_of(raw), raw,
+            self.name, self.symbols[raw], raw,
             # last is not "" (checked above), so it stays a str.
             *plain_all_unless_empty(item.last, item.bidPx, item.askPx, item.bidSz, item.askSz,
                                     item.open24h, item.high24h, item.low24h, item.vol24h, item.volCcy24h),

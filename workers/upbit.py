@@ -218,7 +218,7 @@ class Upbit(Venue):
             raise NumberError("ticker without a trade_price")
         # The ticker type carries no best bid/ask.
         return Ticker(
-            self.name, self.symbol_of(raw), raw, last, None, None, None, None,
+            self.name, self.symbols[raw], raw, last, None, None, None, None,
             open_24h, high_24h, low_24h, volume_24h, quote_volume_24h,
             prices.timestamp, received_ns, source,
         )
