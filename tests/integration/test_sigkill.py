@@ -1,7 +1,8 @@
-"""SIGKILL under the shipped supervisord.conf: a worker at ~2,000 msg/s is killed with
-`kill -9`; supervisord restarts it under a new run numbered from 1; the killed run's
-records in Kafka are 1..N without a gap, and what it had published but Kafka had not
-yet taken is measured. `supervisorctl stop/start <one>` leaves the other workers alone.
+"""SIGKILL under the shipped supervisord.conf: a worker at ~2,000 ticker msg/s and 500
+book updates/s is killed with `kill -9`; supervisord restarts it under a new run numbered
+from 1; the killed run's records in Kafka, tickers and books each on their topic, are
+1..N without a gap, and what it had published but Kafka had not yet taken is measured.
+`supervisorctl stop/start <one>` leaves the other workers alone.
 """
 
 import os
@@ -16,20 +17,28 @@ import yaml
 
 from coinstream import verify
 from tests.harness import override_file, wait_until
-from tests.integration.test_kafka_outage import final_counters
+from tests.integration.test_sink_faults import counters
 from tests.integration.test_supervisord import Supervisor, enabled_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 TARGET = "binance"
 RATE_PER_S = 2000
+BOOK_RATE_PER_S = 500
 RUN_STARTED = re.compile(r" run ([0-9a-f]+): ")
 
 
 def runs_in_log(log: str) -> list[tuple[str, str]]:
-    """(run id, that run's part of the log), oldest first: runs of one program share its log file."""
+    """(run id, that run's part of the log), oldest first: runs of one program share its log file.
+    A run names itself on more than one line (its tickers' connections, its books')."""
     parts = RUN_STARTED.split(log)
-    return list(zip(parts[1::2], parts[2::2]))
+    runs: list[tuple[str, str]] = []
+    for run, part in zip(parts[1::2], parts[2::2]):
+        if runs and runs[-1][0] == run:
+            runs[-1] = (run, runs[-1][1] + part)
+        else:
+            runs.append((run, part))
+    return runs
 
 
 def test_sigkill_loses_only_what_kafka_had_not_taken(kafka: str, simulator: Any, tmp_path: Path) -> None:
@@ -37,9 +46,12 @@ def test_sigkill_loses_only_what_kafka_had_not_taken(kafka: str, simulator: Any,
     assert TARGET in exchanges
     sim = simulator(*exchanges, rate=5, markets=3)
     sim.control(TARGET, "rate", per_s=RATE_PER_S)
+    sim.control(TARGET, "book_rate", per_s=BOOK_RATE_PER_S)
     # A counters line every second, so the killed run's last one is at most 1 s old.
-    override = override_file(tmp_path, kafka, sim.config["exchanges"], {"stats_interval_s": 1})
-    topic = yaml.safe_load(override.read_text())["topics"]["ticker"]
+    sections = {**sim.config["exchanges"]}
+    sections[TARGET] = {**sections[TARGET], "channels": ["ticker", "book"]}
+    override = override_file(tmp_path, kafka, sections, {"stats_interval_s": 1})
+    topic, book_topic = (yaml.safe_load(override.read_text())["topics"][name] for name in ("ticker", "book"))
     supervisor = Supervisor(tmp_path, override)
     target_log = supervisor.logs / f"{TARGET}.log"
     try:
@@ -49,7 +61,8 @@ def test_sigkill_loses_only_what_kafka_had_not_taken(kafka: str, simulator: Any,
         def killed_run_flowing() -> bool:
             runs = runs_in_log(target_log.read_text())
             return (len(runs) == 1 and "counters" in runs[0][1]
-                    and final_counters(runs[0][1])["records"] > 3 * RATE_PER_S)
+                    and counters(runs[0][1])["records"] > 3 * RATE_PER_S
+                    and counters(runs[0][1])["book_records"] > BOOK_RATE_PER_S)
 
         wait_until(killed_run_flowing, 60, f"{TARGET} publishing at full rate")
         before = supervisor.states()
@@ -80,30 +93,28 @@ def test_sigkill_loses_only_what_kafka_had_not_taken(kafka: str, simulator: Any,
 
         # Every record of both runs is in the topic now; the other workers keep adding theirs.
         (killed_run, killed_log), (new_run, new_log) = runs_in_log(target_log.read_text())
-        report = verify.audit({"bootstrap.servers": kafka}, [topic])
+        report = verify.audit({"bootstrap.servers": kafka}, [topic, book_topic])
         audit = "\n".join(report.text())
-        runs = {run.run: run for run in report.runs_of(TARGET)}
-        assert set(runs) == {killed_run, new_run}, audit
-        killed, new = runs[killed_run], runs[new_run]
-        assert new.ok and (new.first_seq, new.records) == (1, final_counters(new_log)["records"]), \
-            "SIGTERM delivered all of the new run, numbered from 1"
-        # Nothing of the killed run twice, and no hole in its middle: partitions are sent
-        # independently, so its tail may hold holes, but only above the lowest last seq of
-        # its partitions; a later run exists, so verify counts that tail as lost.
-        assert (killed.repeats, killed.out_of_order, killed.missing) == (0, 0, []), audit
-        assert killed.tail_ended and (killed.ok == (not killed.tail)), audit
         assert all(run.ok for run in report.runs if run.exchange != TARGET), audit
-        complete_to = killed.tail[0][0] - 1 if killed.tail else killed.last_seq
-
-        last_line = final_counters(killed_log)
-        published_at_least = max(last_line["records"], killed.last_seq)
-        print(f"\nSIGKILL at {RATE_PER_S} msg/s: killed run's last counters line (written just before the kill): "
-              f"records={last_line['records']} delivered={last_line['delivered']} "
-              f"(undelivered then: {last_line['records'] - last_line['delivered']}); in Kafka: {killed.records} records, "
-              f"seq 1..{complete_to} complete, highest seq {killed.last_seq}, {killed.tail_count} holes in the tail; "
-              f"records= minus Kafka: {last_line['records'] - killed.records}; "
-              f"lost at least: {published_at_least - killed.records}; restarted in {restart_s:.1f} s; "
-              f"new run seq 1..{new.records} complete")
+        for audited, counted in ((topic, "records"), (book_topic, "book_records")):
+            runs = {run.run: run for run in report.runs_of(TARGET) if run.topic == audited}
+            assert set(runs) == {killed_run, new_run}, audit
+            killed, new = runs[killed_run], runs[new_run]
+            assert new.ok and (new.first_seq, new.records) == (1, counters(new_log)[counted]), \
+                f"SIGTERM delivered all of the new run's {counted}, numbered from 1"
+            # Nothing of the killed run twice, and no hole in its middle: partitions are sent
+            # independently, so its tail may hold holes, but only above the lowest last seq of
+            # its partitions; a later run exists, so verify counts that tail as lost.
+            assert (killed.repeats, killed.out_of_order, killed.missing) == (0, 0, []), audit
+            assert killed.tail_ended and (killed.ok == (not killed.tail)), audit
+            complete_to = killed.tail[0][0] - 1 if killed.tail else killed.last_seq
+            published = counters(killed_log)[counted]  # the last counters line, written just before the kill
+            published_at_least = max(published, killed.last_seq)
+            print(f"\nSIGKILL at {RATE_PER_S} msg/s, {BOOK_RATE_PER_S} book updates/s, {audited}: killed run's "
+                  f"last counters line: {counted}={published}; in Kafka: {killed.records}, seq 1..{complete_to} "
+                  f"complete, highest seq {killed.last_seq}, {killed.tail_count} holes in the tail; "
+                  f"lost at least: {published_at_least - killed.records}; restarted in {restart_s:.1f} s; "
+                  f"new run seq 1..{new.records} complete")
 
         # start <one>: a third run; the others still untouched.
         assert f"{TARGET}: started" in supervisor.ctl("start", TARGET)
