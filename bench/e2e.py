@@ -167,6 +167,8 @@ class FleetRow(msgspec.Struct):
     rss_mb: float
     book_offered_per_s: float = 0.0  # book updates, all markets together
     book_records_per_s: float = 0.0
+    # The exchange's simulator process, on the same cores: not the worker's, reported apart.
+    simulator_cpu_cores: float = 0.0
 
 
 def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
@@ -204,6 +206,7 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         time.sleep(WARM_UP_S if book_rates else 0)
         pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
         cpu0 = {exchange: _proc_cpu_s(pid) for exchange, pid in pids.items()}
+        sim_cpu0 = {exchange: _proc_cpu_s(sim.process.pid) for exchange, sim in sims.items()}
         lines0 = {exchange: len(COUNTERS.findall(worker.log())) for exchange, worker in workers.items()}
         books0 = {exchange: len(BOOK_COUNTERS.findall(workers[exchange].log())) for exchange in book_rates}
         t0 = time.monotonic()
@@ -221,7 +224,8 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
                 raise RuntimeError(f"{exchange}: no counters line while measured; its log:\n{worker.log()[-3000:]}")
             row = FleetRow(exchange, FLEET[exchange][0], total_rate * FLEET[exchange][1],
                            (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
-                           (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange]))
+                           (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange]),
+                           simulator_cpu_cores=(_proc_cpu_s(sims[exchange].process.pid) - sim_cpu0[exchange]) / elapsed)
             if exchange in book_rates:
                 # book_records counts what was published; the acked share is in delivered above.
                 books = [int(match[2]) for match in BOOK_COUNTERS.findall(worker.log())[books0[exchange]:]]
