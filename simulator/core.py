@@ -445,7 +445,11 @@ class ExchangeSim(ABC):
                 heard = max(heard, socket.last_ping)
             if self.server_pushes_count:
                 heard = max(heard, socket.last_sent)
-            late = self.subscribe_deadline_s and not subscribed() and now - opened > self.subscribe_deadline_s
+            # Subscribed to tickers or to books: a socket of books alone was cut at the
+            # deadline and every reconnect cut again (the fleet's Coinbase books, every 5 s).
+            books = self.book_feed is not None and self.book_feed.subscribed(socket)
+            late = (self.subscribe_deadline_s and not subscribed() and not books
+                    and now - opened > self.subscribe_deadline_s)
             if late or (self.idle_timeout_s and now - heard > self.idle_timeout_s):
                 await self.close_idle(socket)
                 return
