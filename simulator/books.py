@@ -51,7 +51,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from simulator.core import BULK_HIGH_WATER, BULK_RATE_PER_S, BULK_RING, Quote
+from simulator.core import BULK_HIGH_WATER, BULK_RATE_PER_S, BULK_RING, Quote, paced
 
 if TYPE_CHECKING:
     from simulator.core import ExchangeSim
@@ -65,25 +65,9 @@ BOOK_FAULTS = ("book_gap", "book_repeat", "book_reorder", "book_checksum", "book
 
 Level = tuple[str, str]
 
-# The book updates rendered in one go at most: BURST_S of the rate, and never more than
-# MAX_BURST. Rendering one costs 0.1-0.3 ms of Python, and the loop serves nothing else
-# meanwhile: handshakes, REST calls and pongs wait behind a burst.
-BURST_S = 0.05
-MAX_BURST = 1000
-
-
-def paced(started: float, sent: int, rate_per_s: float, now: float) -> tuple[float, int, int]:
-    """(started, sent, due): the updates due `now` at `rate_per_s`, `sent` of them sent
-    since `started`, at most a burst. A feed further behind (its process starved of CPU)
-    forgets the rest and starts its clock again: catching up in bursts of MAX_BURST held a
-    starved simulator's loop for seconds on end, and the workers' handshakes to it timed
-    out (the fleet's books were never all live). What a simulator offers is then what it
-    renders, which the book frames the workers count show."""
-    burst = max(1, min(int(rate_per_s * BURST_S), MAX_BURST))
-    due = int((now - started) * rate_per_s) - sent
-    if due > burst:
-        return now, 0, burst
-    return started, sent, due
+# Book updates rendered in one go at most (and BURST_S of the rate): rendering one costs
+# 0.1-0.3 ms of Python, and handshakes, REST calls and pongs wait behind a burst.
+MAX_BOOK_BURST = 1000
 
 
 def fixed_point(units: int, places: int) -> str:
@@ -338,7 +322,7 @@ class BookFeed:
                 await asyncio.sleep(0.05)
                 started, sent = time.monotonic(), 0
                 continue
-            started, sent, due = paced(started, sent, self.rate_per_s, time.monotonic())
+            started, sent, due = paced(started, sent, self.rate_per_s, time.monotonic(), MAX_BOOK_BURST)
             written = self._send_bulk(due) if due > 0 else None
             if written is not None:
                 sent += due
