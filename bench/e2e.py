@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 import urllib.request
+from datetime import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,6 +89,27 @@ def _window_percentile_ms(before: list[float], after: list[float], fraction: flo
     if not window[-1]:
         return None
     return next(bound for bound, count in zip(LATENCY_BOUNDS_MS, window) if count >= fraction * window[-1])
+
+
+def _stamped(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """`pattern` with the time of its log line (the line's first field) captured first."""
+    return re.compile(r"^(\S+) .*?" + pattern.pattern, re.MULTILINE)
+
+
+# Where _stamped(COUNTERS) and _stamped(BOOK_COUNTERS) capture delivered and book_records.
+DELIVERED = 3
+BOOK_RECORDS = 3
+
+
+def _per_second_by_time(lines: list[tuple[str, ...]], field: int) -> float:
+    """A counter's rate over counters lines captured by _stamped, by the lines' own times:
+    a worker starved of CPU writes its once-a-second line late, and counting lines as
+    seconds overstated the fleet's records/s on a loaded machine."""
+    if len(lines) < 2:
+        return 0.0
+    first, last = lines[0], lines[-1]
+    seconds = (datetime.fromisoformat(last[0]) - datetime.fromisoformat(first[0])).total_seconds()
+    return (int(last[field]) - int(first[field])) / seconds
 
 
 def _per_second(delivered: list[int]) -> float:
@@ -207,8 +229,9 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
         cpu0 = {exchange: _proc_cpu_s(pid) for exchange, pid in pids.items()}
         sim_cpu0 = {exchange: _proc_cpu_s(sim.process.pid) for exchange, sim in sims.items()}
-        lines0 = {exchange: len(COUNTERS.findall(worker.log())) for exchange, worker in workers.items()}
-        books0 = {exchange: len(BOOK_COUNTERS.findall(workers[exchange].log())) for exchange in book_rates}
+        counters, book_counters = _stamped(COUNTERS), _stamped(BOOK_COUNTERS)
+        lines0 = {exchange: len(counters.findall(worker.log())) for exchange, worker in workers.items()}
+        books0 = {exchange: len(book_counters.findall(workers[exchange].log())) for exchange in book_rates}
         t0 = time.monotonic()
         rss: dict[str, list[float]] = {exchange: [] for exchange in pids}
         while time.monotonic() - t0 < seconds:
@@ -218,19 +241,18 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         elapsed = time.monotonic() - t0
         rows = []
         for exchange, worker in workers.items():
-            window = COUNTERS.findall(worker.log())[lines0[exchange]:]
-            delivered = [int(match[2]) for match in window]
-            if not delivered:
-                raise RuntimeError(f"{exchange}: no counters line while measured; its log:\n{worker.log()[-3000:]}")
+            window = counters.findall(worker.log())[lines0[exchange]:]
+            if len(window) < 2:
+                raise RuntimeError(f"{exchange}: no counters lines while measured; its log:\n{worker.log()[-3000:]}")
             row = FleetRow(exchange, FLEET[exchange][0], total_rate * FLEET[exchange][1],
-                           (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
+                           _per_second_by_time(window, DELIVERED),
                            (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange]),
                            simulator_cpu_cores=(_proc_cpu_s(sims[exchange].process.pid) - sim_cpu0[exchange]) / elapsed)
             if exchange in book_rates:
                 # book_records counts what was published; the acked share is in delivered above.
-                books = [int(match[2]) for match in BOOK_COUNTERS.findall(worker.log())[books0[exchange]:]]
                 row.book_offered_per_s = book_rates[exchange]
-                row.book_records_per_s = (books[-1] - books[0]) / max(len(books) - 1, 1) if books else 0.0
+                row.book_records_per_s = _per_second_by_time(book_counters.findall(worker.log())[books0[exchange]:],
+                                                             BOOK_RECORDS)
             rows.append(row)
         return rows
     finally:
