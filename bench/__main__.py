@@ -226,28 +226,36 @@ def fleet_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
              "(acks=all, idempotent). Markets and shares of the total are estimates of the live feeds "
              "(target: < 1.5 cores in all).",
              "", "| exchange | markets | offered ticker msg/s | offered book updates/s | delivered records/s "
-             "| of which book records/s | worker CPU cores | worker RSS MB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| of which book records/s | worker CPU cores | worker RSS MB | simulator CPU cores |",
+             "|---|---|---|---|---|---|---|---|---|"]
     per_connection = {exchange: fresh_venue(exchange).markets_per_connection for exchange in FLEET}
     runs = []
+    # The simulators and the broker share the workers' cores, and so does any other work
+    # on the machine: each run's load average at its start goes with its numbers.
+    loads = []
     with broker(scratch) as bootstrap:
         for number in range(FLEET_RUNS):
             workdir = scratch / f"fleet{number}"
             workdir.mkdir()
+            loads.append(os.getloadavg()[0])
             runs.append(fleet(total, arguments.seconds, bootstrap, workdir, per_connection, book_rates))
     for rows in zip(*runs):  # one exchange's row from every run
         first = rows[0]
         lines.append(f"| {first.exchange} | {first.markets} | {first.offered_per_s:,.0f} | "
                      f"{first.book_offered_per_s:,.0f} | {spread(list(rows), lambda row: row.records_per_s, 0)} | "
                      f"{spread(list(rows), lambda row: row.book_records_per_s, 0)} | "
-                     f"{spread(list(rows), lambda row: row.cpu_cores, 3)} | {spread(list(rows), lambda row: row.rss_mb, 0)} |")
+                     f"{spread(list(rows), lambda row: row.cpu_cores, 3)} | {spread(list(rows), lambda row: row.rss_mb, 0)} | "
+                     f"{spread(list(rows), lambda row: row.simulator_cpu_cores, 3)} |")
     lines.append(f"| **all ten** | {sum(row.markets for row in runs[0]):,} | {total:,.0f} | "
                  f"{sum(book_rates.values()):,.0f} | "
                  f"{spread(runs, lambda run: sum(row.records_per_s for row in run), 0)} | "
                  f"{spread(runs, lambda run: sum(row.book_records_per_s for row in run), 0)} | "
                  f"**{spread(runs, lambda run: sum(row.cpu_cores for row in run), 2)}** | "
-                 f"{spread(runs, lambda run: sum(row.rss_mb for row in run), 0)} |")
-    print("\n".join(lines[-len(runs[0]) - 1:]), flush=True)
+                 f"{spread(runs, lambda run: sum(row.rss_mb for row in run), 0)} | "
+                 f"{spread(runs, lambda run: sum(row.simulator_cpu_cores for row in run), 2)} |")
+    lines += ["", f"Load average at each run's start: {', '.join(f'{load:.1f}' for load in loads)} "
+              f"({os.cpu_count()} cores)."]
+    print("\n".join(lines[-len(runs[0]) - 3:]), flush=True)
     return lines
 
 

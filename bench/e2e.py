@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 import urllib.request
+from datetime import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ import msgspec
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared import config as configuration
 from shared.stats import LATENCY_BOUNDS_MS
 from tests.harness import ROOT, Simulator, WorkerProcess, override_file, topic_size
 
@@ -89,6 +91,27 @@ def _window_percentile_ms(before: list[float], after: list[float], fraction: flo
     return next(bound for bound, count in zip(LATENCY_BOUNDS_MS, window) if count >= fraction * window[-1])
 
 
+def _stamped(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """`pattern` with the time of its log line (the line's first field) captured first."""
+    return re.compile(r"^(\S+) .*?" + pattern.pattern, re.MULTILINE)
+
+
+# Where _stamped(COUNTERS) and _stamped(BOOK_COUNTERS) capture delivered and book_records.
+DELIVERED = 3
+BOOK_RECORDS = 3
+
+
+def _per_second_by_time(lines: list[tuple[str, ...]], field: int) -> float:
+    """A counter's rate over counters lines captured by _stamped, by the lines' own times:
+    a worker starved of CPU writes its once-a-second line late, and counting lines as
+    seconds overstated the fleet's records/s on a loaded machine."""
+    if len(lines) < 2:
+        return 0.0
+    first, last = lines[0], lines[-1]
+    seconds = (datetime.fromisoformat(last[0]) - datetime.fromisoformat(first[0])).total_seconds()
+    return (int(last[field]) - int(first[field])) / seconds
+
+
 def _per_second(delivered: list[int]) -> float:
     """Records a second from cumulative counts printed once a second."""
     return (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1)
@@ -148,6 +171,15 @@ FLEET: dict[str, tuple[int, float]] = {
 FLEET_WARM_UP_S = 45
 
 
+def shipped_runtime() -> dict[str, Any]:
+    """The runtime settings the collector ships with (config/coinstream.yaml), a counters
+    line every second. The fleet measures the product as deployed: the tests' quick
+    settings (a 3 s handshake timeout, a 5 s watchdog, REST polled every 0.5 s after 2 s
+    unheard, reconnects at most 1 s apart) turned the loaded simulators' slow answers into a
+    storm of reconnects and REST polls that kept them loaded, and their books never live."""
+    return {**yaml.safe_load(configuration.DEFAULT_FILE.read_text())["runtime"], "stats_interval_s": 1}
+
+
 class FleetRow(msgspec.Struct):
     exchange: str
     markets: int
@@ -157,6 +189,8 @@ class FleetRow(msgspec.Struct):
     rss_mb: float
     book_offered_per_s: float = 0.0  # book updates, all markets together
     book_records_per_s: float = 0.0
+    # The exchange's simulator process, on the same cores: not the worker's, reported apart.
+    simulator_cpu_cores: float = 0.0
 
 
 def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
@@ -178,7 +212,7 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
                 sims[exchange].control(exchange, "book_rate", per_s=SEEDING_RATE)
                 section = _book_section(sims[exchange], exchange, BOOK_DEPTH)
                 section[exchange]["channels"] = ["ticker", "book"]
-            configs[exchange] = override_file(scratch, bootstrap, section, {"stats_interval_s": 1})
+            configs[exchange] = override_file(scratch, bootstrap, section, shipped_runtime())
         # Every topic exists before the first worker starts: a fresh broker creating topics
         # while workers connect has kept one from its startup check (exit 69, which
         # supervisord would retry and a benchmark cannot).
@@ -194,8 +228,10 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         time.sleep(WARM_UP_S if book_rates else 0)
         pids = {exchange: worker.process.pid for exchange, worker in workers.items()}
         cpu0 = {exchange: _proc_cpu_s(pid) for exchange, pid in pids.items()}
-        lines0 = {exchange: len(COUNTERS.findall(worker.log())) for exchange, worker in workers.items()}
-        books0 = {exchange: len(BOOK_COUNTERS.findall(workers[exchange].log())) for exchange in book_rates}
+        sim_cpu0 = {exchange: _proc_cpu_s(sim.process.pid) for exchange, sim in sims.items()}
+        counters, book_counters = _stamped(COUNTERS), _stamped(BOOK_COUNTERS)
+        lines0 = {exchange: len(counters.findall(worker.log())) for exchange, worker in workers.items()}
+        books0 = {exchange: len(book_counters.findall(workers[exchange].log())) for exchange in book_rates}
         t0 = time.monotonic()
         rss: dict[str, list[float]] = {exchange: [] for exchange in pids}
         while time.monotonic() - t0 < seconds:
@@ -205,18 +241,18 @@ def fleet(total_rate: float, seconds: float, bootstrap: str, workdir: Path,
         elapsed = time.monotonic() - t0
         rows = []
         for exchange, worker in workers.items():
-            window = COUNTERS.findall(worker.log())[lines0[exchange]:]
-            delivered = [int(match[2]) for match in window]
-            if not delivered:
-                raise RuntimeError(f"{exchange}: no counters line while measured; its log:\n{worker.log()[-3000:]}")
+            window = counters.findall(worker.log())[lines0[exchange]:]
+            if len(window) < 2:
+                raise RuntimeError(f"{exchange}: no counters lines while measured; its log:\n{worker.log()[-3000:]}")
             row = FleetRow(exchange, FLEET[exchange][0], total_rate * FLEET[exchange][1],
-                           (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1),
-                           (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange]))
+                           _per_second_by_time(window, DELIVERED),
+                           (_proc_cpu_s(pids[exchange]) - cpu0[exchange]) / elapsed, max(rss[exchange]),
+                           simulator_cpu_cores=(_proc_cpu_s(sims[exchange].process.pid) - sim_cpu0[exchange]) / elapsed)
             if exchange in book_rates:
                 # book_records counts what was published; the acked share is in delivered above.
-                books = [int(match[2]) for match in BOOK_COUNTERS.findall(worker.log())[books0[exchange]:]]
                 row.book_offered_per_s = book_rates[exchange]
-                row.book_records_per_s = (books[-1] - books[0]) / max(len(books) - 1, 1) if books else 0.0
+                row.book_records_per_s = _per_second_by_time(book_counters.findall(worker.log())[books0[exchange]:],
+                                                             BOOK_RECORDS)
             rows.append(row)
         return rows
     finally:

@@ -86,7 +86,9 @@ def _book_body(bids: list[Level], asks: list[Level]) -> str:
 
 
 def _plain(text: str) -> str:
-    return plain_number(Decimal(text))
+    """A level's text (simulator/books.py's fixed decimals) printed plain, as
+    plain_number prints it, without a Decimal for each of a frame's sixty numbers."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def date_and_time(epoch_ms: int) -> tuple[str, str]:

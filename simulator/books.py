@@ -45,14 +45,13 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from simulator.core import BULK_HIGH_WATER, BULK_RATE_PER_S, BULK_RING, Quote
+from simulator.core import BULK_HIGH_WATER, BULK_RATE_PER_S, BULK_RING, Quote, paced
 
 if TYPE_CHECKING:
     from simulator.core import ExchangeSim
@@ -65,6 +64,24 @@ SIZE_SCALE = 8
 BOOK_FAULTS = ("book_gap", "book_repeat", "book_reorder", "book_checksum", "book_crossed", "book_stale")
 
 Level = tuple[str, str]
+
+# Book updates rendered in one go at most (and BURST_S of the rate): rendering one costs
+# 0.1-0.3 ms of Python, and handshakes, REST calls and pongs wait behind a burst.
+MAX_BOOK_BURST = 1000
+# A bulk ring's books rendered between two turns of the loop: a ring of BULK_RING books
+# rendered in one go held a starved simulator's loop for seconds (the fleet's Binance
+# sockets went unheard for 20 s when its book rate rose to the bulk rates).
+RING_RENDERS_BETWEEN_YIELDS = 50
+
+
+def fixed_point(units: int, places: int) -> str:
+    """`units` × 10^-places printed with exactly `places` decimals, as Decimal's
+    f"{value:.{places}f}" prints it, in integer arithmetic: every update formats some
+    sixty levels (its history entry, its frame), and formatting them through Decimal was
+    most of a simulator's CPU at the fleet's book rates."""
+    digits = str(abs(units)).rjust(places + 1, "0")
+    sign = "-" if units < 0 else ""
+    return f"{sign}{digits[:-places]}.{digits[-places:]}" if places else f"{sign}{digits}"
 
 
 class TrueBook:
@@ -84,11 +101,11 @@ class TrueBook:
         self._remember()
 
     def price(self, ticks: int) -> str:
-        return f"{Decimal(ticks).scaleb(-self.scale):.{self.scale}f}"
+        return fixed_point(ticks, self.scale)
 
     @staticmethod
     def size(units: int) -> str:
-        return f"{Decimal(units).scaleb(-SIZE_SCALE):.{SIZE_SCALE}f}"
+        return fixed_point(units, SIZE_SCALE)
 
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """The best `depth` bids and asks, best first, as canonical texts."""
@@ -287,8 +304,14 @@ class BookFeed:
         """The markets whose books move, in turn: every book made so far (subscribed or
         read over REST once), whether or not a socket listens: a market trades on."""
         index = 0
+        markets: list[str] = []
+        sorted_for = (-1, -1)
         while True:
-            markets = sorted(market for market in self.books if market in self.sim.quotes)
+            # Sorted again only when a book is made or a market delisted: sorting the
+            # books for every update cost a tenth of the update.
+            if (len(self.books), len(self.sim.quotes)) != sorted_for:
+                sorted_for = (len(self.books), len(self.sim.quotes))
+                markets = sorted(market for market in self.books if market in self.sim.quotes)
             if not markets:
                 yield ""
                 continue
@@ -303,11 +326,13 @@ class BookFeed:
                 await asyncio.sleep(0.05)
                 started, sent = time.monotonic(), 0
                 continue
-            due = min(int((time.monotonic() - started) * self.rate_per_s) - sent, 1000)
-            written = self._send_bulk(due) if due > 0 else None
+            started, sent, due = paced(started, sent, self.rate_per_s, time.monotonic(), MAX_BOOK_BURST)
+            written = await self._send_bulk(due) if due > 0 else None
             if written is not None:
                 sent += due
-                await asyncio.sleep(0 if written else 0.001)  # nothing written: the reader is behind
+                # A millisecond between writes, as the ticker sender's: turning again at once wrote
+                # a frame or two a turn and cost half a core at 2,000 updates/s.
+                await asyncio.sleep(0.001)
                 continue
             for _ in range(max(due, 0)):
                 market_id = next(markets)
@@ -354,7 +379,7 @@ class BookFeed:
 
     # Benchmark rates. ---------------------------------------------------------------
 
-    def _send_bulk(self, count: int) -> int | None:
+    async def _send_bulk(self, count: int) -> int | None:
         """At BULK_RATE_PER_S and more, with no book fault pending, and where every
         subscribed socket takes whole-book frames sequenced by one id (sim.bulk_book_parts:
         Binance's partial depth), write `count` frames to each socket in one transport
@@ -375,13 +400,15 @@ class BookFeed:
         subscriptions = [(socket, subscription) for socket, subscription in self.subscriptions.items()
                          if subscription.markets and socket.protocol.state is State.OPEN]
         for socket, subscription in subscriptions:
-            if subscription.ring_markets != subscription.markets and not self._render_ring(socket, subscription):
+            if subscription.ring_markets != subscription.markets and not await self._render_ring(socket, subscription):
                 return None
         opcode = 2 if self.sim.binary_frames else 1
         written = 0
         self._bulk_id = max([self._bulk_id, *(book.update_id for book in self.books.values())])
         for socket, subscription in subscriptions:
             transport = socket.transport
+            if socket.protocol.state is not State.OPEN:  # closed while the rings were rendered
+                continue
             if transport.get_write_buffer_size() > BULK_HIGH_WATER or not subscription.queue.empty() \
                     or time.monotonic() < self.sim.faults.stalled.get(socket, 0.0):
                 continue
@@ -398,7 +425,7 @@ class BookFeed:
             book.update_id = self._bulk_id
         return written
 
-    def _render_ring(self, socket: ServerConnection, subscription: _Subscription) -> bool:
+    async def _render_ring(self, socket: ServerConnection, subscription: _Subscription) -> bool:
         markets = list(subscription.markets)
         # Asked first: a book stepped for the ring is never sent its own update.
         renderers = [self.sim.bulk_book_parts(socket, market_id) for market_id in markets]
@@ -409,6 +436,8 @@ class BookFeed:
             market_id, render = markets[number % len(markets)], renderers[number % len(markets)]
             head, tail = render(self.book(market_id).step())  # type: ignore[misc]
             ring.append((head.encode(), tail.encode()))
+            if number % RING_RENDERS_BETWEEN_YIELDS == RING_RENDERS_BETWEEN_YIELDS - 1:
+                await asyncio.sleep(0)
         subscription.ring, subscription.ring_markets, subscription.ring_index = ring, markets, 0
         return True
 

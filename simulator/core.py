@@ -162,6 +162,26 @@ BULK_RING = 2048
 BULK_HIGH_WATER = 1 << 20
 # One ticker frame in this many is an edge shape (ExchangeSim.edge_kinds), unless off.
 EDGE_EVERY = 50
+# Frames or updates sent in one go at most: BURST_S of the rate (a slow rate's feed
+# delayed by a busy loop still sends all it owes), and never more than the feed's own
+# bound. The loop serves nothing else meanwhile.
+BURST_S = 0.25
+MAX_TICKER_BURST = 5000
+
+
+def paced(started: float, sent: int, rate_per_s: float, now: float, most: int) -> tuple[float, int, int]:
+    """(started, sent, due): what is due `now` at `rate_per_s`, `sent` sent since
+    `started`, at most a burst (BURST_S of the rate, `most` at the most). A feed further
+    behind (its process starved of CPU) forgets the rest and starts its clock again:
+    catching up in the largest bursts held a starved simulator's loop for seconds on end,
+    and the workers' handshakes and REST calls to it timed out (the fleet's books were
+    never all live). What a simulator offers is then what it renders, which the frames
+    the workers count show."""
+    burst = max(1, min(int(rate_per_s * BURST_S), most))
+    due = int((now - started) * rate_per_s) - sent
+    if due > burst:
+        return now, 0, burst
+    return started, sent, due
 
 
 BASES = ("BTC", "ETH", "XRP", "SOL", "DOGE", "ADA", "TRX", "LINK", "DOT", "AVAX", "SHIB", "BCH")
@@ -445,7 +465,11 @@ class ExchangeSim(ABC):
                 heard = max(heard, socket.last_ping)
             if self.server_pushes_count:
                 heard = max(heard, socket.last_sent)
-            late = self.subscribe_deadline_s and not subscribed() and now - opened > self.subscribe_deadline_s
+            # Subscribed to tickers or to books: a socket of books alone was cut at the
+            # deadline and every reconnect cut again (the fleet's Coinbase books, every 5 s).
+            books = self.book_feed is not None and self.book_feed.subscribed(socket)
+            late = (self.subscribe_deadline_s and not subscribed() and not books
+                    and now - opened > self.subscribe_deadline_s)
             if late or (self.idle_timeout_s and now - heard > self.idle_timeout_s):
                 await self.close_idle(socket)
                 return
@@ -491,7 +515,7 @@ class ExchangeSim(ABC):
                     started, sent = time.monotonic(), 0
                     continue
                 # Send what the rate allows by now, in one burst, then sleep briefly.
-                due = min(int((time.monotonic() - started) * self.rate_per_s) - sent, 5000)
+                started, sent, due = paced(started, sent, self.rate_per_s, time.monotonic(), MAX_TICKER_BURST)
                 if time.monotonic() < self.faults.muted_until:
                     for _ in range(due):  # the markets trade; this socket hears nothing of it
                         self.quotes[markets[index % len(markets)]].step(self.rng)

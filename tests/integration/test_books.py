@@ -26,6 +26,7 @@ import yaml
 from websockets.sync.client import connect
 
 from shared.venue import Venue
+from simulator.coinbase import CoinbaseSim
 from tests.harness import Simulator, WorkerProcess, audited, consume, free_port, override_file, wait_until
 from workers.bybit import Bybit
 from workers.kraken import Kraken
@@ -178,6 +179,18 @@ def resyncs(process: WorkerProcess) -> dict[str, int]:
     assert match, final_counters(process)
     return {reason: int(count) for reason, count in
             (item.split("=") for item in (match.group(2) or "").split(",") if item)}
+
+
+def test_a_socket_of_books_alone_counts_as_subscribed(kafka: str, simulator: Any, worker: Any,
+                                                      tmp_path: Path) -> None:
+    """Coinbase drops a socket that has not subscribed within seconds of connecting; a
+    socket that subscribed to books and no ticker has, and is kept."""
+    sim, process, topic = start_books("coinbase", kafka, simulator, worker, tmp_path)
+    consume(kafka, topic, lambda got: len(got) >= 20, timeout_s=60)
+    time.sleep(CoinbaseSim.subscribe_deadline_s + 2)
+    assert sim.control("coinbase", "stats")["connections_total"] == 1
+    assert process.stop() == 0
+    assert " reconnects=0 " in final_counters(process)
 
 
 @pytest.mark.parametrize("case_name", sorted(BOOKS))

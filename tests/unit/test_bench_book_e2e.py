@@ -2,9 +2,11 @@
 shared.stats writes, field for field, or the benchmark measures nothing (or the wrong
 counter)."""
 
+import logging
 from collections import Counter
 
-from bench.e2e import BOOK_COUNTERS, COUNTERS, BookMemory
+from bench.e2e import BOOK_COUNTERS, BOOK_RECORDS, COUNTERS, DELIVERED, BookMemory, _per_second_by_time, _stamped
+from shared.log import _UtcFormatter
 from shared.stats import Stats
 
 
@@ -27,3 +29,23 @@ def test_rss_growth_compares_the_first_and_last_minute() -> None:
     assert flat.growth_mb == 0.5
     leaking = BookMemory(300, 2, [80.0 + sample for sample in range(24)], 1000)
     assert leaking.growth_mb == 12.0
+
+
+def _logged(message: str, created: float) -> str:
+    """`message` as a worker's log writes it at `created` (epoch seconds)."""
+    record = logging.LogRecord("okx", logging.INFO, __file__, 0, message, None, None)
+    record.created, record.msecs = created, (created % 1) * 1000
+    return _UtcFormatter("%(asctime)s %(levelname)s okx %(message)s").format(record)
+
+
+def test_fleet_rates_go_by_the_counters_lines_own_times() -> None:
+    # A starved worker's once-a-second line came 2.5 s apart: 1,000 records in 2.5 s.
+    stats = Stats()
+    stats.book_frames = 1
+    lines = []
+    for created, delivered, book_records in ((1_790_000_000.0, 5_000, 400), (1_790_000_002.5, 6_000, 650)):
+        stats.delivered, stats.book_records = delivered, book_records
+        lines.append(_logged(stats.line(queue_depth=0), created))
+    log = "\n".join(lines)
+    assert _per_second_by_time(_stamped(COUNTERS).findall(log), DELIVERED) == 400.0
+    assert _per_second_by_time(_stamped(BOOK_COUNTERS).findall(log), BOOK_RECORDS) == 100.0
