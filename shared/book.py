@@ -24,7 +24,7 @@ import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from itertools import chain, islice, zip_longest
+from itertools import chain, islice
 from operator import itemgetter, lt
 from typing import Literal, NamedTuple, TypeVar
 
@@ -180,8 +180,15 @@ def okx_checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
     """OKX `books`: CRC32 of bid1px:bid1sz:ask1px:ask1sz:bid2px:... over the first 25 of
     each side (a side's missing levels are skipped), of the texts as received, as a
     signed 32-bit int (how OKX sends it)."""
-    pairs = zip_longest(bids[:25], asks[:25], fillvalue=())
-    crc = zlib.crc32(":".join(chain.from_iterable(chain.from_iterable(pairs))).encode())
+    bids, asks = bids[:25], asks[:25]
+    # The levels in checksum order, interleaved by two slice assignments in C (a
+    # zip_longest of the sides made a pair to take apart again a level): bid1, ask1, ...
+    # for the levels both sides have, then the rest of the longer side.
+    common = min(len(bids), len(asks))
+    levels = list(bids[:common]) * 2
+    levels[0::2], levels[1::2] = bids[:common], asks[:common]
+    levels += bids[common:] or asks[common:]
+    crc = zlib.crc32(":".join(chain.from_iterable(levels)).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from shared.book import BookLost, OrderBook
 from shared.record import EARLIEST_EXCHANGE_TS_MS, EXCHANGE_TS_AHEAD_MS, Book, ExchangeError, ServerRestart, Source
 from shared.rest import RestUnavailable
-from shared.venue import BookMessage, Market, snapshot_levels
+from shared.venue import BookMessage, Market
 
 if TYPE_CHECKING:
     from shared.worker import Connection, Worker
@@ -139,7 +139,7 @@ class BookChannel:
                     and book.update_id is not None and message.update_id <= book.update_id:
                 self.stats.book_skipped += 1  # an older book than the one kept (or the same again)
                 return 0
-            book.replace(snapshot_levels(message.bids), snapshot_levels(message.asks))
+            book.replace(message.bids, message.asks)
             book.update_id = message.update_id
             state.snapshot_asked = False
             published = self._publish(state, message, received_ns, source)

@@ -48,7 +48,8 @@ class BookMessage(NamedTuple):
     shared.book_channel keeps, checks and publishes."""
 
     raw: str  # the exchange's market id
-    # snapshot True: the complete book, (price, size) tuples in any order (OrderBook.replace);
+    # snapshot True: the complete book, (price, size) tuples in any order, which the book
+    # keeps as they are (OrderBook.replace: a level with more items would be published so);
     # False: changes, sequences whose first two items are price and size, size 0 deletes.
     snapshot: bool
     bids: Sequence[Sequence[str]]
