@@ -315,6 +315,9 @@ class KafkaSink:
         produce, topic = self._producer.produce, self._ticker_topic
         seq = self._seq
         handed = 0
+        # Straight to produce() while nothing waits: once a record goes to _send, which may
+        # start spooling, every later one goes there too, and _send decides where it goes.
+        direct = not (spool.size_bytes or self._replacing or self._topic_missing_since is not None)
         for ticker in tickers:
             seq += 1
             ticker.run = run
@@ -323,17 +326,14 @@ class KafkaSink:
             if key is None:
                 key = keys[ticker.symbol] = f"{ticker.exchange}:{ticker.symbol}".encode()
             value = encode(ticker)
-            # Checked a record at a time: _send may start spooling, and then every later
-            # record must go behind it.
-            if spool.size_bytes or self._replacing or self._topic_missing_since is not None:
-                self._send(topic, value, key)  # behind what waits already
-                continue
-            try:
-                produce(topic, value, key)
-            except (BufferError, KafkaException):
-                self._send(topic, value, key)  # the queue full, or refused: _send decides
-                continue
-            handed += 1
+            if direct:
+                try:
+                    produce(topic, value, key)
+                    handed += 1
+                    continue
+                except (BufferError, KafkaException):
+                    direct = False  # the queue full, or refused: _send decides
+            self._send(topic, value, key)  # behind what waits already
         self._seq = seq
         self.stats.records += len(tickers)
         if handed:
