@@ -40,7 +40,7 @@ def test_reports_served_late_are_timed_as_late_while_the_ack_latency_is_kafkas(k
     sink.check_ready(timeout_s=30)
     try:
         for number in range(RECORDS):
-            sink.publish(_ticker(number))
+            sink.publish([_ticker(number)])
         # Kafka acknowledges within milliseconds; the worker serves the reports late.
         time.sleep(REPORTS_SERVED_AFTER_S)
         sink.serve_deliveries()

@@ -76,14 +76,14 @@ def test_a_replaced_producer_delivers_every_record_once_in_order(kafka: str, tmp
     async def replace_while_publishing_then_serve() -> None:
         nonlocal published_while_replacing
         for number in range(RECORDS // 2):
-            sink.publish(_ticker(number))
+            sink.publish([_ticker(number)])
         replacing = asyncio.create_task(sink._replace_producer(standing_s=0))
         # The loop is not held while the stuck producer's records are taken back: publishing goes on.
         for number in range(RECORDS // 2, RECORDS):
             if number % 500 == 0:
                 await asyncio.sleep(0.01)
             published_while_replacing += sink._replacing
-            sink.publish(_ticker(number))
+            sink.publish([_ticker(number)])
         await replacing
         serving = asyncio.create_task(sink.serve())
         deadline = time.monotonic() + 60
@@ -108,7 +108,7 @@ def test_a_stop_during_the_replacement_keeps_every_record(kafka: str, tmp_path: 
 
     async def stop_while_replacing() -> None:
         for number in range(RECORDS):
-            sink.publish(_ticker(number))
+            sink.publish([_ticker(number)])
         replacing = asyncio.create_task(sink._replace_producer(standing_s=0))
         await asyncio.sleep(0.05)
         assert sink._replacing
@@ -126,7 +126,7 @@ def test_a_stop_during_the_replacement_keeps_every_record(kafka: str, tmp_path: 
 def test_records_kafka_holds_already_are_found_by_run_and_seq(kafka: str, tmp_path: Path) -> None:
     sink, _, _ = _sink(tmp_path, kafka)
     for number in range(300):
-        sink.publish(_ticker(number))
+        sink.publish([_ticker(number)])
     sink.close(timeout_s=10)
     assert sink.stats.delivered == 300
 

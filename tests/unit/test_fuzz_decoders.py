@@ -59,9 +59,9 @@ class MemorySink:
         self.tickers: list[Ticker] = []
         self.dead_letters: list[DeadLetter] = []
 
-    def publish(self, ticker: Ticker) -> None:
-        self.tickers.append(ticker)
-        self.stats.records += 1
+    def publish(self, tickers: list[Ticker]) -> None:
+        self.tickers += tickers
+        self.stats.records += len(tickers)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)

@@ -169,3 +169,41 @@ def test_the_worker_dead_letters_refused_frames_and_counts_nulled_timestamps(
     captured = capsys.readouterr()
     assert '"exchange_ts":null' in captured.out and "negative: '-5'" in captured.err
 
+
+
+class CountingSink(StdoutSink):
+    """StdoutSink that keeps each publish call's tickers."""
+
+    def __init__(self, stats: Stats) -> None:
+        super().__init__(stats)
+        self.calls: list[list[Ticker]] = []
+
+    def publish(self, tickers: list[Ticker]) -> None:
+        self.calls.append(list(tickers))
+        super().publish(tickers)
+
+
+def test_a_read_is_published_in_one_call_and_a_zero_last_price_dead_letters_its_frame_alone(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Worker.on_frames: a read's tickers are checked and handed to the sink together (one
+    Python call a read, not three a frame: the hot path's instructions, bench.profile);
+    a frame whose last price is zero is dead-lettered, its neighbours published in order."""
+    exchange = ExchangeConfig(ws_url="ws://127.0.0.1:1/stream", rest_url="http://127.0.0.1:1",
+                              symbols=["ETH-USDT"])
+    stats = Stats()
+    sink = CountingSink(stats)
+    worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(), sink, stats,
+                    logging.getLogger("coinstream.test"))
+    second = _with("c", "2.5")
+    assert worker.on_frames([BINANCE_TICKER, second, BINANCE_TICKER], RECEIVED_NS, exchange.ws_url) == 3
+    assert [len(call) for call in sink.calls] == [3]
+    assert [ticker.last for ticker in sink.calls[0]] == [_binance(BINANCE_TICKER)[0].last, "2.5",
+                                                         _binance(BINANCE_TICKER)[0].last]
+
+    sink.calls.clear()
+    zero = _with("c", "0.00000000")
+    assert worker.on_frames([second, zero, _with("c", "3.5")], RECEIVED_NS, exchange.ws_url) == 2
+    assert [[ticker.last for ticker in call] for call in sink.calls] == [["2.5", "3.5"]]
+    assert [ticker.seq for ticker in sink.calls[0]] == [4, 5]
+    assert (stats.dead_letters, stats.records, stats.frames) == (1, 5, 6)
+    assert "a price must be positive" in capsys.readouterr().err
