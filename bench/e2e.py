@@ -117,11 +117,21 @@ def _per_second(delivered: list[int]) -> float:
     return (delivered[-1] - delivered[0]) / max(len(delivered) - 1, 1)
 
 
+def shipped_runtime() -> dict[str, Any]:
+    """The runtime settings the collector ships with (config/coinstream.yaml), a counters
+    line every second. Every scenario measures the product as deployed: in the fleet, the
+    tests' quick settings (a 3 s handshake timeout, a 5 s watchdog, REST polled every 0.5 s
+    after 2 s unheard, reconnects at most 1 s apart) turned the loaded simulators' slow
+    answers into a storm of reconnects and REST polls that kept them loaded, and their
+    books never live."""
+    return {**yaml.safe_load(configuration.DEFAULT_FILE.read_text())["runtime"], "stats_interval_s": 1}
+
+
 def end_to_end(exchange: str, rate: float, seconds: float, bootstrap: str, workdir: Path,
                runtime: dict[str, float] | None = None) -> EndToEnd:
     """One run; `runtime` overrides the shipped runtime settings (read_pause_s: 0)."""
     sim = Simulator(workdir, [exchange], rate, markets=50, journal=False, edge_shapes=False)
-    config = override_file(workdir, bootstrap, sim.config["exchanges"], {"stats_interval_s": 1, **(runtime or {})})
+    config = override_file(workdir, bootstrap, sim.config["exchanges"], {**shipped_runtime(), **(runtime or {})})
     worker = WorkerProcess(exchange, config, workdir)
     try:
         time.sleep(WARM_UP_S)
@@ -142,7 +152,7 @@ def ceiling(exchange: str, rate: float, seconds: float, bootstrap: str, workdir:
             runtime: dict[str, float] | None = None) -> EndToEnd:
     """bench.ceiling in the worker's place: the bare stack on the same feed and settings."""
     sim = Simulator(workdir, [exchange], rate, markets=50, journal=False, edge_shapes=False)
-    config = override_file(workdir, bootstrap, sim.config["exchanges"], runtime)
+    config = override_file(workdir, bootstrap, sim.config["exchanges"], {**shipped_runtime(), **(runtime or {})})
     bare = WorkerProcess(exchange, config, workdir, "--exchange", exchange, module="bench.ceiling")
     try:
         time.sleep(WARM_UP_S)
@@ -169,15 +179,6 @@ FLEET: dict[str, tuple[int, float]] = {
 # Coinbase's snapshot takes one REST call per product, 10 a second (30 s for 300), beside
 # its sockets: measure after it. Kraken and Korbit pace their connects a second apart.
 FLEET_WARM_UP_S = 45
-
-
-def shipped_runtime() -> dict[str, Any]:
-    """The runtime settings the collector ships with (config/coinstream.yaml), a counters
-    line every second. The fleet measures the product as deployed: the tests' quick
-    settings (a 3 s handshake timeout, a 5 s watchdog, REST polled every 0.5 s after 2 s
-    unheard, reconnects at most 1 s apart) turned the loaded simulators' slow answers into a
-    storm of reconnects and REST polls that kept them loaded, and their books never live."""
-    return {**yaml.safe_load(configuration.DEFAULT_FILE.read_text())["runtime"], "stats_interval_s": 1}
 
 
 class FleetRow(msgspec.Struct):
@@ -327,7 +328,7 @@ def _books_live(exchange: str, rate: float, markets: int, depth: int, bootstrap:
     """The simulator and a worker collecting the books of `markets` markets alone, every
     book seeded (at SEEDING_RATE), then `rate` updates a second, warmed up; stopped after."""
     sim = Simulator(workdir, [exchange], SEEDING_RATE, markets=markets, journal=False, edge_shapes=False)
-    config = override_file(workdir, bootstrap, _book_section(sim, exchange, depth), {"stats_interval_s": 1})
+    config = override_file(workdir, bootstrap, _book_section(sim, exchange, depth), shipped_runtime())
     worker = WorkerProcess(exchange, config, workdir)
     try:
         _until_books_live(worker)
