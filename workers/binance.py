@@ -279,13 +279,13 @@ class Binance(Venue):
                             "id": 1})]
 
     def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+        push: PartialDepthFrame | None
         try:
             push = self._partial_depth_frames.decode(frame)
         except msgspec.ValidationError:
-            pass  # not shaped as a partial-depth push: read as any frame below
-        else:
-            if _is_partial_depth(push.stream):
-                return [_partial_depth_message(push.stream, push.data)]
+            push = None  # not shaped as a partial-depth push: read as any frame below
+        if push is not None and _is_partial_depth(push.stream):
+            return [_partial_depth_message(push.stream, push.data)]
         message = self._book_frames.decode(frame)
         stream, data = message.stream, message.data
         if stream is not None and data and _is_partial_depth(stream):
