@@ -1,4 +1,5 @@
-"""The README's Python consumer ("Reading the data"), run as a reader would run it, on
+"""The documented Python consumer (docs/record.md, "Reading it in Python", which the
+README's "Reading the data" links to), run as a reader would run it, on
 what a worker published from the simulator into the real broker: two runs of the
 Binance worker, then one repeated record and one record that skips two seqs. It must
 name each run with its records and its missing seqs, as `coinstream verify` counts them."""
@@ -23,9 +24,9 @@ README_TOPIC = "coinstream.ticker"
 REPORT_LINE = re.compile(r"^(\w+) (\w+): (\d+) records, (\d+) missing$")
 
 
-def readme_consumer(bootstrap: str, topic: str) -> str:
-    """The README's consumer, pointed at the test's broker and topic (it names the default ones)."""
-    section = (ROOT / "README.md").read_text().split("## Reading the data", 1)[1].split("\n## ", 1)[0]
+def documented_consumer(bootstrap: str, topic: str) -> str:
+    """The documented consumer, pointed at the test's broker and topic (it names the default ones)."""
+    section = (ROOT / "docs" / "record.md").read_text().split("## Reading it in Python", 1)[1].split("\n## ", 1)[0]
     [code] = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     assert code.count(f'"{README_BOOTSTRAP}"') == 1 and code.count(f'"{README_TOPIC}"') == 1, code
     return code.replace(f'"{README_BOOTSTRAP}"', f'"{bootstrap}"').replace(f'"{README_TOPIC}"', f'"{topic}"')
@@ -44,7 +45,7 @@ def run_consumer(code: str, workdir: Path) -> dict[str, tuple[str, int, int]]:
     return report
 
 
-def test_readme_consumer_reports_each_run(kafka: str, simulator: Callable[..., Simulator],
+def test_documented_consumer_reports_each_run(kafka: str, simulator: Callable[..., Simulator],
                                           worker: Callable[..., WorkerProcess], tmp_path: Path) -> None:
     sim = simulator("binance", rate=50, markets=5)
     config = override_file(tmp_path, kafka, {"binance": sim.config["exchanges"]["binance"]})
@@ -56,7 +57,7 @@ def test_readme_consumer_reports_each_run(kafka: str, simulator: Callable[..., S
     sizes = run_sizes(audited(kafka, topic))
     assert len(sizes) == 2
 
-    code = readme_consumer(kafka, topic)
+    code = documented_consumer(kafka, topic)
     assert run_consumer(code, tmp_path) == {run: ("binance", records, 0) for run, records in sizes.items()}
 
     # A record delivered twice, and one whose two predecessors never arrived.
