@@ -6,6 +6,13 @@ back off and try again (the wait holds for the next call, whichever it is); any 
 status is the exchange's answer and is reported as an ExchangeError. After `attempts` tries the call gives up with RestUnavailable; the caller
 decides whether to try again later (the fallback loop does, every poll interval).
 
+A kept-alive connection that ends before any answer to a request sent on it (the
+server closed it as idle while the request was on its way: urllib3 checks a pooled
+connection only before sending) is no failure of the exchange: the GET, idempotent, is
+sent again at once on a new connection, within the same deadline, counted in
+rest_resent and logged (throttled). A second such end, or one on a new connection, is
+an ordinary connection error.
+
 The deadline (runtime.rest_timeout_s) is for the whole call: connect, headers and body.
 requests' own timeout bounds each read, and a server that sends one byte every few
 seconds never trips it. So the loop stops waiting at the deadline and cuts the call's
@@ -122,6 +129,11 @@ class RestClient:
             except asyncio.CancelledError:
                 call.abandon()
                 raise
+            finally:
+                if call.resent_after is not None:
+                    self._stats.rest_resent += 1
+                    self._throttled.warning("rest resends", "GET %s: a kept-alive connection ended before answering "
+                                            "(%s); sent again on a new one", url, cause(call.resent_after))
 
     def close(self) -> None:
         self._session.close()
@@ -135,13 +147,25 @@ class _Call:
         self.answer: asyncio.Future[requests.Response] = loop.create_future()
         self._sockets: list[socket.socket] = []
         self._abandoned = False
+        # Set on the call's thread: how a kept-alive connection ended before answering,
+        # and the same once the GET was sent again for it.
+        self.stale_end: ConnectionResetError | None = None
+        self.resent_after: ConnectionResetError | None = None
         self._loop = loop
         threading.Thread(target=self._run, args=(session, url, timeout_s), name="rest", daemon=True).start()
 
     def _run(self, session: requests.Session, url: str, timeout_s: float) -> None:
         _current.call = self
         try:
-            response = session.get(url, timeout=timeout_s)
+            try:
+                response = session.get(url, timeout=timeout_s)
+            except requests.ConnectionError:
+                if self.stale_end is None or self._abandoned:
+                    raise
+                # A GET is idempotent and no answer had begun: send it once more, on a
+                # new connection (the pool closed the stale one), within the same deadline.
+                self.resent_after = self.stale_end
+                response = session.get(url, timeout=timeout_s)
         except BaseException as error:  # noqa: BLE001 - handed to the loop, which decides
             self._settle(None, error)
         else:
@@ -192,12 +216,15 @@ def _cut(sock: socket.socket) -> None:
 
 class _Held:
     """An urllib3 connection that tells the current call about its socket: when it is
-    made (before a TLS handshake) and before each answer is read (a reused connection)."""
+    made (before a TLS handshake) and before each answer is read (a reused connection);
+    and when a connection that answered before ends before answering the next request."""
 
     sock: Any
+    answers_on_socket = 0
 
     def _new_conn(self) -> socket.socket:
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        self.answers_on_socket = 0
         if (call := getattr(_current, "call", None)) is not None:
             call.hold(sock)
         return sock
@@ -205,7 +232,14 @@ class _Held:
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         if self.sock is not None and (call := getattr(_current, "call", None)) is not None:
             call.hold(self.sock)
-        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        try:
+            response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        except ConnectionResetError as error:  # RemoteDisconnected too: no status line
+            if self.answers_on_socket and (call := getattr(_current, "call", None)) is not None:
+                call.stale_end = error
+            raise
+        self.answers_on_socket += 1
+        return response
 
 
 class _HeldHTTPConnection(_Held, HTTPConnection):

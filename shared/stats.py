@@ -43,6 +43,9 @@ class Stats:
         self.refreshes = 0
         self.refreshed = 0
         self.rest_errors = 0
+        # GETs sent again at once because a kept-alive connection ended before answering
+        # (shared.rest): the server had closed it as idle; not an error of the exchange.
+        self.rest_resent = 0
         self.rate_limit_waits = 0
         self.delivered = 0
         # time.monotonic() of the last delivery report for a record Kafka took (of the
@@ -98,7 +101,7 @@ class Stats:
             f"dead_letters={self.dead_letters} exchange_errors={self.exchange_errors} "
             f"timestamps_nulled={self.timestamps_nulled} unknown_symbols={self.unknown_symbols} "
             f"reconnects={reconnects} host_switches={self.host_switches} "
-            f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} "
+            f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} rest_resent={self.rest_resent} "
             f"refreshes={self.refreshes} refreshed={self.refreshed} "
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "

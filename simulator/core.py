@@ -662,5 +662,10 @@ def _resume_reading(socket: ServerConnection) -> None:
 
 def _json_response(status: int, body: Any) -> Response:
     payload = body if isinstance(body, str) else json.dumps(body)
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload.encode())))])
+    # websockets half-closes the connection after any answer but a WebSocket upgrade. An
+    # HTTP/1.1 server that will not take another request must say so (RFC 9112 9.6):
+    # without the header a client keeps the connection, and a request it sends there
+    # before the server's FIN arrives is never answered (RemoteDisconnected).
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload.encode()))),
+                       ("Connection", "close")])
     return Response(status, HTTPStatus(status).phrase, headers, payload.encode())
