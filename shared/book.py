@@ -126,7 +126,12 @@ class _KnownTexts(dict[str, _Value]):
         self._value_of: Callable[[str], _Value] = value_of
 
     def __missing__(self, text: str) -> _Value:
-        plain_text = _plain_unsigned(text)
+        # _plain_unsigned's test of a plain text, inline: its call cost ~300 a miss.
+        digits = text.replace(".", "", 1)
+        if digits.isdigit() and digits.isascii() and text[0] != "." and text[-1] != ".":
+            plain_text = text
+        else:
+            plain_text = _plain_unsigned(text)
         value = self._value_of(plain_text)
         if plain_text is text:
             if len(self) >= KNOWN_TEXTS:
@@ -140,7 +145,7 @@ class _KnownTexts(dict[str, _Value]):
 _ASK_KEYS: _KnownTexts[Key] = _KnownTexts(_ask_key)
 _BID_KEYS: _KnownTexts[Key] = _KnownTexts(_bid_key)
 _SNAPSHOT_SIZE_PRESENT: _KnownTexts[bool] = _KnownTexts(_size_present)
-_SIZE = itemgetter(1)
+_PRICE, _SIZE = itemgetter(0), itemgetter(1)
 
 
 def _written_plain(levels: Iterable[Sequence[str]]) -> list[Level]:
@@ -162,7 +167,11 @@ def _checked_changes(levels: Sequence[Sequence[str]], key_of: Callable[[str], Ke
         if _in_exponent_form:
             _in_exponent_form.clear()
             price = plain(price)
-        changes.append((key, price, _plain_unsigned(level[1])))
+        size = level[1]
+        digits = size.replace(".", "", 1)
+        if not (digits.isdigit() and digits.isascii() and size[0] != "." and size[-1] != "."):
+            size = _plain_unsigned(size)
+        changes.append((key, price, size))
     return changes
 
 
@@ -232,7 +241,7 @@ class _Side:
         """
         if not levels:
             return [], []
-        prices = [level[0] for level in levels]
+        prices = list(map(_PRICE, levels))  # in C: a list comprehension cost ~240 more a side
         if prices == self._ladder:
             keys = self._ladder_keys
         else:
