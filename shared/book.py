@@ -148,6 +148,8 @@ class _KnownTexts(dict[str, _Value]):
 _ASK_KEYS: _KnownTexts[Key] = _KnownTexts(partial(_price_key, _ASK_SCALING, ""))
 _BID_KEYS: _KnownTexts[Key] = _KnownTexts(partial(_price_key, _BID_SCALING, "-"))
 _SNAPSHOT_SIZE_PRESENT: _KnownTexts[bool] = _KnownTexts(_size_present)
+# Bound once: bound at each snapshot, a method object made and freed a side.
+_snapshot_size_present = _SNAPSHOT_SIZE_PRESENT.__getitem__
 _PRICE, _SIZE = itemgetter(0), itemgetter(1)
 
 
@@ -260,7 +262,7 @@ class _Side:
                 levels = list(map(by_key.__getitem__, keys))
         kept = len(levels) if window is None else window
         kept_keys, kept_levels = keys[:kept], levels[:kept]
-        if not all(map(_SNAPSHOT_SIZE_PRESENT.__getitem__, map(_SIZE, kept_levels))):
+        if not all(map(_snapshot_size_present, map(_SIZE, kept_levels))):
             # Bithumb sends sizes that round to zero: drop them, and the next levels move up.
             nonzero = [(key, level) for key, level in zip(keys, levels) if _SNAPSHOT_SIZE_PRESENT[level[1]]][:kept]
             kept_keys, kept_levels = [key for key, _ in nonzero], [level for _, level in nonzero]
@@ -272,7 +274,8 @@ class _Side:
         """Apply checked changes (a size without a digit but 0 deletes, see _size_present);
         True when one of them was within the best `watched` levels."""
         # A book kept from changes gets a snapshot seldom: its ladder would only hold memory.
-        self._ladder, self._ladder_keys = None, []
+        if self._ladder is not None:  # not a new empty list a message
+            self._ladder, self._ladder_keys = None, []
         side_keys, levels = self.keys, self.levels
         touched = False
         for key, price, size in changes:
