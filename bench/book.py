@@ -6,6 +6,8 @@
   python -m bench.book --instructions   the same messages under callgrind: instructions per
                                         message, exact from run to run (needs valgrind)
   --measure NAME                        only this measure (repeatable)
+  --keep-callgrind DIRECTORY            with --instructions: keep each measure's callgrind
+                                        out file there, for callgrind_annotate
 
 Each measure runs what a worker's book channel will run for one message, on frames shaped
 exactly like the exchange's (Binance's built from the real one in tests/fixtures, OKX's
@@ -355,8 +357,9 @@ def replay(name: str, frames_file: Path) -> None:
     binascii.crc_hqx(b"", 0)
 
 
-def instruction_lines(names: list[str]) -> list[str]:
-    """Instructions per message, counted by callgrind over FRAMES messages after the warm-up."""
+def instruction_lines(names: list[str], keep_in: Path | None = None) -> list[str]:
+    """Instructions per message, counted by callgrind over FRAMES messages after the warm-up;
+    keep_in: a directory to copy each measure's callgrind out file to (for callgrind_annotate)."""
     lines = ["| measure | instructions per message |", "|---|---|"]
     with tempfile.TemporaryDirectory(prefix="bench-book-") as scratch:
         for name in names:
@@ -368,6 +371,9 @@ def instruction_lines(names: list[str]) -> list[str]:
                             "--replay", name, "--frames", str(frames_file)],
                            check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
             dumped = Path(f"{counts}.1").read_text()  # the dump between the markers
+            if keep_in is not None:
+                keep_in.mkdir(parents=True, exist_ok=True)
+                (keep_in / f"{name}.callgrind").write_text(dumped)
             [total] = [int(line.split()[1]) for line in dumped.splitlines() if line.startswith("summary:")]
             lines.append(f"| {name} | {total / FRAMES:,.0f} |")
             print(lines[-1], flush=True)
@@ -385,13 +391,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.book", description=__doc__.splitlines()[0])
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
     parser.add_argument("--measure", action="append", choices=list(MEASURES), help="only these (repeatable)")
+    parser.add_argument("--keep-callgrind", type=Path, metavar="DIRECTORY",
+                        help="with --instructions: keep each measure's callgrind out file here")
     parser.add_argument("--replay", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.replay:
         replay(arguments.replay, arguments.frames)
     elif arguments.instructions:
-        instruction_lines(arguments.measure or list(MEASURES))
+        instruction_lines(arguments.measure or list(MEASURES), arguments.keep_callgrind)
     else:
         cpu_time_lines(arguments.measure or list(MEASURES))
 

@@ -24,6 +24,7 @@ import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+from functools import partial
 from itertools import chain, islice
 from operator import itemgetter, lt
 from typing import Literal, NamedTuple, TypeVar
@@ -80,33 +81,35 @@ def _plain_unsigned(text: str) -> str:
 # ints and Decimals exactly.
 KEY_SCALE = 18
 Key = int | Decimal
-_SCALING = [10 ** (KEY_SCALE - decimals) for decimals in range(KEY_SCALE + 1)]
 
 
-def _ask_key(plain_text: str) -> Key:
+# Both sides are kept best first in ascending key order: an ask's key is its price's, a
+# bid's the negation (a Decimal is written negative: unary minus would round it to the
+# context's 28 digits). So one function serves both sides, given the side's scaling and
+# sign (by functools.partial, in C: a bid's key as the negation of an ask's cost a
+# second Python call, ~700 instructions a new price).
+_ASK_SCALING = [10 ** (KEY_SCALE - decimals) for decimals in range(KEY_SCALE + 1)]
+_BID_SCALING = [-scaling for scaling in _ASK_SCALING]
+
+
+def _price_key(scaling: list[int], sign: str, plain_text: str) -> Key:
     integer, _, fraction = plain_text.partition(".")
-    if len(fraction) > KEY_SCALE:
+    decimals = len(fraction)
+    if decimals > KEY_SCALE:
         fraction = fraction.rstrip("0")
-    if len(fraction) <= KEY_SCALE:
-        key: Key = int(integer + fraction) * _SCALING[len(fraction)]
+        decimals = len(fraction)
+    if decimals <= KEY_SCALE:
+        key: Key = int(integer + fraction) * scaling[decimals]
     else:
-        key = Decimal(f"{integer}{fraction}E{KEY_SCALE - len(fraction)}")
+        key = Decimal(f"{sign}{integer}{fraction}E{KEY_SCALE - decimals}")
     if not key:
         raise NumberError(f"price of zero: {plain_text!r}")
     return key
 
 
-# Both sides are kept best first in ascending key order: an ask's key is its price's, a
-# bid's the negation (copy_negate() for a Decimal: unary minus would round it to the
-# context's 28 digits). So one piece of code serves both sides.
-def _bid_key(plain_text: str) -> Key:
-    key = _ask_key(plain_text)
-    return -key if isinstance(key, int) else key.copy_negate()
-
-
-def _size_present(plain_text: str) -> bool:
-    """False for a size of zero: a plain decimal without a digit other than 0."""
-    return bool(plain_text.strip("0."))
+# True for a plain size of zero: one without a character but 0 and the point. A C method,
+# called in C on a new size text: a Python function cost ~600 instructions more.
+_size_is_zero: Callable[[str], bool] = frozenset("0.").issuperset
 
 
 _Value = TypeVar("_Value", Key, bool)
@@ -126,7 +129,12 @@ class _KnownTexts(dict[str, _Value]):
         self._value_of: Callable[[str], _Value] = value_of
 
     def __missing__(self, text: str) -> _Value:
-        plain_text = _plain_unsigned(text)
+        # _plain_unsigned's test of a plain text, inline: its call cost ~300 a miss.
+        digits = text.replace(".", "", 1)
+        if digits.isdigit() and digits.isascii() and text[0] != "." and text[-1] != ".":
+            plain_text = text
+        else:
+            plain_text = _plain_unsigned(text)
         value = self._value_of(plain_text)
         if plain_text is text:
             if len(self) >= KNOWN_TEXTS:
@@ -137,10 +145,12 @@ class _KnownTexts(dict[str, _Value]):
         return value
 
 
-_ASK_KEYS: _KnownTexts[Key] = _KnownTexts(_ask_key)
-_BID_KEYS: _KnownTexts[Key] = _KnownTexts(_bid_key)
-_SNAPSHOT_SIZE_PRESENT: _KnownTexts[bool] = _KnownTexts(_size_present)
-_SIZE = itemgetter(1)
+_ASK_KEYS: _KnownTexts[Key] = _KnownTexts(partial(_price_key, _ASK_SCALING, ""))
+_BID_KEYS: _KnownTexts[Key] = _KnownTexts(partial(_price_key, _BID_SCALING, "-"))
+_SNAPSHOT_SIZE_ZERO: _KnownTexts[bool] = _KnownTexts(_size_is_zero)
+# Bound once: bound at each snapshot, a method object made and freed a side.
+_snapshot_size_zero = _SNAPSHOT_SIZE_ZERO.__getitem__
+_PRICE, _SIZE = itemgetter(0), itemgetter(1)
 
 
 def _written_plain(levels: Iterable[Sequence[str]]) -> list[Level]:
@@ -159,10 +169,14 @@ def _checked_changes(levels: Sequence[Sequence[str]], key_of: Callable[[str], Ke
     for level in levels:
         price = level[0]
         key = key_of(price)
-        if _in_exponent_form:
-            _in_exponent_form.clear()
-            price = plain(price)
-        changes.append((key, price, _plain_unsigned(level[1])))
+        size = level[1]
+        digits = size.replace(".", "", 1)
+        if not (digits.isdigit() and digits.isascii() and size[0] != "." and size[-1] != "."):
+            size = _plain_unsigned(size)
+        changes.append((key, price, size))
+    if _in_exponent_form:  # prices read in exponent form (rare), written plain; once, not a test a level
+        changes = [(key, plain(price) if price in _in_exponent_form else price, size) for key, price, size in changes]
+        _in_exponent_form.clear()
     return changes
 
 
@@ -232,7 +246,7 @@ class _Side:
         """
         if not levels:
             return [], []
-        prices = [level[0] for level in levels]
+        prices = list(map(_PRICE, levels))  # in C: a list comprehension cost ~240 more a side
         if prices == self._ladder:
             keys = self._ladder_keys
         else:
@@ -248,24 +262,31 @@ class _Side:
                 levels = list(map(by_key.__getitem__, keys))
         kept = len(levels) if window is None else window
         kept_keys, kept_levels = keys[:kept], levels[:kept]
-        if not all(map(_SNAPSHOT_SIZE_PRESENT.__getitem__, map(_SIZE, kept_levels))):
+        if any(map(_snapshot_size_zero, map(_SIZE, kept_levels))):
             # Bithumb sends sizes that round to zero: drop them, and the next levels move up.
-            nonzero = [(key, level) for key, level in zip(keys, levels) if _SNAPSHOT_SIZE_PRESENT[level[1]]][:kept]
+            nonzero = [(key, level) for key, level in zip(keys, levels) if not _SNAPSHOT_SIZE_ZERO[level[1]]][:kept]
             kept_keys, kept_levels = [key for key, _ in nonzero], [level for _, level in nonzero]
         if _in_exponent_form:
             kept_levels = _written_plain(kept_levels)
         return kept_keys, kept_levels
 
     def apply(self, changes: list[tuple[Key, str, str]], watched: int, window: int | None) -> bool:
-        """Apply checked changes (a size without a digit but 0 deletes, see _size_present);
+        """Apply checked changes (a size without a character but 0 and the point deletes);
         True when one of them was within the best `watched` levels."""
         # A book kept from changes gets a snapshot seldom: its ladder would only hold memory.
-        self._ladder, self._ladder_keys = None, []
+        if self._ladder is not None:  # not a new empty list a message
+            self._ladder, self._ladder_keys = None, []
         side_keys, levels = self.keys, self.levels
         touched = False
         for key, price, size in changes:
             index = bisect_left(side_keys, key)
-            held = index < len(side_keys) and side_keys[index] == key
+            # Not `index < len(side_keys) and ...`: the len() call cost ~380 a change
+            # (okx-deep 48.5k -> 47.4k); a price past the worst level raises (~3k), which
+            # is rare but where a book is cut to a window (Kraken) and has little room.
+            try:
+                held = side_keys[index] == key
+            except IndexError:
+                held = False
             if size.strip("0."):
                 if held:
                     levels[index] = (price, size)  # the latest text of the price, and its size
