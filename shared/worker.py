@@ -558,6 +558,10 @@ class Connection:
         venue = worker.venue
         self._opened = time.monotonic()
         self._stalled = False
+        if self.books is not None and self.session:
+            # The session before is closed: no frame comes on it any more (while it was
+            # closing, its frames were still read, and checked).
+            self.books.session_ended(self.session)
         self.sessions += 1
         self.session = f"{self.name}/{self.sessions}"
         self._ended_by = asyncio.get_running_loop().create_future()
@@ -598,8 +602,6 @@ class Connection:
                 self._socket = None
                 for guard in guards:
                     guard.cancel()
-                if self.books is not None:
-                    self.books.session_ended(self.session)
         return self.last_ws_record > self._opened
 
     def _on_read(self, frames: list[bytes], received_ns: int) -> None:
