@@ -50,6 +50,8 @@ def run_worker(exchange: str, *args: str, timeout_s: float = 60) -> subprocess.C
     ("exchanges: {binance: {channels: []}}\n", "exchanges.binance.channels: the list is empty"),
     ("exchanges: {binance: {book_symbols: [btc_usdt]}}\n", "exchanges.binance.book_symbols.0: Expected `str` matching"),
     ("topics: {book_by_exchange: {binanceus: b}}\n", "topics.book_by_exchange.binanceus: unknown exchange"),
+    ("exchanges: {coinbase: {book_ws_url: [wss://advanced-trade-ws.coinbase.com]}}\n",
+     "exchanges.coinbase.book_ws_url: Expected `str | null`, got `array`"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path: Path, yaml_text: str, message: str) -> None:
     override = tmp_path / "override.yaml"

@@ -7,6 +7,7 @@ import json
 import msgspec
 import pytest
 
+from shared import config as configuration
 from shared.book import BookLost, OrderBook
 from shared.record import ExchangeError, FrameError
 from shared.venue import BookMessage, NumberedBookFrame
@@ -26,10 +27,13 @@ def venue() -> Coinbase:
     return Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com", ADVANCED_TRADE)
 
 
-def test_the_book_socket_opens_the_advanced_trade_feed(venue: Coinbase) -> None:
-    markets = [venue.market("BTC", "USD")]
-    assert venue.book_ws_url(markets, 10) == ADVANCED_TRADE
-    assert venue.ws_url(markets) == "wss://ws-feed.exchange.coinbase.com"
+def test_the_shipped_config_opens_the_book_sockets_on_advanced_trade() -> None:
+    shipped = configuration.load(None).exchange("coinbase")
+    venue = Coinbase(shipped.ws_url, shipped.rest_url, shipped.book_ws_url)
+    assert venue.book_ws_url([venue.market("BTC", "USD")], 10) == ADVANCED_TRADE
+    assert venue.ws_url([]) == "wss://ws-feed.exchange.coinbase.com"  # the ticker stays on the Exchange feed
+    # Without book_ws_url, book sockets open the ticker's endpoint (every other exchange).
+    assert Coinbase(shipped.ws_url, shipped.rest_url).book_ws_url([], 10) == shipped.ws_url
 
 
 def test_real_snapshot_numbered_0_is_the_whole_book_unsorted(venue: Coinbase) -> None:
