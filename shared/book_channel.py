@@ -112,10 +112,8 @@ class BookChannel:
             return 0
         numbered_by: str | None = None
         if isinstance(parsed, NumberedBookFrame):
-            messages = parsed.messages
-            if parsed.number is not None:
-                self._check_number(session, parsed.number)
-                numbered_by = session
+            self._check_number(session, parsed.number)
+            messages, numbered_by = parsed.messages, session
         else:
             messages = parsed
         published = 0

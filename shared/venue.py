@@ -71,7 +71,7 @@ class NumberedBookFrame(NamedTuple):
     each market's changes: what parse_book_ws returns for such an exchange. The channel
     checks the numbers per connection (shared.book_channel), heartbeats and acks too."""
 
-    number: int | None  # None: a frame the exchange does not number (there is none so far)
+    number: int
     messages: list[BookMessage]
 
 

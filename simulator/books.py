@@ -11,8 +11,8 @@ An exchange mode (simulator/<exchange>.py) with a book channel creates a `BookFe
 
 Its on_message calls book_feed.subscribe(socket, ids, replace=...) / unsubscribe(), and
 book_feed.send(socket, frame) for a frame of its own that must keep its place among the
-socket's book frames (Coinbase numbers every message of a connection); its rest() serves the REST book from book_feed.rest_view(market_id) (the stale fault lives
-there). The feed sends one update at a time, round robin over the subscribed markets, at
+socket's book frames (Coinbase numbers every message of a connection); its rest()
+serves the REST book from book_feed.rest_view(market_id) (the stale fault lives there). The feed sends one update at a time, round robin over the subscribed markets, at
 book_rate_per_s (all markets together), to every socket subscribed to that market, in
 order (one queue a socket). A book once made moves on while no socket listens. An update's
 frames are rendered when it is made, whatever a fault then does with them: an exchange that

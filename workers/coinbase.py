@@ -2,9 +2,10 @@
 Advanced Trade feed's `level2` for order books.
 
 Endpoints   wss://ws-feed.exchange.coinbase.com, https://api.exchange.coinbase.com (the
-            old *.pro.coinbase.com hosts are dead). Not the Advanced Trade API
-            (advanced-trade-ws.coinbase.com), whose tickers carry no trade time; its
-            frames are read all the same, for captures made by other tools (ccxt):
+            old *.pro.coinbase.com hosts are dead); books come from the Advanced Trade
+            feed (see Book). Its tickers carry no trade time, so they are not
+            subscribed; its ticker frames are read all the same, for captures made by
+            other tools (ccxt):
             {"channel":"ticker"|"ticker_batch","timestamp":<send time, ns>,"events":
             [{"type":"snapshot"|"update","tickers":[{"product_id","price","volume_24_h",
             "low_24_h","high_24_h","best_bid","best_bid_quantity",...}]}]}, exchange_ts
@@ -44,35 +45,34 @@ Book        the Advanced Trade feed's `level2` (wss://advanced-trade-ws.coinbase
             config book_ws_url), on book sockets of their own, without credentials:
             the Exchange feed's `level2` now needs authentication ("Failed to
             subscribe" without it), and its `level2_batch` carries no sequence at all,
-            so a lost, repeated or reordered message could not be seen there. Advanced
-            Trade numbers its messages: `sequence_num` counts every message of the
-            connection, across all its channels (subscriptions acks and heartbeats
-            included) and products, from 0. That is not a per-product sequence, and it
-            is checked as what it is, per connection (Venue NumberedBookFrame, checked
-            in shared.book_channel): every frame is the last + 1; a gap, a repeat or an
-            older number means any message of the socket may be missing, so every book
-            of that socket is lost (reason gap) and its products resubscribed. A
+            so a lost, repeated or reordered message could not be seen there.
+Sequence    `sequence_num` counts every message of an Advanced Trade connection, from
+            0, across all its channels (subscriptions acks and heartbeats included)
+            and products. It is no per-product sequence, so it is checked as what it
+            is, per connection (Venue NumberedBookFrame, shared.book_channel): every
+            frame is the last + 1. A gap, a repeat or an older number means any
+            message of the socket may be missing: every book of that socket is lost
+            (reason gap) and its products resubscribed, unsubscribe then subscribe in
+            one go, for new snapshots (a crossed book is resubscribed alone). A
             record's update_id is the sequence_num of the last message applied: it
-            restarts at 0 with each connection.
-Subscribe   one channel a message: {"type":"subscribe","product_ids":[...],"channel":
-            "level2"}, then {"type":"subscribe","channel":"heartbeats"}: a channel
-            without updates for 60-90 s is closed otherwise, and the heartbeats keep a
-            socket of quiet books heard (one a second). The ack is {"channel":
+            grows per product within a connection and restarts at 0 after a reconnect.
+Book frames one channel a subscribe message: {"type":"subscribe","product_ids":[...],
+            "channel":"level2"}, then {"type":"subscribe","channel":"heartbeats"}: a
+            channel without updates for 60-90 s is closed otherwise, and the heartbeats
+            (one a second) keep a socket of quiet books heard. The ack: {"channel":
             "subscriptions","sequence_num":...,"events":[{"subscriptions":{"level2":
             [...]}}]}. An unknown channel answers {"type":"error","message":
             "authentication failure"}, a frame without sequence_num. 8 messages/s per
-            IP unauthenticated: a resubscribe is two, for all the socket's products.
-Frames      {"channel":"l2_data","timestamp":<send time, ns>,"sequence_num":N,"events":
+            IP unauthenticated: a resubscribe is two, whatever the products. Book data:
+            {"channel":"l2_data","timestamp":<send time, ns>,"sequence_num":N,"events":
             [{"type":"snapshot"|"update","product_id","updates":[{"side":"bid"|"offer",
             "event_time","price_level","new_quantity"}]}]}; several products may share
             one message. A product's first event is its snapshot, every level of the
             book, NOT sorted (the book sorts it), megabytes for BTC-USD (the book socket
             takes frames up to 64 MiB); new_quantity "0" deletes a level. The snapshot
             may come before the subscriptions ack (sequence_num 0, then the ack's 1).
-            Prices and sizes are strings. exchange_ts is the frame's timestamp.
-Resync      a lost book (a gap, a crossed book) is rebuilt by unsubscribe then subscribe
-            of its products on its socket: the feed sends a new snapshot. Any depth
-            (1-1000) is served: the local book keeps every level.
+            Prices and sizes are strings; exchange_ts is the frame's timestamp. Any
+            depth (1-1000) is served: the local book keeps every level.
 Book REST   the Exchange API's /products/{id}/book?level=2, for the fallback while a
             socket is down: the whole aggregated book {"bids":[[price,size,orders]],
             "asks",...,"sequence","time"}, `sequence` published as update_id. It is the
