@@ -12,11 +12,12 @@ An exchange mode (simulator/<exchange>.py) with a book channel creates a `BookFe
 Its on_message calls book_feed.subscribe(socket, ids, replace=...) / unsubscribe(), and
 book_feed.send(socket, frame) for a frame of its own that must keep its place among the
 socket's book frames (Coinbase numbers every message of a connection); its rest()
-serves the REST book from book_feed.rest_view(market_id) (the stale fault lives there). The feed sends one update at a time, round robin over the subscribed markets, at
+serves the REST book from book_feed.rest_view(market_id) (the stale fault lives there).
+The feed sends one update at a time, round robin over the subscribed markets, at
 book_rate_per_s (all markets together), to every socket subscribed to that market, in
-order (one queue a socket). A book once made moves on while no socket listens. An update's
-frames are rendered when it is made, whatever a fault then does with them: an exchange that
-numbers a connection's messages has numbered a dropped or held-back one.
+order (one queue a socket). A book once made moves on while no socket listens. An
+update's frames are rendered when it is made, whatever a fault then does with them: an
+exchange that numbers a connection's messages has numbered a dropped or held-back one.
 
 Prices are integer ticks of the market's Quote scale, sizes integer units of 10^-8: no
 float touches a level. A level's text is the price with the market's decimals and the
