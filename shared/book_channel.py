@@ -259,9 +259,11 @@ class BookChannel:
         """Lose every book built on `session` (counted per market), and resubscribe every
         market of its socket in one request: a market still awaiting its snapshot may
         have lost it in the gap."""
-        for state in self.books.values():
-            if state.session == session and state.book.state == "live":
-                self._count_lost(state, state.book.lose("gap", detail))
+        lost = [state for state in self.books.values() if state.session == session and state.book.state == "live"]
+        self.worker.throttled.warning("book sequence breaks", "%s: %d book(s) lost; resubscribing the socket's markets",
+                                      detail, len(lost))
+        for state in lost:
+            self._count_lost(state, state.book.lose("gap", detail))
         for connection in self.worker.book_connections:
             if connection.session == session:
                 self._resubscribe(connection, [self.books[market.raw] for market in connection.markets])
