@@ -165,6 +165,10 @@ class BookChannel:
             return 0
         except Exception as error:  # a level that is no number: the book is as it was
             self.worker.dead_letter(error, received_ns, source, url, payload)
+            if numbered_by is not None and not message.snapshot and state.book.state == "live":
+                # A per-market sequence shows the change missing at the next message; a
+                # connection's numbering never will: the book has lost it now.
+                self._lost(state, state.book.lose("gap", f"a change of message {message.update_id} not applied"))
             return 0
 
     def _keep(self, state: MarketBook, message: BookMessage, received_ns: int, source: Source,

@@ -170,6 +170,20 @@ def test_each_session_numbers_anew_and_a_book_follows_the_session_that_built_it(
     assert stats.book_resyncs == {} and stats.book_skipped == 2
 
 
+def test_a_numbered_change_that_cannot_be_applied_loses_its_book(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A change whose level is no number is dead-lettered: the numbering goes on, so only
+    the change's own absence tells that the book missed it."""
+    records, stats = _coinbase_replay(tmp_path, capsys, [
+        _on(FIRST, _l2("snapshot", "BTC-USD", 0, "100", "101")),
+        _on(FIRST, _l2("update", "BTC-USD", 1, "1OO.5")),  # letters O, not zeros
+        _on(FIRST, _l2("update", "BTC-USD", 2, "100.7")),  # the book is lost: skipped
+        _on(FIRST, _l2("snapshot", "BTC-USD", 3, "99", "101")),
+    ])
+    assert [(r["update_id"], r["bids"][0][0]) for r in records] == [(0, "100"), (3, "99")]
+    assert stats.book_resyncs == {"gap": 1} and stats.dead_letters == 1
+
+
 def test_a_capture_without_connections_is_one_numbering(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Captures made before sessions were recorded name no connection: all one socket."""
     records, stats = _coinbase_replay(tmp_path, capsys, [
