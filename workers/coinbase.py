@@ -56,8 +56,9 @@ Sequence    `sequence_num` counts every message of an Advanced Trade connection,
             one go, for new snapshots (a crossed book is resubscribed alone). An
             unreadable frame leaves its number unseen (the next one shows the gap); a
             change that cannot be applied (a level that is no number, dead-lettered)
-            loses its book at once, as the numbering goes on. A record's update_id is the sequence_num of the last message applied: it
-            grows per product within a connection and restarts at 0 after a reconnect.
+            loses its book at once, as the numbering goes on. A record's update_id
+            is the sequence_num of the last message applied: it grows per product
+            within a connection and restarts at 0 after a reconnect.
 Book frames one channel a subscribe message: {"type":"subscribe","product_ids":[...],
             "channel":"level2"}, then {"type":"subscribe","channel":"heartbeats"}: a
             channel without updates for 60-90 s is closed otherwise, and the heartbeats
