@@ -2,15 +2,22 @@
 on verbatim payloads (tests/fixtures/coinbase/book_*, see SOURCES.md there): parse, then
 apply to an OrderBook."""
 
+import asyncio
 import json
+import logging
 
 import msgspec
 import pytest
 
 from shared import config as configuration
 from shared.book import BookLost, OrderBook
+from shared.book_channel import BookChannel
+from shared.config import ExchangeConfig, Runtime
 from shared.record import ExchangeError, FrameError
+from shared.sink import StdoutSink
+from shared.stats import Stats
 from shared.venue import BookMessage, NumberedBookFrame
+from shared.worker import Connection, Worker
 from simulator.coinbase import advanced_frame, l2_event
 from tests.conftest import fixture_bytes
 from workers.coinbase import Coinbase, epoch_ms
@@ -20,6 +27,7 @@ UPDATE = "book_advanced_ws_l2_data_update_nautilus_synthetic.json"
 ACK = "book_advanced_ws_subscriptions_ack_level2_real_2026.json"
 HEARTBEATS = "book_advanced_ws_heartbeats_real_2026.json"
 ADVANCED_TRADE = "wss://advanced-trade-ws.coinbase.com"
+SENT = "2026-12-05T07:00:00.123456Z"
 
 
 @pytest.fixture
@@ -141,3 +149,39 @@ def test_the_simulator_writes_the_real_frames() -> None:
         real = fixture_bytes("coinbase", name).decode()
         parsed = json.loads(real)
         assert advanced_frame(parsed["channel"], parsed["timestamp"], parsed["sequence_num"], parsed["events"]) == real
+
+
+def test_a_break_resubscribes_every_market_of_its_socket_in_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live, a break in one socket's numbering loses the books built on it, and asks for
+    every market of that socket again in one unsubscribe and one subscribe (8 messages a
+    second per IP: not two a market), among them the market still awaiting its
+    snapshot; the other socket is left alone."""
+    venue = Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com", ADVANCED_TRADE)
+    exchange = ExchangeConfig(ws_url=venue.ws_base, rest_url=venue.rest_base, symbols=["BTC-USD"], channels=["book"])
+    stats = Stats()
+    worker = Worker(venue, exchange, Runtime(), StdoutSink(stats), stats, logging.getLogger("coinstream.test"))
+    markets = [venue.market(*symbol.split("-")) for symbol in ("BTC-USD", "SOL-USD", "ETH-USD")]
+    books = worker.books = BookChannel(worker, markets, 1)
+    worker.book_connections = [Connection(worker, markets[:2], 0, books), Connection(worker, markets[2:], 1, books)]
+    sent: dict[str, list[str]] = {}
+    for connection in worker.book_connections:
+        connection.session = f"{connection.name}/1"
+        monkeypatch.setattr(connection, "send_soon", lambda messages, name=connection.name: sent.setdefault(
+            name, []).extend(messages))
+    worker.loop = asyncio.new_event_loop()  # the retry a resubscribe schedules, never run here
+    try:
+        def frame(session: str, number: int, kind: str, product_id: str) -> None:
+            books.on_frame(advanced_frame("l2_data", SENT, number, [
+                l2_event(kind, product_id, [("bid", "100", "1"), ("offer", "101", "1")], SENT)]).encode(), 1,
+                ADVANCED_TRADE, session)
+
+        frame("coinbase-book#0/1", 0, "snapshot", "BTC-USD")  # SOL-USD's snapshot is still to come
+        frame("coinbase-book#1/1", 0, "snapshot", "ETH-USD")
+        frame("coinbase-book#0/1", 2, "update", "BTC-USD")  # 1 is missing
+    finally:
+        worker.loop.close()
+        worker.sink.close(1)
+    assert sent == {"coinbase-book#0": venue.book_resubscribe_messages(markets[:2], 1)}
+    assert [json.loads(message)["product_ids"] for message in sent["coinbase-book#0"]] == [["BTC-USD", "SOL-USD"]] * 2
+    assert stats.book_resyncs == {"gap": 1}
+    assert (books.books["BTC-USD"].book.state, books.books["ETH-USD"].book.state) == ("lost", "live")
