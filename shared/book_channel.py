@@ -8,6 +8,16 @@ published, for every exchange alike (the worker module only parses, shared.venue
   publish   the top N when a price or a size of it changed since the market's last
             record (shared.record.Book, its own topic and seq); otherwise counted
             (book_conflated)
+  numbered  an exchange that numbers every message of a connection, across its channels
+            and markets (Coinbase Advanced Trade's sequence_num: venue.NumberedBookFrame),
+            is checked per connection, heartbeats and acks included: each session of a
+            book socket numbers from 0, each frame the last + 1. A gap, a repeat or an
+            older number means that any message of the socket may be missing: every book
+            built on that session is lost (reason gap, counted per market) and the
+            socket's markets are resubscribed at once. The key is the session's name as
+            captured (shared.capture), so a replay checks what the live run checked. A
+            book follows the stream of the session whose snapshot built it: a change from
+            another session (before that session's snapshot) is skipped
   lost      a gap, a wrong checksum, a crossed book or a stale REST snapshot: the market
             publishes nothing until it is rebuilt, as the exchange allows
             (venue.book_resync_at): the next whole-book frame, a resubscribe of that market
@@ -26,7 +36,7 @@ from typing import TYPE_CHECKING
 from shared.book import BookLost, OrderBook
 from shared.record import EARLIEST_EXCHANGE_TS_MS, EXCHANGE_TS_AHEAD_MS, Book, ExchangeError, ServerRestart, Source
 from shared.rest import RestUnavailable
-from shared.venue import BookMessage, Market
+from shared.venue import BookMessage, Market, NumberedBookFrame
 
 if TYPE_CHECKING:
     from shared.worker import Connection, Worker
@@ -43,12 +53,15 @@ RESUBSCRIBE_AGAIN_AFTER_S = 30.0
 class MarketBook:
     """One market's book and what its resync needs."""
 
-    __slots__ = ("market", "book", "connection", "held", "seeded", "snapshot_asked")
+    __slots__ = ("market", "book", "connection", "session", "held", "seeded", "snapshot_asked")
 
     def __init__(self, market: Market, book: OrderBook) -> None:
         self.market = market
         self.book = book
         self.connection: "Connection | None" = None  # the book socket that carries it
+        # The session (as captured) whose numbered snapshot built the book; None: a REST
+        # snapshot, or an exchange that numbers no connection.
+        self.session: str | None = None
         # Changes that came while a REST snapshot was awaited (book_resync "rest"), and
         # when each arrived.
         self.held: list[tuple[BookMessage, int]] = []
@@ -71,17 +84,21 @@ class BookChannel:
         self.books = {market.raw: MarketBook(market, OrderBook(market.raw, depth, window, self.venue.book_checksum))
                       for market in markets}
         self._asking: set[asyncio.Task[None]] = set()  # REST snapshot calls on their way
+        # The highest number heard on each session of a numbering exchange's book socket.
+        self._numbers: dict[str, int] = {}
 
     # One path for every payload, live or replayed. -----------------------------------
 
-    def on_frame(self, frame: bytes, received_ns: int, url: str) -> int:
-        """Keep and publish the books in one frame of a book socket; returns the records."""
+    def on_frame(self, frame: bytes, received_ns: int, url: str, session: str = "") -> int:
+        """Keep and publish the books in one frame of a book socket; returns the records.
+        `session`: the socket's session (shared.worker.Connection.session); "" in captures
+        made before sessions were recorded."""
         worker = self.worker
         self.stats.book_frames += 1
         if worker.recorder is not None:
-            worker.recorder.write("book", url, frame, received_ns)
+            worker.recorder.write("book", url, frame, received_ns, session)
         try:
-            messages = self.venue.parse_book_ws(frame, received_ns)
+            parsed = self.venue.parse_book_ws(frame, received_ns)
         except ServerRestart:
             if worker.replaying:
                 return 0
@@ -93,11 +110,29 @@ class BookChannel:
         except Exception as error:  # any failure to parse is the frame's fault: dead-letter it
             worker.dead_letter(error, received_ns, "ws", url, frame)
             return 0
+        numbered_by: str | None = None
+        if isinstance(parsed, NumberedBookFrame):
+            self._check_number(session, parsed.number)
+            messages, numbered_by = parsed.messages, session
+        else:
+            messages = parsed
         published = 0
         for message in messages:
-            published += self._take(message, received_ns, "ws", url, frame)
+            published += self._take(message, received_ns, "ws", url, frame, numbered_by)
         self.stats.book_ws_records += published
         return published
+
+    def _check_number(self, session: str, number: int) -> None:
+        """A session numbers its messages 0, 1, 2...: any other number loses its books."""
+        last = self._numbers.get(session, -1)
+        # After a repeat or an older number, the stream goes on from the highest.
+        self._numbers[session] = max(last, number)
+        if number != last + 1:
+            self._lose_session(session, f"message {number} of {session} after {last}")
+
+    def session_ended(self, session: str) -> None:
+        """A book socket's session is over: the next one numbers anew."""
+        self._numbers.pop(session, None)
 
     def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
         """Keep and publish the REST snapshots in one body (recorded by the worker)."""
@@ -116,22 +151,29 @@ class BookChannel:
         self.stats.book_rest_records += published
         return published
 
-    def _take(self, message: BookMessage, received_ns: int, source: Source, url: str, payload: bytes) -> int:
+    def _take(self, message: BookMessage, received_ns: int, source: Source, url: str, payload: bytes,
+              numbered_by: str | None = None) -> int:
         state = self.books.get(message.raw)
         if state is None:
             self.worker.dead_letter(ValueError(f"a book of market {message.raw!r}, not subscribed"),
                                     received_ns, source, url, payload)
             return 0
         try:
-            return self._keep(state, message, received_ns, source)
+            return self._keep(state, message, received_ns, source, numbered_by)
         except BookLost as lost:
             self._lost(state, lost)
             return 0
         except Exception as error:  # a level that is no number: the book is as it was
             self.worker.dead_letter(error, received_ns, source, url, payload)
+            if numbered_by is not None and not message.snapshot and state.book.state == "live":
+                # A per-market sequence shows the change missing at the next message; a
+                # connection's numbering never will: the book has lost it now.
+                self._lost(state, state.book.lose("gap", f"a change of message {message.update_id} not applied"))
             return 0
 
-    def _keep(self, state: MarketBook, message: BookMessage, received_ns: int, source: Source) -> int:
+    def _keep(self, state: MarketBook, message: BookMessage, received_ns: int, source: Source,
+              numbered_by: str | None = None) -> int:
+        """`numbered_by`: the session of a numbered frame (NumberedBookFrame), else None."""
         book = state.book
         rest_seeded = self.resync == "rest"
         if message.snapshot:
@@ -141,6 +183,7 @@ class BookChannel:
                 return 0
             book.replace(message.bids, message.asks)
             book.update_id = message.update_id
+            state.session = numbered_by
             state.snapshot_asked = False
             published = self._publish(state, message, received_ns, source)
             if rest_seeded and source == "rest":
@@ -153,7 +196,7 @@ class BookChannel:
                         state.held.extend(held[index + 1:])  # the failing one is held already
                         raise
             return published
-        if book.state != "live":
+        if book.state != "live" or (numbered_by is not None and state.session != numbered_by):
             self.stats.book_skipped += 1
             if rest_seeded:
                 self._hold(state, message, received_ns)
@@ -204,27 +247,42 @@ class BookChannel:
         self._ask_snapshot(state)
 
     def _lost(self, state: MarketBook, lost: BookLost) -> None:
+        self._count_lost(state, lost)
+        if self.resync == "resubscribe":
+            self._resubscribe(state.connection, [state])
+        elif self.resync == "rest":
+            self._ask_snapshot(state)
+
+    def _count_lost(self, state: MarketBook, lost: BookLost) -> None:
         self.stats.book_resyncs[lost.reason] += 1
         state.seeded = False
         self.worker.throttled.warning("book resyncs " + lost.reason, "%s; rebuilding it (%s)", lost,
                                       self.resync)
-        if self.resync == "resubscribe":
-            self._resubscribe(state)
-        elif self.resync == "rest":
-            self._ask_snapshot(state)
+
+    def _lose_session(self, session: str, detail: str) -> None:
+        """Lose every book built on `session` (counted per market), and resubscribe every
+        market of its socket in one request: a market still awaiting its snapshot may
+        have lost it in the gap."""
+        lost = [state for state in self.books.values() if state.session == session and state.book.state == "live"]
+        self.worker.throttled.warning("book sequence breaks", "%s: %d book(s) lost; resubscribing the socket's markets",
+                                      detail, len(lost))
+        for state in lost:
+            self._count_lost(state, state.book.lose("gap", detail))
+        for connection in self.worker.book_connections:
+            if connection.session == session:
+                self._resubscribe(connection, [self.books[market.raw] for market in connection.markets])
 
     # Rebuilding a lost book (live runs only: a replay reads the snapshots recorded). ---
 
-    def _resubscribe(self, state: MarketBook) -> None:
-        connection = state.connection
-        if self.worker.replaying or connection is None or self.worker.loop is None:
+    def _resubscribe(self, connection: "Connection | None", states: list[MarketBook]) -> None:
+        """Ask for fresh snapshots of `states`' markets, all carried by `connection`."""
+        if self.worker.replaying or connection is None or self.worker.loop is None or not states:
             return
-        connection.send_soon(self.venue.book_resubscribe_messages([state.market], self.depth))
-        self.worker.loop.call_later(RESUBSCRIBE_AGAIN_AFTER_S, self._resubscribe_if_lost, state)
+        connection.send_soon(self.venue.book_resubscribe_messages([state.market for state in states], self.depth))
+        self.worker.loop.call_later(RESUBSCRIBE_AGAIN_AFTER_S, self._resubscribe_if_lost, connection, states)
 
-    def _resubscribe_if_lost(self, state: MarketBook) -> None:
-        if state.book.state != "live":
-            self._resubscribe(state)
+    def _resubscribe_if_lost(self, connection: "Connection", states: list[MarketBook]) -> None:
+        self._resubscribe(connection, [state for state in states if state.book.state != "live"])
 
     def _ask_snapshot(self, state: MarketBook) -> None:
         if self.worker.replaying or state.snapshot_asked or self.worker.loop is None:

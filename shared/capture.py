@@ -4,8 +4,10 @@ One object per line: {"ts": <received ns>, "kind": "ws"|"book"|"rest"|"refresh",
 "data": ...}, `data` exactly as received (binary frames decoded as UTF-8); "book" is a
 frame of a book socket (shared.book_channel), "refresh" a REST body of a quiet-market
 refresh, which publishes only what changed. REST book bodies are "rest", told apart by
-their path. --record writes
-them; --replay feeds them back through the same parsing path.
+their path. A book frame also names its connection: {"connection": "coinbase-book#0/2"}
+(socket coinbase-book#0, its second session), which a per-connection sequence
+(Coinbase's) is checked by, live and replayed alike; absent from older captures (one
+connection). --record writes them; --replay feeds them back through the same parsing path.
 
 A run also writes the markets it collects, once they are known:
 {"kind": "markets", "ts": ..., "markets": [{"raw": "KRW-BTC", "base": "BTC", "quote": "KRW"}, ...]}.
@@ -21,11 +23,12 @@ import msgspec
 from shared.venue import Market
 
 
-class Captured(msgspec.Struct):
+class Captured(msgspec.Struct, omit_defaults=True):
     ts: int
     kind: Literal["ws", "book", "rest", "refresh"]
     url: str
     data: str
+    connection: str = ""  # a book frame's socket and session (shared.worker.Connection.session)
 
 
 class Markets(msgspec.Struct, tag_field="kind", tag="markets"):
@@ -42,8 +45,9 @@ class Recorder:
         self._file: BinaryIO = open(path, "ab")
         self._encoder = msgspec.json.Encoder()
 
-    def write(self, kind: Literal["ws", "book", "rest", "refresh"], url: str, data: bytes, received_ns: int) -> None:
-        item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"))
+    def write(self, kind: Literal["ws", "book", "rest", "refresh"], url: str, data: bytes, received_ns: int,
+              connection: str = "") -> None:
+        item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"), connection)
         self._file.write(self._encoder.encode(item) + b"\n")
 
     def write_markets(self, markets: list[Market], now_ns: int) -> None:

@@ -132,7 +132,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         sink = kafka_sink
 
     recorder = Recorder(arguments.record) if arguments.record else None
-    venue = venue_class(exchange.ws_url, exchange.rest_url)
+    venue = venue_class(exchange.ws_url, exchange.rest_url, exchange.book_ws_url)
     worker = Worker(venue, exchange, runtime, sink, stats, log, recorder)
     if arguments.replay is not None:
         worker.replay(arguments.replay)

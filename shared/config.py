@@ -76,6 +76,10 @@ class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):
     # repeated failures on ws_url / rest_url (see shared.hosts).
     alternate_ws_url: str | None = None
     alternate_rest_url: str | None = None
+    # Where the book sockets connect, when the exchange serves books on another endpoint
+    # than its tickers (Coinbase: the Advanced Trade feed); unset: ws_url. The alternate
+    # host does not apply to it.
+    book_ws_url: str | None = None
     # Exactly one of: an explicit list in unified form, or every market quoted in these.
     symbols: list[UnifiedSymbol] | None = None
     quotes: list[Asset] | None = None

@@ -65,6 +65,16 @@ class BookMessage(NamedTuple):
     exchange_ts: int | None = None  # ms since the epoch
 
 
+class NumberedBookFrame(NamedTuple):
+    """A book socket's frame where the exchange numbers every message of a connection,
+    across its channels and markets (Coinbase Advanced Trade's sequence_num), rather than
+    each market's changes: what parse_book_ws returns for such an exchange. The channel
+    checks the numbers per connection (shared.book_channel), heartbeats and acks too."""
+
+    number: int
+    messages: list[BookMessage]
+
+
 def snapshot_levels(levels: Sequence[Sequence[str]]) -> list[Level]:
     """(price, size) tuples of a snapshot's levels, whatever else each level carries."""
     return [(level[0], level[1]) for level in levels]
@@ -146,9 +156,12 @@ class Venue(ABC):
     # larger than runtime.max_frame_bytes (Coinbase's whole book); None: that setting.
     book_max_frame_bytes: ClassVar[int | None] = None
 
-    def __init__(self, ws_url: str, rest_url: str) -> None:
+    def __init__(self, ws_url: str, rest_url: str, book_ws_url: str | None = None) -> None:
         self.ws_base = ws_url.rstrip("/")
         self.rest_base = rest_url.rstrip("/")
+        # The book sockets' endpoint, where the exchange serves books on another host
+        # (Coinbase's Advanced Trade feed); None: the ticker's. Kept as configured.
+        self.book_ws_base = book_ws_url
         # raw id -> unified symbol; filled from the config or the market list.
         self.symbols = Symbols(self._unlearned_symbol)
         # Set for a replay: name markets not learned by their ids (symbol_of).
@@ -238,7 +251,8 @@ class Venue(ABC):
         return depth if self.book_resync_at(depth) == "frames" else None
 
     def book_ws_url(self, markets: list[Market], depth: int) -> str:
-        return self.ws_url(markets)
+        """The URL of a book socket: book_ws_url as configured, else the ticker's."""
+        return self.book_ws_base if self.book_ws_base is not None else self.ws_url(markets)
 
     @abstractmethod
     def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
@@ -250,9 +264,11 @@ class Venue(ABC):
         return self.book_subscribe_messages(markets, depth)
 
     @abstractmethod
-    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage] | NumberedBookFrame:
         """The book messages in one frame of a book socket; [] for acks, pongs and
-        heartbeats. Raises FrameError and ExchangeError as parse_ws does."""
+        heartbeats. An exchange that numbers every message of a connection returns a
+        NumberedBookFrame for each frame, acks and heartbeats included. Raises
+        FrameError and ExchangeError as parse_ws does."""
 
     @abstractmethod
     def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:

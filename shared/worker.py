@@ -452,7 +452,7 @@ class Worker:
                     self.book_markets([Market(raw, *symbol.split("-", 1)) for raw, symbol in self.venue.symbols.items()])
                 if item.kind == "book":
                     if self.books is not None:
-                        self.books.on_frame(data, item.ts, item.url)
+                        self.books.on_frame(data, item.ts, item.url, item.connection)
                 elif item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)
                 else:
@@ -473,6 +473,11 @@ class Connection:
         self._stalled = False
         self._handshake_done = False  # in the current session
         self.name = f"{worker.venue.name}{'-book' if books else ''}#{index}"
+        # The current session's name, "<name>/<sessions>": what a book frame is captured
+        # and sequence-checked under (an exchange that numbers a connection's messages
+        # numbers each session's anew).
+        self.sessions = 0
+        self.session = ""
         self._socket: ClientConnection | None = None  # while subscribed
         self._sending: set[asyncio.Task[None]] = set()  # send_soon's
         if books is not None:
@@ -553,6 +558,12 @@ class Connection:
         venue = worker.venue
         self._opened = time.monotonic()
         self._stalled = False
+        if self.books is not None and self.session:
+            # The session before is closed: no frame comes on it any more (while it was
+            # closing, its frames were still read, and checked).
+            self.books.session_ended(self.session)
+        self.sessions += 1
+        self.session = f"{self.name}/{self.sessions}"
         self._ended_by = asyncio.get_running_loop().create_future()
         self.url = worker.ws_hosts.rebased(self._venue_url)
         self._handshake_done = False
@@ -609,10 +620,10 @@ class Connection:
                 except Exception as error:  # noqa: BLE001 - re-raised by _until_closed
                     self._end_with(error)
             else:
-                on_frame = self.books.on_frame
+                on_frame, session = self.books.on_frame, self.session
                 for frame in frames:
                     try:
-                        published += on_frame(frame, received_ns, url)
+                        published += on_frame(frame, received_ns, url, session)
                     except Exception as error:  # noqa: BLE001 - re-raised by _until_closed
                         self._end_with(error)
             now = time.monotonic()

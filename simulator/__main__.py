@@ -40,7 +40,7 @@ def mode(name: str) -> type[ExchangeSim]:
 
 
 def override_config(sims: list[ExchangeSim], host: str) -> dict[str, object]:
-    exchanges: dict[str, object] = {}
+    exchanges: dict[str, dict[str, object]] = {}
     for sim in sims:
         exchanges[sim.name] = {
             "ws_url": f"ws://{host}:{sim.port}{sim.ws_paths[0]}",
@@ -50,6 +50,8 @@ def override_config(sims: list[ExchangeSim], host: str) -> dict[str, object]:
             "alternate_ws_url": None,
             "alternate_rest_url": None,
         }
+        if sim.book_ws_path is not None:
+            exchanges[sim.name]["book_ws_url"] = f"ws://{host}:{sim.port}{sim.book_ws_path}"
     # No /metrics port: simulated workers must not take a real collector's ports.
     return {"exchanges": exchanges, "metrics": {"ports": {sim.name: 0 for sim in sims}}}
 

@@ -9,11 +9,15 @@ An exchange mode (simulator/<exchange>.py) with a book channel creates a `BookFe
   book_update_frame(socket, market_id, update)    one change message (a whole-book exchange:
                                                   the whole book, update.view)
 
-Its on_message calls book_feed.subscribe(socket, ids, replace=...) / unsubscribe(); its
-rest() serves the REST book from book_feed.rest_view(market_id) (the stale fault lives
-there). The feed sends one update at a time, round robin over the subscribed markets, at
+Its on_message calls book_feed.subscribe(socket, ids, replace=...) / unsubscribe(), and
+book_feed.send(socket, frame) for a frame of its own that must keep its place among the
+socket's book frames (Coinbase numbers every message of a connection); its rest()
+serves the REST book from book_feed.rest_view(market_id) (the stale fault lives there).
+The feed sends one update at a time, round robin over the subscribed markets, at
 book_rate_per_s (all markets together), to every socket subscribed to that market, in
-order (one queue a socket). A book once made moves on while no socket listens.
+order (one queue a socket). A book once made moves on while no socket listens. An
+update's frames are rendered when it is made, whatever a fault then does with them: an
+exchange that numbers a connection's messages has numbered a dropped or held-back one.
 
 Prices are integer ticks of the market's Quote scale, sizes integer units of 10^-8: no
 float touches a level. A level's text is the price with the market's decimals and the
@@ -29,7 +33,8 @@ Control (GET, JSON):
                                     and an update book_reorder holds back is sent)
   /_sim/stats                       also: book_frames, book_faults (those still to come)
   /_sim/fault?kind=K[&count=N]      the next N updates (of any market):
-      book_gap       not sent (the book changes; the stream skips its ids)
+      book_gap       not sent (the book changes; the stream skips its ids, and a
+                     connection's number: Coinbase)
       book_repeat    sent, then sent again
       book_reorder   held back and sent after the market's next one
       book_checksum  sent with a wrong checksum (exchanges that send one)
@@ -237,7 +242,8 @@ class BookFeed:
         self.subscriptions: dict[ServerConnection, _Subscription] = {}
         self.faults: dict[str, int] = dict.fromkeys(BOOK_FAULTS, 0)
         self.frames = 0
-        self._held: dict[str, BookUpdate] = {}  # book_reorder's held-back update, by market
+        # book_reorder's held-back update, by market: its frames, rendered when it was made.
+        self._held: dict[str, list[tuple[_Subscription, str]]] = {}
         self._bulk_id = 0  # the last update id the bulk feed sent
         self._driver: asyncio.Task[None] | None = None
 
@@ -254,10 +260,7 @@ class BookFeed:
         """Subscribe `socket` to the books of the known ones of `market_ids` (replace: in
         place of what it had); their snapshot frames go first. Returns those subscribed."""
         known = [market_id for market_id in market_ids if market_id in self.sim.quotes]
-        subscription = self.subscriptions.get(socket)
-        if subscription is None:
-            subscription = self.subscriptions[socket] = _Subscription()
-            subscription.writer = asyncio.create_task(self._write(socket, subscription))
+        subscription = self._subscription(socket)
         if replace:
             subscription.markets = []
         for market_id in known:
@@ -271,6 +274,18 @@ class BookFeed:
         if self._driver is None:
             self._driver = asyncio.create_task(self._drive())
         return known
+
+    def send(self, socket: ServerConnection, frame: str) -> None:
+        """Send a frame of the exchange's own (an ack, a heartbeat) after the socket's book
+        frames queued so far."""
+        self._put(self._subscription(socket), frame)
+
+    def _subscription(self, socket: ServerConnection) -> _Subscription:
+        subscription = self.subscriptions.get(socket)
+        if subscription is None:
+            subscription = self.subscriptions[socket] = _Subscription()
+            subscription.writer = asyncio.create_task(self._write(socket, subscription))
+        return subscription
 
     def unsubscribe(self, socket: ServerConnection, market_ids: list[str]) -> None:
         subscription = self.subscriptions.get(socket)
@@ -346,11 +361,12 @@ class BookFeed:
         faults = self.faults
         if faults["book_crossed"] > 0:
             faults["book_crossed"] -= 1
-            self._deliver(market_id, book.crossed_update())
+            self._send_rendered(self._render(market_id, book.crossed_update()))
             return
         update = book.step()
         if faults["book_gap"] > 0:
             faults["book_gap"] -= 1
+            self._render(market_id, update)  # made (and numbered, on Coinbase), never sent
             return
         if faults["book_checksum"] > 0:
             faults["book_checksum"] -= 1
@@ -359,23 +375,31 @@ class BookFeed:
             faults["book_reorder"] -= 1
             # Sent late, it still shows the book as it was (a whole-book frame, a checksum).
             update.shown = book.top(max(len(book.bids), len(book.asks)))
-            self._held[market_id] = update
+            self._held[market_id] = self._render(market_id, update)
             return
-        self._deliver(market_id, update)
+        rendered = self._render(market_id, update)
+        self._send_rendered(rendered)
         if market_id in self._held:  # after the market's next update
-            self._deliver(market_id, self._held.pop(market_id))
+            self._send_rendered(self._held.pop(market_id))
         if faults["book_repeat"] > 0:
             faults["book_repeat"] -= 1
-            self._deliver(market_id, update)
+            self._send_rendered(rendered)
 
-    def _deliver(self, market_id: str, update: BookUpdate) -> None:
+    def _render(self, market_id: str, update: BookUpdate) -> list[tuple[_Subscription, str]]:
+        """The update's frame for each socket subscribed to the market."""
+        rendered = []
         for socket, subscription in list(self.subscriptions.items()):
             if socket.protocol.state is State.CLOSED:
                 if subscription.writer is not None:
                     subscription.writer.cancel()  # it waits for a frame it could never send
                 self.subscriptions.pop(socket, None)
             elif market_id in subscription.markets:
-                self._put(subscription, self.sim.book_update_frame(socket, market_id, update))
+                rendered.append((subscription, self.sim.book_update_frame(socket, market_id, update)))
+        return rendered
+
+    def _send_rendered(self, rendered: list[tuple[_Subscription, str]]) -> None:
+        for subscription, frame in rendered:
+            self._put(subscription, frame)
 
     # Benchmark rates. ---------------------------------------------------------------
 
@@ -459,7 +483,7 @@ class BookFeed:
             self.rate_per_s = float(query.get("per_s", [self.rate_per_s])[0])
             if not self.rate_per_s:  # frozen: a held-back update arrives, late, as it would
                 for market_id in list(self._held):
-                    self._deliver(market_id, self._held.pop(market_id))
+                    self._send_rendered(self._held.pop(market_id))
             return {"book_rate_per_s": self.rate_per_s}
         if command == "fault" and query.get("kind", [""])[0] in BOOK_FAULTS:
             kind = query["kind"][0]

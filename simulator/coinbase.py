@@ -5,31 +5,42 @@ string decimals of varying length and a per-product `sequence` that skips number
 heartbeats once a second per product, error frames for bad requests, RFC 6455 pings
 as the only keepalive, and the /products REST endpoints.
 
-Order books: `level2_batch` (the ack, then the whole book in one snapshot, then l2update
-changes, no sequence), unsubscribe included, and /products/{id}/book?level=2 with its
-`sequence` (simulator/books.py keeps the books).
+Order books: the Advanced Trade feed on its own path (ADVANCED_TRADE_PATH, the real
+wss://advanced-trade-ws.coinbase.com), and /products/{id}/book?level=2 of the Exchange API
+with its `sequence` (simulator/books.py keeps the books). Advanced Trade takes one channel a
+request: `level2` ({"type":"subscribe"|"unsubscribe","product_ids":[...],"channel":"level2"})
+sends each new product's snapshot (every level, in no order) and then the acknowledgement,
+as a real capture had them, then l2_data updates; `heartbeats` sends one frame a second. Every
+frame of a connection, acks and heartbeats included, carries the connection's sequence_num,
+0 first; book faults (simulator/books.py) act on numbered frames, so a dropped update leaves
+a hole, a repeated one its number twice, a held-back one an older number. An unknown channel
+answers the real {"type":"error","message":"authentication failure"}.
 
-Only the `ticker`, `heartbeat` and `level2_batch` channels are simulated; other channel
-names are refused like invalid ones. The texts of errors for malformed JSON and unknown request
-types are this simulator's own (no sample of them exists).
+Only the `ticker` and `heartbeat` channels of the Exchange feed are simulated; other
+channel names are refused like invalid ones. The texts of errors for malformed JSON, unknown
+request types and bad Advanced Trade requests are this simulator's own (no sample of them
+exists), and so is the ack's `heartbeats` entry.
 """
 
 import asyncio
 import json
 import time
 import weakref
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from simulator.books import BookFeed, BookUpdate
 from simulator.core import ExchangeSim, Quote, fixed
 
-BOOK_CHANNEL = "level2_batch"
-CHANNELS = ("ticker", "heartbeat", BOOK_CHANNEL)
+CHANNELS = ("ticker", "heartbeat")
+ADVANCED_TRADE_PATH = "/advanced-trade-ws"
+BOOK_CHANNEL = "level2"
 _EPOCH = datetime(1970, 1, 1)
 # Levels as Coinbase prints them: prices at the product's quote increment, sizes at its
 # base increment (8 places, the true book's texts).
@@ -49,18 +60,18 @@ def rfc3339(now_ms: int, sub_ms_digits: str) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{now_ms % 1000:03d}{sub_ms_digits}Z"
 
 
-def l2_snapshot(product_id: str, bids: Levels, asks: Levels) -> str:
-    """A level2(_batch) snapshot: the whole book, asks first as the feed writes it, no time."""
-    return json.dumps({"type": "snapshot", "product_id": product_id, "asks": [list(level) for level in asks],
-                       "bids": [list(level) for level in bids]}, separators=(",", ":"))
+def advanced_frame(channel: str, timestamp: str, sequence_num: int, events: list[dict[str, Any]]) -> str:
+    """An Advanced Trade frame as the wire writes it: l2_data's carry an empty client_id."""
+    head = {"channel": channel, "client_id": ""} if channel == "l2_data" else {"channel": channel}
+    return json.dumps({**head, "timestamp": timestamp, "sequence_num": sequence_num, "events": events},
+                      separators=(",", ":"))
 
 
-def l2_update(product_id: str, bids: Levels, asks: Levels, now_ms: int) -> str:
-    """A level2(_batch) l2update: [side, price, new size] changes, "buy" for bids, "sell" for
-    asks, size 0 deleting the level."""
-    changes = [["buy", *level] for level in bids] + [["sell", *level] for level in asks]
-    return json.dumps({"type": "l2update", "product_id": product_id, "changes": changes,
-                       "time": rfc3339(now_ms, "000")}, separators=(",", ":"))
+def l2_event(kind: str, product_id: str, levels: list[tuple[str, str, str]], event_time: str) -> dict[str, Any]:
+    """One product's l2_data event: (side "bid"|"offer", price, new quantity) levels."""
+    return {"type": kind, "product_id": product_id, "updates": [
+        {"side": side, "event_time": event_time, "price_level": price, "new_quantity": quantity}
+        for side, price, quantity in levels]}
 
 
 def rest_book(sequence: int, bids: Levels, asks: Levels, now_ms: int) -> dict[str, Any]:
@@ -72,7 +83,8 @@ def rest_book(sequence: int, bids: Levels, asks: Levels, now_ms: int) -> dict[st
 class CoinbaseSim(ExchangeSim):
     name = "coinbase"
     default_quote = "USD"
-    ws_paths = ("/",)
+    ws_paths = ("/", ADVANCED_TRADE_PATH)
+    book_ws_path = ADVANCED_TRADE_PATH
     edge_kinds = ("no_best_sizes",)
     # A client that sends nothing, not even a protocol ping, was seen dropped after
     # ~100 s; pings count as traffic.
@@ -89,11 +101,16 @@ class CoinbaseSim(ExchangeSim):
         self.channels: weakref.WeakKeyDictionary[ServerConnection, dict[str, list[str]]] = weakref.WeakKeyDictionary()
         self._heartbeat_tasks: set[asyncio.Task[None]] = set()
         self.book_feed = BookFeed(self)
+        self.advanced: weakref.WeakKeyDictionary[ServerConnection, _AdvancedSocket] = weakref.WeakKeyDictionary()
+        self._started = time.monotonic()  # heartbeat_counter counts seconds since
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{base}-{quote}"
 
     async def on_message(self, socket: ServerConnection, message: str | bytes) -> list[str] | None:
+        if socket.request is not None and socket.request.path == ADVANCED_TRADE_PATH:
+            self._advanced_request(socket, message)
+            return None
         try:
             request = json.loads(message)
         except ValueError:
@@ -108,7 +125,6 @@ class CoinbaseSim(ExchangeSim):
         if kind == "unsubscribe":
             for channel, market_ids in requested.items():
                 held[channel] = [market_id for market_id in held.get(channel, []) if market_id not in market_ids]
-            self.book_feed.unsubscribe(socket, requested.get(BOOK_CHANNEL, []))
             await self._acknowledge(socket, held)
             return held.get("ticker", [])
         had_heartbeats = "heartbeat" in held
@@ -116,8 +132,6 @@ class CoinbaseSim(ExchangeSim):
         for channel, market_ids in requested.items():
             held[channel] = held.get(channel, []) + [m for m in market_ids if m not in held.get(channel, [])]
         await self._acknowledge(socket, held)
-        # A book's snapshot comes after the ack, then its l2updates.
-        self.book_feed.subscribe(socket, requested.get(BOOK_CHANNEL, []))
         # Each new product's latest state first, with the time of its last trade.
         now_ms = int(time.time() * 1000)
         for market_id in new_tickers:
@@ -137,14 +151,80 @@ class CoinbaseSim(ExchangeSim):
             for channel, market_ids in held.items() if market_ids
         ]}))
 
+    # --- Advanced Trade: the book socket -------------------------------------------
+
+    def _advanced_request(self, socket: ServerConnection, message: str | bytes) -> None:
+        state = self.advanced.setdefault(socket, _AdvancedSocket())
+        try:
+            request = json.loads(message)
+        except ValueError:
+            request = None
+        if not isinstance(request, dict) or request.get("type") not in ("subscribe", "unsubscribe"):
+            return self._advanced_error(socket, "only subscribe and unsubscribe requests are simulated")
+        subscribing = request["type"] == "subscribe"
+        channel = request.get("channel")
+        if channel == "heartbeats":
+            if subscribing and state.heartbeats is None:
+                state.heartbeats = asyncio.create_task(self._advanced_heartbeats(socket, state))
+                self._heartbeat_tasks.add(state.heartbeats)  # the loop keeps only weak references
+                state.heartbeats.add_done_callback(self._heartbeat_tasks.discard)
+            elif not subscribing and state.heartbeats is not None:
+                state.heartbeats.cancel()
+                state.heartbeats = None
+        elif channel == BOOK_CHANNEL:
+            product_ids = request.get("product_ids")
+            if not isinstance(product_ids, list) or not product_ids:
+                return self._advanced_error(socket, "level2 needs product_ids")
+            unknown = [product_id for product_id in product_ids if product_id not in self.quotes]
+            if unknown:
+                return self._advanced_error(socket, f"unknown product {unknown[0]}")
+            if subscribing:
+                new = [product_id for product_id in product_ids if product_id not in state.level2]
+                state.level2 += new
+                self.book_feed.subscribe(socket, new)  # their snapshots, before the ack
+            else:
+                state.level2 = [product_id for product_id in state.level2 if product_id not in product_ids]
+                self.book_feed.unsubscribe(socket, product_ids)
+        else:
+            return self._advanced_error(socket, "authentication failure")  # the real answer
+        subscriptions = {BOOK_CHANNEL: state.level2} if state.level2 else {}
+        if state.heartbeats is not None:
+            subscriptions["heartbeats"] = ["heartbeats"]
+        self.book_feed.send(socket, advanced_frame("subscriptions", rfc3339(int(time.time() * 1000), "662782"),
+                                                   state.numbered(), [{"subscriptions": subscriptions}]))
+
+    def _advanced_error(self, socket: ServerConnection, message: str) -> None:
+        """An error frame: the only one without a sequence_num."""
+        self.book_feed.send(socket, json.dumps({"type": "error", "message": message}, separators=(",", ":")))
+
+    async def _advanced_heartbeats(self, socket: ServerConnection, state: "_AdvancedSocket") -> None:
+        """One heartbeats frame a second on the connection, books changing or not."""
+        while socket.state is not State.CLOSED:
+            await asyncio.sleep(1)
+            now_ms = int(time.time() * 1000)
+            counter = int(time.monotonic() - self._started)
+            moment = _EPOCH + timedelta(milliseconds=now_ms)
+            current_time = f"{moment:%Y-%m-%d %H:%M:%S}.{now_ms % 1000:03d}409 +0000 UTC m=+{counter}.272674714"
+            self.book_feed.send(socket, advanced_frame("heartbeats", rfc3339(now_ms, "755362"), state.numbered(),
+                                                       [{"current_time": current_time,
+                                                         "heartbeat_counter": counter}]))
+
     def book_snapshot_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
+        """Every level of the book, in no order, as the real snapshots."""
         bids, asks = update.view(REST_BOOK_LEVELS)
-        return l2_snapshot(market_id, bids, asks)
+        levels = [("bid", price, size) for price, size in bids] + [("offer", price, size) for price, size in asks]
+        self.rng.shuffle(levels)
+        return self._l2_data(socket, "snapshot", market_id, levels, update.ts_ms)
 
     def book_update_frame(self, socket: ServerConnection, market_id: str, update: BookUpdate) -> str:
-        bids = [(price, size) for side, price, size in update.changes if side == "bid"]
-        asks = [(price, size) for side, price, size in update.changes if side == "ask"]
-        return l2_update(market_id, bids, asks, update.ts_ms)
+        levels = [("bid" if side == "bid" else "offer", price, size) for side, price, size in update.changes]
+        return self._l2_data(socket, "update", market_id, levels, update.ts_ms)
+
+    def _l2_data(self, socket: ServerConnection, kind: str, market_id: str, levels: list[tuple[str, str, str]],
+                 ts_ms: int) -> str:
+        timestamp = rfc3339(ts_ms, "355")
+        number = self.advanced.setdefault(socket, _AdvancedSocket()).numbered()
+        return advanced_frame("l2_data", timestamp, number, [l2_event(kind, market_id, levels, timestamp)])
 
     def _channels(self, request: dict[str, Any]) -> tuple[dict[str, list[str]], str]:
         """channel -> product ids of a subscribe request, or the reason it fails as a whole."""
@@ -251,3 +331,18 @@ class CoinbaseSim(ExchangeSim):
             "status_message": "", "trading_disabled": False, "fx_stablecoin": False,
             "max_slippage_percentage": "0.03000000", "auction_mode": False, "high_bid_limit_percentage": "",
         }
+
+
+@dataclass
+class _AdvancedSocket:
+    """One Advanced Trade connection: its level2 products, heartbeats, and numbering."""
+
+    level2: list[str] = field(default_factory=list)
+    heartbeats: "asyncio.Task[None] | None" = None
+    next_number: int = 0  # the connection's next sequence_num
+
+    def numbered(self) -> int:
+        """The next sequence_num of the connection: every frame but an error takes one."""
+        number = self.next_number
+        self.next_number += 1
+        return number

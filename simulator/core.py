@@ -199,6 +199,9 @@ class ExchangeSim(ABC):
     default_quote: ClassVar[str]
     # Paths that upgrade to WebSocket.
     ws_paths: ClassVar[tuple[str, ...]]
+    # The path of the book sockets' endpoint, where the exchange serves books on another
+    # endpoint than its tickers (Coinbase's Advanced Trade feed): the config's book_ws_url.
+    book_ws_path: ClassVar[str | None] = None
     # Server-side protocol pings (Binance pings every 20 s); None: the server never pings.
     server_ping_interval_s: ClassVar[float | None] = None
     # Frames sent as binary (opcode 2) rather than text.

@@ -268,9 +268,10 @@ class Binance(Venue):
         return depth if partial_levels(depth) else snapshot_limit(depth)
 
     def book_ws_url(self, markets: list[Market], depth: int) -> str:
+        base = super().book_ws_url(markets, depth)  # book_ws_url as configured, else ws_url
         if not partial_levels(depth):
-            return self.ws_base
-        return urlunsplit(urlsplit(self.ws_base)._replace(path=COMBINED_PATH, query=""))
+            return base
+        return urlunsplit(urlsplit(base)._replace(path=COMBINED_PATH, query=""))
 
     def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
         levels = partial_levels(depth)

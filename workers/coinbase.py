@@ -1,9 +1,11 @@
-"""Coinbase Exchange (spot): the public `ticker`, `heartbeat` and `level2_batch` channels.
+"""Coinbase (spot): the Exchange feed's public `ticker` and `heartbeat` channels, and the
+Advanced Trade feed's `level2` for order books.
 
 Endpoints   wss://ws-feed.exchange.coinbase.com, https://api.exchange.coinbase.com (the
-            old *.pro.coinbase.com hosts are dead). Not the Advanced Trade API
-            (advanced-trade-ws.coinbase.com), whose tickers carry no trade time; its
-            frames are read all the same, for captures made by other tools (ccxt):
+            old *.pro.coinbase.com hosts are dead); books come from the Advanced Trade
+            feed (see Book). Its tickers carry no trade time, so they are not
+            subscribed; its ticker frames are read all the same, for captures made by
+            other tools (ccxt):
             {"channel":"ticker"|"ticker_batch","timestamp":<send time, ns>,"events":
             [{"type":"snapshot"|"update","tickers":[{"product_id","price","volume_24_h",
             "low_24_h","high_24_h","best_bid","best_bid_quantity",...}]}]}, exchange_ts
@@ -39,28 +41,48 @@ REST        /products/{id}/ticker, one product per call: {"ask","bid","volume","
             bursts of 15; a User-Agent header is required (HTTP 400 without). /products
             is the market list (status "online", trading_disabled false).
 
-Book        `level2_batch` on the same feed, on book sockets of its own. The feed's
-            `level2` now needs authentication ("Failed to subscribe" without it) and
-            `level2_batch` does not: the same messages, batched every 50 ms. Advanced
-            Trade's `level2` (advanced-trade-ws.coinbase.com) serves spot without
-            credentials too, and numbers its frames, but per connection across every
-            channel (heartbeats and acks included), which a per-market sequence check
-            cannot follow; level2_batch keeps the book on the ticker's host and REST
-            limits. It has no sequence at all: a lost or repeated message cannot be
-            seen, and a crossed book (best bid at or above best ask) is the only loss
-            detected (update_id is null on its records). Subscribe {"type":"subscribe",
-            "product_ids":[...],"channels":["level2_batch","heartbeat"]}; the first
-            message of a product is {"type":"snapshot","product_id","bids":[[price,size]],
-            "asks":[...]}, every level of the book (megabytes for BTC-USD: the book socket
-            takes frames up to 64 MiB), then {"type":"l2update","product_id","changes":
-            [["buy"|"sell",price,size]],"time"}, size "0.00000000" deleting. Prices and
-            sizes are strings with the product's increments ("0.82727", "0.030000"). A
-            lost book is rebuilt by unsubscribe then subscribe of that product (a new
-            snapshot). Any depth (1-1000) is served: the local book keeps every level.
-Book REST   /products/{id}/book?level=2, for the fallback while a socket is down: the
-            whole aggregated book {"bids":[[price,size,orders]],"asks",...,"sequence","time"},
-            `sequence` published as update_id. One product a call, within the ticker's
-            10 requests/s.
+Book        the Advanced Trade feed's `level2` (wss://advanced-trade-ws.coinbase.com,
+            config book_ws_url), on book sockets of their own, without credentials:
+            the Exchange feed's `level2` now needs authentication ("Failed to
+            subscribe" without it), and its `level2_batch` carries no sequence at all,
+            so a lost, repeated or reordered message could not be seen there.
+Sequence    `sequence_num` counts every message of an Advanced Trade connection, from
+            0, across all its channels (subscriptions acks and heartbeats included)
+            and products. It is no per-product sequence, so it is checked as what it
+            is, per connection (Venue NumberedBookFrame, shared.book_channel): every
+            frame is the last + 1. A gap, a repeat or an older number means any
+            message of the socket may be missing: every book of that socket is lost
+            (reason gap) and its products resubscribed, unsubscribe then subscribe in
+            one go, for new snapshots (a crossed book is resubscribed alone). An
+            unreadable frame leaves its number unseen (the next one shows the gap); a
+            change that cannot be applied (a level that is no number, dead-lettered)
+            loses its book at once, as the numbering goes on. A record's update_id
+            is the sequence_num of the last message applied: it grows per product
+            within a connection and restarts at 0 after a reconnect.
+Book frames one channel a subscribe message: {"type":"subscribe","product_ids":[...],
+            "channel":"level2"}, then {"type":"subscribe","channel":"heartbeats"}: a
+            channel without updates for 60-90 s is closed otherwise, and the heartbeats
+            (one a second) keep a socket of quiet books heard. The ack: {"channel":
+            "subscriptions","sequence_num":...,"events":[{"subscriptions":{"level2":
+            [...]}}]}. An unknown channel answers {"type":"error","message":
+            "authentication failure"}, a frame without sequence_num. 8 messages/s per
+            IP unauthenticated: a resubscribe is two, whatever the products. Book data:
+            {"channel":"l2_data","timestamp":<send time, ns>,"sequence_num":N,"events":
+            [{"type":"snapshot"|"update","product_id","updates":[{"side":"bid"|"offer",
+            "event_time","price_level","new_quantity"}]}]}; several products may share
+            one message. A product's first event is its snapshot, every level of the
+            book, NOT sorted (the book sorts it), megabytes for BTC-USD (the book socket
+            takes frames up to 64 MiB); new_quantity "0" deletes a level. The snapshot
+            may come before the subscriptions ack (sequence_num 0, then the ack's 1).
+            Prices and sizes are strings; exchange_ts is the frame's timestamp. Any
+            depth (1-1000) is served: the local book keeps every level.
+Book REST   the Exchange API's /products/{id}/book?level=2, for the fallback while a
+            socket is down: the whole aggregated book {"bids":[[price,size,orders]],
+            "asks",...,"sequence","time"}, `sequence` published as update_id. It is the
+            product's Exchange sequence, another domain than sequence_num (~10^11, not a
+            connection's count); Advanced Trade's public product_book carries no id at
+            all. One product a call, within the ticker's 10 requests/s. The next
+            socket's snapshot replaces the REST book.
 """
 
 import json
@@ -75,12 +97,13 @@ from shared import cli
 from shared import numbers
 from shared.numbers import plain, plain_all_or_none, plain_or_none
 from shared.record import ExchangeError, FrameError, Ticker
-from shared.venue import BookMessage, Market, Venue
+from shared.venue import BookMessage, Market, NumberedBookFrame, Venue
 
 PRODUCTS_PATH = "/products"
 TICKER_SUFFIX = "/ticker"
 BOOK_SUFFIX = "/book"
-BOOK_CHANNEL = "level2_batch"
+BOOK_CHANNEL = "level2"  # Advanced Trade: subscribed as level2, its messages on l2_data
+BOOK_MESSAGES_CHANNEL = "l2_data"
 # A decimal field is never empty on this feed; Coinbase's other API has sent
 # empty-string placeholder tickers, which must not become "" prices.
 Number = Annotated[numbers.Number, msgspec.Meta(min_length=1)]
@@ -113,21 +136,28 @@ class ErrorMessage(msgspec.Struct, tag_field="type", tag="error"):
     reason: str | None = None
 
 
-class L2Snapshot(msgspec.Struct, tag_field="type", tag="snapshot"):
-    """The product's whole book, every level, in one frame (megabytes for BTC-USD)."""
-
-    product_id: str
-    bids: list[tuple[Number, Number]]
-    asks: list[tuple[Number, Number]]
-    time: str | None = None  # absent from 2021 snapshots
+class Level2Change(msgspec.Struct):
+    side: str  # "bid" | "offer"
+    price_level: Number
+    new_quantity: Number  # "0" deletes
 
 
-class L2Update(msgspec.Struct, tag_field="type", tag="l2update"):
-    """Changes of the last 50 ms: [side, price, new size], side "buy" (bid) or "sell" (ask)."""
+class Level2Event(msgspec.Struct):
+    """An event of an Advanced Trade frame. l2_data's: a product's snapshot or update; a
+    heartbeats or subscriptions event has none of these fields (read as empty)."""
 
-    product_id: str
-    changes: list[tuple[str, Number, Number]]
-    time: str
+    type: str = ""
+    product_id: str = ""
+    updates: list[Level2Change] = []
+
+
+class AdvancedBookFrame(msgspec.Struct):
+    """Any frame of the Advanced Trade book socket but an error: each is numbered."""
+
+    channel: str
+    sequence_num: int
+    timestamp: str
+    events: list[Level2Event] = []
 
 
 class AnyMessage(msgspec.Struct):
@@ -166,14 +196,16 @@ ADVANCED_QUIET_CHANNELS = ("heartbeats", "subscriptions")
 
 MESSAGES = (TickerMessage, Heartbeat, Subscriptions, ErrorMessage)
 KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in MESSAGES)
-BOOK_MESSAGES = (L2Snapshot, L2Update, Heartbeat, Subscriptions, ErrorMessage)
-BOOK_KNOWN_TYPES = frozenset(message.__struct_config__.tag for message in BOOK_MESSAGES)
 
 
 def _added_type(kind: AnyMessage, known: frozenset[str]) -> bool:
     """True for a message of a type added after this was written, which the docs ask
     clients to ignore; False for a known type of the wrong shape, or no feed message."""
     return kind.type is not None and kind.type not in known
+
+
+def _exchange_error(error: ErrorMessage) -> ExchangeError:
+    return ExchangeError(f"{error.message}: {error.reason}" if error.reason else error.message)
 
 
 class RestBook(msgspec.Struct):
@@ -233,6 +265,26 @@ def _whole_second_ms(iso_second: str) -> int:
     return (datetime.fromisoformat(iso_second) - _EPOCH) // _MILLISECOND
 
 
+def _level2_request(kind: str, markets: list[Market]) -> str:
+    return json.dumps({"type": kind, "product_ids": [market.raw for market in markets], "channel": BOOK_CHANNEL})
+
+
+def _book_message(event: Level2Event, sequence_num: int, sent_ms: int) -> BookMessage:
+    """One product's snapshot or update of an l2_data frame, numbered by the frame."""
+    if event.type not in ("snapshot", "update"):
+        raise FrameError(f"l2_data event of type {event.type!r}")
+    bids, asks = [], []
+    for change in event.updates:
+        if change.side == "bid":
+            bids.append((change.price_level, change.new_quantity))
+        elif change.side == "offer":
+            asks.append((change.price_level, change.new_quantity))
+        else:
+            raise FrameError(f"l2_data level of side {change.side!r}")
+    return BookMessage(event.product_id, event.type == "snapshot", bids, asks, update_id=sequence_num,
+                       exchange_ts=sent_ms)
+
+
 class Coinbase(Venue):
     name = "coinbase"
     market_id_form = ("-", False)  # BTC-USD
@@ -246,8 +298,8 @@ class Coinbase(Venue):
     rest_unknown_market = "NotFound"  # HTTP 404 {"message":"NotFound"}
     # The RestClient always sends its own User-Agent, which Coinbase's REST requires.
 
-    # Book: level2_batch, resubscribed for a fresh snapshot when a book is lost. It sends
-    # every level, so any depth is served; 1000 bounds what one record holds.
+    # Book: Advanced Trade level2, resubscribed for a fresh snapshot when a book is lost.
+    # It sends every level, so any depth is served; 1000 bounds what one record holds.
     book_depths = range(1, 1001)
     book_resync = "resubscribe"
     # The snapshot is the whole book in one frame: megabytes for BTC-USD.
@@ -260,7 +312,8 @@ class Coinbase(Venue):
     _advanced_messages = msgspec.json.Decoder(AdvancedMessage)
     _rest_ticker = msgspec.json.Decoder(RestTicker)
     _products = msgspec.json.Decoder(list[Product])
-    _book_frames = msgspec.json.Decoder(Union[BOOK_MESSAGES])  # type: ignore[valid-type]
+    _book_frames = msgspec.json.Decoder(AdvancedBookFrame)
+    _errors = msgspec.json.Decoder(ErrorMessage)
     _rest_books = msgspec.json.Decoder(RestBook)
 
     def market(self, base: str, quote: str) -> Market:
@@ -294,7 +347,7 @@ class Coinbase(Venue):
                 epoch_ms(message.time), received_ns, "ws",
             )]
         if type(message) is ErrorMessage:
-            raise ExchangeError(f"{message.message}: {message.reason}" if message.reason else message.message)
+            raise _exchange_error(message)
         return []  # heartbeat, subscriptions ack
 
     def _advanced(self, frame: bytes, received_ns: int) -> list[Ticker]:
@@ -311,47 +364,31 @@ class Coinbase(Venue):
             None, sent_ms, received_ns, "ws",
         ) for event in message.events for item in event.tickers if item.product_id]
 
-    # --- book: level2_batch, and /products/{id}/book for the REST fallback ---------------
+    # --- book: Advanced Trade level2, and the Exchange /products/{id}/book for REST ------
 
     def book_subscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
-        """level2_batch (the whole book, then its changes) and heartbeat, which keeps a
-        socket of quiet products heard."""
-        return [json.dumps({
-            "type": "subscribe",
-            "product_ids": [market.raw for market in markets],
-            "channels": [BOOK_CHANNEL, "heartbeat"],
-        })]
+        """level2 (the whole book, then its changes) and heartbeats, which keep the socket
+        and its quiet channels alive: one channel a message."""
+        return [_level2_request("subscribe", markets), json.dumps({"type": "subscribe", "channel": "heartbeats"})]
 
     def book_resubscribe_messages(self, markets: list[Market], depth: int) -> list[str]:
-        """A fresh snapshot of `markets`: level2_batch unsubscribed, then subscribed again."""
-        product_ids = [market.raw for market in markets]
-        return [json.dumps({"type": kind, "product_ids": product_ids, "channels": [BOOK_CHANNEL]})
-                for kind in ("unsubscribe", "subscribe")]
+        """A fresh snapshot of `markets`: level2 unsubscribed, then subscribed again."""
+        return [_level2_request(kind, markets) for kind in ("unsubscribe", "subscribe")]
 
-    def parse_book_ws(self, frame: bytes, received_ns: int) -> list[BookMessage]:
-        """The book message of a snapshot or l2update; [] for heartbeats and acks."""
+    def parse_book_ws(self, frame: bytes, received_ns: int) -> NumberedBookFrame:
+        """Every frame numbered by its sequence_num, with the book messages of an l2_data
+        frame; heartbeats and acks carry none. An error frame raises."""
         try:
             message = self._book_frames.decode(frame)
         except msgspec.ValidationError:
-            if not _added_type(self._any_message.decode(frame), BOOK_KNOWN_TYPES):
+            if self._any_message.decode(frame).type != "error":
                 raise
-            return []
-        if type(message) is L2Update:
-            bids, asks = [], []
-            for side, price, size in message.changes:
-                if side == "buy":
-                    bids.append((price, size))
-                elif side == "sell":
-                    asks.append((price, size))
-                else:
-                    raise FrameError(f"l2update change of side {side!r}")
-            return [BookMessage(message.product_id, False, bids, asks, exchange_ts=epoch_ms(message.time))]
-        if type(message) is L2Snapshot:
-            return [BookMessage(message.product_id, True, message.bids, message.asks,
-                                exchange_ts=epoch_ms(message.time) if message.time else None)]
-        if type(message) is ErrorMessage:
-            raise ExchangeError(f"{message.message}: {message.reason}" if message.reason else message.message)
-        return []  # heartbeat, subscriptions ack
+            raise _exchange_error(self._errors.decode(frame)) from None
+        if message.channel != BOOK_MESSAGES_CHANNEL:
+            return NumberedBookFrame(message.sequence_num, [])  # heartbeats, subscriptions
+        sent_ms = epoch_ms(message.timestamp)
+        return NumberedBookFrame(message.sequence_num, [
+            _book_message(event, message.sequence_num, sent_ms) for event in message.events])
 
     def is_book_rest(self, url: str) -> bool:
         """The book's path names its product: /products/{id}/book."""

@@ -286,8 +286,8 @@ class Coinone(Venue):
     _short_book_frames = msgspec.json.Decoder(ShortBookDataFrame)
     _rest_books = msgspec.json.Decoder(BookReply)
 
-    def __init__(self, ws_url: str, rest_url: str) -> None:
-        super().__init__(ws_url, rest_url)
+    def __init__(self, ws_url: str, rest_url: str, book_ws_url: str | None = None) -> None:
+        super().__init__(ws_url, rest_url, book_ws_url)
         # raw id -> id of the newest ticker published for it (see the docstring: repeats).
         self._newest_ids: dict[str, int] = {}
 

@@ -207,8 +207,8 @@ class Kraken(Venue):
     _rest_books = msgspec.json.Decoder(Envelope[RestBook])
     _asset_pairs = msgspec.json.Decoder(Envelope[AssetPair])
 
-    def __init__(self, ws_url: str, rest_url: str) -> None:
-        super().__init__(ws_url, rest_url)
+    def __init__(self, ws_url: str, rest_url: str, book_ws_url: str | None = None) -> None:
+        super().__init__(ws_url, rest_url, book_ws_url)
         # v2 symbol <-> REST key (BTC/USD <-> XXBTZUSD), learned from AssetPairs.
         self.rest_keys: dict[str, str] = {}
         self.rest_symbols: dict[str, str] = {}

@@ -1,113 +1,123 @@
-"""Coinbase's book channel, the Exchange feed's level2_batch, and its REST book, on verbatim
-payloads (tests/fixtures/coinbase/book_*, see SOURCES.md there): parse, then apply to an
-OrderBook."""
+"""Coinbase's book channel, the Advanced Trade feed's level2, and the Exchange REST book,
+on verbatim payloads (tests/fixtures/coinbase/book_*, see SOURCES.md there): parse, then
+apply to an OrderBook."""
 
+import asyncio
 import json
+import logging
 
 import msgspec
 import pytest
 
+from shared import config as configuration
 from shared.book import BookLost, OrderBook
+from shared.book_channel import BookChannel
+from shared.config import ExchangeConfig, Runtime
 from shared.record import ExchangeError, FrameError
-from shared.venue import BookMessage
+from shared.sink import StdoutSink
+from shared.stats import Stats
+from shared.venue import BookMessage, NumberedBookFrame
+from shared.worker import Connection, Worker
+from simulator.coinbase import advanced_frame, l2_event
 from tests.conftest import fixture_bytes
-from simulator.coinbase import l2_snapshot, l2_update
 from workers.coinbase import Coinbase, epoch_ms
 
-
-SNAPSHOT = "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json"
+SNAPSHOT = "book_advanced_ws_l2_data_snapshot_real_2026_trimmed_perp.json"
+UPDATE = "book_advanced_ws_l2_data_update_nautilus_synthetic.json"
+ACK = "book_advanced_ws_subscriptions_ack_level2_real_2026.json"
+HEARTBEATS = "book_advanced_ws_heartbeats_real_2026.json"
+ADVANCED_TRADE = "wss://advanced-trade-ws.coinbase.com"
+SENT = "2026-12-05T07:00:00.123456Z"
 
 
 @pytest.fixture
 def venue() -> Coinbase:
-    return Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com")
+    return Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com", ADVANCED_TRADE)
 
 
-def snapshot_book(venue: Coinbase, depth: int = 5) -> OrderBook:
-    [snapshot] = venue.parse_book_ws(fixture_bytes("coinbase", SNAPSHOT), 1)
-    book = OrderBook(snapshot.raw, depth)
-    book.replace(snapshot.bids, snapshot.asks)
-    return book
+def test_the_shipped_config_opens_the_book_sockets_on_advanced_trade() -> None:
+    shipped = configuration.load(None).exchange("coinbase")
+    venue = Coinbase(shipped.ws_url, shipped.rest_url, shipped.book_ws_url)
+    assert venue.book_ws_url([venue.market("BTC", "USD")], 10) == ADVANCED_TRADE
+    assert venue.ws_url([]) == "wss://ws-feed.exchange.coinbase.com"  # the ticker stays on the Exchange feed
+    # Without book_ws_url, book sockets open the ticker's endpoint (every other exchange).
+    assert Coinbase(shipped.ws_url, shipped.rest_url).book_ws_url([], 10) == shipped.ws_url
 
 
-def test_real_snapshot_is_the_whole_book(venue: Coinbase) -> None:
-    [message] = venue.parse_book_ws(fixture_bytes("coinbase", SNAPSHOT), 1)
-    assert (message.raw, message.snapshot, message.update_id, message.first_id) == ("YFI-BTC", True, None, None)
-    assert message.exchange_ts is None  # 2021 snapshots have no time
-    assert (len(message.bids), len(message.asks)) == (207, 458)
-    assert message.bids[0] == ("0.82613", "0.020374") and message.asks[0] == ("0.82727", "0.002782")
-    book = snapshot_book(venue)
+def test_real_snapshot_numbered_0_is_the_whole_book_unsorted(venue: Coinbase) -> None:
+    """The real snapshot came before its subscriptions ack, numbered 0; its levels are in
+    no order (offer, bid, bid, offer): the book sorts them."""
+    frame = venue.parse_book_ws(fixture_bytes("coinbase", SNAPSHOT), 1)
+    sent_ms = epoch_ms("2026-09-07T01:57:58.894355Z")
+    assert frame == NumberedBookFrame(0, [BookMessage(
+        "BTC-PERP-INTX", True, [("79943.9", "3.0105"), ("79943.8", "0.5")], [("79944.1", "1.2"), ("79944", "0.048")],
+        update_id=0, exchange_ts=sent_ms)])
+    [message] = frame.messages
+    book = OrderBook(message.raw, 5)
+    book.replace(message.bids, message.asks)
     book.check()
-    assert book.changed_top() == (
-        [("0.82613", "0.020374"), ("0.82585", "0.017054"), ("0.82584", "0.020175"), ("0.82580", "0.017600"),
-         ("0.82547", "0.029582")],
-        [("0.82727", "0.002782"), ("0.82739", "0.030000"), ("0.82740", "0.029475"), ("0.82754", "0.030000"),
-         ("0.82755", "0.029970")])
+    assert book.changed_top() == ([("79943.9", "3.0105"), ("79943.8", "0.5")],
+                                  [("79944", "0.048"), ("79944.1", "1.2")])
 
 
-def test_real_updates_delete_levels_of_the_snapshot(venue: Coinbase) -> None:
-    """The two real updates delete (size "0.000000") an ask in the top 5 and a bid below it."""
-    [first] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_l2update_1_yfibtc_real_2021.json"), 1)
-    [second] = venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_l2update_2_yfibtc_real_2021.json"), 1)
-    assert first == BookMessage("YFI-BTC", False, [], [("0.82754", "0.000000")], exchange_ts=1618677817132)
-    assert second == BookMessage("YFI-BTC", False, [("0.81813", "0.000000")], [], exchange_ts=1618677817159)
-    book = snapshot_book(venue)
-    book.changed_top()
-    book.apply(first.bids, first.asks)
+def test_an_update_sets_and_deletes_levels(venue: Coinbase) -> None:
+    """The synthetic update (nautilus' fixture): a bid set, an ask deleted by quantity 0."""
+    frame = venue.parse_book_ws(fixture_bytes("coinbase", UPDATE), 1)
+    assert frame == NumberedBookFrame(1, [BookMessage(
+        "BTC-USD", False, [("68900.00", "2.00000000")], [("68901.00", "0.00000000")], update_id=1,
+        exchange_ts=epoch_ms("2026-04-07T14:30:01.456789Z"))])
+    book = OrderBook("BTC-USD", 5)
+    book.replace([("68899.00", "1")], [("68901.00", "3"), ("68902.00", "4")])
+    book.apply(frame.messages[0].bids, frame.messages[0].asks)
     book.check()
-    bids, asks = book.changed_top()
-    assert [price for price, _ in asks] == ["0.82727", "0.82739", "0.82740", "0.82755", "0.82757"]
-    book.apply(second.bids, second.asks)
-    book.check()
-    assert book.changed_top() is None  # 0.81813 is below the top 5: conflated
+    assert book.changed_top() == ([("68900.00", "2.00000000"), ("68899.00", "1")], [("68902.00", "4")])
 
 
 def test_a_crossing_update_loses_the_book(venue: Coinbase) -> None:
-    """The one integrity check level2_batch allows (it has no sequence): an update of our own
-    that puts a bid at the best ask."""
-    update = fixture_bytes("coinbase", "book_exchange_ws_l2update_2_yfibtc_real_2021.json").replace(
-        b'["buy","0.81813","0.000000"]', b'["buy","0.82727","0.5"]')
-    [message] = venue.parse_book_ws(update, 1)
-    book = snapshot_book(venue)
+    update = fixture_bytes("coinbase", UPDATE).replace(b'"68900.00"', b'"79944"')
+    [message] = venue.parse_book_ws(update, 1).messages
+    [snapshot] = venue.parse_book_ws(fixture_bytes("coinbase", SNAPSHOT), 1).messages
+    book = OrderBook("BTC-PERP-INTX", 5)
+    book.replace(snapshot.bids, snapshot.asks)
     book.apply(message.bids, message.asks)
-    with pytest.raises(BookLost, match=r"crossed.*best bid 0.82727, best ask 0.82727"):
+    with pytest.raises(BookLost, match=r"crossed.*best bid 79944, best ask 79944"):
         book.check()
-    assert book.state == "lost"
 
 
-def test_acks_heartbeats_and_new_types_carry_no_book(venue: Coinbase) -> None:
-    assert venue.parse_book_ws(fixture_bytes("coinbase", "book_exchange_ws_subscriptions_ack_real_2021.json"), 1) == []
-    assert venue.parse_book_ws(fixture_bytes("coinbase", "ws_exchange_heartbeat_doc.json"), 1) == []
-    assert venue.parse_book_ws(b'{"type":"status","products":[]}', 1) == []  # a type this does not know
+def test_acks_and_heartbeats_are_numbered_and_carry_no_book(venue: Coinbase) -> None:
+    """They count in the connection's numbering: the channel must see their numbers."""
+    assert venue.parse_book_ws(fixture_bytes("coinbase", ACK), 1) == NumberedBookFrame(1, [])
+    assert venue.parse_book_ws(fixture_bytes("coinbase", HEARTBEATS), 1) == NumberedBookFrame(3, [])
 
 
-def test_errors_raise(venue: Coinbase) -> None:
-    with pytest.raises(ExchangeError, match="Failed to subscribe: level2 requires authentication"):
-        venue.parse_book_ws(
-            b'{"type":"error","message":"Failed to subscribe","reason":"level2 requires authentication"}', 1)
+def test_the_error_frame_raises(venue: Coinbase) -> None:
+    with pytest.raises(ExchangeError, match="^authentication failure$"):
+        venue.parse_book_ws(fixture_bytes("coinbase", "book_advanced_ws_error_unknown_channel_real_2026.json"), 1)
 
 
-def test_subscribe_requests_follow_the_real_one(venue: Coinbase) -> None:
-    real = json.loads(fixture_bytes("coinbase", "book_exchange_ws_level2_subscribe_request_real_2021.json"))
-    markets = [venue.market(*product_id.split("-")) for product_id in real["product_ids"]]
-    [subscribe] = venue.book_subscribe_messages(markets, 10)
-    assert json.loads(subscribe) == real | {"channels": ["level2_batch", "heartbeat"]}
-    unsubscribe, again = venue.book_resubscribe_messages(markets[:1], 10)
-    assert json.loads(unsubscribe) == {"type": "unsubscribe", "product_ids": ["SKL-USD"], "channels": ["level2_batch"]}
-    assert json.loads(again) == {"type": "subscribe", "product_ids": ["SKL-USD"], "channels": ["level2_batch"]}
+def test_subscribe_one_channel_a_message(venue: Coinbase) -> None:
+    markets = [venue.market("BTC", "USD"), venue.market("ETH", "USD")]
+    level2, heartbeats = venue.book_subscribe_messages(markets, 10)
+    assert json.loads(level2) == {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-USD"], "channel": "level2"}
+    assert json.loads(heartbeats) == {"type": "subscribe", "channel": "heartbeats"}
+    unsubscribe, again = venue.book_resubscribe_messages(markets, 10)
+    assert json.loads(unsubscribe) == {"type": "unsubscribe", "product_ids": ["BTC-USD", "ETH-USD"],
+                                       "channel": "level2"}
+    assert json.loads(again) == json.loads(level2)
 
 
 @pytest.mark.parametrize(("old", "new", "error", "match"), [
-    (b'"buy"', b'"bid"', FrameError, "side 'bid'"),
-    (b'"time":"2021-04-17T16:43:37.159235Z"', b'"time":"2021-04-17 16:43:37"', FrameError, "UTC time"),
-    (b',"time":"2021-04-17T16:43:37.159235Z"', b"", msgspec.ValidationError, "missing required field `time`"),
+    (b'"side":"bid"', b'"side":"buy"', FrameError, "side 'buy'"),
+    (b'"type":"snapshot"', b'"type":"l2update"', FrameError, "type 'l2update'"),
+    (b'"timestamp":"2026-09-07T01:57:58.894355Z"', b'"timestamp":"2026-09-07 01:57:58"', FrameError, "UTC time"),
+    (b'"sequence_num":0,', b"", msgspec.ValidationError, "missing required field `sequence_num`"),
     # A JSON number where Coinbase sends a string is never read through a float.
-    (b'"0.81813"', b"0.81813", msgspec.ValidationError, "Expected `str`, got `float`"),
-    (b'"0.000000"', b'""', msgspec.ValidationError, "length >= 1"),
+    (b'"3.0105"', b"3.0105", msgspec.ValidationError, "Expected `str`, got `float`"),
+    (b'"0.5"', b'""', msgspec.ValidationError, "length >= 1"),
 ])
-def test_broken_updates_are_rejected(venue: Coinbase, old: bytes, new: bytes, error: type[Exception],
-                                     match: str) -> None:
-    frame = fixture_bytes("coinbase", "book_exchange_ws_l2update_2_yfibtc_real_2021.json")
+def test_broken_frames_are_rejected(venue: Coinbase, old: bytes, new: bytes, error: type[Exception],
+                                    match: str) -> None:
+    frame = fixture_bytes("coinbase", SNAPSHOT)
     assert old in frame
     with pytest.raises(error, match=match):
         venue.parse_book_ws(frame.replace(old, new), 1)
@@ -129,12 +139,49 @@ def test_rest_book_in_the_documented_shape(venue: Coinbase) -> None:
 
 def test_the_simulator_writes_the_real_frames() -> None:
     """simulator.coinbase's builders with the real frames' values give those frames."""
-    def levels(pairs: list[list[str]]) -> list[tuple[str, str]]:
-        return [(price, size) for price, size in pairs]
+    real = fixture_bytes("coinbase", SNAPSHOT).decode()
+    parsed = json.loads(real)
+    [event] = parsed["events"]
+    levels = [(level["side"], level["price_level"], level["new_quantity"]) for level in event["updates"]]
+    assert advanced_frame("l2_data", parsed["timestamp"], 0, [
+        l2_event("snapshot", "BTC-PERP-INTX", levels, parsed["timestamp"])]) == real
+    for name in (ACK, HEARTBEATS):
+        real = fixture_bytes("coinbase", name).decode()
+        parsed = json.loads(real)
+        assert advanced_frame(parsed["channel"], parsed["timestamp"], parsed["sequence_num"], parsed["events"]) == real
 
-    real = fixture_bytes("coinbase", "book_exchange_ws_level2_snapshot_yfibtc_real_2021.json").decode()
-    snapshot = json.loads(real)
-    assert l2_snapshot("YFI-BTC", levels(snapshot["bids"]), levels(snapshot["asks"])) == real
-    real = fixture_bytes("coinbase", "book_exchange_ws_l2update_1_yfibtc_real_2021.json").decode()
-    built = l2_update("YFI-BTC", [], [("0.82754", "0.000000")], 1618677817132)
-    assert built == real.replace(".132926Z", ".132000Z")  # the simulator's time stops at the ms
+
+def test_a_break_resubscribes_every_market_of_its_socket_in_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live, a break in one socket's numbering loses the books built on it, and asks for
+    every market of that socket again in one unsubscribe and one subscribe (8 messages a
+    second per IP: not two a market), among them the market still awaiting its
+    snapshot; the other socket is left alone."""
+    venue = Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com", ADVANCED_TRADE)
+    exchange = ExchangeConfig(ws_url=venue.ws_base, rest_url=venue.rest_base, symbols=["BTC-USD"], channels=["book"])
+    stats = Stats()
+    worker = Worker(venue, exchange, Runtime(), StdoutSink(stats), stats, logging.getLogger("coinstream.test"))
+    markets = [venue.market(*symbol.split("-")) for symbol in ("BTC-USD", "SOL-USD", "ETH-USD")]
+    books = worker.books = BookChannel(worker, markets, 1)
+    worker.book_connections = [Connection(worker, markets[:2], 0, books), Connection(worker, markets[2:], 1, books)]
+    sent: dict[str, list[str]] = {}
+    for connection in worker.book_connections:
+        connection.session = f"{connection.name}/1"
+        monkeypatch.setattr(connection, "send_soon", lambda messages, name=connection.name: sent.setdefault(
+            name, []).extend(messages))
+    worker.loop = asyncio.new_event_loop()  # the retry a resubscribe schedules, never run here
+    try:
+        def frame(session: str, number: int, kind: str, product_id: str) -> None:
+            books.on_frame(advanced_frame("l2_data", SENT, number, [
+                l2_event(kind, product_id, [("bid", "100", "1"), ("offer", "101", "1")], SENT)]).encode(), 1,
+                ADVANCED_TRADE, session)
+
+        frame("coinbase-book#0/1", 0, "snapshot", "BTC-USD")  # SOL-USD's snapshot is still to come
+        frame("coinbase-book#1/1", 0, "snapshot", "ETH-USD")
+        frame("coinbase-book#0/1", 2, "update", "BTC-USD")  # 1 is missing
+    finally:
+        worker.loop.close()
+        worker.sink.close(1)
+    assert sent == {"coinbase-book#0": venue.book_resubscribe_messages(markets[:2], 1)}
+    assert [json.loads(message)["product_ids"] for message in sent["coinbase-book#0"]] == [["BTC-USD", "SOL-USD"]] * 2
+    assert stats.book_resyncs == {"gap": 1}
+    assert (books.books["BTC-USD"].book.state, books.books["ETH-USD"].book.state) == ("lost", "live")
