@@ -322,7 +322,9 @@ def book_rss_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]
 
 
 def book_peer_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
-    python = arguments.cryptofeed_python
+    # Absolute, as the peer runs in its own directory; not resolve(): a venv's python is a
+    # symlink, and the interpreter it points to would run outside the venv.
+    python = str(Path(arguments.cryptofeed_python).absolute())
     if not Path(python).is_file():
         raise SystemExit(f"bench: --cryptofeed-python {python}: no such file; make one with: python3.11 -m venv "
                          ".venv-cryptofeed && .venv-cryptofeed/bin/pip install cryptofeed aiokafka")
