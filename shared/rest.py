@@ -24,6 +24,7 @@ are joined at interpreter exit, so one stuck read kept a stopped worker alive).
 
 import asyncio
 import logging
+import math
 import random
 import socket
 import threading
@@ -62,7 +63,10 @@ class RestClient:
         backoff_max_s: float,
         stats: Stats,
         log: logging.Logger,
+        min_interval_s: float = 0.0,
     ) -> None:
+        """`min_interval_s`: the least time from a call's end to the next call's start
+        (the exchange's request-rate limit, venue.rest_min_interval_s)."""
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json", **headers})
         for scheme in ("http://", "https://"):
@@ -75,6 +79,8 @@ class RestClient:
         # One call at a time: calls to one exchange are sequential anyway (rate limits).
         self._one_at_a_time = asyncio.Lock()
         self._resume_at = 0.0  # monotonic: no call before, after a failure (backoff, Retry-After)
+        self._min_interval_s = min_interval_s
+        self._last_call_ended = -math.inf  # monotonic
 
     async def get(self, url: str, attempts: int = 4) -> tuple[bytes, int]:
         """The body of a successful GET and the wall-clock ns when it arrived."""
@@ -117,7 +123,10 @@ class RestClient:
         """One GET on a thread of its own, abandoned (and its sockets cut) at the deadline
         or when the awaiting task is cancelled (a stop)."""
         async with self._one_at_a_time:
-            if (pause := self._resume_at - time.monotonic()) > 0:
+            # Paced here, in turn: calls that waited for the lock together (every book's
+            # REST snapshot after a reconnect) would otherwise go back to back.
+            start_at = max(self._resume_at, self._last_call_ended + self._min_interval_s)
+            if (pause := start_at - time.monotonic()) > 0:
                 await asyncio.sleep(pause)
             call = _Call(self._session, url, self._timeout_s + READ_TIMEOUT_MARGIN_S, asyncio.get_running_loop())
             try:
@@ -130,6 +139,7 @@ class RestClient:
                 call.abandon()
                 raise
             finally:
+                self._last_call_ended = time.monotonic()
                 if call.resent_after is not None:
                     self._stats.rest_resent += 1
                     self._throttled.warning("rest resends", "GET %s: a kept-alive connection ended before answering "

@@ -74,7 +74,6 @@ class Worker:
         # Markets the exchange does not know: missing from its market list at startup, or
         # refused as unknown by its REST API later (rest_poll). Never polled over REST.
         self.unknown_markets: set[str] = set()
-        self._last_rest_call = -math.inf  # monotonic; for venue.rest_min_interval_s
         self.throttled = Throttled(log)
         self.connections: list[Connection] = []  # filled once the markets are known
         # The order book channel (shared.book_channel) and its sockets, when collected.
@@ -90,7 +89,7 @@ class Worker:
         self.snapshot_done = asyncio.Event()
         self._rest = RestClient(
             venue.headers, runtime.rest_timeout_s, runtime.backoff_initial_s,
-            runtime.backoff_max_s, stats, log,
+            runtime.backoff_max_s, stats, log, venue.rest_min_interval_s,
         )
         # A REST call already retries before it fails for good: one such failure moves
         # REST to the alternate host. A socket moves after three connects in a row that
@@ -411,17 +410,12 @@ class Worker:
         the body, when it arrived, and the URL it came from. A call starts at least
         venue.rest_min_interval_s after the last one ended. If the call fails for good and
         that moves REST to the alternate host, the same call once more there."""
-        wait = self._last_rest_call + self.venue.rest_min_interval_s - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
         try:
             body, received_ns = await self._rest.get(self.rest_hosts.rebased(url), attempts)
         except RestUnavailable:
             if not self.rest_hosts.failed():
                 raise
             body, received_ns = await self._rest.get(self.rest_hosts.rebased(url), attempts)
-        finally:
-            self._last_rest_call = time.monotonic()
         self.rest_hosts.succeeded()
         return body, received_ns, self.rest_hosts.rebased(url)
 

@@ -28,6 +28,7 @@ from websockets.sync.client import connect
 from shared.venue import Venue
 from simulator.coinbase import CoinbaseSim
 from tests.harness import Simulator, WorkerProcess, audited, consume, free_port, override_file, wait_until
+from workers.binance import Binance
 from workers.bybit import Bybit
 from workers.kraken import Kraken
 
@@ -393,4 +394,49 @@ def test_rest_fallback_book_records_are_true_books(exchange: str, kafka: str, si
     assert all(record["update_id"] is None for record in records)  # no id of the subscribed stream
     counters = final_counters(process)
     assert resyncs(process) == {} and " dead_letters=0 " in counters, counters
+    audited(kafka, topic)
+
+
+def rest_call_span(sim: Simulator, exchange: str, made: int, calls: int, timeout_s: float = 30) -> float:
+    """Seconds from the simulator's REST call number `made` + 2 to number `made` + `calls`
+    (its call count read every few ms, from before the first of them: the second is
+    seen within ms of its arrival)."""
+    started_at: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answered = sim.control(exchange, "stats")["rest_calls"]
+        now = time.monotonic()
+        if started_at is None and answered >= made + 2:
+            started_at = now
+        if started_at is not None and answered >= made + calls:
+            return now - started_at
+        time.sleep(0.002)
+    raise AssertionError(f"{calls} REST calls after the {made} made not made within {timeout_s} s")
+
+
+def test_a_storm_of_book_snapshots_keeps_the_exchanges_rest_pacing(kafka: str, simulator: Any, worker: Any,
+                                                                   tmp_path: Path) -> None:
+    """Binance beyond 20 levels seeds each book from a REST snapshot of its own, and every
+    market asks at once: at the start and after a reconnect. Those calls keep the pacing of
+    every call to the exchange (venue.rest_min_interval_s between one's end and the next's
+    start). Seen failing: the calls waiting together started one right after the other,
+    the 2nd to the 20th of 20 snapshot calls within 0.13 s (0.17 s after a reconnect)."""
+    markets = 20
+    least_span_s = (markets - 2) * Binance.rest_min_interval_s
+    sim = simulator("binance", rate=0, markets=markets)
+    sim.control("binance", "book_rate", per_s=200)
+    section = {**sim.config["exchanges"]["binance"], "channels": ["book"], "book_depth": BOOKS["binance-diff"].depth}
+    config = override_file(tmp_path, kafka, {"binance": section})
+    topic = yaml.safe_load(config.read_text())["topics"]["book"]
+    process = worker("binance", config)
+    at_start = rest_call_span(sim, "binance", 1, markets)  # after the market list
+    consume(kafka, topic, lambda got: len({record["symbol"] for _, record in got}) == markets, timeout_s=60)
+    made = sim.control("binance", "stats")["rest_calls"]
+    sim.fault("binance", "close")
+    after_reconnect = rest_call_span(sim, "binance", made, markets)
+    settle_and_compare(sim, "binance", kafka, topic, BOOKS["binance-diff"].depth, markets)
+    assert process.stop() == 0
+    print(f"{markets} book snapshot calls, the 2nd to the last: {at_start:.3f} s at the start, "
+          f"{after_reconnect:.3f} s after a reconnect")
+    assert at_start >= least_span_s and after_reconnect >= least_span_s, (at_start, after_reconnect, least_span_s)
     audited(kafka, topic)
