@@ -557,3 +557,47 @@ def assert_all_true_books(sim: Any, exchange: str, bootstrap: str, book_topic: s
     records = [record for _, record in consume(bootstrap, book_topic, lambda got: len(got) >= count)]
     assert len(records) == count
     assert_true_books(sim, exchange, records, BOOKS[exchange].depth)
+
+
+def test_a_deleted_book_topic_is_waited_for_and_each_book_record_arrives_once(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+    """Issue 17, item 5, for the book topic: deleted under a worker that publishes tickers
+    and books (OKX). It says so once, keeps reading, holds both topics' records in the
+    spool and sends them once the topic is back: the book topic holds the run from seq 1,
+    each record once and a true book; the ticker topic the whole run too. The deletion
+    takes the book records Kafka held, so the test reads them before it."""
+    exchange = "okx"
+    sim, config, topic, book_topic, process = start_tickers_and_books(exchange, tmp_path, broker, simulator, worker)
+    sim.control(exchange, "rate", per_s=0)
+    sim.control(exchange, "book_rate", per_s=0)
+    wait_until(lambda: (found := counters(process.log()))["delivered"] == found["records"] + found["book_records"]
+               and found["kafka_queue"] == 0, 30, "all delivered")
+    before = consume(broker.bootstrap, book_topic, lambda got: len(got) >= counters(process.log())["book_records"])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "logger": logging.getLogger("tests.admin")})
+    admin.delete_topics([book_topic], operation_timeout=30)[book_topic].result(60)
+    sim.control(exchange, "rate", per_s=TICKERS_PER_S)
+    sim.control(exchange, "book_rate", per_s=BOOK_UPDATES_PER_S)
+    wait_until(lambda: "is missing" in process.log(), 60, "the missing topic noticed")
+    time.sleep(5)
+    assert process.process.poll() is None, "the worker must wait for the topic"
+    waiting = counters(process.log())
+    assert waiting["spool_records"] > 0, waiting
+    topics.ensure(configuration.load(config), timeout_s=60)
+    sim.control(exchange, "rate", per_s=0)
+    sim.control(exchange, "book_rate", per_s=0)
+    wait_until(lambda: (found := counters(process.log()))["spool_records"] == 0 and found["kafka_queue"] == 0
+               and found["delivered"] + found["delivery_failures"] == found["records"] + found["book_records"],
+               120, "the spool sent")
+    assert process.stop() == 0
+    found = counters(process.log())
+    assert_accounted(found)
+    assert (found["delivery_failures"], found["spool_dropped"]) == (0, 0), found
+    after = consume(broker.bootstrap, book_topic, lambda got: len(got) >= found["book_records"] - len(before),
+                    timeout_s=60)
+    books = [record for _, record in before + after]
+    assert sorted(record["seq"] for record in books) == list(range(1, found["book_records"] + 1)), (len(books), found)
+    assert_true_books(sim, exchange, sorted(books, key=lambda record: record["seq"]), BOOKS[exchange].depth)
+    assert list(run_sizes(audited(broker.bootstrap, topic)).values()) == [found["records"]]
+    assert process.log().count("is missing") == 1 and "the topic is back" in process.log()
+    print(f"deleted book topic: {len(before)} book records before the deletion, {len(after)} after; "
+          f"spooled while missing {waiting['spool_records']}; {found}")
