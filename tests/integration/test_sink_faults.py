@@ -601,3 +601,40 @@ def test_a_deleted_book_topic_is_waited_for_and_each_book_record_arrives_once(
     assert process.log().count("is missing") == 1 and "the topic is back" in process.log()
     print(f"deleted book topic: {len(before)} book records before the deletion, {len(after)} after; "
           f"spooled while missing {waiting['spool_records']}; {found}")
+
+
+def test_a_stop_with_kafka_frozen_and_the_spool_disk_full_counts_every_book_record_it_cannot_keep(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any, small_disk: Callable[..., Path]) -> None:
+    """Issue 17, items 1 and 2, with books: SIGTERM while the broker is frozen and the
+    spool's 1 MB disk is full. The queued and in-flight records (tickers and books) the
+    stop cannot write are dropped and counted (spool_dropped), the full disk is logged
+    once, the stop's line about the spool names what is on disk, and the worker exits 0
+    within seconds."""
+    exchange = "okx"
+    sim = simulator(exchange, rate=TICKERS_PER_S, markets=BOOK_MARKETS)
+    sim.control(exchange, "book_rate", per_s=BOOK_UPDATES_PER_S)
+    config, topic = config_for(tmp_path, broker, sim, {"dir": str(small_disk("1m")), "max_mb": 4},
+                               {"queue.buffering.max.messages": 2000}, book_depth=BOOKS[exchange].depth)
+    book_topic = yaml.safe_load(config.read_text())["topics"]["book"]
+    process = worker(exchange, config)
+    consume(broker.bootstrap, book_topic, lambda got: len(got) >= 500, timeout_s=60)
+    freeze(broker)
+    wait_until(lambda: counters(process.log())["spool_dropped"] > 0, 60, "the spool's disk full")
+    spooled = spooled_by_topic(config, exchange)
+    assert spooled[book_topic] > 0, spooled
+    stopping_at = time.monotonic()
+    assert process.stop() == 0
+    stop_s = time.monotonic() - stopping_at
+    thaw(broker)
+    found = counters(process.log())
+    assert_accounted(found)
+    on_disk = spooled_by_topic(config, exchange)
+    assert sum(on_disk.values()) == found["spool_records"], (on_disk, found)
+    log = process.log()
+    assert log.count("spool full") == 1 and "No space left on device" in log, log[-3000:]
+    assert "Traceback" not in log
+    told = re.findall(r"Kafka did not take (\d+) records", log)
+    assert [int(count) for count in told] == ([found["spool_records"]] if found["spool_records"] else []), told
+    assert stop_s < 5, f"the stop took {stop_s:.1f} s"
+    print(f"frozen stop on a full spool disk: stop {stop_s:.1f} s; spooled before the stop {dict(spooled)}; "
+          f"on disk after {dict(on_disk)}; {found}")
