@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import consume, override_file, wait_until
+from tests.harness import consume, override_file, topic_size, wait_until
+from tests.integration.test_books import BOOKS, settle_and_compare
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +75,35 @@ def test_a_stop_ends_the_worker_in_time_while_a_rest_call_drips(kafka: str, simu
     assert process.stop(timeout_s=stop_timeout_s + 5) == 0
     assert time.monotonic() - stopping < stop_timeout_s
     assert "stopped" in process.log()
+
+
+def test_a_dripping_book_snapshot_is_abandoned_and_the_books_and_tickers_go_on(kafka: str, simulator: Any,
+                                                                              worker: Any, tmp_path: Path) -> None:
+    """Binance beyond 20 levels rebuilds every book after a reconnect from a REST snapshot
+    of its own. The first two of those calls drip: each is abandoned at rest_timeout_s and
+    tried again; meanwhile the tickers flow, and every book is right again afterwards."""
+    markets = 3
+    depth = BOOKS["binance-diff"].depth
+    sim = simulator("binance", rate=50, markets=markets)
+    sim.control("binance", "book_rate", per_s=100)
+    section = {**sim.config["exchanges"]["binance"], "channels": ["ticker", "book"], "book_depth": depth}
+    # No REST fallback: a book socket answering is all the test wants.
+    config = override_file(tmp_path, kafka, {"binance": section},
+                           {"rest_timeout_s": TIMEOUT_S, "rest_fallback_after_s": 3600, "watchdog_s": 3600})
+    topics = yaml.safe_load(config.read_text())["topics"]
+    process = worker("binance", config)
+    consume(kafka, topics["book"], lambda got: len({record["symbol"] for _, record in got}) == markets, timeout_s=60)
+    sim.fault("binance", "drip_rest", count=2, seconds=DRIP_S)
+    sim.fault("binance", "close")
+    wait_until(lambda: "no complete answer within" in process.log(), 30, "a dripping snapshot abandoned")
+    dripping_since = time.monotonic()
+    tickers = topic_size(kafka, topics["ticker"])
+    time.sleep(2)  # the second call drips
+    assert topic_size(kafka, topics["ticker"]) >= tickers + 50, "the tickers must flow while a snapshot drips"
+    settle_and_compare(sim, "binance", kafka, topics["book"], depth, markets)
+    recovered_s = time.monotonic() - dripping_since
+    assert process.stop() == 0
+    log = process.log()
+    assert f"no complete answer within {TIMEOUT_S:g} s; retrying" in log, log[-3000:]
+    assert int(log.rsplit("rest_errors=", 1)[1].split()[0]) == 2
+    print(f"dripping book snapshots: books right {recovered_s:.1f} s after the first was abandoned")
