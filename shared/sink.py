@@ -18,6 +18,7 @@ from typing import Protocol
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, ThrottleEvent, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shared.config import Spool as SpoolConfig
 from shared.config import client_settings
@@ -73,6 +74,8 @@ STATISTICS_INTERVAL_MS = 10_000
 # record (bench.profile). The delivered ones are counted from the producer's queue
 # instead (_count_deliveries).
 DELIVERY_REPORTS = {"delivery.report.only.error": True}
+# librdkafka's batch.size when the config sets none.
+LIBRDKAFKA_BATCH_SIZE = 1_000_000
 
 
 class _Window(msgspec.Struct):
@@ -304,6 +307,29 @@ class KafkaSink:
                     f"topics: Kafka topic {topic!r} does not exist: create the topics with "
                     f"'coinstream topics' (coinstream run does this)"
                 )
+        self._fit_batches_to_topics(timeout_s)
+
+    def _fit_batches_to_topics(self, timeout_s: float) -> None:
+        """Keep librdkafka's record batches within what every topic takes (its
+        max.message.bytes). Kafka refuses a batch larger than that whole, each record in it
+        as too large, though each alone would fit: after an outage, when the backlog goes
+        out in full batches, thousands of book records went to undelivered.jsonl. Left as
+        configured when Kafka does not tell the topics' settings (no DescribeConfigs right)."""
+        admin = AdminClient({**client_settings(self._client_config), "logger": self._client_config["logger"]})
+        try:
+            limits = {resource.name: int(future.result(timeout_s)["max.message.bytes"].value) for resource, future
+                      in admin.describe_configs([ConfigResource("topic", topic) for topic in self._topics],
+                                                request_timeout=timeout_s).items()}
+        except (KafkaException, TimeoutError, KeyError):
+            return
+        topic, limit = min(limits.items(), key=lambda item: item[1])
+        batch_bytes = int(self._producer_config.get("batch.size", LIBRDKAFKA_BATCH_SIZE))
+        if limit >= batch_bytes:
+            return
+        self._log.warning("kafka: topic %r takes record batches of at most %d bytes (max.message.bytes): "
+                          "batches are kept to that (batch.size %d)", topic, limit, batch_bytes)
+        self._producer_config["batch.size"] = limit
+        self._producer = Producer(self._producer_config)  # nothing was produced yet
 
     # Hot path: no await, no logging, one encode, one produce. ---------------------
 

@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from coinstream import topics
 from shared import config as configuration
@@ -638,3 +638,40 @@ def test_a_stop_with_kafka_frozen_and_the_spool_disk_full_counts_every_book_reco
     assert stop_s < 5, f"the stop took {stop_s:.1f} s"
     print(f"frozen stop on a full spool disk: stop {stop_s:.1f} s; spooled before the stop {dict(spooled)}; "
           f"on disk after {dict(on_disk)}; {found}")
+
+
+def test_a_book_topic_that_takes_smaller_batches_than_librdkafka_makes_gets_every_record_after_an_outage(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+    """A book topic whose max.message.bytes (50 kB) is far above any record (under 1 kB)
+    but below librdkafka's batch.size (1 MB). Kafka refuses a batch larger than the topic
+    takes whole, and every record in it as too large. While records trickle, batches are
+    small; after an outage the backlog goes out in full batches. Seen failing: 6,303 and
+    7,029 records (book records of 753-785 bytes each) to undelivered.jsonl as 'Message
+    size too large' after a 10 s outage. The sink keeps batches to the smallest topic's limit."""
+    exchange = "okx"
+    limit = 50_000
+    sim = simulator(exchange, rate=TICKERS_PER_S, markets=BOOK_MARKETS)
+    sim.control(exchange, "book_rate", per_s=BOOK_UPDATES_PER_S)
+    config, topic = config_for(tmp_path, broker, sim, book_depth=BOOKS[exchange].depth)
+    book_topic = yaml.safe_load(config.read_text())["topics"]["book"]
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "logger": logging.getLogger("tests.admin")})
+    for done in admin.alter_configs([ConfigResource("topic", book_topic,
+                                                    set_config={"max.message.bytes": str(limit)})]).values():
+        done.result(30)
+    process = worker(exchange, config)
+    consume(broker.bootstrap, book_topic, lambda got: len(got) >= 500, timeout_s=60)
+    broker.stop()
+    time.sleep(10)  # a backlog of ~10,000 records, ~8 MB
+    broker.start(fresh=False)
+    wait_until(lambda: (found := counters(process.log()))["kafka_queue"] == 0 and found["spool_records"] == 0
+               and found["delivered"] > 15_000, 90, "the backlog sent")
+    sim.control(exchange, "rate", per_s=0)
+    sim.control(exchange, "book_rate", per_s=0)
+    assert process.stop() == 0
+    found = counters(process.log())
+    assert_accounted(found)
+    assert found["delivery_failures"] == 0, found
+    assert list(run_sizes(audited(broker.bootstrap, book_topic)).values()) == [found["book_records"]]
+    assert list(run_sizes(audited(broker.bootstrap, topic)).values()) == [found["records"]]
+    assert f"takes record batches of at most {limit} bytes" in process.log()
+    print(f"book topic of {limit} bytes, 10 s outage: {found}")
