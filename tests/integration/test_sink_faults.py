@@ -6,6 +6,7 @@ record the worker counted is in Kafka, in the spool, in undelivered.jsonl or in 
 counted drop, and Kafka holds each of its runs' records once."""
 
 import hashlib
+import json
 import http.server
 import logging
 import os
@@ -675,3 +676,37 @@ def test_a_book_topic_that_takes_smaller_batches_than_librdkafka_makes_gets_ever
     assert list(run_sizes(audited(broker.bootstrap, topic)).values()) == [found["records"]]
     assert f"takes record batches of at most {limit} bytes" in process.log()
     print(f"book topic of {limit} bytes, 10 s outage: {found}")
+
+
+def test_a_book_record_larger_than_kafka_takes_is_kept_counted_and_the_tickers_flow(
+        broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
+    """Book records (OKX, top 25: about 2 kB) larger than the producer's message.max.bytes
+    (1,000, librdkafka's least), while the ticker records fit: each book record goes to undelivered.jsonl whole, with the error,
+    counted as delivery_failures and logged (throttled); the worker runs on and every
+    ticker record is delivered."""
+    exchange = "okx"
+    sim = simulator(exchange, rate=100, markets=BOOK_MARKETS)
+    sim.control(exchange, "book_rate", per_s=100)
+    config, topic = config_for(tmp_path, broker, sim, producer={"message.max.bytes": 1000}, book_depth=25)
+    settings = yaml.safe_load(config.read_text())
+    process = worker(exchange, config)
+    consume(broker.bootstrap, topic, lambda got: len(got) >= 500, timeout_s=60)
+    sim.control(exchange, "rate", per_s=0)
+    sim.control(exchange, "book_rate", per_s=0)
+    wait_until(lambda: (found := counters(process.log()))["kafka_queue"] == 0
+               and found["delivered"] + found["delivery_failures"] == found["records"] + found["book_records"], 30,
+               "every record delivered or refused")
+    assert process.process.poll() is None, "the worker must survive records Kafka cannot take"
+    assert process.stop() == 0
+    found = counters(process.log())
+    assert_accounted(found)
+    assert found["delivery_failures"] == found["book_records"] > 0 and found["delivered"] == found["records"], found
+    assert list(run_sizes(audited(broker.bootstrap, topic)).values()) == [found["records"]]
+    assert topic_size(broker.bootstrap, settings["topics"]["book"]) == 0
+    lines = [json.loads(line) for line in
+             (Path(settings["kafka"]["spool"]["dir"]) / f"{exchange}.undelivered.jsonl").read_text().splitlines()]
+    assert sorted(json.loads(line["value"])["seq"] for line in lines) == list(range(1, found["book_records"] + 1))
+    assert {line["topic"] for line in lines} == {settings["topics"]["book"]}
+    assert all("too large" in line["error"].lower() for line in lines), lines[0]["error"]
+    assert "not delivered" in process.log() and "Traceback" not in process.log()
+    print(f"book records larger than Kafka takes: {found}")
