@@ -26,7 +26,7 @@ import pytest
 import requests
 import yaml
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from coinstream import topics
 from shared import config as configuration
@@ -656,8 +656,9 @@ def test_a_book_topic_that_takes_smaller_batches_than_librdkafka_makes_gets_ever
     config, topic = config_for(tmp_path, broker, sim, book_depth=BOOKS[exchange].depth)
     book_topic = yaml.safe_load(config.read_text())["topics"]["book"]
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, "logger": logging.getLogger("tests.admin")})
-    for done in admin.alter_configs([ConfigResource("topic", book_topic,
-                                                    set_config={"max.message.bytes": str(limit)})]).values():
+    setting = ConfigEntry("max.message.bytes", str(limit), incremental_operation=AlterConfigOpType.SET)
+    for done in admin.incremental_alter_configs([ConfigResource("topic", book_topic,
+                                                                incremental_configs=[setting])]).values():
         done.result(30)
     process = worker(exchange, config)
     consume(broker.bootstrap, book_topic, lambda got: len(got) >= 500, timeout_s=60)
