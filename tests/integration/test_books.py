@@ -13,6 +13,7 @@ channel of one exchange (Binance's diff stream beyond 20 levels) is a case of it
 named "<exchange>-<channel>".
 """
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from websockets.sync.client import connect
 
 from shared.venue import Venue
 from simulator.coinbase import CoinbaseSim
-from tests.harness import Simulator, WorkerProcess, audited, consume, free_port, override_file, wait_until
+from tests.harness import ROOT, Simulator, WorkerProcess, audited, consume, free_port, override_file, wait_until
 from workers.binance import Binance
 from workers.bybit import Bybit
 from workers.kraken import Kraken
@@ -440,3 +441,32 @@ def test_a_storm_of_book_snapshots_keeps_the_exchanges_rest_pacing(kafka: str, s
           f"{after_reconnect:.3f} s after a reconnect")
     assert at_start >= least_span_s and after_reconnect >= least_span_s, (at_start, after_reconnect, least_span_s)
     audited(kafka, topic)
+
+
+def test_a_book_of_a_market_not_subscribed_is_dead_lettered_whole(kafka: str, worker: Any, tmp_path: Path) -> None:
+    """A book frame naming a market the worker did not subscribe (an exchange's mistake)
+    is no book of its: its raw frame is dead-lettered, counted and logged; the subscribed
+    market's book goes on. Fed through --replay, the one path of every frame, live or
+    replayed: the simulator sends only the markets subscribed."""
+    frame = (ROOT / "tests" / "fixtures" / "upbit" / "book_ws_orderbook_realtime_probe_2026_trimmed.json").read_text()
+    frame = frame.strip()
+    stranger = frame.replace('"KRW-BTC"', '"KRW-ETH"')
+    url, session = "ws://127.0.0.1:1/websocket/v1", "upbit-book#0/1"
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("".join(json.dumps(item) + "\n" for item in [
+        {"kind": "markets", "ts": 1_790_134_743_000_000_000,
+         "markets": [{"raw": "KRW-BTC", "base": "BTC", "quote": "KRW"}]},
+        {"kind": "book", "ts": 1_790_134_743_006_000_000, "url": url, "data": frame, "connection": session},
+        {"kind": "book", "ts": 1_790_134_743_007_000_000, "url": url, "data": stranger, "connection": session},
+        {"kind": "book", "ts": 1_790_134_743_008_000_000, "url": url, "data": frame.replace("0.06612366", "0.5"),
+         "connection": session}]))
+    config = override_file(tmp_path, kafka, {"upbit": {"ws_url": url, "rest_url": "http://127.0.0.1:1",
+                                                       "symbols": ["BTC-KRW"], "channels": ["book"]}})
+    topics = yaml.safe_load(config.read_text())["topics"]
+    process = worker("upbit", config, "--replay", str(capture))
+    assert process.process.wait(timeout=60) == 0
+    [(_, letter)] = consume(kafka, topics["dead_letter"], lambda got: len(got) >= 1)
+    assert letter["raw"] == stranger and "'KRW-ETH', not subscribed" in letter["error"], letter
+    books = [record for _, record in consume(kafka, topics["book"], lambda got: len(got) >= 2)]
+    assert [(record["raw_symbol"], record["seq"]) for record in books] == [("KRW-BTC", 1), ("KRW-BTC", 2)]
+    assert process.log().count("not subscribed") == 1, process.log()  # a replay writes no counters line
