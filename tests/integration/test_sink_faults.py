@@ -682,9 +682,9 @@ def test_a_book_topic_that_takes_smaller_batches_than_librdkafka_makes_gets_ever
 def test_a_book_record_larger_than_kafka_takes_is_kept_counted_and_the_tickers_flow(
         broker: Broker, tmp_path: Path, simulator: Any, worker: Any) -> None:
     """Book records (OKX, top 25: about 2 kB) larger than the producer's message.max.bytes
-    (1,000, librdkafka's least), while the ticker records fit: each book record goes to undelivered.jsonl whole, with the error,
-    counted as delivery_failures and logged (throttled); the worker runs on and every
-    ticker record is delivered."""
+    (1,000, librdkafka's least), while the ticker records fit: each book record goes to
+    undelivered.jsonl whole, with the error, counted as delivery_failures and logged
+    (throttled); the worker runs on and every ticker record is delivered."""
     exchange = "okx"
     sim = simulator(exchange, rate=100, markets=BOOK_MARKETS)
     sim.control(exchange, "book_rate", per_s=100)
