@@ -436,23 +436,30 @@ class Worker:
     def replay(self, path: Path) -> None:
         self.replaying = True
         self.venue.name_unlearned = True
+        books_not_collected = 0  # book frames and REST books of a capture, under a config without books
         for number, line, item in capture.read(path):
             if isinstance(item, capture.Markets):
                 self.venue.learn(item.markets)
             elif isinstance(item, capture.Captured):
                 data = item.data.encode("utf-8")
-                if self.books is None and (item.kind == "book" or self.venue.is_book_rest(item.url)):
+                of_books = item.kind == "book" or self.venue.is_book_rest(item.url)
+                if self.books is None and of_books:
                     # The markets known by now: the capture's, its market list's, or the config's.
                     self.book_markets([Market(raw, *symbol.split("-", 1)) for raw, symbol in self.venue.symbols.items()])
-                if item.kind == "book":
-                    if self.books is not None:
-                        self.books.on_frame(data, item.ts, item.url, item.connection)
+                books = self.books
+                if of_books and books is None:
+                    books_not_collected += 1
+                elif item.kind == "book" and books is not None:
+                    books.on_frame(data, item.ts, item.url, item.connection)
                 elif item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)
                 else:
                     self.on_rest_body(data, item.ts, item.url, refresh=item.kind == "refresh")
             else:
                 self.dead_letter(item, time.time_ns(), "ws", f"{path}:{number}", line)
+        if books_not_collected:
+            self.log.warning("replay: %d book frames and REST books of %s not replayed: the config's channels "
+                             "(%s) collect no books", books_not_collected, path, ", ".join(self.channels))
 
 
 class Connection:

@@ -205,3 +205,25 @@ def test_coinbase_rest_book_is_published_as_rest(tmp_path: Path, capsys: pytest.
         ("rest", 110582734901, 1796454000123, [["91234.56", "0.01200000"], ["91234.5", "1.5"]],
          [["91235.00", "0.4"]]),
     ]
+
+
+def test_book_frames_replayed_under_a_config_without_books_are_counted_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "capture.jsonl"
+    rest_book = f"{GATE_REST}/api/v4/spot/order_book?currency_pair=HAI_ETH&limit=2&with_id=true"
+    capture = [("book", GATE_WS, fixture_bytes("gateio", "book_ws_obu_full_doc.json")),
+               ("book", GATE_WS, fixture_bytes("gateio", "book_ws_obu_update_doc.json")),
+               ("rest", rest_book, fixture_bytes("gateio", "book_rest_order_book_with_id_hai_eth_real_2021.json"))]
+    path.write_text("".join(json.dumps({"ts": T0_NS + index, "kind": kind, "url": url, "data": data.decode()}) + "\n"
+                            for index, (kind, url, data) in enumerate(capture)))
+    exchange = ExchangeConfig(ws_url=GATE_WS, rest_url=GATE_REST, symbols=["BTC-USDT"], channels=["ticker"])
+    stats = Stats()
+    worker = Worker(Gateio(GATE_WS, GATE_REST), exchange, Runtime(), StdoutSink(stats), stats,
+                    logging.getLogger("coinstream.test"))
+    with caplog.at_level(logging.WARNING):
+        worker.replay(path)
+    worker.sink.close(1)
+    assert capsys.readouterr().out == ""
+    assert stats.dead_letters == 0 and stats.book_records == 0
+    assert [record.getMessage() for record in caplog.records] == [
+        f"replay: 3 book frames and REST books of {path} not replayed: the config's channels (ticker) collect no books"]
