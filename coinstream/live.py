@@ -354,13 +354,13 @@ def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments:
                     continue
                 next_draw = time.monotonic() + REDRAW_INTERVAL_S
                 now_ns = time.time_ns()
-                warnings: list[str] = []
+                warning_lines: list[str] = []
                 if isinstance(board, BookBoard):
                     notes, rows = ladder_view(board, now_ns)
                     counted, rows_hidden = "levels", LADDER_ROWS_HIDDEN
                     table = format_table(LADDER_HEADER, rows, {1, 2})
                     if board.latest is None and board.seen:
-                        warnings.append(unmatched_warning(len(board.seen), "--book"))
+                        warning_lines.append(unmatched_warning(len(board.seen), "--book"))
                 else:
                     counted, rows_hidden = "rows", TICKER_ROWS_HIDDEN
                     if base:
@@ -374,14 +374,14 @@ def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments:
                         table = format_table(PRICE_HEADER, rows, NUMERIC_COLUMNS)
                     seen = len(board.markets())
                     if not rows and seen and (filters.exchanges or filters.symbols):
-                        warnings.append(unmatched_warning(seen, "--exchange/--symbol"))
+                        warning_lines.append(unmatched_warning(seen, "--exchange/--symbol"))
                 title = (f"coinstream live  {', '.join(topics)}  {len(rows)} {counted}  "
                          f"{time.strftime('%H:%M:%S', time.gmtime())} UTC  Ctrl-C quits")
                 if board.undecodable:
                     title += f"  ({board.undecodable} undecodable records skipped)"
                 if kafka_error:
                     title += f"  last Kafka error: {kafka_error}"
-                screen.draw([title, *warnings, *notes, "", *table], rows_hidden)
+                screen.draw([title, *warning_lines, *notes, "", *table], rows_hidden)
         except KeyboardInterrupt:
             pass
 
