@@ -15,6 +15,8 @@ arrived (BID and ASK then are the book's, PRICED says "mid"), else its ticker's 
 price ("last"). KRW per USD is the median USDT-KRW price in the data (USDT taken as
 USD); when no USDT-KRW record has arrived, --krw-per-usd RATE; else the premium is
 "n/a". Prices are Decimal from the records' exact strings; only the display rounds.
+A terminal too narrow for every column loses the least needed first (BID and ASK), so
+that PREMIUM stays.
 
 --book EXCHANGE:SYMBOL is one market's order book ladder from its book topic: the asks
 above (the best lowest), the bids below (the best highest), each price and size as the
@@ -28,6 +30,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from types import FrameType
@@ -58,6 +61,15 @@ CLEAR_BELOW = "\x1b[J"
 PRICE_HEADER = ("EXCHANGE", "SYMBOL", "LAST", "BID", "ASK", "AGE")
 CROSS_HEADER = (*PRICE_HEADER, "PRICED", "PREMIUM")
 NUMERIC_COLUMNS = {2, 3, 4, 5, 7}
+# The cross view's columns a narrow terminal leaves out, in this order, so that PREMIUM,
+# the point of the view, stays on screen: the book's sides first (PRICED says whether the
+# price is their mid), then the age, the price's basis, the last price.
+CROSS_COLUMNS_LEFT_OUT_FIRST = (("BID", "ASK"), ("AGE",), ("PRICED",), ("LAST",))
+# What the rows below the terminal's last line are, and how to see them.
+TICKER_ROWS_HIDDEN = "rows (narrow with --exchange/--symbol)"
+LADDER_ROWS_HIDDEN = "levels (a taller terminal shows them)"
+# Ends a line cut at the terminal's right edge.
+CUT_MARK = "…"
 
 Market = tuple[str, str]  # (exchange, unified symbol)
 Basis = Literal["mid", "last"]
@@ -185,6 +197,28 @@ def price_view(board: Board, filters: Filters, now_ns: int) -> tuple[list[str], 
     return [], rows
 
 
+def fitted_table(header: Sequence[str], rows: list[list[str]], right_aligned: set[int], columns: int,
+                 left_out_first: Sequence[Sequence[str]]) -> tuple[list[str], list[str]]:
+    """The table's lines, less as few of the groups of left_out_first, in order, as its lines
+    need to fit in `columns` (all of them, if that is not enough); and the names left out."""
+    left_out: list[str] = []
+    for group in ((), *left_out_first):
+        left_out += group
+        kept = [column for column, name in enumerate(header) if name not in left_out]
+        lines = format_table([header[column] for column in kept], [[row[column] for column in kept] for row in rows],
+                             {position for position, column in enumerate(kept) if column in right_aligned})
+        if max(map(len, lines)) <= columns:
+            break
+    return lines, left_out
+
+
+def unmatched_warning(seen: int, options: str) -> str:
+    """The warning under the title (where 80 columns show it) when no market seen matches
+    what the options ask for: a symbol the data never has (KRW-BTC for BTC-KRW) would show
+    nothing forever."""
+    return f"(no market of the {seen} seen matches {options})"
+
+
 def cross_view(board: Board, filters: Filters, base: str, krw_per_usd_fallback: Decimal | None,
                now_ns: int) -> tuple[list[str], list[list[str]]]:
     def quote(market: Market) -> Priced:
@@ -236,13 +270,20 @@ class Screen:
         self.out.write(LEAVE_SCREEN)
         self.out.flush()
 
-    def draw(self, lines: list[str]) -> None:
+    def draw(self, lines: list[str], rows_hidden: str) -> None:
+        """`rows_hidden` names the lines a short terminal cannot show, and how to see them."""
         size = shutil.get_terminal_size()
         if len(lines) > size.lines - 1:
             hidden = len(lines) - (size.lines - 2)
-            lines = [*lines[:size.lines - 2], f"... {hidden} more rows (narrow with --exchange/--symbol)"]
-        self.out.write(HOME + "".join(line[:size.columns] + CLEAR_LINE_END + "\n" for line in lines) + CLEAR_BELOW)
+            lines = [*lines[:size.lines - 2], f"... {hidden} more {rows_hidden}"]
+        self.out.write(HOME + "".join(_cut(line, size.columns) + CLEAR_LINE_END + "\n" for line in lines)
+                       + CLEAR_BELOW)
         self.out.flush()
+
+
+def _cut(line: str, columns: int) -> str:
+    """The line as the terminal's width holds it, marked where it is cut."""
+    return line if len(line) <= columns else line[:columns - len(CUT_MARK)] + CUT_MARK
 
 
 LADDER_HEADER = ("SIDE", "PRICE", "SIZE")
@@ -255,6 +296,7 @@ class BookBoard:
         self.exchange = exchange
         self.symbol = symbol
         self.latest: Book | None = None
+        self.seen: set[Market] = set()  # every market of the topic's records, this one or not
         self.undecodable = 0
         self._decoder = msgspec.json.Decoder(Book)
 
@@ -264,6 +306,7 @@ class BookBoard:
         except msgspec.DecodeError:
             self.undecodable += 1
             return
+        self.seen.add((book.exchange, book.symbol))
         if (book.exchange, book.symbol) == (self.exchange, self.symbol):
             self.latest = book
 
@@ -311,33 +354,34 @@ def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments:
                     continue
                 next_draw = time.monotonic() + REDRAW_INTERVAL_S
                 now_ns = time.time_ns()
+                warning_lines: list[str] = []
                 if isinstance(board, BookBoard):
                     notes, rows = ladder_view(board, now_ns)
-                    title = (f"coinstream live  {', '.join(topics)}  {len(rows)} levels  "
-                             f"{time.strftime('%H:%M:%S', time.gmtime())} UTC  Ctrl-C quits")
-                    if board.undecodable:
-                        title += f"  ({board.undecodable} undecodable records skipped)"
-                    if kafka_error:
-                        title += f"  last Kafka error: {kafka_error}"
-                    screen.draw([title, *notes, "", *format_table(LADDER_HEADER, rows, {1, 2})])
-                    continue
-                if base:
-                    notes, rows = cross_view(board, filters, base, arguments.krw_per_usd, now_ns)
-                    header = CROSS_HEADER
+                    counted, rows_hidden = "levels", LADDER_ROWS_HIDDEN
+                    table = format_table(LADDER_HEADER, rows, {1, 2})
+                    if board.latest is None and board.seen:
+                        warning_lines.append(unmatched_warning(len(board.seen), "--book"))
                 else:
-                    notes, rows = price_view(board, filters, now_ns)
-                    header = PRICE_HEADER
-                title = (f"coinstream live  {', '.join(topics)}  {len(rows)} rows  "
+                    counted, rows_hidden = "rows", TICKER_ROWS_HIDDEN
+                    if base:
+                        notes, rows = cross_view(board, filters, base, arguments.krw_per_usd, now_ns)
+                        table, left_out = fitted_table(CROSS_HEADER, rows, NUMERIC_COLUMNS,
+                                                       shutil.get_terminal_size().columns, CROSS_COLUMNS_LEFT_OUT_FIRST)
+                        if left_out:
+                            notes.append(f"{', '.join(left_out)} left out: a wider terminal shows them")
+                    else:
+                        notes, rows = price_view(board, filters, now_ns)
+                        table = format_table(PRICE_HEADER, rows, NUMERIC_COLUMNS)
+                    seen = len(board.markets())
+                    if not rows and seen and (filters.exchanges or filters.symbols):
+                        warning_lines.append(unmatched_warning(seen, "--exchange/--symbol"))
+                title = (f"coinstream live  {', '.join(topics)}  {len(rows)} {counted}  "
                          f"{time.strftime('%H:%M:%S', time.gmtime())} UTC  Ctrl-C quits")
-                seen = len(board.markets())
-                if not rows and seen and (filters.exchanges or filters.symbols):
-                    # A symbol the data never has (KRW-BTC for BTC-KRW) would show nothing forever.
-                    title += f"  (no market of the {seen} seen matches --exchange/--symbol)"
                 if board.undecodable:
                     title += f"  ({board.undecodable} undecodable records skipped)"
                 if kafka_error:
                     title += f"  last Kafka error: {kafka_error}"
-                screen.draw([title, *notes, "", *format_table(header, rows, NUMERIC_COLUMNS)])
+                screen.draw([title, *warning_lines, *notes, "", *table], rows_hidden)
         except KeyboardInterrupt:
             pass
 

@@ -19,6 +19,7 @@ does not apply (Binance sends none)."""
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
@@ -191,7 +192,7 @@ class BinanceSim(ExchangeSim):
         return 404, {"code": -1, "msg": "Not found"}
 
     def _rest_ticker(self, market_id: str) -> dict[str, Any]:
-        event = self._event(market_id, self.quotes[market_id], 1_757_888_604_019)
+        event = self._event(market_id, self.quotes[market_id], int(time.time() * 1000))
         names = {"p": "priceChange", "P": "priceChangePercent", "w": "weightedAvgPrice", "x": "prevClosePrice",
                  "c": "lastPrice", "Q": "lastQty", "b": "bidPrice", "B": "bidQty", "a": "askPrice", "A": "askQty",
                  "o": "openPrice", "h": "highPrice", "l": "lowPrice", "v": "volume", "q": "quoteVolume",

@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 from coinstream.broker import BundledBroker
 from shared.config import EXCHANGES
 from simulator import prices
+from simulator.core import EDGE_EVERY
 from tests.harness import ROOT, consume, free_port_run, processes_of, wait_until
 from tests.integration.test_live import Pane
 
@@ -91,6 +92,15 @@ def test_demo_end_to_end(checkout: Path) -> None:
         # worker logs librdkafka's "Coordinator load in progress" retry.
         for exchange in EXCHANGES:
             assert "Coordinator load in progress" not in (checkout / "logs" / f"{exchange}.log").read_text(), exchange
+        # A healthy collector: the simulator's rarer wire shapes are for the tests (Binance's bare
+        # error answer put a WARNING in logs/binance.log every 10 s).
+        simulated = yaml.safe_load((checkout / "run" / "demo.yaml").read_text())["exchanges"]
+        for exchange in EXCHANGES:
+            stats_url = f"{simulated[exchange]['rest_url']}/_sim/stats"
+            stats = wait_until(lambda: (got := requests.get(stats_url, timeout=10).json())["frames"] >= EDGE_EVERY
+                               and got, 60, f"{exchange}: {EDGE_EVERY} ticker frames, one of which an edge shape")
+            assert stats["edge_shapes"] == {}, (exchange, stats)
+        assert "Invalid request" not in (checkout / "logs" / "binance.log").read_text()
 
         # make live ARGS="... --base BTC": BTC at its level everywhere, a premium near 0 %.
         live.type('.venv/bin/python -m coinstream live --config run/demo.yaml --base BTC; echo "live exited $?"')
@@ -128,7 +138,7 @@ def test_demo_end_to_end(checkout: Path) -> None:
 
         # What the workers wrote, read back from Kafka, is what the schemas say.
         bootstrap = f"127.0.0.1:{kafka_port}"
-        binance = yaml.safe_load((checkout / "run" / "demo.yaml").read_text())["exchanges"]["binance"]
+        binance = simulated["binance"]
         requests.get(f"{binance['rest_url']}/_sim/fault", params={"kind": "garbage"}, timeout=10)
         records = [value for _, value in consume(bootstrap, "coinstream.ticker", lambda got: len(got) >= 500)]
         assert {record["exchange"] for record in records} == set(EXCHANGES)

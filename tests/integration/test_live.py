@@ -17,6 +17,7 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
+from coinstream.live import CUT_MARK
 from shared.record import Book, Ticker
 from tests.harness import ROOT, override_file, wait_until
 
@@ -26,12 +27,12 @@ pytestmark = pytest.mark.integration
 class Pane:
     """A shell in a detached tmux session on a server of its own (its own socket)."""
 
-    def __init__(self) -> None:
+    def __init__(self, columns: int = 160, lines: int = 40) -> None:
         if shutil.which("tmux") is None:
             pytest.fail("tmux is not installed: the live view is tested in a real terminal "
                         "(apt-get install -y tmux; .ci/run installs it)")
         self.server = f"coinstream-test-{uuid.uuid4().hex[:8]}"
-        self._tmux("new-session", "-d", "-s", "live", "-x", "160", "-y", "40", "-c", str(ROOT),
+        self._tmux("new-session", "-d", "-s", "live", "-x", str(columns), "-y", str(lines), "-c", str(ROOT),
                    "bash --norc --noprofile")
         self.runs = 0
 
@@ -68,6 +69,14 @@ class Pane:
 @pytest.fixture
 def pane() -> Iterator[Pane]:
     started = Pane()
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def small_pane() -> Iterator[Pane]:
+    """The terminal a new user may well have: 80 columns, 24 lines."""
+    started = Pane(80, 24)
     yield started
     started.close()
 
@@ -284,3 +293,45 @@ def test_cross_exchange_view_prices_on_the_book_mid(kafka: str, tmp_path: Path, 
     assert rows[("bithumb", "BTC-KRW")][-1] == expected_premium("139550000", krw_per_usd, reference)
     pane.interrupt()
     pane.wait_for(f"{exited} 0")
+
+
+def test_book_ladder_on_a_small_terminal_and_of_a_market_never_seen(kafka: str, tmp_path: Path,
+                                                                    small_pane: Pane) -> None:
+    config = override_file(tmp_path, kafka, {})
+    bids = [(f"101233.{9 - digit}", "1") for digit in range(10)]
+    asks = [(f"101234.{digit}", "1") for digit in range(10)]
+    produce(kafka, topic_of(config, "book"), [book_record("okx", "BTC-USDT", "BTC-USDT", bids, asks, 7)])
+
+    # Title, two notes, a blank line, the header and 20 levels: 25 lines. On 24, the view keeps
+    # the last line free: 22 of them and a line for the 3 levels left out.
+    exited = small_pane.start_live(config, "--book", "okx:BTC-USDT", "--from-beginning")
+    screen = small_pane.wait_for("update_id 7")
+    assert screen.rstrip().splitlines()[-1] == "... 3 more levels (a taller terminal shows them)", screen
+    small_pane.interrupt()
+    small_pane.wait_for(f"{exited} 0")
+
+    # A market the topic never has (KRW-BTC: BTC-KRW as Upbit's wire names it) says so.
+    exited = small_pane.start_live(config, "--book", "okx:KRW-BTC", "--from-beginning")
+    small_pane.wait_for("no book record yet")
+    small_pane.wait_for("no market of the 1 seen matches --book")
+    small_pane.interrupt()
+    small_pane.wait_for(f"{exited} 0")
+
+
+def test_cross_exchange_view_on_80_columns_keeps_the_premium(kafka: str, tmp_path: Path, small_pane: Pane) -> None:
+    config = override_file(tmp_path, kafka, {})
+    produce(kafka, topic_of(config), [ticker("binance", "BTC-USDT", "100000.00000000"),
+                                      ticker("upbit", "BTC-KRW", "141000000"), ticker("upbit", "USDT-KRW", "1400")])
+    produce(kafka, topic_of(config, "book"), [top_of_book("binance", "BTC-USDT", "99999.99000000", "100000.01000000"),
+                                              top_of_book("upbit", "BTC-KRW", "140990000", "141010000")])
+
+    exited = small_pane.start_live(config, "--from-beginning", "--base", "BTC")
+    screen = small_pane.wait_for(" 2 rows")
+    lines = screen.splitlines()
+    assert lines[0].endswith(CUT_MARK), "the title is longer than 80 columns: cut, and marked so"
+    assert "BID, ASK left out: a wider terminal shows them" in screen, screen
+    assert ["EXCHANGE", "SYMBOL", "LAST", "AGE", "PRICED", "PREMIUM"] in [line.split() for line in lines], screen
+    upbit = next(line.split() for line in lines if line.startswith("upbit "))
+    assert upbit[-1] == expected_premium("141000000", Decimal("1400"), Decimal("100000.00")), screen
+    small_pane.interrupt()
+    small_pane.wait_for(f"{exited} 0")

@@ -33,13 +33,17 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
+import yaml
 from supervisor import supervisorctl
 
+from bench.tiers import VENUE_CLASSES
 from coinstream import cli, status, topic_health
 from shared import config as configuration
+from shared.cli import _depths
 from shared.stats import Stats
 from simulator.core import ExchangeSim
 from tests.harness import ROOT
@@ -426,6 +430,34 @@ def test_config_example_loads(where: str, example: str, tmp_path: Path, monkeypa
     override = tmp_path / "site.yaml"
     override.write_text(example)
     configuration.load(str(override))
+
+
+def _commented_settings(text: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The `# key: value` lines of a shipped config file for these keys, uncommented, read as YAML."""
+    lines = [line.strip().removeprefix("# ") for line in text.splitlines()]
+    return yaml.safe_load("\n".join(line for line in lines if line.split(":", 1)[0] in keys)) or {}
+
+
+def test_default_file_shows_the_book_topics_at_their_defaults() -> None:
+    """The book settings' defaults live in shared/config.py; config/coinstream.yaml shows them."""
+    shown = _commented_settings(configuration.DEFAULT_FILE.read_text(), ("book", "book_by_exchange"))
+    default = configuration.Topics()
+    assert shown == {"book": default.book, "book_by_exchange": default.book_by_exchange}
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_exchange_file_shows_the_book_settings_at_their_defaults(exchange: str) -> None:
+    """config/exchanges/<name>.yaml shows them too, with the depths the worker accepts, in the
+    words of its refusal of any other (shared/cli.py)."""
+    text = (configuration.EXCHANGE_DIR / f"{exchange}.yaml").read_text()
+    shown = _commented_settings(text, ("channels", "book_depth", "book_symbols"))
+    default = configuration.ExchangeConfig(ws_url="", rest_url="")
+    assert default.channels is None  # unset: both, as shown
+    assert shown == {"channels": ["ticker", "book"], "book_depth": default.book_depth,
+                     "book_symbols": default.book_symbols}
+    venue_class = getattr(importlib.import_module(f"workers.{exchange}"), VENUE_CLASSES[exchange])
+    comments = " ".join(line.removeprefix("# ") for line in text.splitlines() if line.startswith("# "))
+    assert f"{exchange} serves {_depths(venue_class.book_depths)}" in comments
 
 
 @pytest.mark.parametrize("header", [status.HEADER, topic_health.HEADER], ids=["workers", "topics"])

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import msgspec
 
-from coinstream.live import Board, Filters, cross_view, premium_percent
+from coinstream.live import (CROSS_COLUMNS_LEFT_OUT_FIRST, CROSS_HEADER, NUMERIC_COLUMNS, Board, Filters, cross_view,
+                             fitted_table, premium_percent)
 from shared.record import Book, Level, Ticker
 
 NOW_NS = 1_800_000_000_000_000_000
@@ -70,3 +71,29 @@ def test_cross_view_one_sided_book_falls_back_to_the_ticker_or_has_no_premium() 
     by_market = {(row[0], row[1]): row for row in rows}
     assert by_market[("upbit", "BTC-KRW")][2:] == ["140000000", "139990000", "-", "2.0s", "last", "+0.00%"]
     assert by_market[("korbit", "BTC-KRW")][2:] == ["-", "-", "140010000", "0.3s", "-", "n/a"]
+
+
+def test_cross_view_on_80_columns_leaves_out_bid_and_ask_and_keeps_the_premium() -> None:
+    board = Board()
+    board.take(ticker("binance", "BTC-USDT", "101234.56000000"))
+    board.take_book(book("binance", "BTC-USDT", [("101234.55000000", "1")], [("101234.56000000", "1")]))
+    board.take(ticker("upbit", "BTC-KRW", "143250000"))
+    board.take_book(book("upbit", "BTC-KRW", [("143240000", "1")], [("143250000", "1")]))
+    _, rows = cross_view(board, ALL, "BTC", Decimal("1400"), NOW_NS)
+    wide, left_out = fitted_table(CROSS_HEADER, rows, NUMERIC_COLUMNS, 200, CROSS_COLUMNS_LEFT_OUT_FIRST)
+    assert left_out == [] and max(map(len, wide)) > 80 and wide[0].split() == list(CROSS_HEADER)
+    narrow, left_out = fitted_table(CROSS_HEADER, rows, NUMERIC_COLUMNS, 80, CROSS_COLUMNS_LEFT_OUT_FIRST)
+    assert left_out == ["BID", "ASK"] and max(map(len, narrow)) <= 80
+    assert narrow[0].split() == ["EXCHANGE", "SYMBOL", "LAST", "AGE", "PRICED", "PREMIUM"]
+    upbit = next(line.split() for line in narrow if line.startswith("upbit"))
+    premium = next(row[-1] for row in rows if row[0] == "upbit")
+    assert upbit == ["upbit", "BTC-KRW", "143250000", "0.3s", "mid", premium] and premium.endswith("%")
+
+
+def test_cross_view_too_narrow_for_any_column_but_the_premium_keeps_it() -> None:
+    board = Board()
+    board.take(ticker("upbit", "BTC-KRW", "143250000"))
+    _, rows = cross_view(board, ALL, "BTC", Decimal("1400"), NOW_NS)
+    lines, left_out = fitted_table(CROSS_HEADER, rows, NUMERIC_COLUMNS, 30, CROSS_COLUMNS_LEFT_OUT_FIRST)
+    assert left_out == ["BID", "ASK", "AGE", "PRICED", "LAST"]
+    assert [line.split() for line in lines] == [["EXCHANGE", "SYMBOL", "PREMIUM"], ["upbit", "BTC-KRW", "n/a"]]

@@ -73,3 +73,15 @@ def test_binance_endpoints_send_bare_events_or_the_combined_envelope(path: str, 
     assert all(frame.startswith('{"stream":"') != bare for frame in frames)
     venue = fresh_venue("binance")
     assert [len(venue.parse_ws(frame.encode(), 1)) for frame in frames] == [1, 1, 1, 1]
+
+
+def test_binance_rest_ticker_closes_now_like_the_websocket_events() -> None:
+    # Its closeTime is a record's exchange_ts: a fixed one put REST records days behind the ws ones.
+    sim = mode("binance")(universe("USDT", 2), rate_per_s=0)
+    before_ms = int(time.time() * 1000)
+    status, tickers = sim.rest("/api/v3/ticker/24hr", {})
+    after_ms = int(time.time() * 1000)
+    assert status == 200 and len(tickers) == 2
+    for ticker in tickers:
+        assert before_ms <= ticker["closeTime"] <= after_ms, ticker
+        assert ticker["openTime"] == ticker["closeTime"] - 86_400_000, ticker
