@@ -5,6 +5,8 @@ prints its options. Workers are operated with supervisorctl, as the README shows
 """
 
 import importlib
+import os
+import signal
 import sys
 
 # command -> (module, one line of help), in the order a newcomer meets them.
@@ -18,6 +20,10 @@ COMMANDS = {
     "verify": ("coinstream.verify", "read topics and prove delivery by run and seq; exit 1 on a gap or repeat"),
 }
 EXIT_USAGE = 2
+# When the reader has gone (`coinstream status | head`): 128 + SIGPIPE, what a shell
+# reports for a program the signal ended (cat, yes), so that a script with pipefail
+# tells it apart from the 1 of status and verify (unhealthy, a gap in delivery).
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def usage() -> str:
@@ -28,6 +34,21 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        try:
+            _run_command(argv)
+        finally:
+            # What is still buffered fails here, where it is caught, rather than in the
+            # interpreter's flush at exit; also after a command's sys.exit().
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (head, less) has stopped reading: nothing more is wanted. stdout goes
+        # to /dev/null, or the interpreter's flush at exit would fail on the pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
+
+
+def _run_command(argv: list[str] | None) -> None:
     arguments = sys.argv[1:] if argv is None else argv
     if not arguments or arguments[0] in ("-h", "--help"):
         print(usage())

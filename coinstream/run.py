@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from confluent_kafka import Producer
 
-from coinstream import topics
+from coinstream import check, topics
 from coinstream.broker import BrokerError, BundledBroker
 from shared import config as configuration
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         # The workers read it from the environment supervisord passes on.
         os.environ[configuration.ENV_OVERRIDE_FILE] = str(arguments.config.resolve())
     try:
-        config = configuration.load()
+        config = check.load()  # refuses what a worker would, before supervisord starts them
         port = local_broker_port(config)
         if port is None:
             print("kafka: using the configured cluster")

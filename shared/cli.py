@@ -74,9 +74,10 @@ def _stop_with_parent() -> bool:
     return os.getppid() == parent
 
 
-def _check_books(venue_class: type[Venue], exchange: configuration.ExchangeConfig,
-                 config: configuration.Config) -> None:
-    """ConfigError for books this exchange's worker cannot collect."""
+def check_books(venue_class: type[Venue], exchange: configuration.ExchangeConfig,
+                config: configuration.Config) -> None:
+    """ConfigError for books this exchange's worker cannot collect; `coinstream check`
+    asks it too, so that it refuses what the worker would."""
     name = venue_class.name
     if exchange.book_depth not in venue_class.book_depths:
         raise configuration.ConfigError(
@@ -107,7 +108,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         config = configuration.load(arguments.config)
         exchange = config.exchange(name)
         runtime = config.runtime_for(name)
-        _check_books(venue_class, exchange, config)
+        check_books(venue_class, exchange, config)
     except configuration.ConfigError as error:
         fail(EXIT_CONFIG, str(error))
     if arguments.replay is not None and not arguments.replay.is_file():

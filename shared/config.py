@@ -87,7 +87,7 @@ class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True):
     # What the worker collects: tickers, order books, or both. Unset: both.
     channels: list[Literal["ticker", "book"]] | None = None
     # Levels a side of each book record (the top N); each exchange says which it serves
-    # (shared.venue.Venue.book_depths), checked at the worker's start.
+    # (shared.venue.Venue.book_depths), checked at the worker's start and by coinstream check.
     book_depth: Annotated[int, msgspec.Meta(ge=1)] = 10
     # The markets whose books are collected; unset: the ticker's (its symbols, or every
     # market of its quotes).

@@ -2,14 +2,19 @@
 README's "Reading the data" links to), run as a reader would run it, on
 what a worker published from the simulator into the real broker: two runs of the
 Binance worker, then one repeated record and one record that skips two seqs. It must
-name each run with its records and its missing seqs, as `coinstream verify` counts them."""
+name each run with its records and its missing seqs, as `coinstream verify` counts them,
+and end while records keep arriving, as beside a running collector (it read until 10 s
+passed without a record: never, with a record every 0.1 s)."""
 
 import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -22,6 +27,7 @@ pytestmark = pytest.mark.integration
 README_BOOTSTRAP = "127.0.0.1:19092"
 README_TOPIC = "coinstream.ticker"
 REPORT_LINE = re.compile(r"^(\w+) (\w+): (\d+) records, (\d+) missing$")
+FLOWING_RUN = "flowing"
 
 
 def documented_consumer(bootstrap: str, topic: str) -> str:
@@ -43,6 +49,38 @@ def run_consumer(code: str, workdir: Path) -> dict[str, tuple[str, int, int]]:
         exchange, run, records, missing = match.groups()
         report[run] = (exchange, int(records), int(missing))
     return report
+
+
+@contextmanager
+def records_flowing(kafka: str, topic: str, template: dict[str, Any], before: int) -> Iterator[None]:
+    """`before` records of a run of their own in `topic`, then one more every 10 ms until
+    the block ends, as a running collector writes them."""
+    producer = Producer({"bootstrap.servers": kafka})
+    key = f"{template['exchange']}:{template['symbol']}".encode()
+
+    def write(seq: int) -> None:
+        producer.produce(topic, json.dumps({**template, "run": FLOWING_RUN, "seq": seq}).encode(), key)
+
+    for seq in range(1, before + 1):
+        write(seq)
+    assert producer.flush(30) == 0
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        seq = before
+        while not stop.wait(0.01):
+            seq += 1
+            write(seq)
+            producer.poll(0)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
+        producer.flush(30)
 
 
 def test_documented_consumer_reports_each_run(kafka: str, simulator: Callable[..., Simulator],
@@ -70,3 +108,10 @@ def test_documented_consumer_reports_each_run(kafka: str, simulator: Callable[..
     expected = {run: ("binance", records, 0) for run, records in sizes.items()}
     expected[first["run"]] = ("binance", sizes[first["run"]] + 1, 2)
     assert run_consumer(code, tmp_path) == expected
+
+    # Records still arriving: it reads what the topic held at its start, and ends.
+    with records_flowing(kafka, topic, first, before=100):
+        report = run_consumer(code, tmp_path)
+    exchange, records, missing = report.pop(FLOWING_RUN)
+    assert (exchange, missing) == ("binance", 0) and records >= 100
+    assert report == expected

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coinstream import check
+from coinstream import check, run
 from shared import config as configuration
 
 
@@ -56,3 +56,33 @@ def test_symbols_and_quotes_are_case_insensitive(tmp_path: Path) -> None:
     loaded = configuration.load(override)
     assert loaded.exchange("upbit").symbols == ["BTC-KRW", "ETH-KRW"]
     assert loaded.exchange("okx").quotes == ["USDT"]
+
+
+@pytest.mark.parametrize("exchange, depth, served", [
+    ("kraken", 20, "10, 25, 100, 500, 1000"),
+    ("okx", 500, "1 to 400"),
+    ("binance", 6000, "1 to 5000"),
+    ("upbit", 31, "1 to 30"),
+])
+def test_check_refuses_a_book_depth_the_exchange_does_not_serve(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], exchange: str, depth: int, served: str) -> None:
+    """It said ok; the worker then exited 78 and supervisord left it FATAL."""
+    code, err = run_check(tmp_path, f"exchanges: {{{exchange}: {{book_depth: {depth}}}}}\n", capsys)
+    assert code == 78
+    assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: exchanges.{exchange}.book_depth: "
+                   f"{depth} levels; {exchange} serves {served}\n")
+
+
+def test_run_refuses_it_before_starting_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`coinstream run` validates as check does, before the broker and supervisord."""
+    monkeypatch.delenv(configuration.ENV_OVERRIDE_FILE, raising=False)  # run.main sets it; restored after
+    # Past the check, run would start a broker and exec supervisord in this process.
+    monkeypatch.setattr(run, "local_broker_port", lambda config: pytest.fail("run went past the check"))
+    override = tmp_path / "site.yaml"
+    override.write_text("exchanges: {kraken: {book_depth: 20}}\n")
+    with pytest.raises(SystemExit) as exited:
+        run.main(["--config", str(override)])
+    assert exited.value.code == 78
+    assert capsys.readouterr() == ("", f"coinstream run: error: {override}: exchanges.kraken.book_depth: "
+                                       "20 levels; kraken serves 10, 25, 100, 500, 1000\n")
