@@ -6,6 +6,7 @@ import configparser
 import platform
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -24,15 +25,24 @@ def test_python_3_11_to_3_13_are_allowed() -> None:
     assert platform.python_version() in allowed
 
 
+def _installed_here() -> list[str]:
+    """The files of this environment's own coinstream install (make setup's), if any."""
+    return sorted(path.name for path in Path(sysconfig.get_paths()["purelib"]).glob("*coinstream*"))
+
+
 def test_editable_install_prints_nothing(tmp_path: Path) -> None:
     checkout = fresh_checkout(tmp_path / "coinstream")
     prefix = tmp_path / "prefix"
+    installed = _installed_here()
     # The Makefile's command, without the dependencies (the .venv has them) and into a
-    # prefix of the test's own instead of the .venv.
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(checkout),
-                           "--prefix", str(prefix)], capture_output=True, text=True, timeout=300)
+    # prefix of the test's own instead of the .venv. --ignore-installed: otherwise pip
+    # uninstalls the .venv's coinstream first, and the tests after this one lost
+    # `.venv/bin/coinstream` and `python -m coinstream` outside the checkout.
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed",
+                           "-e", str(checkout), "--prefix", str(prefix)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout + done.stderr == ""
+    assert _installed_here() == installed
     [site_packages] = prefix.glob("lib/python*/site-packages")
     # A path entry for the checkout: coinstream, shared, workers and simulator import from it.
     assert (site_packages / "__editable__.coinstream-0.1.0.pth").read_text().split() == [str(checkout)]
