@@ -1,6 +1,5 @@
 """The worker command line as a user meets it: clear one-line errors, --record and --replay."""
 
-import importlib
 import json
 import signal
 import subprocess
@@ -11,18 +10,10 @@ from typing import Any
 
 import pytest
 
-from shared.venue import Venue
 from tests import reference
 from tests.harness import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def mode_of(exchange: str) -> type[Venue]:
-    """The worker's Venue class."""
-    module = importlib.import_module(f"workers.{exchange}")
-    return next(value for value in vars(module).values()
-                if isinstance(value, type) and issubclass(value, Venue) and value is not Venue)
 
 
 def run_worker(exchange: str, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,6 @@ them, into an in-memory sink. Properties:
 """
 
 import asyncio
-import importlib
 import json
 import logging
 import re
@@ -31,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from coinstream.check import venue_class
 from shared import config as configuration
 from shared.record import DeadLetter, FrameError, ServerRestart, Ticker
 from shared.stats import Stats
@@ -114,13 +114,6 @@ def samples(exchange: str) -> Samples:
     return Samples(ws=[read(path) for path in files if not path.name.startswith("rest_")],
                    rest=[read(path) for path in files if path.name.startswith("rest_")]
                    + DOCUMENTED_REST.get(exchange, []))
-
-
-def venue_class(exchange: str) -> type[Venue]:
-    module = importlib.import_module(f"workers.{exchange}")
-    [found] = [value for value in vars(module).values()
-               if isinstance(value, type) and issubclass(value, Venue) and getattr(value, "name", "") == exchange]
-    return found
 
 
 @dataclass
