@@ -111,33 +111,51 @@ EXCHANGE_TS_AHEAD_MS = 86_400_000  # a day ahead of arrival: a skewed clock, not
 _ZERO_BELOW = "0." + "0" * (MAX_NUMBER_CHARS - 3) + "1"
 
 
+class ZeroLastPrice(FrameError):
+    """A ticker whose last price is zero: its frame is dead-lettered. Raised by
+    check_values once every ticker is checked, with how many exchange_ts it nulled."""
+
+    def __init__(self, last: str, nulled: int) -> None:
+        super().__init__(f"last {last}: a price must be positive")
+        self.nulled = nulled
+
+
+def is_refused(ticker: Ticker) -> bool:
+    """Whether check_values refuses `ticker` (a last price of zero)."""
+    return ticker.last < _ZERO_BELOW
+
+
 def check_values(tickers: list[Ticker]) -> int:
     """Hold each ticker to the prices and times a real market has; returns how many
     exchange_ts it nulled.
 
-    A last price of zero raises FrameError: the frame is dead-lettered. A bid or ask of
-    zero is no order (Korbit's stopped pairs send "0"): it and its size become null; so
-    does an open, high or low of zero, a window without a trade. Sizes and volumes may
-    be zero. An exchange_ts before 2009 or more than a day after arrival becomes null.
+    A last price of zero raises ZeroLastPrice, once every ticker is checked (see
+    is_refused): the frame is dead-lettered. A bid or ask of zero is no order (Korbit's
+    stopped pairs send "0"): it and its size become null; so does an open, high or low
+    of zero, a window without a trade. Sizes and volumes may be zero. An exchange_ts
+    before 2009 or more than a day after arrival becomes null.
     """
     nulled = 0
+    refused: str | None = None
     zero_below = _ZERO_BELOW
     for ticker in tickers:
         if (ticker.last < zero_below or (ticker.bid or zero_below) < zero_below
                 or (ticker.ask or zero_below) < zero_below or (ticker.open_24h or zero_below) < zero_below
                 or (ticker.high_24h or zero_below) < zero_below or (ticker.low_24h or zero_below) < zero_below):
+            if ticker.last < zero_below:
+                refused = ticker.last
             _null_zero_prices(ticker)
         exchange_ts = ticker.exchange_ts
         if exchange_ts is not None and not (
                 EARLIEST_EXCHANGE_TS_MS <= exchange_ts <= ticker.received_ns // 1_000_000 + EXCHANGE_TS_AHEAD_MS):
             ticker.exchange_ts = None
             nulled += 1
+    if refused is not None:
+        raise ZeroLastPrice(refused, nulled)
     return nulled
 
 
 def _null_zero_prices(ticker: Ticker) -> None:
-    if ticker.last < _ZERO_BELOW:
-        raise FrameError(f"last {ticker.last}: a price must be positive")
     for name in ("bid", "ask", "open_24h", "high_24h", "low_24h"):
         value = getattr(ticker, name)
         if value is not None and value < _ZERO_BELOW:

@@ -129,6 +129,11 @@ class Venue(ABC):
     # (separator, quote first), ("-", True) for KRW-BTC; None where they run together
     # (BTCUSDT), so that only a market list can tell. Read in replays: see symbol_of.
     market_id_form: ClassVar[tuple[str, bool] | None] = None
+    # Whether parse_ws gives the same tickers for a frame parsed a second time: then the
+    # numbers of a socket read's tickers are checked together, and the read parsed again
+    # when one is not plain (shared.worker.Worker.on_frames). False where the parse keeps
+    # state (Coinone drops a ticker id it has seen): its numbers are checked at once.
+    parse_repeatable: ClassVar[bool] = True
 
     # --- Order book channel (shared.book_channel). ---
     # The depths (levels a side) the book channel serves, for config's book_depth; each

@@ -38,13 +38,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import DATA_OPCODES, Frame
 from websockets.protocol import Event
 
-from shared import capture
+from shared import capture, numbers
 from shared.book_channel import BookChannel
 from shared.config import ExchangeConfig, Runtime
 from shared.hosts import Hosts
 from shared.log import Throttled
 from shared.record import (DEAD_LETTER_RAW_MAX, DeadLetter, ExchangeError, FrameError, ServerRestart, Ticker,
-                           check_values)
+                           ZeroLastPrice, check_values, is_refused)
 from shared.rest import RestClient, RestUnavailable
 from shared.sink import Sink
 from shared.stats import Stats
@@ -110,10 +110,10 @@ class Worker:
         """Publish the tickers in one socket read's frames, in order; returns how many.
 
         The read's tickers are checked, published and counted together: a Python call
-        costs ~400 instructions, and check_values and publish once a frame were two of
-        them (bench.profile). A frame that fails is dead-lettered (or counted, an
-        exchange's error) and the others go on; an announced restart is raised once the
-        read's tickers are published.
+        costs ~400 instructions, and a number check, check_values and publish once a
+        frame were three of them (bench.profile). A frame that fails is dead-lettered (or
+        counted, an exchange's error) and the others go on; an announced restart is
+        raised once the read's tickers are published.
         """
         stats = self.stats
         stats.frames += len(frames)
@@ -122,22 +122,33 @@ class Worker:
                 self.recorder.write("ws", url, frame, received_ns)
         parse = self.venue.parse_ws
         tickers: list[Ticker] = []
+        ends: list[int] = []  # where each frame's tickers end in `tickers`
         restart: ServerRestart | None = None
-        for frame in frames:
-            try:
-                tickers += parse(frame, received_ns)
-            except ServerRestart as announced:
-                restart = announced
-            except ExchangeError as error:
-                stats.exchange_errors += 1
-                self.throttled.warning("exchange errors", "%s: %s", url, error)
-            except Exception as error:  # any failure to parse is the frame's fault: dead-letter it
-                self.dead_letter(error, received_ns, "ws", url, frame)
+        checked_later = self.venue.parse_repeatable
+        if checked_later:
+            numbers.check_read_later()
+        try:
+            for frame in frames:
+                try:
+                    tickers += parse(frame, received_ns)
+                except ServerRestart as announced:
+                    restart = announced
+                except ExchangeError as error:
+                    stats.exchange_errors += 1
+                    self.throttled.warning("exchange errors", "%s: %s", url, error)
+                except Exception as error:  # any failure to parse is the frame's fault: dead-letter it
+                    self.dead_letter(error, received_ns, "ws", url, frame)
+                ends.append(len(tickers))
+        finally:
+            numbers_plain = numbers.read_all_plain() if checked_later else True
         if tickers:
+            if not numbers_plain:
+                tickers = self._parsed_again(frames, ends, received_ns, url)
             try:
                 stats.timestamps_nulled += check_values(tickers)
-            except FrameError:
-                tickers = self._checked_by_frame(frames, received_ns, url)
+            except ZeroLastPrice as refused:
+                stats.timestamps_nulled += refused.nulled
+                tickers = self._without_refused(frames, ends, tickers, received_ns, url)
             self.sink.publish(tickers)
             latest = self.latest
             for ticker in tickers:
@@ -147,23 +158,41 @@ class Worker:
             raise restart  # the connection reconnects at once
         return len(tickers)
 
-    def _checked_by_frame(self, frames: list[bytes], received_ns: int, url: str) -> list[Ticker]:
-        """The read's tickers parsed again and checked a frame at a time, when a last price
-        of zero failed the read's check: that frame alone is dead-lettered. Parsing is
-        deterministic, and the frames that failed it were handled by on_frames already."""
-        checked: list[Ticker] = []
-        for frame in frames:
-            try:
-                tickers = self.venue.parse_ws(frame, received_ns)
-            except Exception:  # noqa: BLE001 - dead-lettered, counted or raised by on_frames
-                continue
-            try:
-                self.stats.timestamps_nulled += check_values(tickers)
-            except FrameError as error:
-                self.dead_letter(error, received_ns, "ws", url, frame)
-                continue
-            checked += tickers
-        return checked
+    def _parsed_again(self, frames: list[bytes], ends: list[int], received_ns: int, url: str) -> list[Ticker]:
+        """The read's tickers parsed again with each ticker's numbers checked at once, when
+        a number failed the read's one-pass check: the frames whose numbers are refused
+        are dead-lettered, and `ends` is set anew. Only the frames that gave tickers are
+        parsed again: the others were handled by on_frames already (parsing is repeatable:
+        Venue.parse_repeatable)."""
+        tickers: list[Ticker] = []
+        start = 0
+        for index, end in enumerate(ends):
+            if end > start:
+                try:
+                    tickers += self.venue.parse_ws(frames[index], received_ns)
+                except Exception as error:  # a number no market has: see on_frames
+                    self.dead_letter(error, received_ns, "ws", url, frames[index])
+            start = end
+            ends[index] = len(tickers)
+        return tickers
+
+    def _without_refused(self, frames: list[bytes], ends: list[int], tickers: list[Ticker], received_ns: int,
+                         url: str) -> list[Ticker]:
+        """The read's tickers but those of a frame with a last price of zero, which is
+        dead-lettered; its neighbours are published. Not parsed again: a parse may keep
+        state (Coinone drops a ticker id it has seen, which a second parse would be)."""
+        kept: list[Ticker] = []
+        start = 0
+        for frame, end in zip(frames, ends):
+            own = tickers[start:end]
+            start = end
+            refused = next((ticker for ticker in own if is_refused(ticker)), None)
+            if refused is not None:
+                self.dead_letter(FrameError(f"last {refused.last}: a price must be positive"),
+                                 received_ns, "ws", url, frame)
+            else:
+                kept += own
+        return kept
 
     def on_rest_body(self, body: bytes, received_ns: int, url: str, refresh: bool = False) -> int:
         """Publish the tickers in one REST body; returns how many. A refresh's body (see

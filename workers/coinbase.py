@@ -357,12 +357,21 @@ class Coinbase(Venue):
         if message.channel not in ADVANCED_TICKER_CHANNELS:
             raise FrameError(f"Advanced Trade channel {message.channel!r}, which is never subscribed")
         sent_ms = epoch_ms(message.timestamp)
-        return [Ticker(
-            self.name, self.symbols[item.product_id], item.product_id, plain(item.price),
-            *plain_all_or_none(item.best_bid, item.best_ask, item.best_bid_quantity, item.best_ask_quantity,
-                               None, item.high_24_h, item.low_24_h, item.volume_24_h),
-            None, sent_ms, received_ns, "ws",
-        ) for event in message.events for item in event.tickers if item.product_id]
+        tickers = []
+        for event in message.events:
+            for item in event.tickers:
+                if not item.product_id:
+                    continue  # the empty ticker of a batch's first snapshot (a known quirk)
+                # No open in this channel: None is kept out of the numbers checked together.
+                bid, ask, bid_size, ask_size, high_24h, low_24h, volume_24h = plain_all_or_none(
+                    item.best_bid, item.best_ask, item.best_bid_quantity, item.best_ask_quantity,
+                    item.high_24_h, item.low_24_h, item.volume_24_h)
+                tickers.append(Ticker(
+                    self.name, self.symbols[item.product_id], item.product_id, plain(item.price),
+                    bid, ask, bid_size, ask_size, None, high_24h, low_24h, volume_24h,
+                    None, sent_ms, received_ns, "ws",
+                ))
+        return tickers
 
     # --- book: Advanced Trade level2, and the Exchange /products/{id}/book for REST ------
 

@@ -272,6 +272,7 @@ class Coinone(Venue):
     app_ping_interval_s = 20.0
     subscribe_gap_s = 0.01  # 363 subscribes in ~4 s: modest, though bursts were accepted
     rest_min_interval_s = 0.2  # 300/min, the stricter of the two documented limits
+    parse_repeatable = False  # a ticker id seen once is a repeat the second time (_is_new)
     book_depths = range(1, BOOK_LEVELS + 1)
     book_resync = "frames"
     book_snapshot_ids_grow = True

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared import numbers
-from shared.numbers import (ABSENT, NumberError, plain, plain_all, plain_all_or_none, plain_all_unless_empty,
+from shared.numbers import (ABSENT, NumberError, all_plain, plain, plain_all, plain_all_or_none, plain_all_unless_empty,
                             plain_or_none, plain_unless_empty, raw_plain, raw_plain_all_or_none, raw_plain_or_none)
 
 
@@ -131,3 +131,12 @@ def test_an_exponent_expanded_in_the_text_equals_decimal_s_plain_form(text: str)
         assert numbers._expand_exponent(text) == expected
     except NumberError as error:
         assert type(error) is expected, text
+
+
+@pytest.mark.parametrize("count", [1, 63, 64, 65, 200])
+def test_all_plain_of_any_count(count: int) -> None:
+    texts = ["12.5"] * count
+    assert all_plain(texts)
+    assert not all_plain([*texts[:-1], "1e5"])
+    assert not all_plain([*texts[:-1], ""])
+    assert not all_plain([*texts[:-1], "1,2"])

@@ -20,6 +20,7 @@ from shared.venue import Venue
 from shared.worker import Worker
 from tests.conftest import fixture_bytes
 from workers.binance import Binance
+from workers.coinone import Coinone
 from workers.korbit import Korbit
 from workers.okx import Okx
 from workers.upbit import Upbit
@@ -207,3 +208,88 @@ def test_a_read_is_published_in_one_call_and_a_zero_last_price_dead_letters_its_
     assert [ticker.seq for ticker in sink.calls[0]] == [4, 5]
     assert (stats.dead_letters, stats.records, stats.frames) == (1, 5, 6)
     assert "a price must be positive" in capsys.readouterr().err
+
+
+def _binance_worker(sink: StdoutSink, stats: Stats) -> Worker:
+    exchange = ExchangeConfig(ws_url="ws://127.0.0.1:1/stream", rest_url="http://127.0.0.1:1",
+                              symbols=["ETH-USDT"])
+    return Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(), sink, stats,
+                  logging.getLogger("coinstream.test"))
+
+
+def test_a_reads_numbers_are_checked_together_and_a_frame_with_a_bad_one_dead_lettered_once(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Worker.on_frames checks the numbers of a read's tickers in one pass
+    (shared.numbers.check_read_later). When one is not plain the read is parsed again with
+    each ticker's numbers checked at once: an exponent is expanded, a negative number
+    dead-letters its frame alone, and a frame that failed the first parse for another
+    reason (no JSON at all) is dead-lettered once, not again."""
+    stats = Stats()
+    sink = CountingSink(stats)
+    worker = _binance_worker(sink, stats)
+    url = "ws://127.0.0.1:1/stream"
+    frames = [BINANCE_TICKER, _with("c", "1.5E-7"), b"{not json", _with("v", "-0.5"), _with("c", "2.5")]
+    assert worker.on_frames(frames, RECEIVED_NS, url) == 3
+    assert [[ticker.last for ticker in call] for call in sink.calls] == [
+        [_binance(BINANCE_TICKER)[0].last, "0.00000015", "2.5"]]
+    assert [ticker.seq for ticker in sink.calls[0]] == [1, 2, 3]
+    assert (stats.dead_letters, stats.records, stats.frames) == (2, 3, 5)
+    err = capsys.readouterr().err
+    assert err.count("dead-letter ") == 2 and "negative: '-0.5'" in err
+
+    # The check is the read's alone: the next read, and a REST body, are checked at once.
+    assert worker.on_frames([_with("c", "3.5")], RECEIVED_NS, url) == 1
+    assert _binance(_with("c", "2E+3"))[0].last == "2000"
+    with pytest.raises(NumberError):
+        _binance(_with("c", "-1"))
+
+
+def test_a_reads_check_catches_what_no_ticker_alone_shows() -> None:
+    """Joined, texts that are each a number's piece must not make one: "1," and "5" are
+    two numbers to the join but no number each; a comma inside a text is refused."""
+    stats = Stats()
+    sink = CountingSink(stats)
+    worker = _binance_worker(sink, stats)
+    frames = [_with("c", "1,5"), _with("c", "2.5")]
+    assert worker.on_frames(frames, RECEIVED_NS, "ws://127.0.0.1:1/stream") == 1
+    assert [[ticker.last for ticker in call] for call in sink.calls] == [["2.5"]]
+    assert stats.dead_letters == 1
+
+
+def test_okx_empty_strings_in_a_read_are_null() -> None:
+    """An OKX "" fails the read's one-pass check; parsed again, it is a null, as alone."""
+    okx = _venue(Okx, "BTC-USDT")
+    exchange = ExchangeConfig(ws_url="ws://127.0.0.1:1/ws/v5/public", rest_url="http://127.0.0.1:1",
+                              symbols=["BTC-USDT"])
+    stats = Stats()
+    sink = CountingSink(stats)
+    worker = Worker(okx, exchange, Runtime(), sink, stats, logging.getLogger("coinstream.test"))
+    sample = fixture_bytes("okx", "ws_ticker_1.json")
+    empty = sample.replace(b'"bidPx":"30228.6","bidSz":"0.23393"', b'"bidPx":"","bidSz":""')
+    received_ns = 1_652_459_225_000_000_000
+    assert worker.on_frames([sample, empty, sample], received_ns, exchange.ws_url) == 3
+    assert [(ticker.bid, ticker.bid_size) for ticker in sink.calls[0]] == [
+        ("30228.6", "0.23393"), (None, None), ("30228.6", "0.23393")]
+    assert stats.dead_letters == 0
+
+
+def test_a_coinone_read_with_a_zero_last_price_keeps_its_other_tickers(capsys: pytest.CaptureFixture[str]) -> None:
+    """Coinone drops a ticker id it has seen (a repeat): a read with one zero last price
+    used to be parsed again, and its other tickers, seen once already, were dropped as
+    repeats, neither published nor counted. The refused frame alone is dead-lettered."""
+    sample = fixture_bytes("coinone", "ws_ticker_1.json")
+    ticker_id = b"1790133796484001"
+    exchange = ExchangeConfig(ws_url="wss://127.0.0.1:1", rest_url="http://127.0.0.1:1", symbols=["BTC-KRW"])
+    stats = Stats()
+    sink = CountingSink(stats)
+    worker = Worker(_venue(Coinone, "BTC-KRW"), exchange, Runtime(), sink, stats, logging.getLogger("coinstream.test"))
+
+    def frame(number: int, last: bytes = b"116380000") -> bytes:
+        return sample.replace(ticker_id, b"%d" % (int(ticker_id) + number)).replace(
+            b'"last":"116380000"', b'"last":"' + last + b'"')
+
+    received_ns = 1_790_133_796_500_000_000
+    assert worker.on_frames([frame(1), frame(2, b"0"), frame(3), frame(3)], received_ns, exchange.ws_url) == 2
+    assert [(ticker.last, ticker.seq) for ticker in sink.calls[0]] == [("116380000", 1), ("116380000", 2)]
+    assert (stats.dead_letters, stats.records) == (1, 2)
+    assert "last 0: a price must be positive" in capsys.readouterr().err
