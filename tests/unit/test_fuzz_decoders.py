@@ -444,10 +444,10 @@ def test_a_read_of_mutants_equals_its_frames_one_by_one(exchange: str, data: st.
     """A socket read's tickers are checked together (Worker.on_frames: its numbers in one
     pass, then the read parsed again when one is not plain; a zero last price refused by
     its frame): whatever the frames, the read publishes, dead-letters and counts exactly
-    what the same frames handed over one at a time, with their numbers checked at once,
-    do: the same records in the same
-    order, the same dead letters (a frame refused for a zero last price is dead-lettered
-    once the read is parsed, after the read's other failures: their order may differ)."""
+    what the same frames do handed over one at a time with their numbers checked at once.
+    The same records in the same order, the same dead letters (a frame refused for a zero
+    last price is dead-lettered once the read is parsed, after the read's other failures:
+    their order may differ)."""
     prepared = prepared_for(exchange)
     found = samples(exchange)
     frames = data.draw(st.lists(st.one_of(st.sampled_from(prepared.ticker_frames),
