@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -210,7 +211,7 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
                                   else _origin(("kafka", "producer", "bootstrap.servers"), layers))
     # Exchanges are converted one by one: msgspec's error path hides mapping keys,
     # and the exchange's name is the part of the key a user needs most.
-    exchanges = merged.pop("exchanges", None) or {}
+    exchanges = merged.pop("exchanges", {})
     metrics_ports = _pop_metrics_ports(merged, layers)
     try:
         config = msgspec.convert(merged, Config)
@@ -223,6 +224,7 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     for name, section in exchanges.items():
         config.exchanges[name] = _convert_exchange(str(name), section, layers)
     _check_topics(config, layers)
+    _check_bootstrap_servers(config)
     _check_producer(config, layers)
     return config
 
@@ -373,11 +375,30 @@ def _convert_exchange(
             f"{where}: exchanges.{name}: set exactly one of 'symbols' (a list such as "
             f"[BTC-USDT]) or 'quotes' (every market quoted in these, such as [KRW])"
         )
+    for key, kind in _URL_KINDS.items():
+        url = getattr(exchange, key)
+        if url is not None and not _is_url(url, kind):
+            raise ConfigError(f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}: "
+                              f"{url!r} is not {_URL_KIND_NAMES[kind]}")
     for key, chosen in (("symbols", exchange.symbols), ("quotes", exchange.quotes),
                         ("book_symbols", exchange.book_symbols), ("channels", exchange.channels)):
         if chosen is not None and not chosen:
             raise ConfigError(f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}: the list is empty")
     return exchange
+
+
+# Each URL of an exchange's section, and the scheme it needs ("ws": ws or wss).
+_URL_KINDS = {"ws_url": "ws", "alternate_ws_url": "ws", "book_ws_url": "ws",
+              "rest_url": "http", "alternate_rest_url": "http"}
+_URL_KIND_NAMES = {"ws": "a ws:// or wss:// URL", "http": "an http:// or https:// URL"}
+
+
+def _is_url(url: str, kind: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in (kind, f"{kind}s") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # an unclosed [IPv6 bracket, a port that is not a number
+        return False
 
 
 def _section_error(
@@ -428,8 +449,19 @@ def _convert_metrics_ports(ports: dict[Any, Any], layers: list[tuple[str, dict[s
     return converted
 
 
+# Kafka's rule for a topic name: 1 to 249 of these characters, and neither "." nor "..".
+_TOPIC_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,249}")
+
+
 def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:
     topics = config.topics
+    named = [(("topics", key), getattr(topics, key)) for key in ("ticker", "book", "dead_letter")]
+    named += [(("topics", key, exchange), topic) for key in ("ticker_by_exchange", "book_by_exchange")
+              for exchange, topic in getattr(topics, key).items()]
+    for path, topic in named:
+        if not _TOPIC_NAME.fullmatch(topic):
+            raise ConfigError(f"{_origin(path, layers)}: {'.'.join(path)}: {topic!r} is not a Kafka topic name "
+                              f"(1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)")
     if topics.min_insync_replicas is not None and topics.min_insync_replicas > topics.replication_factor:
         where = _origin(("topics", "min_insync_replicas"), layers)
         raise ConfigError(f"{where}: topics.min_insync_replicas: {topics.min_insync_replicas} is more than "
@@ -440,6 +472,24 @@ def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> N
             if name not in EXCHANGES:
                 where = _origin(("topics", key, name), layers)
                 raise ConfigError(f"{where}: topics.{key}.{name}: unknown exchange")
+
+
+# An entry of bootstrap.servers as librdkafka reads it: [protocol://]host[:port], the host
+# a name, an IPv4 address or an [IPv6] one.
+_BROKER_ADDRESS = re.compile(r"(?:[A-Za-z_]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?")
+
+
+def _check_bootstrap_servers(config: Config) -> None:
+    """librdkafka takes any bootstrap.servers, and a worker then reported an address it
+    cannot parse as "Kafka unreachable" (exit 69, as for a broker that is down)."""
+    servers = config.kafka.producer.get("bootstrap.servers")
+    if servers is None:
+        return
+    addresses = [_BROKER_ADDRESS.fullmatch(entry.strip()) for entry in str(servers).split(",")]
+    if isinstance(servers, str) and all(address and 0 < int(address["port"] or 1) < 65536 for address in addresses):
+        return
+    raise ConfigError(f"{config.bootstrap_origin}: kafka.producer.bootstrap.servers: {servers!r} is not a list "
+                      f"of host:port, such as kafka1:9092,kafka2:9092")
 
 
 def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:

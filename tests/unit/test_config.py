@@ -35,3 +35,58 @@ def test_keys_beside_a_merge_key_override_the_merged_ones(tmp_path: Path) -> Non
                         "  binance: {<<: *kraken, book_depth: 20, symbols: [BTC-USDT]}\n")
     binance = configuration.load(override).exchange("binance")
     assert (binance.book_depth, binance.channels) == (20, ["book"])
+
+
+@pytest.mark.parametrize("yaml_text, problem", [
+    # Each was taken: a worker then failed at its first connect (a traceback and exit 70
+    # for a URL; "Kafka unreachable", exit 69, for an address), or Kafka refused the topic.
+    ("exchanges: {kraken: {ws_url: 'not a url'}}",
+     "exchanges.kraken.ws_url: 'not a url' is not a ws:// or wss:// URL"),
+    ("exchanges: {coinbase: {book_ws_url: 'https://advanced-trade-ws.coinbase.com'}}",
+     "exchanges.coinbase.book_ws_url: 'https://advanced-trade-ws.coinbase.com' is not a ws:// or wss:// URL"),
+    ("exchanges: {kraken: {rest_url: 'ftp://api.kraken.com'}}",
+     "exchanges.kraken.rest_url: 'ftp://api.kraken.com' is not an http:// or https:// URL"),
+    ("exchanges: {korbit: {alternate_rest_url: 'https://'}}",
+     "exchanges.korbit.alternate_rest_url: 'https://' is not an http:// or https:// URL"),
+    ("kafka: {producer: {bootstrap.servers: 'not a host::::'}}",
+     "kafka.producer.bootstrap.servers: 'not a host::::' is not a list of host:port, such as kafka1:9092,kafka2:9092"),
+    ("kafka: {producer: {bootstrap.servers: ''}}",
+     "kafka.producer.bootstrap.servers: '' is not a list of host:port, such as kafka1:9092,kafka2:9092"),
+    ("kafka: {producer: {bootstrap.servers: 'kafka1:9092,kafka2:99999'}}",
+     "kafka.producer.bootstrap.servers: 'kafka1:9092,kafka2:99999' is not a list of host:port, "
+     "such as kafka1:9092,kafka2:9092"),
+    ("kafka: {producer: {bootstrap.servers: 9092}}",
+     "kafka.producer.bootstrap.servers: 9092 is not a list of host:port, such as kafka1:9092,kafka2:9092"),
+    ("topics: {ticker: 'my ticks!'}",
+     "topics.ticker: 'my ticks!' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)"),
+    ("topics: {book: ''}",
+     "topics.book: '' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)"),
+    ("topics: {dead_letter: '..'}",
+     "topics.dead_letter: '..' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)"),
+    (f"topics: {{book_by_exchange: {{okx: {'b' * 250}}}}}",
+     f"topics.book_by_exchange.okx: '{'b' * 250}' is not a Kafka topic name "
+     "(1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)"),
+    # Every exchange's section was dropped: check said ok, then each worker exited 78.
+    ("exchanges: null", "exchanges: expected a mapping"),
+])
+def test_a_value_that_cannot_work_is_refused_in_one_line(tmp_path: Path, yaml_text: str, problem: str) -> None:
+    assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {problem}"
+
+
+@pytest.mark.parametrize("servers", [
+    "127.0.0.1:19092", "kafka1:9092,kafka2:9092", "kafka1:9092, kafka2:9092", "kafka.example",
+    "SASL_SSL://broker-1.example.com:9093", "[::1]:9092",
+])
+def test_bootstrap_servers_in_the_forms_librdkafka_takes_are_accepted(tmp_path: Path, servers: str) -> None:
+    override = tmp_path / "site.yaml"
+    override.write_text(f"kafka: {{producer: {{bootstrap.servers: '{servers}'}}}}\n")
+    assert configuration.load(override).kafka.producer["bootstrap.servers"] == servers
+
+
+def test_a_bootstrap_address_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(configuration.ENV_OVERRIDE_FILE, raising=False)
+    monkeypatch.setenv(configuration.ENV_BOOTSTRAP, "bad host::")
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load()
+    assert str(refused.value) == (f"${configuration.ENV_BOOTSTRAP}: kafka.producer.bootstrap.servers: 'bad host::' "
+                                  "is not a list of host:port, such as kafka1:9092,kafka2:9092")
