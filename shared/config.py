@@ -216,7 +216,7 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     try:
         config = msgspec.convert(merged, Config)
     except msgspec.ValidationError as error:
-        raise ConfigError(_describe(error, layers)) from None
+        raise ConfigError(_describe(error, merged, layers)) from None
     config.metrics.ports = _convert_metrics_ports(metrics_ports, layers)
     config.source_layers = layers
     if not isinstance(exchanges, dict):
@@ -324,20 +324,35 @@ def _origin(path: tuple[str, ...], layers: list[tuple[str, dict[str, Any]]]) -> 
 
 
 _AT = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+# A mapping's key of the wrong type: msgspec names the mapping, not the key.
+_KEY_AT = re.compile(r"^.* - at `key` in `\$(?P<path>[^`]*)`$")
+# One step of msgspec's path: .field, [index], or [...] for some entry of a mapping.
+_STEP = re.compile(r"\.(?P<field>[^.\[]+)|\[(?P<index>[^\]]*)\]")
+_GOT = re.compile(r", got `(?P<kind>[^`]*)`$")
+_KINDS = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str", list: "array", dict: "object"}
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 
 
-def _describe(error: msgspec.ValidationError, layers: list[tuple[str, dict[str, Any]]]) -> str:
-    path, problem = _key_and_problem(error)
+def _describe(error: msgspec.ValidationError, tree: dict[str, Any], layers: list[tuple[str, dict[str, Any]]]) -> str:
+    path, problem = _key_and_problem(error, tree)
     return f"{_origin(tuple(path), layers)}: {'.'.join(path) or 'top level'}: {problem}"
 
 
-def _key_and_problem(error: msgspec.ValidationError) -> tuple[list[str], str]:
+def _key_and_problem(error: msgspec.ValidationError, tree: Any) -> tuple[list[str], str]:
+    """The key (as the file spells it, found in `tree`, what was converted) and the problem."""
+    if key_at := _KEY_AT.match(str(error)):
+        path = _path_in(tree, key_at.group("path"), "")
+        key = next((key for key in _value_at(tree, path) or {} if not isinstance(key, str)), "?")
+        return path, (f"key {key!r} is not text (YAML reads yes, no, on, off as booleans, digits as numbers: "
+                      f"quote it)")
     match = _AT.match(str(error))
     assert match is not None  # the pattern matches any string
     problem = match.group("problem")
-    path = [part for part in re.split(r"\.|\[|\]", match.group("path") or "") if part]
+    got = _GOT.search(problem)
+    path = _path_in(tree, match.group("path") or "", got.group("kind") if got else "")
+    if got and got.group("kind") == "str" and re.search(r"`(int|float)", problem):
+        problem += _number_as_text_hint(_value_at(tree, path))
     unknown = _UNKNOWN.match(problem)
     missing = _MISSING.match(problem)
     if unknown:
@@ -347,6 +362,47 @@ def _key_and_problem(error: msgspec.ValidationError) -> tuple[list[str], str]:
         path.append(missing.group("key"))
         problem = "required key is missing"
     return path, problem
+
+
+def _path_in(tree: Any, msgspec_path: str, got_kind: str) -> list[str]:
+    """msgspec's path as keys; its [...] (an entry of a mapping) becomes the key of the
+    first entry there of the kind msgspec got."""
+    path: list[str] = []
+    for step in _STEP.finditer(msgspec_path):
+        if step.group("index") == "...":
+            mapping = _value_at(tree, path)
+            entry = next((str(key) for key, value in (mapping or {}).items()
+                          if _KINDS.get(type(value)) == got_kind), None)
+            if entry is None:
+                break
+            path.append(entry)
+        else:
+            path.append(step.group("field") or step.group("index"))
+    return path
+
+
+def _value_at(tree: Any, path: list[str]) -> Any:
+    for key in path:
+        if isinstance(tree, dict):
+            tree = next((value for name, value in tree.items() if str(name) == key), None)
+        elif isinstance(tree, list) and key.isdigit() and int(key) < len(tree):
+            tree = tree[int(key)]
+        else:
+            return None
+    return tree
+
+
+def _number_as_text_hint(value: Any) -> str:
+    """For a number YAML read as text (1e9: no dot; '30': quoted), how to write it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if number.is_integer() and abs(number) < 1e16:
+        spelling = str(int(number))
+    else:
+        spelling = yaml.safe_dump(number).removesuffix("\n...\n").strip()
+    return f" ({value!r} is text to YAML: write {spelling}, unquoted)"
 
 
 def _convert_exchange(
@@ -365,11 +421,11 @@ def _convert_exchange(
     try:
         exchange = msgspec.convert(section, ExchangeConfig)
     except msgspec.ValidationError as error:
-        raise _section_error(("exchanges", name), error, layers) from None
+        raise _section_error(("exchanges", name), error, section, layers) from None
     try:
         msgspec.convert(exchange.runtime, Runtime)
     except msgspec.ValidationError as error:
-        raise _section_error(("exchanges", name, "runtime"), error, layers) from None
+        raise _section_error(("exchanges", name, "runtime"), error, exchange.runtime, layers) from None
     if (exchange.symbols is None) == (exchange.quotes is None):
         raise ConfigError(
             f"{where}: exchanges.{name}: set exactly one of 'symbols' (a list such as "
@@ -404,10 +460,11 @@ def _is_url(url: str, kind: str) -> bool:
 def _section_error(
     prefix: tuple[str, ...],
     error: msgspec.ValidationError,
+    section: Any,
     layers: list[tuple[str, dict[str, Any]]],
 ) -> ConfigError:
     """A ValidationError from converting the section at `prefix`, as a one-line ConfigError."""
-    path, problem = _key_and_problem(error)
+    path, problem = _key_and_problem(error, section)
     key_path = (*prefix, *path)
     return ConfigError(f"{_origin(key_path, layers)}: {'.'.join(key_path)}: {problem}")
 

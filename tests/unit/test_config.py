@@ -90,3 +90,25 @@ def test_a_bootstrap_address_from_the_environment_is_checked_too(monkeypatch: py
         configuration.load()
     assert str(refused.value) == (f"${configuration.ENV_BOOTSTRAP}: kafka.producer.bootstrap.servers: 'bad host::' "
                                   "is not a list of host:port, such as kafka1:9092,kafka2:9092")
+
+
+@pytest.mark.parametrize("yaml_text, problem", [
+    # msgspec names a mapping's entry [...]: the line named the section, not the key.
+    ("kafka: {producer: {linger.ms: null}}", "kafka.producer.linger.ms: Expected `bool | int | float | str`, got `null`"),
+    ("kafka: {producer: {ssl.ca.location: [a, b]}}",
+     "kafka.producer.ssl.ca.location: Expected `bool | int | float | str`, got `array`"),
+    ("topics: {ticker_by_exchange: {upbit: korea.ticker, kraken: null}}",
+     "topics.ticker_by_exchange.kraken: Expected `str`, got `null`"),
+    # A key YAML reads as a boolean or a number: "Expected `str` - at `key` in `$`".
+    ("exchanges: {kraken: {yes: 1}}",
+     "exchanges.kraken: key True is not text (YAML reads yes, no, on, off as booleans, digits as numbers: quote it)"),
+    ("kafka: {producer: {1: 5}}",
+     "kafka.producer: key 1 is not text (YAML reads yes, no, on, off as booleans, digits as numbers: quote it)"),
+    # YAML reads 1e9 (no dot) as a string: "got `str`" for what the user wrote as a number.
+    ("runtime: {stop_timeout_s: 1e9}",
+     "runtime.stop_timeout_s: Expected `float`, got `str` ('1e9' is text to YAML: write 1000000000, unquoted)"),
+    ("exchanges: {kraken: {runtime: {watchdog_s: '30'}}}",
+     "exchanges.kraken.runtime.watchdog_s: Expected `float`, got `str` ('30' is text to YAML: write 30, unquoted)"),
+])
+def test_a_wrong_type_names_the_key_the_file_spells(tmp_path: Path, yaml_text: str, problem: str) -> None:
+    assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {problem}"
