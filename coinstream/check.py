@@ -1,12 +1,12 @@
 """coinstream check [--config PATH]: validate the configuration; one line and exit 78 if it is wrong."""
 
-import argparse
 import importlib
 import os
 import sys
 
 from shared import cli as worker_cli
 from shared import config as configuration
+from shared.arguments import OneLineParser
 from shared.venue import Venue
 
 EXIT_CONFIG = 78
@@ -29,7 +29,7 @@ def load(override: str | os.PathLike[str] | None = None) -> configuration.Config
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream check", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream check", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH",
                         help=f"override file (default: ${configuration.ENV_OVERRIDE_FILE})")
     arguments = parser.parse_args(argv)

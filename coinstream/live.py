@@ -40,6 +40,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaException
 
 from shared import config as configuration
+from shared.arguments import OneLineParser, number
 from shared.record import Book, Ticker
 from coinstream.table import format_table
 from shared.config import client_settings
@@ -396,7 +397,7 @@ def _market(text: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream live", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream live", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
     # Names and symbols in any case: --exchange Upbit --symbol btc-krw.
     parser.add_argument("--exchange", metavar="NAME", action="append", default=[], type=str.lower,
@@ -405,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="show only this unified symbol, e.g. BTC-KRW (repeatable)")
     parser.add_argument("--base", metavar="ASSET", type=str.upper,
                         help="cross-exchange view of this base asset, e.g. BTC")
-    parser.add_argument("--krw-per-usd", metavar="RATE", type=Decimal,
+    parser.add_argument("--krw-per-usd", metavar="RATE", type=number(Decimal, above=Decimal(0)),
                         help="KRW per USD for the premium when the data has no USDT-KRW price")
     parser.add_argument("--book", metavar="EXCHANGE:SYMBOL", type=_market,
                         help="one market's order book ladder, e.g. upbit:BTC-KRW")

@@ -8,7 +8,6 @@
 Ctrl-C stops the workers; the broker keeps running (kafka/kafka-local.sh stop).
 """
 
-import argparse
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ from confluent_kafka import Producer
 from coinstream import check, topics
 from coinstream.broker import BrokerError, BundledBroker
 from shared import config as configuration
+from shared.arguments import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPERVISOR_CONF = ROOT / "supervisord.conf"
@@ -95,7 +95,7 @@ def await_producer_ids(config: configuration.Config, timeout_s: float = 30.0) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream run", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream run", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", type=Path,
                         help=f"override file (default: ${configuration.ENV_OVERRIDE_FILE})")
     arguments = parser.parse_args(argv)

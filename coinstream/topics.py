@@ -5,7 +5,6 @@ replication factor and min.insync.replicas. Topics that already exist are left a
 if their partition count differs); running it twice is harmless.
 """
 
-import argparse
 import logging
 import sys
 from typing import NoReturn
@@ -14,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import config as configuration
+from shared.arguments import OneLineParser
 from shared.config import client_settings
 
 def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
@@ -63,7 +63,7 @@ def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream topics", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream topics", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
     arguments = parser.parse_args(argv)
 

@@ -48,6 +48,7 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, Kaf
 
 from coinstream.table import format_table
 from shared import config as configuration
+from shared.arguments import OneLineParser
 from shared.config import client_settings
 
 EXIT_GAPS = 1
@@ -429,7 +430,7 @@ def _start(arguments: argparse.Namespace) -> Start:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream verify", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream verify", description=__doc__.splitlines()[0])
     parser.add_argument("topics", nargs="*", metavar="TOPIC", help="topics to read (default: the ticker and book topics)")
     parser.add_argument("--since", metavar="WHEN", help="from a time: 90s, 30m, 1h, 2d ago, or 2026-12-04T10:00Z")
     parser.add_argument("--offset", metavar="N", type=int, help="from offset N of every partition")

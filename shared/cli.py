@@ -17,6 +17,7 @@ from typing import NoReturn
 import uvloop
 
 from shared import config as configuration
+from shared.arguments import EXIT_USAGE, OneLineParser
 from shared import log as logging_setup
 from shared import metrics
 from shared.capture import Recorder
@@ -25,19 +26,13 @@ from shared.stats import Stats
 from shared.venue import Venue
 from shared.worker import Worker, channels_of
 
-EXIT_USAGE = 2
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: one of the worker's own tasks ended (a bug)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _arguments(name: str, argv: list[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=f"python -m workers.{name}",
         description=f"Collect {name} tickers and order books into Kafka.",
     )

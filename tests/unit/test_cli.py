@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from coinstream import cli
 from tests.harness import ROOT, free_port
 
 
@@ -21,3 +24,36 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     errors = status.stderr.read()
     assert "Traceback" not in errors and "BrokenPipeError" not in errors
     assert status.wait(timeout=60) == 141
+
+
+@pytest.mark.parametrize("argv, option", [
+    # argparse printed its usage block before the error: 2 to 5 lines.
+    (["run", "--bogus"], "--bogus"),
+    (["check", "extra"], "extra"),
+    (["topics", "--config"], "--config"),
+    (["live", "--exchange", "krakn"], "--exchange"),
+    (["verify", "--since", "-5s"], "--since"),
+    (["demo", "--rate", "fast"], "--rate"),
+    # Taken: a traceback from time.sleep (ValueError: sleep length must be non-negative).
+    (["status", "--window", "-1"], "--window"),
+    (["status", "--window", "nan"], "--window"),
+    # Taken: no worker could ever be healthy, or every one always is.
+    (["status", "--max-age", "-5"], "--max-age"),
+    (["status", "--max-delivery-wait", "inf"], "--max-delivery-wait"),
+    # Taken: a premium computed with a negative or undefined exchange rate.
+    (["live", "--krw-per-usd", "-5"], "--krw-per-usd"),
+    (["live", "--krw-per-usd", "NaN"], "--krw-per-usd"),
+    # Taken: the demo started its broker, then failed (a Java stack trace for the port,
+    # exit 69; exit 78 for the markets and the metrics ports), or ran with no tickers.
+    (["demo", "--rate", "-1"], "--rate"),
+    (["demo", "--markets", "0"], "--markets"),
+    (["demo", "--kafka-port", "65535"], "--kafka-port"),
+    (["demo", "--metrics-port", "65530"], "--metrics-port"),
+])
+def test_a_bad_argument_is_one_line_naming_the_option(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                      option: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.count("\n") == 1 and err.startswith(f"coinstream {argv[0]}: error: ") and option in err, err
