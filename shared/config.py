@@ -536,17 +536,24 @@ def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> N
 _BROKER_ADDRESS = re.compile(r"(?:[A-Za-z_]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?")
 
 
+BOOTSTRAP_SERVERS_FORM = "a list of host:port, such as kafka1:9092,kafka2:9092"
+
+
+def is_bootstrap_servers(servers: object) -> bool:
+    """Whether librdkafka can read `servers` as bootstrap.servers. It takes any string,
+    and an address it cannot parse was then reported as "Kafka unreachable" (exit 69, as
+    for a broker that is down)."""
+    if not isinstance(servers, str):
+        return False
+    addresses = [_BROKER_ADDRESS.fullmatch(entry.strip()) for entry in servers.split(",")]
+    return all(address and 0 < int(address["port"] or 1) < 65536 for address in addresses)
+
+
 def _check_bootstrap_servers(config: Config) -> None:
-    """librdkafka takes any bootstrap.servers, and a worker then reported an address it
-    cannot parse as "Kafka unreachable" (exit 69, as for a broker that is down)."""
     servers = config.kafka.producer.get("bootstrap.servers")
-    if servers is None:
-        return
-    addresses = [_BROKER_ADDRESS.fullmatch(entry.strip()) for entry in str(servers).split(",")]
-    if isinstance(servers, str) and all(address and 0 < int(address["port"] or 1) < 65536 for address in addresses):
-        return
-    raise ConfigError(f"{config.bootstrap_origin}: kafka.producer.bootstrap.servers: {servers!r} is not a list "
-                      f"of host:port, such as kafka1:9092,kafka2:9092")
+    if servers is not None and not is_bootstrap_servers(servers):
+        raise ConfigError(f"{config.bootstrap_origin}: kafka.producer.bootstrap.servers: {servers!r} is not "
+                          f"{BOOTSTRAP_SERVERS_FORM}")
 
 
 def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:

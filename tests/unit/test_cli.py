@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coinstream import cli
+from coinstream import cli, verify
 from tests.harness import ROOT, free_port
 
 
@@ -57,3 +57,24 @@ def test_a_bad_argument_is_one_line_naming_the_option(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert exited.value.code == 2
     assert err.count("\n") == 1 and err.startswith(f"coinstream {argv[0]}: error: ") and option in err, err
+
+
+def test_verify_with_kafka_unreachable_is_one_line(capfd: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka's own log lines came first: 195 lines on stderr for one error."""
+    monkeypatch.setattr(verify, "METADATA_TIMEOUT_S", 2.0)
+    address = f"127.0.0.1:{free_port()}"
+    with pytest.raises(SystemExit) as exited:
+        verify.main(["--bootstrap", address])
+    assert exited.value.code == 69
+    assert capfd.readouterr().err == (f"coinstream verify: error: {address}: Kafka unreachable: "
+                                      "Failed to get metadata: Local: Broker transport failure\n")
+
+
+def test_verify_refuses_a_bootstrap_address_that_does_not_parse(capsys: pytest.CaptureFixture[str]) -> None:
+    """It was tried, and reported as 'Kafka unreachable' (exit 69), after 10 s."""
+    with pytest.raises(SystemExit) as exited:
+        verify.main(["--bootstrap", "bad host::"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("coinstream verify: error: argument --bootstrap: 'bad host::' is not a list "
+                                       "of host:port, such as kafka1:9092,kafka2:9092 (see --help)\n")
