@@ -196,6 +196,8 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     layers = [(str(DEFAULT_FILE), _read_yaml(DEFAULT_FILE))]
     for path in sorted(EXCHANGE_DIR.glob("*.yaml")):
         layers.append((str(path), {"exchanges": {path.stem: _read_yaml(path)}}))
+    if override == "":  # --config "$SITE" with SITE unset: not the same as no --config
+        raise ConfigError("--config: the path is empty")
     override = override or os.environ.get(ENV_OVERRIDE_FILE)
     if override:
         layers.append((str(override), _read_yaml(Path(override))))

@@ -112,3 +112,11 @@ def test_a_bootstrap_address_from_the_environment_is_checked_too(monkeypatch: py
 ])
 def test_a_wrong_type_names_the_key_the_file_spells(tmp_path: Path, yaml_text: str, problem: str) -> None:
     assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {problem}"
+
+
+def test_an_empty_config_path_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--config "$SITE"` with SITE unset loaded the shipped defaults without a word."""
+    monkeypatch.delenv(configuration.ENV_OVERRIDE_FILE, raising=False)
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load("")
+    assert str(refused.value) == "--config: the path is empty"
