@@ -13,6 +13,7 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import uvloop
 
@@ -20,6 +21,7 @@ from shared import config as configuration
 from shared.arguments import EXIT_USAGE, OneLineParser
 from shared import log as logging_setup
 from shared import metrics
+from shared import capture
 from shared.capture import Recorder
 from shared.sink import KafkaSink, Sink, SinkError, StdoutSink
 from shared.stats import Stats
@@ -87,6 +89,20 @@ def _depths(depths: Collection[int]) -> str:
     return ", ".join(map(str, depths))
 
 
+def _capture_source(path: Path, config: configuration.Config) -> tuple[str, set[str]]:
+    """The host:port the capture's first frame came from, and the exchanges configured
+    there (none for a simulator's port that this config does not name)."""
+    first = next((item for _, _, item in capture.read(path) if isinstance(item, capture.Captured)), None)
+    if first is None:
+        return "", set()
+    source = urlsplit(first.url).netloc
+    owners = {name for name, exchange in config.exchanges.items()
+              if source in {urlsplit(url).netloc for url in (exchange.ws_url, exchange.rest_url, exchange.book_ws_url,
+                                                             exchange.alternate_ws_url, exchange.alternate_rest_url)
+                            if url}}
+    return source, owners
+
+
 def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
     name = venue_class.name
     arguments = _arguments(name, argv)
@@ -106,8 +122,14 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         check_books(venue_class, exchange, config)
     except configuration.ConfigError as error:
         fail(EXIT_CONFIG, str(error))
-    if arguments.replay is not None and not arguments.replay.is_file():
-        fail(EXIT_USAGE, f"--replay: {arguments.replay}: no such file")
+    if arguments.replay is not None:
+        if not arguments.replay.is_file():
+            fail(EXIT_USAGE, f"--replay: {arguments.replay}: no such file")
+        # Another exchange's frames would all be dead letters (with --sink kafka, in its topic).
+        source, owners = _capture_source(arguments.replay, config)
+        if owners and name not in owners:
+            fail(EXIT_USAGE, f"--replay: {arguments.replay}: a capture of {', '.join(sorted(owners))} "
+                             f"(its frames came from {source}), not of {name}")
 
     stats = Stats()
     sink: Sink

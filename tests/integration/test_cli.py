@@ -180,3 +180,16 @@ def test_a_coinbase_capture_replays_its_numbering_breaks_and_sessions(simulator:
 
     assert books(replayed.stdout) == books(live_out)
     assert live_err.count("book lost (gap)") == replayed.stderr.count("book lost (gap)")
+
+
+def test_replaying_another_exchanges_capture_is_refused(tmp_path: Path) -> None:
+    """Every frame was dead-lettered (into Kafka's dead-letter topic with --sink kafka),
+    then exit 0."""
+    frame = {"ts": 1, "kind": "ws", "url": "wss://stream.binance.com:9443/stream",
+             "data": '{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","s":"BTCUSDT"}}'}
+    capture = tmp_path / "binance.jsonl"
+    capture.write_text(json.dumps(frame) + "\n")
+    done = run_worker("kraken", "--sink", "stdout", "--replay", str(capture))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"coinstream kraken: error: --replay: {capture}: a capture of binance "
+                           "(its frames came from stream.binance.com:9443), not of kraken\n")
