@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 from confluent_kafka import Producer
 
 from coinstream import check, topics
 from coinstream.broker import BrokerError, BundledBroker
+from coinstream.check import local_broker_port
 from shared import config as configuration
 from shared.arguments import OneLineParser
 
@@ -33,19 +33,6 @@ EXIT_UNAVAILABLE = 69
 def _fail(code: int, message: str) -> NoReturn:
     print(f"coinstream run: error: {message}", file=sys.stderr)
     sys.exit(code)
-
-
-def local_broker_port(config: configuration.Config) -> int | None:
-    """The port of the bundled broker to start; None when an existing cluster is configured."""
-    if not config.kafka.local_broker:
-        return None
-    bootstrap = str(config.kafka.producer.get("bootstrap.servers", ""))
-    first = urlsplit(f"//{bootstrap.split(',')[0]}")
-    if first.hostname not in ("127.0.0.1", "localhost") or first.port is None:
-        raise configuration.ConfigError(
-            f"{config.source_files[-1]}: kafka.local_broker: true, but kafka.producer.bootstrap.servers="
-            f"{bootstrap} is not a local 127.0.0.1:PORT address; set local_broker: false to use that cluster")
-    return first.port
 
 
 def start_local_broker(port: int) -> None:

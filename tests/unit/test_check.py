@@ -86,3 +86,12 @@ def test_run_refuses_it_before_starting_anything(tmp_path: Path, capsys: pytest.
     assert exited.value.code == 78
     assert capsys.readouterr() == ("", f"coinstream run: error: {override}: exchanges.kraken.book_depth: "
                                        "20 levels; kraken serves 10, 25, 100, 500, 1000\n")
+
+
+def test_check_refuses_a_local_broker_on_a_remote_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check said ok; `coinstream run` then refused the same file (exit 78)."""
+    code, err = run_check(tmp_path, "kafka: {producer: {bootstrap.servers: 'kafka.example:9092'}}\n", capsys)
+    assert code == 78
+    assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: kafka.local_broker: true, but "
+                   "kafka.producer.bootstrap.servers=kafka.example:9092 is not a local 127.0.0.1:PORT address; "
+                   "set local_broker: false to use that cluster\n")
