@@ -35,7 +35,10 @@ ENV_BOOTSTRAP = "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS"
 # Each worker serves Prometheus /metrics on its own port: 9301.. in EXCHANGES order.
 FIRST_METRICS_PORT = 9301
 
-Seconds = Annotated[float, msgspec.Meta(gt=0)]
+# A duration is at most a week: longer ones mean "never" to a reader, but not to the
+# libraries they reach (requests' socket timeout overflows time_t at 1e12 s).
+WEEK_S = 7 * 24 * 3600.0
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=WEEK_S)]
 UnifiedSymbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+-[A-Z0-9]+$")]
 Asset = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+$")]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -50,7 +53,7 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     rest_fallback_after_s: Seconds = 10.0  # nothing heard this long (down, not answering): poll REST
     # While a socket answers, its markets quiet this long are refreshed from REST this
     # often; a refreshed ticker is published only if a number changed. 0: never.
-    rest_refresh_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    rest_refresh_s: Annotated[float, msgspec.Meta(ge=0, le=WEEK_S)] = 300.0
     rest_poll_interval_s: Seconds = 2.0
     rest_timeout_s: Seconds = 10.0
     backoff_initial_s: Seconds = 1.0

@@ -120,3 +120,17 @@ def test_an_empty_config_path_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(configuration.ConfigError) as refused:
         configuration.load("")
     assert str(refused.value) == "--config: the path is empty"
+
+
+@pytest.mark.parametrize("yaml_text, key", [
+    # Taken; the worker's first REST call then ended it: "OverflowError: timestamp out of
+    # range for platform time_t", a traceback and exit 70, restarted by supervisord forever.
+    ("runtime: {rest_timeout_s: 1.0e+12}", "runtime.rest_timeout_s"),
+    ("runtime: {watchdog_s: 1.0e+308}", "runtime.watchdog_s"),
+    ("runtime: {stop_timeout_s: .inf}", "runtime.stop_timeout_s"),
+    ("runtime: {rest_refresh_s: .inf}", "runtime.rest_refresh_s"),
+    ("runtime: {ping_interval_s: .inf}", "runtime.ping_interval_s"),
+    ("exchanges: {kraken: {runtime: {backoff_max_s: 1.0e+100}}}", "exchanges.kraken.runtime.backoff_max_s"),
+])
+def test_a_duration_beyond_a_week_is_refused(tmp_path: Path, yaml_text: str, key: str) -> None:
+    assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {key}: Expected `float` <= 604800.0"
