@@ -1,16 +1,22 @@
 """coinstream check [--config PATH]: validate the configuration; one line and exit 78 if it is wrong."""
 
+import configparser
 import importlib
 import os
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared import cli as worker_cli
 from shared import config as configuration
 from shared.arguments import OneLineParser
+from shared.sink import PURGE_RETURN_S
 from shared.venue import Venue
 
 EXIT_CONFIG = 78
+# What `coinstream run` starts the workers with.
+SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
+SUPERVISOR_DEFAULT_STOPWAITSECS = 10
 
 
 def venue_class(exchange: str) -> type[Venue]:
@@ -33,14 +39,36 @@ def local_broker_port(config: configuration.Config) -> int | None:
     return first.port
 
 
+def check_stop_timeouts(config: configuration.Config, supervisor_conf: Path = SUPERVISOR_CONF) -> None:
+    """ConfigError for a worker whose stop (the flush budget, then the purged records'
+    reports) could outlast supervisord's stopwaitsecs: its SIGKILL would lose the queue."""
+    programs = configparser.RawConfigParser()
+    programs.read(supervisor_conf)
+    for name in config.exchanges:
+        section = f"program:{name}"
+        if not programs.has_section(section):
+            continue
+        stop_wait_s = programs.getint(section, "stopwaitsecs", fallback=SUPERVISOR_DEFAULT_STOPWAITSECS)
+        stop_timeout_s = config.runtime_for(name).stop_timeout_s
+        if stop_timeout_s + PURGE_RETURN_S >= stop_wait_s:
+            set_for_exchange = "stop_timeout_s" in config.exchange(name).runtime
+            path = ("exchanges", name, "runtime", "stop_timeout_s") if set_for_exchange else ("runtime", "stop_timeout_s")
+            raise configuration.ConfigError(
+                f"{config.origin(*path)}: {'.'.join(path)}: {stop_timeout_s:g} s, and up to {PURGE_RETURN_S:g} s "
+                f"for the purged records' reports, is not within stopwaitsecs={stop_wait_s} of [{section}] in "
+                f"{supervisor_conf}: a stop while Kafka is slow would be killed before spooling its queue")
+
+
 def load(override: str | os.PathLike[str] | None = None) -> configuration.Config:
     """The configuration, refused (ConfigError) where a worker or `coinstream run` would
     refuse it at its start: beyond the files, each exchange's own rules (the book depths
-    it serves), and a bundled broker asked for on another machine's address."""
+    it serves), a bundled broker asked for on another machine's address, and a stop that
+    supervisord would cut short."""
     config = configuration.load(override)
     for name, exchange in config.exchanges.items():
         worker_cli.check_books(venue_class(name), exchange, config)
     local_broker_port(config)
+    check_stop_timeouts(config)
     return config
 
 

@@ -19,12 +19,11 @@ from confluent_kafka import Producer
 
 from coinstream import check, topics
 from coinstream.broker import BrokerError, BundledBroker
-from coinstream.check import local_broker_port
+from coinstream.check import SUPERVISOR_CONF, local_broker_port
 from shared import config as configuration
 from shared.arguments import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
-SUPERVISOR_CONF = ROOT / "supervisord.conf"
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
 EXIT_CONFIG = 78
 EXIT_UNAVAILABLE = 69

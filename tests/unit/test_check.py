@@ -95,3 +95,20 @@ def test_check_refuses_a_local_broker_on_a_remote_address(tmp_path: Path, capsys
     assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: kafka.local_broker: true, but "
                    "kafka.producer.bootstrap.servers=kafka.example:9092 is not a local 127.0.0.1:PORT address; "
                    "set local_broker: false to use that cluster\n")
+
+
+@pytest.mark.parametrize("yaml_text, key, seconds, exchange", [
+    # Taken: on a stop while Kafka is slow (it keeps the flush budget while it answers),
+    # supervisord's SIGKILL at stopwaitsecs came first, and the queue was lost, not spooled.
+    ("runtime: {stop_timeout_s: 60}\n", "runtime.stop_timeout_s", 60, "binance"),
+    ("runtime: {stop_timeout_s: 25}\n", "runtime.stop_timeout_s", 25, "binance"),
+    ("exchanges: {okx: {runtime: {stop_timeout_s: 40}}}\n", "exchanges.okx.runtime.stop_timeout_s", 40, "okx"),
+])
+def test_check_refuses_a_stop_timeout_supervisord_would_cut_short(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], yaml_text: str, key: str, seconds: int,
+        exchange: str) -> None:
+    code, err = run_check(tmp_path, yaml_text, capsys)
+    assert code == 78
+    assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: {key}: {seconds} s, and up to 5 s for "
+                   f"the purged records' reports, is not within stopwaitsecs=30 of [program:{exchange}] in "
+                   f"{check.SUPERVISOR_CONF}: a stop while Kafka is slow would be killed before spooling its queue\n")
