@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         run_demo(arguments, stops)
     except KeyboardInterrupt:
         pass
-    except DemoError as error:
+    except (DemoError, topics.KafkaUnreachable) as error:
         print(f"coinstream demo: error: {error}", file=sys.stderr, flush=True)
         code = EXIT_UNAVAILABLE
     except configuration.ConfigError as error:

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"topics: {line}")
     except configuration.ConfigError as error:
         _fail(EXIT_CONFIG, str(error))
-    except BrokerError as error:
+    except (BrokerError, topics.KafkaUnreachable) as error:
         _fail(EXIT_UNAVAILABLE, str(error))
     if not producer_ids_ready(config):
         print("kafka: no producer id within 30 s; the workers keep asking")

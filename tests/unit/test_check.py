@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from coinstream import check, run
+from coinstream import check, run, topics
 from shared import config as configuration
+from tests.harness import free_port
 
 
 def run_check(tmp_path: Path, yaml_text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int | str | None, str]:
@@ -112,3 +113,18 @@ def test_check_refuses_a_stop_timeout_supervisord_would_cut_short(
     assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: {key}: {seconds} s, and up to 5 s for "
                    f"the purged records' reports, is not within stopwaitsecs=30 of [program:{exchange}] in "
                    f"{check.SUPERVISOR_CONF}: a stop while Kafka is slow would be killed before spooling its queue\n")
+
+
+def test_topics_with_kafka_unreachable_exits_69_naming_where_the_address_was_set(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """It exited 78, a config error, and named the last file whichever set the address."""
+    monkeypatch.delenv(configuration.ENV_OVERRIDE_FILE, raising=False)
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv(configuration.ENV_BOOTSTRAP, address)
+    monkeypatch.setattr(topics.ensure, "__defaults__", (1.0,))  # librdkafka tries for timeout_s (30 s)
+    with pytest.raises(SystemExit) as exited:
+        topics.main([])
+    assert exited.value.code == 69
+    assert capsys.readouterr().err == (f"coinstream topics: error: ${configuration.ENV_BOOTSTRAP}: "
+                                       f"kafka.producer.bootstrap.servers: Kafka unreachable at {address}: "
+                                       "Failed to get metadata: Local: Broker transport failure\n")
