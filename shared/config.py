@@ -515,15 +515,26 @@ def _convert_metrics_ports(ports: dict[Any, Any], layers: list[tuple[str, dict[s
 _TOPIC_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,249}")
 
 
+_TOPIC_KINDS = {"ticker": "ticker", "ticker_by_exchange": "ticker", "book": "book", "book_by_exchange": "book",
+                "dead_letter": "dead-letter"}
+
+
 def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:
     topics = config.topics
     named = [(("topics", key), getattr(topics, key)) for key in ("ticker", "book", "dead_letter")]
     named += [(("topics", key, exchange), topic) for key in ("ticker_by_exchange", "book_by_exchange")
               for exchange, topic in getattr(topics, key).items()]
+    # Each topic holds one kind of record: verify follows a run's seq in each topic, and a
+    # consumer decodes one schema from it.
+    kind_of: dict[str, str] = {}
     for path, topic in named:
         if not _TOPIC_NAME.fullmatch(topic):
             raise ConfigError(f"{_origin(path, layers)}: {'.'.join(path)}: {topic!r} is not a Kafka topic name "
                               f"(1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)")
+        kind = _TOPIC_KINDS[path[1]]
+        if kind_of.setdefault(topic, kind) != kind:
+            raise ConfigError(f"{_origin(path, layers)}: {'.'.join(path)}: {topic} is also a {kind_of[topic]} topic; "
+                              f"tickers, books and dead letters each need topics of their own")
     if topics.min_insync_replicas is not None and topics.min_insync_replicas > topics.replication_factor:
         where = _origin(("topics", "min_insync_replicas"), layers)
         raise ConfigError(f"{where}: topics.min_insync_replicas: {topics.min_insync_replicas} is more than "

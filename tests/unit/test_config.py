@@ -134,3 +134,26 @@ def test_an_empty_config_path_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
 ])
 def test_a_duration_beyond_a_week_is_refused(tmp_path: Path, yaml_text: str, key: str) -> None:
     assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {key}: Expected `float` <= 604800.0"
+
+
+@pytest.mark.parametrize("yaml_text, problem", [
+    # Taken: two kinds of record in one topic, each run's ticker and book seq in one
+    # sequence (verify: repeats), dead letters among tickers (live: undecodable records).
+    ("topics: {book: coinstream.ticker}",
+     "topics.book: coinstream.ticker is also a ticker topic; tickers, books and dead letters each need topics of "
+     "their own"),
+    ("topics: {dead_letter: coinstream.book}",
+     "topics.dead_letter: coinstream.book is also a book topic; tickers, books and dead letters each need topics of "
+     "their own"),
+    ("topics: {ticker_by_exchange: {upbit: korea}, book_by_exchange: {bithumb: korea}}",
+     "topics.book_by_exchange.bithumb: korea is also a ticker topic; tickers, books and dead letters each need "
+     "topics of their own"),
+])
+def test_tickers_books_and_dead_letters_never_share_a_topic(tmp_path: Path, yaml_text: str, problem: str) -> None:
+    assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {problem}"
+
+
+def test_exchanges_may_share_a_ticker_topic(tmp_path: Path) -> None:
+    override = tmp_path / "site.yaml"
+    override.write_text("topics: {ticker_by_exchange: {upbit: korea, bithumb: korea}}\n")
+    assert configuration.load(override).ticker_topic("bithumb") == "korea"
