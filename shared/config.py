@@ -443,8 +443,13 @@ def _convert_exchange(
                               f"{url!r} is not {_URL_KIND_NAMES[kind]}")
     for key, chosen in (("symbols", exchange.symbols), ("quotes", exchange.quotes),
                         ("book_symbols", exchange.book_symbols), ("channels", exchange.channels)):
+        where_key = f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}"
         if chosen is not None and not chosen:
-            raise ConfigError(f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}: the list is empty")
+            raise ConfigError(f"{where_key}: the list is empty")
+        items: list[str] = list(chosen or [])
+        repeated = next((item for index, item in enumerate(items) if item in items[:index]), None)
+        if repeated is not None:
+            raise ConfigError(f"{where_key}: {repeated} is listed twice")
     return exchange
 
 

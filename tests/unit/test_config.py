@@ -157,3 +157,15 @@ def test_exchanges_may_share_a_ticker_topic(tmp_path: Path) -> None:
     override = tmp_path / "site.yaml"
     override.write_text("topics: {ticker_by_exchange: {upbit: korea, bithumb: korea}}\n")
     assert configuration.load(override).ticker_topic("bithumb") == "korea"
+
+
+@pytest.mark.parametrize("yaml_text, problem", [
+    # Taken: the worker counted the market twice and subscribed to it twice, which Kraken
+    # answers "Already subscribed" at every connect.
+    ("exchanges: {kraken: {symbols: [BTC-USD, ETH-USD, btc-usd]}}", "exchanges.kraken.symbols: BTC-USD is listed twice"),
+    ("exchanges: {upbit: {quotes: [KRW, krw]}}", "exchanges.upbit.quotes: KRW is listed twice"),
+    ("exchanges: {okx: {book_symbols: [BTC-USDT, BTC-USDT]}}", "exchanges.okx.book_symbols: BTC-USDT is listed twice"),
+    ("exchanges: {okx: {channels: [book, book]}}", "exchanges.okx.channels: book is listed twice"),
+])
+def test_a_list_item_given_twice_is_refused(tmp_path: Path, yaml_text: str, problem: str) -> None:
+    assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {problem}"
