@@ -131,6 +131,13 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
             fail(EXIT_USAGE, f"--replay: {arguments.replay}: a capture of {', '.join(sorted(owners))} "
                              f"(its frames came from {source}), not of {name}")
 
+    recorder = None
+    if arguments.record:
+        try:
+            recorder = Recorder(arguments.record)
+        except OSError as error:
+            fail(EXIT_USAGE, f"--record: {arguments.record}: cannot open: {error.strerror}")
+
     stats = Stats()
     sink: Sink
     if arguments.sink == "stdout":
@@ -149,7 +156,6 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
                  f"{config.bootstrap_origin if unreachable else config.source_files[-1]}: {error}")
         sink = kafka_sink
 
-    recorder = Recorder(arguments.record) if arguments.record else None
     venue = venue_class(exchange.ws_url, exchange.rest_url, exchange.book_ws_url)
     worker = Worker(venue, exchange, runtime, sink, stats, log, recorder)
     if arguments.replay is not None:

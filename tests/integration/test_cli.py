@@ -193,3 +193,14 @@ def test_replaying_another_exchanges_capture_is_refused(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (f"coinstream kraken: error: --replay: {capture}: a capture of binance "
                            "(its frames came from stream.binance.com:9443), not of kraken\n")
+
+
+@pytest.mark.parametrize("record", ["/nonexistent/run.jsonl", "/tmp", "/proc/run.jsonl"])
+def test_a_record_file_that_cannot_be_opened_is_one_line(tmp_path: Path, record: str) -> None:
+    """It was an OSError traceback, exit 1 (supervisord restarted the worker forever)."""
+    capture = tmp_path / "empty.jsonl"
+    capture.write_text("")
+    done = run_worker("kraken", "--sink", "stdout", "--record", record, "--replay", str(capture))
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith(f"coinstream kraken: error: --record: {record}: cannot open: ")
