@@ -7,8 +7,10 @@ worker FATAL after its start retries instead of restarting it forever.
 
 import argparse
 import ctypes
+import errno
 import os
 import signal
+import socket
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -169,7 +171,12 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         try:
             metrics.serve(worker, host, port)
         except OSError as error:
-            fail(EXIT_CONFIG, f"metrics.ports.{name}: cannot serve /metrics on {host}:{port}: "
-                              f"{error.strerror or error} (choose a free port, or 0 for no /metrics)")
+            # A host that does not resolve, or is not this machine's, is the host's fault.
+            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+                key, advice = ("metrics", "host"), "a name or address of this machine"
+            else:
+                key, advice = ("metrics", "ports", name), "choose a free port, or 0 for no /metrics"
+            fail(EXIT_CONFIG, f"{config.origin(*key)}: {'.'.join(key)}: cannot serve /metrics on {host}:{port}: "
+                              f"{error.strerror or error} ({advice})")
     if not uvloop.run(worker.run()):
         sys.exit(EXIT_SOFTWARE)  # supervisord restarts the worker; its spool carries over

@@ -2,6 +2,7 @@
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -204,3 +205,27 @@ def test_a_record_file_that_cannot_be_opened_is_one_line(tmp_path: Path, record:
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1
     assert done.stderr.startswith(f"coinstream kraken: error: --record: {record}: cannot open: ")
+
+
+@pytest.mark.parametrize("metrics, key, problem", [
+    # The line named neither the file nor, for the host, the key: "metrics.ports.kraken:
+    # cannot serve /metrics on not a host:9309: Name or service not known (choose a free port ...)".
+    ("{host: 'not a host'}", "metrics.host", "cannot serve /metrics on not a host:9309: Name or service not known "
+                                             "(a name or address of this machine)"),
+    ("{host: 192.0.2.1}", "metrics.host", "cannot serve /metrics on 192.0.2.1:9309: Cannot assign requested address "
+                                          "(a name or address of this machine)"),
+    ("{ports: {kraken: PORT}}", "metrics.ports.kraken", "cannot serve /metrics on 127.0.0.1:PORT: Address already in "
+                                                        "use (choose a free port, or 0 for no /metrics)"),
+])
+def test_metrics_that_cannot_be_served_are_one_line_naming_file_and_key(
+        tmp_path: Path, metrics: str, key: str, problem: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        override = tmp_path / "site.yaml"
+        override.write_text(f"metrics: {metrics.replace('PORT', port)}\n"
+                            "exchanges: {kraken: {ws_url: 'ws://127.0.0.1:1', rest_url: 'http://127.0.0.1:1'}}\n")
+        done = run_worker("kraken", "--sink", "stdout", "--config", str(override))
+    assert done.returncode == 78
+    assert done.stderr == f"coinstream kraken: error: {override}: {key}: {problem.replace('PORT', port)}\n"
