@@ -52,7 +52,8 @@ def check_stop_timeouts(config: configuration.Config, supervisor_conf: Path = SU
         stop_timeout_s = config.runtime_for(name).stop_timeout_s
         if stop_timeout_s + PURGE_RETURN_S >= stop_wait_s:
             set_for_exchange = "stop_timeout_s" in config.exchange(name).runtime
-            path = ("exchanges", name, "runtime", "stop_timeout_s") if set_for_exchange else ("runtime", "stop_timeout_s")
+            path = (("exchanges", name, "runtime", "stop_timeout_s") if set_for_exchange
+                    else ("runtime", "stop_timeout_s"))
             raise configuration.ConfigError(
                 f"{config.origin(*path)}: {'.'.join(path)}: {stop_timeout_s:g} s, and up to {PURGE_RETURN_S:g} s "
                 f"for the purged records' reports, is not within stopwaitsecs={stop_wait_s} of [{section}] in "

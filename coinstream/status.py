@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="supervisord.conf of the running collector (default: the repository's)")
     parser.add_argument("--max-age", metavar="SECONDS", type=number(float, above=0), default=60.0,
                         help="a worker whose last record is older than this is unhealthy (default: 60)")
-    parser.add_argument("--max-delivery-wait", metavar="SECONDS", type=number(float, above=0), default=DEFAULT_MAX_DELIVERY_WAIT_S,
+    parser.add_argument("--max-delivery-wait", metavar="SECONDS", type=number(float, above=0),
+                        default=DEFAULT_MAX_DELIVERY_WAIT_S,
                         help="a worker with records waiting for Kafka and no delivery for longer than this "
                              f"is unhealthy (default: {DEFAULT_MAX_DELIVERY_WAIT_S:g})")
     parser.add_argument("--window", metavar="SECONDS", type=number(float, above=0), default=3.0,

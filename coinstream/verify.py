@@ -445,7 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ended", action="store_true",
                         help="every run has stopped: a run's missing tail counts as lost even with no later run")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    parser.add_argument("--bootstrap", metavar="HOST:PORT", type=_bootstrap_servers, help="Kafka to read (default: the config's)")
+    parser.add_argument("--bootstrap", metavar="HOST:PORT", type=_bootstrap_servers,
+                        help="Kafka to read (default: the config's)")
     parser.add_argument("--config", metavar="PATH",
                         help=f"override file (default: ${configuration.ENV_OVERRIDE_FILE})")
     arguments = parser.parse_args(argv)

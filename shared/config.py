@@ -398,7 +398,7 @@ def _value_at(tree: Any, path: list[str]) -> Any:
 
 
 def _number_as_text_hint(value: Any) -> str:
-    """For a number YAML read as text (1e9: no dot; '30': quoted), how to write it."""
+    """For a number read as text (1e9: YAML wants a dot; quoted; a ${VAR}), how to write it."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -407,7 +407,7 @@ def _number_as_text_hint(value: Any) -> str:
         spelling = str(int(number))
     else:
         spelling = yaml.safe_dump(number).removesuffix("\n...\n").strip()
-    return f" ({value!r} is text to YAML: write {spelling}, unquoted)"
+    return f" ({value!r} is text: write {spelling}, unquoted; a ${{VAR}} is always text)"
 
 
 def _convert_exchange(

@@ -94,7 +94,8 @@ def test_a_bootstrap_address_from_the_environment_is_checked_too(monkeypatch: py
 
 @pytest.mark.parametrize("yaml_text, problem", [
     # msgspec names a mapping's entry [...]: the line named the section, not the key.
-    ("kafka: {producer: {linger.ms: null}}", "kafka.producer.linger.ms: Expected `bool | int | float | str`, got `null`"),
+    ("kafka: {producer: {linger.ms: null}}",
+     "kafka.producer.linger.ms: Expected `bool | int | float | str`, got `null`"),
     ("kafka: {producer: {ssl.ca.location: [a, b]}}",
      "kafka.producer.ssl.ca.location: Expected `bool | int | float | str`, got `array`"),
     ("topics: {ticker_by_exchange: {upbit: korea.ticker, kraken: null}}",
@@ -106,9 +107,11 @@ def test_a_bootstrap_address_from_the_environment_is_checked_too(monkeypatch: py
      "kafka.producer: key 1 is not text (YAML reads yes, no, on, off as booleans, digits as numbers: quote it)"),
     # YAML reads 1e9 (no dot) as a string: "got `str`" for what the user wrote as a number.
     ("runtime: {stop_timeout_s: 1e9}",
-     "runtime.stop_timeout_s: Expected `float`, got `str` ('1e9' is text to YAML: write 1000000000, unquoted)"),
+     "runtime.stop_timeout_s: Expected `float`, got `str` ('1e9' is text: write 1000000000, unquoted; "
+     "a ${VAR} is always text)"),
     ("exchanges: {kraken: {runtime: {watchdog_s: '30'}}}",
-     "exchanges.kraken.runtime.watchdog_s: Expected `float`, got `str` ('30' is text to YAML: write 30, unquoted)"),
+     "exchanges.kraken.runtime.watchdog_s: Expected `float`, got `str` ('30' is text: write 30, unquoted; "
+     "a ${VAR} is always text)"),
 ])
 def test_a_wrong_type_names_the_key_the_file_spells(tmp_path: Path, yaml_text: str, problem: str) -> None:
     assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {problem}"
@@ -162,7 +165,8 @@ def test_exchanges_may_share_a_ticker_topic(tmp_path: Path) -> None:
 @pytest.mark.parametrize("yaml_text, problem", [
     # Taken: the worker counted the market twice and subscribed to it twice, which Kraken
     # answers "Already subscribed" at every connect.
-    ("exchanges: {kraken: {symbols: [BTC-USD, ETH-USD, btc-usd]}}", "exchanges.kraken.symbols: BTC-USD is listed twice"),
+    ("exchanges: {kraken: {symbols: [BTC-USD, ETH-USD, btc-usd]}}",
+     "exchanges.kraken.symbols: BTC-USD is listed twice"),
     ("exchanges: {upbit: {quotes: [KRW, krw]}}", "exchanges.upbit.quotes: KRW is listed twice"),
     ("exchanges: {okx: {book_symbols: [BTC-USDT, BTC-USDT]}}", "exchanges.okx.book_symbols: BTC-USDT is listed twice"),
     ("exchanges: {okx: {channels: [book, book]}}", "exchanges.okx.channels: book is listed twice"),
