@@ -334,7 +334,9 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments: argparse.Namespace,
-        out: TextIO) -> None:
+        out: TextIO, client_errors: list[str] | None = None) -> None:
+    """`client_errors`: where the consumer's error_cb puts its own errors (Kafka
+    unreachable), during consume(); taken from it as they come."""
     filters = Filters(set(arguments.exchange), set(arguments.symbol))
     base = arguments.base
     board: Board | BookBoard = BookBoard(*arguments.book) if arguments.book else Board()
@@ -351,6 +353,9 @@ def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments:
                         board.take_book(message.value())
                     else:
                         board.take(message.value())
+                if client_errors:
+                    kafka_error = client_errors[-1]
+                    client_errors.clear()
                 if time.monotonic() < next_draw:
                     continue
                 next_draw = time.monotonic() + REDRAW_INTERVAL_S
@@ -425,8 +430,13 @@ def main(argv: list[str] | None = None) -> None:
         if arguments.base:  # the cross view prices a market on its book where one is published
             book_topics = {config.book_topic(name) for name in configuration.EXCHANGES}
         topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES} | book_topics)
+    # librdkafka's errors go to the screen's title; its log lines, written to the
+    # terminal, would land over the redrawn screen.
+    client_errors: list[str] = []
     consumer = Consumer({
         **client_settings(config.kafka.producer),
+        "logger": configuration.UNHEARD,
+        "error_cb": lambda error: client_errors.append(error.str()),
         "group.id": f"coinstream-live-{uuid.uuid4().hex[:12]}",
         "auto.offset.reset": "earliest" if arguments.from_beginning else "latest",
         "enable.auto.commit": False,
@@ -434,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         consumer.subscribe(topics)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        run(consumer, topics, book_topics, arguments, sys.stdout)
+        run(consumer, topics, book_topics, arguments, sys.stdout, client_errors)
     except KafkaException as error:
         print(f"coinstream live: error: {error.args[0].str()}", file=sys.stderr)
         sys.exit(EXIT_UNAVAILABLE)

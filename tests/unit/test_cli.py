@@ -1,8 +1,10 @@
 """`coinstream status | head -12` ended in a BrokenPipeError traceback: a command whose
 reader stops reading exits quietly, with 141 (128 + SIGPIPE), whichever command it is."""
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,18 @@ def test_verify_refuses_a_bootstrap_address_that_does_not_parse(capsys: pytest.C
     assert exited.value.code == 2
     assert capsys.readouterr().err == ("coinstream verify: error: argument --bootstrap: 'bad host::' is not a list "
                                        "of host:port, such as kafka1:9092,kafka2:9092 (see --help)\n")
+
+
+def test_live_with_kafka_unreachable_says_so_on_its_screen_only(tmp_path: Path) -> None:
+    """librdkafka wrote its connect retries to the terminal, over the redrawn screen (96
+    lines in 5 s), and the screen's title never said that Kafka was away."""
+    override = tmp_path / "site.yaml"
+    override.write_text(f"kafka: {{producer: {{bootstrap.servers: '127.0.0.1:{free_port()}'}}}}\n")
+    live = subprocess.Popen([sys.executable, "-m", "coinstream", "live", "--config", str(override)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "300"})  # the title is cut to the screen's width
+    time.sleep(4)
+    live.terminate()
+    out, err = live.communicate(timeout=30)
+    assert err == ""
+    assert "last Kafka error: 127.0.0.1:" in out
