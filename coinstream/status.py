@@ -36,9 +36,9 @@ from supervisor.options import ClientOptions
 from shared import config as configuration
 from shared.arguments import OneLineParser, number
 from coinstream import topic_health
+from coinstream.check import SUPERVISOR_CONF
 from coinstream.table import format_table
 
-DEFAULT_SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 SCRAPE_TIMEOUT_S = 2.0
 # A healthy broker acknowledges within seconds; the worker replaces a producer stuck
 # this long while Kafka is up (shared.sink.STUCK_AFTER_S).
@@ -292,7 +292,7 @@ def print_table(workers: list[WorkerStatus]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(prog="coinstream status", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
-    parser.add_argument("--supervisor-conf", metavar="PATH", type=Path, default=DEFAULT_SUPERVISOR_CONF,
+    parser.add_argument("--supervisor-conf", metavar="PATH", type=Path, default=SUPERVISOR_CONF,
                         help="supervisord.conf of the running collector (default: the repository's)")
     parser.add_argument("--max-age", metavar="SECONDS", type=number(float, above=0), default=60.0,
                         help="a worker whose last record is older than this is unhealthy (default: 60)")
