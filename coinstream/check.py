@@ -1,15 +1,22 @@
 """coinstream check [--config PATH]: validate the configuration; one line and exit 78 if it is wrong."""
 
-import argparse
+import configparser
 import importlib
 import os
 import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared import cli as worker_cli
 from shared import config as configuration
+from shared.arguments import OneLineParser
+from shared.sink import PURGE_RETURN_S
 from shared.venue import Venue
 
 EXIT_CONFIG = 78
+# What `coinstream run` starts the workers with.
+SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
+SUPERVISOR_DEFAULT_STOPWAITSECS = 10
 
 
 def venue_class(exchange: str) -> type[Venue]:
@@ -19,17 +26,55 @@ def venue_class(exchange: str) -> type[Venue]:
                 if isinstance(value, type) and issubclass(value, Venue) and getattr(value, "name", "") == exchange)
 
 
+def local_broker_port(config: configuration.Config) -> int | None:
+    """The port of the bundled broker to start; None when an existing cluster is configured."""
+    if not config.kafka.local_broker:
+        return None
+    bootstrap = str(config.kafka.producer.get("bootstrap.servers", ""))
+    first = urlsplit(f"//{bootstrap.split(',')[0]}")
+    if first.hostname not in ("127.0.0.1", "localhost") or first.port is None:
+        raise configuration.ConfigError(
+            f"{config.source_files[-1]}: kafka.local_broker: true, but kafka.producer.bootstrap.servers="
+            f"{bootstrap} is not a local 127.0.0.1:PORT address; set local_broker: false to use that cluster")
+    return first.port
+
+
+def check_stop_timeouts(config: configuration.Config, supervisor_conf: Path = SUPERVISOR_CONF) -> None:
+    """ConfigError for a worker whose stop (the flush budget, then the purged records'
+    reports) could outlast supervisord's stopwaitsecs: its SIGKILL would lose the queue."""
+    programs = configparser.RawConfigParser()
+    programs.read(supervisor_conf)
+    for name in config.exchanges:
+        section = f"program:{name}"
+        if not programs.has_section(section):
+            continue
+        stop_wait_s = programs.getint(section, "stopwaitsecs", fallback=SUPERVISOR_DEFAULT_STOPWAITSECS)
+        stop_timeout_s = config.runtime_for(name).stop_timeout_s
+        if stop_timeout_s + PURGE_RETURN_S >= stop_wait_s:
+            set_for_exchange = "stop_timeout_s" in config.exchange(name).runtime
+            path = (("exchanges", name, "runtime", "stop_timeout_s") if set_for_exchange
+                    else ("runtime", "stop_timeout_s"))
+            raise configuration.ConfigError(
+                f"{config.origin(*path)}: {'.'.join(path)}: {stop_timeout_s:g} s, and up to {PURGE_RETURN_S:g} s "
+                f"for the purged records' reports, is not within stopwaitsecs={stop_wait_s} of [{section}] in "
+                f"{supervisor_conf}: a stop while Kafka is slow would be killed before spooling its queue")
+
+
 def load(override: str | os.PathLike[str] | None = None) -> configuration.Config:
-    """The configuration, refused (ConfigError) where a worker would refuse it at its
-    start: beyond the files, each exchange's own rules (the book depths it serves)."""
+    """The configuration, refused (ConfigError) where a worker or `coinstream run` would
+    refuse it at its start: beyond the files, each exchange's own rules (the book depths
+    it serves), a bundled broker asked for on another machine's address, and a stop that
+    supervisord would cut short."""
     config = configuration.load(override)
     for name, exchange in config.exchanges.items():
         worker_cli.check_books(venue_class(name), exchange, config)
+    local_broker_port(config)
+    check_stop_timeouts(config)
     return config
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream check", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream check", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH",
                         help=f"override file (default: ${configuration.ENV_OVERRIDE_FILE})")
     arguments = parser.parse_args(argv)

@@ -36,6 +36,7 @@ from coinstream.broker import BrokerError, BundledBroker
 from coinstream.run import ROOT, SUPERVISOR_CONF, SUPERVISORD, make_directories, producer_ids_ready
 from coinstream.status import supervisor_states
 from shared import config as configuration
+from shared.arguments import OneLineParser, number
 
 RUN_DIR = ROOT / "run"
 DEMO_CONFIG = RUN_DIR / "demo.yaml"
@@ -198,14 +199,18 @@ def run_demo(arguments: argparse.Namespace, stops: list[Callable[[], None]]) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=5.0, metavar="N",
+    parser = OneLineParser(prog="coinstream demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=number(float, at_least=0), default=5.0, metavar="N",
                         help="ticker frames per second on each connection (default: 5)")
-    parser.add_argument("--markets", type=int, default=6, metavar="N",
+    parser.add_argument("--markets", type=number(int, at_least=1), default=6, metavar="N",
                         help="markets per exchange, BTC first (default: 6; KRW exchanges add USDT-KRW)")
-    parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT, metavar="PORT",
+    # Checked before anything starts: the broker's controller takes PORT+1, the ten
+    # workers' /metrics PORT to PORT+9.
+    parser.add_argument("--kafka-port", type=number(int, at_least=1, at_most=65534), default=DEFAULT_KAFKA_PORT,
+                        metavar="PORT",
                         help=f"the demo broker's port; its controller takes PORT+1 (default: {DEFAULT_KAFKA_PORT})")
-    parser.add_argument("--metrics-port", type=int, default=configuration.FIRST_METRICS_PORT, metavar="PORT",
+    parser.add_argument("--metrics-port", type=number(int, at_least=1, at_most=65536 - len(configuration.EXCHANGES)),
+                        default=configuration.FIRST_METRICS_PORT, metavar="PORT",
                         help="the first of the ten workers' /metrics ports "
                              f"(default: {configuration.FIRST_METRICS_PORT}, as in config/coinstream.yaml)")
     arguments = parser.parse_args(argv)
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         run_demo(arguments, stops)
     except KeyboardInterrupt:
         pass
-    except DemoError as error:
+    except (DemoError, topics.KafkaUnreachable) as error:
         print(f"coinstream demo: error: {error}", file=sys.stderr, flush=True)
         code = EXIT_UNAVAILABLE
     except configuration.ConfigError as error:

@@ -40,6 +40,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaException
 
 from shared import config as configuration
+from shared.arguments import OneLineParser, number
 from shared.record import Book, Ticker
 from coinstream.table import format_table
 from shared.config import client_settings
@@ -333,7 +334,9 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments: argparse.Namespace,
-        out: TextIO) -> None:
+        out: TextIO, client_errors: list[str] | None = None) -> None:
+    """`client_errors`: where the consumer's error_cb puts its own errors (Kafka
+    unreachable), during consume(); taken from it as they come."""
     filters = Filters(set(arguments.exchange), set(arguments.symbol))
     base = arguments.base
     board: Board | BookBoard = BookBoard(*arguments.book) if arguments.book else Board()
@@ -350,6 +353,9 @@ def run(consumer: Consumer, topics: list[str], book_topics: set[str], arguments:
                         board.take_book(message.value())
                     else:
                         board.take(message.value())
+                if client_errors:
+                    kafka_error = client_errors[-1]
+                    client_errors.clear()
                 if time.monotonic() < next_draw:
                     continue
                 next_draw = time.monotonic() + REDRAW_INTERVAL_S
@@ -396,7 +402,7 @@ def _market(text: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream live", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream live", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
     # Names and symbols in any case: --exchange Upbit --symbol btc-krw.
     parser.add_argument("--exchange", metavar="NAME", action="append", default=[], type=str.lower,
@@ -405,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="show only this unified symbol, e.g. BTC-KRW (repeatable)")
     parser.add_argument("--base", metavar="ASSET", type=str.upper,
                         help="cross-exchange view of this base asset, e.g. BTC")
-    parser.add_argument("--krw-per-usd", metavar="RATE", type=Decimal,
+    parser.add_argument("--krw-per-usd", metavar="RATE", type=number(Decimal, above=Decimal(0)),
                         help="KRW per USD for the premium when the data has no USDT-KRW price")
     parser.add_argument("--book", metavar="EXCHANGE:SYMBOL", type=_market,
                         help="one market's order book ladder, e.g. upbit:BTC-KRW")
@@ -424,8 +430,13 @@ def main(argv: list[str] | None = None) -> None:
         if arguments.base:  # the cross view prices a market on its book where one is published
             book_topics = {config.book_topic(name) for name in configuration.EXCHANGES}
         topics = sorted({config.ticker_topic(name) for name in configuration.EXCHANGES} | book_topics)
+    # librdkafka's errors go to the screen's title; its log lines, written to the
+    # terminal, would land over the redrawn screen.
+    client_errors: list[str] = []
     consumer = Consumer({
         **client_settings(config.kafka.producer),
+        "logger": configuration.UNHEARD,
+        "error_cb": lambda error: client_errors.append(error.str()),
         "group.id": f"coinstream-live-{uuid.uuid4().hex[:12]}",
         "auto.offset.reset": "earliest" if arguments.from_beginning else "latest",
         "enable.auto.commit": False,
@@ -433,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         consumer.subscribe(topics)
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        run(consumer, topics, book_topics, arguments, sys.stdout)
+        run(consumer, topics, book_topics, arguments, sys.stdout, client_errors)
     except KafkaException as error:
         print(f"coinstream live: error: {error.args[0].str()}", file=sys.stderr)
         sys.exit(EXIT_UNAVAILABLE)

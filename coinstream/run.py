@@ -8,23 +8,22 @@
 Ctrl-C stops the workers; the broker keeps running (kafka/kafka-local.sh stop).
 """
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 from confluent_kafka import Producer
 
 from coinstream import check, topics
 from coinstream.broker import BrokerError, BundledBroker
+from coinstream.check import SUPERVISOR_CONF, local_broker_port
 from shared import config as configuration
+from shared.arguments import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
-SUPERVISOR_CONF = ROOT / "supervisord.conf"
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
 EXIT_CONFIG = 78
 EXIT_UNAVAILABLE = 69
@@ -33,19 +32,6 @@ EXIT_UNAVAILABLE = 69
 def _fail(code: int, message: str) -> NoReturn:
     print(f"coinstream run: error: {message}", file=sys.stderr)
     sys.exit(code)
-
-
-def local_broker_port(config: configuration.Config) -> int | None:
-    """The port of the bundled broker to start; None when an existing cluster is configured."""
-    if not config.kafka.local_broker:
-        return None
-    bootstrap = str(config.kafka.producer.get("bootstrap.servers", ""))
-    first = urlsplit(f"//{bootstrap.split(',')[0]}")
-    if first.hostname not in ("127.0.0.1", "localhost") or first.port is None:
-        raise configuration.ConfigError(
-            f"{config.source_files[-1]}: kafka.local_broker: true, but kafka.producer.bootstrap.servers="
-            f"{bootstrap} is not a local 127.0.0.1:PORT address; set local_broker: false to use that cluster")
-    return first.port
 
 
 def start_local_broker(port: int) -> None:
@@ -95,7 +81,7 @@ def await_producer_ids(config: configuration.Config, timeout_s: float = 30.0) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream run", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream run", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", type=Path,
                         help=f"override file (default: ${configuration.ENV_OVERRIDE_FILE})")
     arguments = parser.parse_args(argv)
@@ -113,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"topics: {line}")
     except configuration.ConfigError as error:
         _fail(EXIT_CONFIG, str(error))
-    except BrokerError as error:
+    except (BrokerError, topics.KafkaUnreachable) as error:
         _fail(EXIT_UNAVAILABLE, str(error))
     if not producer_ids_ready(config):
         print("kafka: no producer id within 30 s; the workers keep asking")

@@ -20,7 +20,6 @@ under-replicated partitions; exit 1 too when a topic is missing, has a partition
 under-replicated or without a leader, or Kafka cannot be reached.
 """
 
-import argparse
 import configparser
 import math
 import sys
@@ -35,10 +34,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor.options import ClientOptions
 
 from shared import config as configuration
+from shared.arguments import OneLineParser, number
 from coinstream import topic_health
+from coinstream.check import SUPERVISOR_CONF
 from coinstream.table import format_table
 
-DEFAULT_SUPERVISOR_CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 SCRAPE_TIMEOUT_S = 2.0
 # A healthy broker acknowledges within seconds; the worker replaces a producer stuck
 # this long while Kafka is up (shared.sink.STUCK_AFTER_S).
@@ -290,16 +290,17 @@ def print_table(workers: list[WorkerStatus]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream status", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream status", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
-    parser.add_argument("--supervisor-conf", metavar="PATH", type=Path, default=DEFAULT_SUPERVISOR_CONF,
+    parser.add_argument("--supervisor-conf", metavar="PATH", type=Path, default=SUPERVISOR_CONF,
                         help="supervisord.conf of the running collector (default: the repository's)")
-    parser.add_argument("--max-age", metavar="SECONDS", type=float, default=60.0,
+    parser.add_argument("--max-age", metavar="SECONDS", type=number(float, above=0), default=60.0,
                         help="a worker whose last record is older than this is unhealthy (default: 60)")
-    parser.add_argument("--max-delivery-wait", metavar="SECONDS", type=float, default=DEFAULT_MAX_DELIVERY_WAIT_S,
+    parser.add_argument("--max-delivery-wait", metavar="SECONDS", type=number(float, above=0),
+                        default=DEFAULT_MAX_DELIVERY_WAIT_S,
                         help="a worker with records waiting for Kafka and no delivery for longer than this "
                              f"is unhealthy (default: {DEFAULT_MAX_DELIVERY_WAIT_S:g})")
-    parser.add_argument("--window", metavar="SECONDS", type=float, default=3.0,
+    parser.add_argument("--window", metavar="SECONDS", type=number(float, above=0), default=3.0,
                         help="seconds between the two scrapes that give records/s (default: 3)")
     arguments = parser.parse_args(argv)
     if not arguments.supervisor_conf.is_file():

@@ -5,7 +5,6 @@ replication factor and min.insync.replicas. Topics that already exist are left a
 if their partition count differs); running it twice is harmless.
 """
 
-import argparse
 import logging
 import sys
 from typing import NoReturn
@@ -14,7 +13,16 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import config as configuration
+from shared.arguments import OneLineParser
 from shared.config import client_settings
+
+EXIT_CONFIG = 78
+EXIT_UNAVAILABLE = 69
+
+
+class KafkaUnreachable(Exception):
+    """Kafka did not answer: nothing in the configuration to fix, unless the address is wrong."""
+
 
 def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
     """Create missing topics; return one line per topic describing what happened."""
@@ -24,8 +32,8 @@ def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as error:
-        raise configuration.ConfigError(
-            f"{config.source_files[-1]}: kafka.producer.bootstrap.servers: Kafka unreachable at "
+        raise KafkaUnreachable(
+            f"{config.bootstrap_origin}: kafka.producer.bootstrap.servers: Kafka unreachable at "
             f"{admin_config.get('bootstrap.servers')}: {error.args[0].str()}"
         ) from None
     report = []
@@ -63,20 +71,22 @@ def ensure(config: configuration.Config, timeout_s: float = 30.0) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream topics", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream topics", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="override file (default: $COINSTREAM_CONFIG)")
     arguments = parser.parse_args(argv)
 
-    def fail(message: str) -> NoReturn:
+    def fail(code: int, message: str) -> NoReturn:
         print(f"coinstream topics: error: {message}", file=sys.stderr)
-        sys.exit(78)
+        sys.exit(code)
 
     try:
         config = configuration.load(arguments.config)
         for line in ensure(config):
             print(f"topics: {line}")
     except configuration.ConfigError as error:
-        fail(str(error))
+        fail(EXIT_CONFIG, str(error))
+    except KafkaUnreachable as error:
+        fail(EXIT_UNAVAILABLE, str(error))
 
 
 if __name__ == "__main__":

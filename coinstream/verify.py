@@ -48,6 +48,7 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, Kaf
 
 from coinstream.table import format_table
 from shared import config as configuration
+from shared.arguments import OneLineParser
 from shared.config import client_settings
 
 EXIT_GAPS = 1
@@ -302,6 +303,8 @@ def audit(client: dict[str, Any], topics: Sequence[str], start: Start = Start(),
     """Read `topics` from `start` to their end now and audit every run in them."""
     report = Report(list(topics), start)
     consumer = Consumer({**client_settings(client), "group.id": f"coinstream-verify-{uuid.uuid4().hex}",
+                         # Kafka unreachable is one Unavailable line, not librdkafka's retries.
+                         "logger": configuration.UNHEARD,
                          "enable.auto.commit": False, "enable.auto.offset.store": False,
                          "auto.offset.reset": "earliest", "enable.partition.eof": True,
                          # Large fetches, and no pause when the local queue is full (librdkafka's
@@ -428,15 +431,22 @@ def _start(arguments: argparse.Namespace) -> Start:
     return Start(offset=arguments.offset)
 
 
+def _bootstrap_servers(text: str) -> str:
+    if not configuration.is_bootstrap_servers(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {configuration.BOOTSTRAP_SERVERS_FORM}")
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="coinstream verify", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="coinstream verify", description=__doc__.splitlines()[0])
     parser.add_argument("topics", nargs="*", metavar="TOPIC", help="topics to read (default: the ticker and book topics)")
     parser.add_argument("--since", metavar="WHEN", help="from a time: 90s, 30m, 1h, 2d ago, or 2026-12-04T10:00Z")
     parser.add_argument("--offset", metavar="N", type=int, help="from offset N of every partition")
     parser.add_argument("--ended", action="store_true",
                         help="every run has stopped: a run's missing tail counts as lost even with no later run")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    parser.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka to read (default: the config's)")
+    parser.add_argument("--bootstrap", metavar="HOST:PORT", type=_bootstrap_servers,
+                        help="Kafka to read (default: the config's)")
     parser.add_argument("--config", metavar="PATH",
                         help=f"override file (default: ${configuration.ENV_OVERRIDE_FILE})")
     arguments = parser.parse_args(argv)

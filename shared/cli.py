@@ -7,37 +7,36 @@ worker FATAL after its start retries instead of restarting it forever.
 
 import argparse
 import ctypes
+import errno
 import os
 import signal
+import socket
 import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import uvloop
 
 from shared import config as configuration
+from shared.arguments import EXIT_USAGE, OneLineParser
 from shared import log as logging_setup
 from shared import metrics
+from shared import capture
 from shared.capture import Recorder
 from shared.sink import KafkaSink, Sink, SinkError, StdoutSink
 from shared.stats import Stats
 from shared.venue import Venue
 from shared.worker import Worker, channels_of
 
-EXIT_USAGE = 2
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: one of the worker's own tasks ended (a bug)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _arguments(name: str, argv: list[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=f"python -m workers.{name}",
         description=f"Collect {name} tickers and order books into Kafka.",
     )
@@ -92,6 +91,20 @@ def _depths(depths: Collection[int]) -> str:
     return ", ".join(map(str, depths))
 
 
+def _capture_source(path: Path, config: configuration.Config) -> tuple[str, set[str]]:
+    """The host:port the capture's first frame came from, and the exchanges configured
+    there (none for a simulator's port that this config does not name)."""
+    first = next((item for _, _, item in capture.read(path) if isinstance(item, capture.Captured)), None)
+    if first is None:
+        return "", set()
+    source = urlsplit(first.url).netloc
+    owners = {name for name, exchange in config.exchanges.items()
+              if source in {urlsplit(url).netloc for url in (exchange.ws_url, exchange.rest_url, exchange.book_ws_url,
+                                                             exchange.alternate_ws_url, exchange.alternate_rest_url)
+                            if url}}
+    return source, owners
+
+
 def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
     name = venue_class.name
     arguments = _arguments(name, argv)
@@ -111,8 +124,21 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         check_books(venue_class, exchange, config)
     except configuration.ConfigError as error:
         fail(EXIT_CONFIG, str(error))
-    if arguments.replay is not None and not arguments.replay.is_file():
-        fail(EXIT_USAGE, f"--replay: {arguments.replay}: no such file")
+    if arguments.replay is not None:
+        if not arguments.replay.is_file():
+            fail(EXIT_USAGE, f"--replay: {arguments.replay}: no such file")
+        # Another exchange's frames would all be dead letters (with --sink kafka, in its topic).
+        source, owners = _capture_source(arguments.replay, config)
+        if owners and name not in owners:
+            fail(EXIT_USAGE, f"--replay: {arguments.replay}: a capture of {', '.join(sorted(owners))} "
+                             f"(its frames came from {source}), not of {name}")
+
+    recorder = None
+    if arguments.record:
+        try:
+            recorder = Recorder(arguments.record)
+        except OSError as error:
+            fail(EXIT_USAGE, f"--record: {arguments.record}: cannot open: {error.strerror}")
 
     stats = Stats()
     sink: Sink
@@ -132,7 +158,6 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
                  f"{config.bootstrap_origin if unreachable else config.source_files[-1]}: {error}")
         sink = kafka_sink
 
-    recorder = Recorder(arguments.record) if arguments.record else None
     venue = venue_class(exchange.ws_url, exchange.rest_url, exchange.book_ws_url)
     worker = Worker(venue, exchange, runtime, sink, stats, log, recorder)
     if arguments.replay is not None:
@@ -146,7 +171,12 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         try:
             metrics.serve(worker, host, port)
         except OSError as error:
-            fail(EXIT_CONFIG, f"metrics.ports.{name}: cannot serve /metrics on {host}:{port}: "
-                              f"{error.strerror or error} (choose a free port, or 0 for no /metrics)")
+            # A host that does not resolve, or is not this machine's, is the host's fault.
+            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+                key, advice = ("metrics", "host"), "a name or address of this machine"
+            else:
+                key, advice = ("metrics", "ports", name), "choose a free port, or 0 for no /metrics"
+            fail(EXIT_CONFIG, f"{config.origin(*key)}: {'.'.join(key)}: cannot serve /metrics on {host}:{port}: "
+                              f"{error.strerror or error} ({advice})")
     if not uvloop.run(worker.run()):
         sys.exit(EXIT_SOFTWARE)  # supervisord restarts the worker; its spool carries over

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -34,7 +35,10 @@ ENV_BOOTSTRAP = "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS"
 # Each worker serves Prometheus /metrics on its own port: 9301.. in EXCHANGES order.
 FIRST_METRICS_PORT = 9301
 
-Seconds = Annotated[float, msgspec.Meta(gt=0)]
+# A duration is at most a week: longer ones mean "never" to a reader, but not to the
+# libraries they reach (requests' socket timeout overflows time_t at 1e12 s).
+WEEK_S = 7 * 24 * 3600.0
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=WEEK_S)]
 UnifiedSymbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+-[A-Z0-9]+$")]
 Asset = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]+$")]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -49,7 +53,7 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     rest_fallback_after_s: Seconds = 10.0  # nothing heard this long (down, not answering): poll REST
     # While a socket answers, its markets quiet this long are refreshed from REST this
     # often; a refreshed ticker is published only if a number changed. 0: never.
-    rest_refresh_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    rest_refresh_s: Annotated[float, msgspec.Meta(ge=0, le=WEEK_S)] = 300.0
     rest_poll_interval_s: Seconds = 2.0
     rest_timeout_s: Seconds = 10.0
     backoff_initial_s: Seconds = 1.0
@@ -195,6 +199,8 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     layers = [(str(DEFAULT_FILE), _read_yaml(DEFAULT_FILE))]
     for path in sorted(EXCHANGE_DIR.glob("*.yaml")):
         layers.append((str(path), {"exchanges": {path.stem: _read_yaml(path)}}))
+    if override == "":  # --config "$SITE" with SITE unset: not the same as no --config
+        raise ConfigError("--config: the path is empty")
     override = override or os.environ.get(ENV_OVERRIDE_FILE)
     if override:
         layers.append((str(override), _read_yaml(Path(override))))
@@ -210,12 +216,12 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
                                   else _origin(("kafka", "producer", "bootstrap.servers"), layers))
     # Exchanges are converted one by one: msgspec's error path hides mapping keys,
     # and the exchange's name is the part of the key a user needs most.
-    exchanges = merged.pop("exchanges", None) or {}
+    exchanges = merged.pop("exchanges", {})
     metrics_ports = _pop_metrics_ports(merged, layers)
     try:
         config = msgspec.convert(merged, Config)
     except msgspec.ValidationError as error:
-        raise ConfigError(_describe(error, layers)) from None
+        raise ConfigError(_describe(error, merged, layers)) from None
     config.metrics.ports = _convert_metrics_ports(metrics_ports, layers)
     config.source_layers = layers
     if not isinstance(exchanges, dict):
@@ -223,17 +229,44 @@ def load(override: str | os.PathLike[str] | None = None) -> Config:
     for name, section in exchanges.items():
         config.exchanges[name] = _convert_exchange(str(name), section, layers)
     _check_topics(config, layers)
+    _check_bootstrap_servers(config)
     _check_producer(config, layers)
     return config
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the
+    last, so the first value would be dropped without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: the keys given beside it override the merged ones
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {first_line[key] + 1})",
+                        key_node.start_mark)
+                first_line[key] = key_node.start_mark.line
+            except TypeError:
+                pass  # an unhashable key: the loader's own error names it below
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
     try:
-        tree = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte {data[error.start]:#04x})") from None
+    try:
+        tree = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
@@ -296,20 +329,35 @@ def _origin(path: tuple[str, ...], layers: list[tuple[str, dict[str, Any]]]) -> 
 
 
 _AT = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+# A mapping's key of the wrong type: msgspec names the mapping, not the key.
+_KEY_AT = re.compile(r"^.* - at `key` in `\$(?P<path>[^`]*)`$")
+# One step of msgspec's path: .field, [index], or [...] for some entry of a mapping.
+_STEP = re.compile(r"\.(?P<field>[^.\[]+)|\[(?P<index>[^\]]*)\]")
+_GOT = re.compile(r", got `(?P<kind>[^`]*)`$")
+_KINDS = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str", list: "array", dict: "object"}
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 
 
-def _describe(error: msgspec.ValidationError, layers: list[tuple[str, dict[str, Any]]]) -> str:
-    path, problem = _key_and_problem(error)
+def _describe(error: msgspec.ValidationError, tree: dict[str, Any], layers: list[tuple[str, dict[str, Any]]]) -> str:
+    path, problem = _key_and_problem(error, tree)
     return f"{_origin(tuple(path), layers)}: {'.'.join(path) or 'top level'}: {problem}"
 
 
-def _key_and_problem(error: msgspec.ValidationError) -> tuple[list[str], str]:
+def _key_and_problem(error: msgspec.ValidationError, tree: Any) -> tuple[list[str], str]:
+    """The key (as the file spells it, found in `tree`, what was converted) and the problem."""
+    if key_at := _KEY_AT.match(str(error)):
+        path = _path_in(tree, key_at.group("path"), "")
+        key = next((key for key in _value_at(tree, path) or {} if not isinstance(key, str)), "?")
+        return path, (f"key {key!r} is not text (YAML reads yes, no, on, off as booleans, digits as numbers: "
+                      f"quote it)")
     match = _AT.match(str(error))
     assert match is not None  # the pattern matches any string
     problem = match.group("problem")
-    path = [part for part in re.split(r"\.|\[|\]", match.group("path") or "") if part]
+    got = _GOT.search(problem)
+    path = _path_in(tree, match.group("path") or "", got.group("kind") if got else "")
+    if got and got.group("kind") == "str" and re.search(r"`(int|float)", problem):
+        problem += _number_as_text_hint(_value_at(tree, path))
     unknown = _UNKNOWN.match(problem)
     missing = _MISSING.match(problem)
     if unknown:
@@ -319,6 +367,47 @@ def _key_and_problem(error: msgspec.ValidationError) -> tuple[list[str], str]:
         path.append(missing.group("key"))
         problem = "required key is missing"
     return path, problem
+
+
+def _path_in(tree: Any, msgspec_path: str, got_kind: str) -> list[str]:
+    """msgspec's path as keys; its [...] (an entry of a mapping) becomes the key of the
+    first entry there of the kind msgspec got."""
+    path: list[str] = []
+    for step in _STEP.finditer(msgspec_path):
+        if step.group("index") == "...":
+            mapping = _value_at(tree, path)
+            entry = next((str(key) for key, value in (mapping or {}).items()
+                          if _KINDS.get(type(value)) == got_kind), None)
+            if entry is None:
+                break
+            path.append(entry)
+        else:
+            path.append(step.group("field") or step.group("index"))
+    return path
+
+
+def _value_at(tree: Any, path: list[str]) -> Any:
+    for key in path:
+        if isinstance(tree, dict):
+            tree = next((value for name, value in tree.items() if str(name) == key), None)
+        elif isinstance(tree, list) and key.isdigit() and int(key) < len(tree):
+            tree = tree[int(key)]
+        else:
+            return None
+    return tree
+
+
+def _number_as_text_hint(value: Any) -> str:
+    """For a number read as text (1e9: YAML wants a dot; quoted; a ${VAR}), how to write it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if number.is_integer() and abs(number) < 1e16:
+        spelling = str(int(number))
+    else:
+        spelling = yaml.safe_dump(number).removesuffix("\n...\n").strip()
+    return f" ({value!r} is text: write {spelling}, unquoted; a ${{VAR}} is always text)"
 
 
 def _convert_exchange(
@@ -337,30 +426,55 @@ def _convert_exchange(
     try:
         exchange = msgspec.convert(section, ExchangeConfig)
     except msgspec.ValidationError as error:
-        raise _section_error(("exchanges", name), error, layers) from None
+        raise _section_error(("exchanges", name), error, section, layers) from None
     try:
         msgspec.convert(exchange.runtime, Runtime)
     except msgspec.ValidationError as error:
-        raise _section_error(("exchanges", name, "runtime"), error, layers) from None
+        raise _section_error(("exchanges", name, "runtime"), error, exchange.runtime, layers) from None
     if (exchange.symbols is None) == (exchange.quotes is None):
         raise ConfigError(
             f"{where}: exchanges.{name}: set exactly one of 'symbols' (a list such as "
             f"[BTC-USDT]) or 'quotes' (every market quoted in these, such as [KRW])"
         )
+    for key, kind in _URL_KINDS.items():
+        url = getattr(exchange, key)
+        if url is not None and not _is_url(url, kind):
+            raise ConfigError(f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}: "
+                              f"{url!r} is not {_URL_KIND_NAMES[kind]}")
     for key, chosen in (("symbols", exchange.symbols), ("quotes", exchange.quotes),
                         ("book_symbols", exchange.book_symbols), ("channels", exchange.channels)):
+        where_key = f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}"
         if chosen is not None and not chosen:
-            raise ConfigError(f"{_origin(('exchanges', name, key), layers)}: exchanges.{name}.{key}: the list is empty")
+            raise ConfigError(f"{where_key}: the list is empty")
+        items: list[str] = list(chosen or [])
+        repeated = next((item for index, item in enumerate(items) if item in items[:index]), None)
+        if repeated is not None:
+            raise ConfigError(f"{where_key}: {repeated} is listed twice")
     return exchange
+
+
+# Each URL of an exchange's section, and the scheme it needs ("ws": ws or wss).
+_URL_KINDS = {"ws_url": "ws", "alternate_ws_url": "ws", "book_ws_url": "ws",
+              "rest_url": "http", "alternate_rest_url": "http"}
+_URL_KIND_NAMES = {"ws": "a ws:// or wss:// URL", "http": "an http:// or https:// URL"}
+
+
+def _is_url(url: str, kind: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in (kind, f"{kind}s") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # an unclosed [IPv6 bracket, a port that is not a number
+        return False
 
 
 def _section_error(
     prefix: tuple[str, ...],
     error: msgspec.ValidationError,
+    section: Any,
     layers: list[tuple[str, dict[str, Any]]],
 ) -> ConfigError:
     """A ValidationError from converting the section at `prefix`, as a one-line ConfigError."""
-    path, problem = _key_and_problem(error)
+    path, problem = _key_and_problem(error, section)
     key_path = (*prefix, *path)
     return ConfigError(f"{_origin(key_path, layers)}: {'.'.join(key_path)}: {problem}")
 
@@ -402,8 +516,30 @@ def _convert_metrics_ports(ports: dict[Any, Any], layers: list[tuple[str, dict[s
     return converted
 
 
+# Kafka's rule for a topic name: 1 to 249 of these characters, and neither "." nor "..".
+_TOPIC_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]{1,249}")
+
+
+_TOPIC_KINDS = {"ticker": "ticker", "ticker_by_exchange": "ticker", "book": "book", "book_by_exchange": "book",
+                "dead_letter": "dead-letter"}
+
+
 def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:
     topics = config.topics
+    named = [(("topics", key), getattr(topics, key)) for key in ("ticker", "book", "dead_letter")]
+    named += [(("topics", key, exchange), topic) for key in ("ticker_by_exchange", "book_by_exchange")
+              for exchange, topic in getattr(topics, key).items()]
+    # Each topic holds one kind of record: verify follows a run's seq in each topic, and a
+    # consumer decodes one schema from it.
+    kind_of: dict[str, str] = {}
+    for path, topic in named:
+        if not _TOPIC_NAME.fullmatch(topic):
+            raise ConfigError(f"{_origin(path, layers)}: {'.'.join(path)}: {topic!r} is not a Kafka topic name "
+                              f"(1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)")
+        kind = _TOPIC_KINDS[path[1]]
+        if kind_of.setdefault(topic, kind) != kind:
+            raise ConfigError(f"{_origin(path, layers)}: {'.'.join(path)}: {topic} is also a {kind_of[topic]} topic; "
+                              f"tickers, books and dead letters each need topics of their own")
     if topics.min_insync_replicas is not None and topics.min_insync_replicas > topics.replication_factor:
         where = _origin(("topics", "min_insync_replicas"), layers)
         raise ConfigError(f"{where}: topics.min_insync_replicas: {topics.min_insync_replicas} is more than "
@@ -414,6 +550,31 @@ def _check_topics(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> N
             if name not in EXCHANGES:
                 where = _origin(("topics", key, name), layers)
                 raise ConfigError(f"{where}: topics.{key}.{name}: unknown exchange")
+
+
+# An entry of bootstrap.servers as librdkafka reads it: [protocol://]host[:port], the host
+# a name, an IPv4 address or an [IPv6] one.
+_BROKER_ADDRESS = re.compile(r"(?:[A-Za-z_]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?")
+
+
+BOOTSTRAP_SERVERS_FORM = "a list of host:port, such as kafka1:9092,kafka2:9092"
+
+
+def is_bootstrap_servers(servers: object) -> bool:
+    """Whether librdkafka can read `servers` as bootstrap.servers. It takes any string,
+    and an address it cannot parse was then reported as "Kafka unreachable" (exit 69, as
+    for a broker that is down)."""
+    if not isinstance(servers, str):
+        return False
+    addresses = [_BROKER_ADDRESS.fullmatch(entry.strip()) for entry in servers.split(",")]
+    return all(address and 0 < int(address["port"] or 1) < 65536 for address in addresses)
+
+
+def _check_bootstrap_servers(config: Config) -> None:
+    servers = config.kafka.producer.get("bootstrap.servers")
+    if servers is not None and not is_bootstrap_servers(servers):
+        raise ConfigError(f"{config.bootstrap_origin}: kafka.producer.bootstrap.servers: {servers!r} is not "
+                          f"{BOOTSTRAP_SERVERS_FORM}")
 
 
 def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -180,3 +181,51 @@ def test_a_coinbase_capture_replays_its_numbering_breaks_and_sessions(simulator:
 
     assert books(replayed.stdout) == books(live_out)
     assert live_err.count("book lost (gap)") == replayed.stderr.count("book lost (gap)")
+
+
+def test_replaying_another_exchanges_capture_is_refused(tmp_path: Path) -> None:
+    """Every frame was dead-lettered (into Kafka's dead-letter topic with --sink kafka),
+    then exit 0."""
+    frame = {"ts": 1, "kind": "ws", "url": "wss://stream.binance.com:9443/stream",
+             "data": '{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","s":"BTCUSDT"}}'}
+    capture = tmp_path / "binance.jsonl"
+    capture.write_text(json.dumps(frame) + "\n")
+    done = run_worker("kraken", "--sink", "stdout", "--replay", str(capture))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"coinstream kraken: error: --replay: {capture}: a capture of binance "
+                           "(its frames came from stream.binance.com:9443), not of kraken\n")
+
+
+@pytest.mark.parametrize("record", ["/nonexistent/run.jsonl", "/tmp", "/proc/run.jsonl"])
+def test_a_record_file_that_cannot_be_opened_is_one_line(tmp_path: Path, record: str) -> None:
+    """It was an OSError traceback, exit 1 (supervisord restarted the worker forever)."""
+    capture = tmp_path / "empty.jsonl"
+    capture.write_text("")
+    done = run_worker("kraken", "--sink", "stdout", "--record", record, "--replay", str(capture))
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith(f"coinstream kraken: error: --record: {record}: cannot open: ")
+
+
+@pytest.mark.parametrize("metrics, key, problem", [
+    # The line named neither the file nor, for the host, the key: "metrics.ports.kraken:
+    # cannot serve /metrics on not a host:9309: Name or service not known (choose a free port ...)".
+    ("{host: 'not a host'}", "metrics.host", "cannot serve /metrics on not a host:9309: Name or service not known "
+                                             "(a name or address of this machine)"),
+    ("{host: 192.0.2.1}", "metrics.host", "cannot serve /metrics on 192.0.2.1:9309: Cannot assign requested address "
+                                          "(a name or address of this machine)"),
+    ("{ports: {kraken: PORT}}", "metrics.ports.kraken", "cannot serve /metrics on 127.0.0.1:PORT: Address already in "
+                                                        "use (choose a free port, or 0 for no /metrics)"),
+])
+def test_metrics_that_cannot_be_served_are_one_line_naming_file_and_key(
+        tmp_path: Path, metrics: str, key: str, problem: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        override = tmp_path / "site.yaml"
+        override.write_text(f"metrics: {metrics.replace('PORT', port)}\n"
+                            "exchanges: {kraken: {ws_url: 'ws://127.0.0.1:1', rest_url: 'http://127.0.0.1:1'}}\n")
+        done = run_worker("kraken", "--sink", "stdout", "--config", str(override))
+    assert done.returncode == 78
+    assert done.stderr == f"coinstream kraken: error: {override}: {key}: {problem.replace('PORT', port)}\n"

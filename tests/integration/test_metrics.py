@@ -114,7 +114,8 @@ def _reasons(samples: Samples) -> dict[str, float]:
 def test_port_in_use_is_one_line_and_replay_serves_none(kafka: str, simulator: Any, tmp_path: Path) -> None:
     sim = simulator(EXCHANGE, rate=50, markets=3)
     config_path = override_file(tmp_path, kafka, sim.config["exchanges"])
-    port = configuration.load(config_path).metrics.ports[EXCHANGE]
+    loaded = configuration.load(config_path)
+    port = loaded.metrics.ports[EXCHANGE]
     capture = tmp_path / "capture.jsonl"
     capture.write_text("")
     with socket.socket() as occupant:
@@ -127,6 +128,7 @@ def test_port_in_use_is_one_line_and_replay_serves_none(kafka: str, simulator: A
                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert live.returncode == 78
     [line] = live.stderr.strip().splitlines()
-    assert line == (f"coinstream {EXCHANGE}: error: metrics.ports.{EXCHANGE}: cannot serve /metrics on "
+    assert line == (f"coinstream {EXCHANGE}: error: {loaded.origin('metrics', 'ports', EXCHANGE)}: "
+                    f"metrics.ports.{EXCHANGE}: cannot serve /metrics on "
                     f"127.0.0.1:{port}: Address already in use (choose a free port, or 0 for no /metrics)")
     assert replay.returncode == 0, replay.stderr

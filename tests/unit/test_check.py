@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from coinstream import check, run
+from coinstream import check, run, topics
 from shared import config as configuration
+from tests.harness import free_port
 
 
 def run_check(tmp_path: Path, yaml_text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int | str | None, str]:
@@ -86,3 +87,44 @@ def test_run_refuses_it_before_starting_anything(tmp_path: Path, capsys: pytest.
     assert exited.value.code == 78
     assert capsys.readouterr() == ("", f"coinstream run: error: {override}: exchanges.kraken.book_depth: "
                                        "20 levels; kraken serves 10, 25, 100, 500, 1000\n")
+
+
+def test_check_refuses_a_local_broker_on_a_remote_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check said ok; `coinstream run` then refused the same file (exit 78)."""
+    code, err = run_check(tmp_path, "kafka: {producer: {bootstrap.servers: 'kafka.example:9092'}}\n", capsys)
+    assert code == 78
+    assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: kafka.local_broker: true, but "
+                   "kafka.producer.bootstrap.servers=kafka.example:9092 is not a local 127.0.0.1:PORT address; "
+                   "set local_broker: false to use that cluster\n")
+
+
+@pytest.mark.parametrize("yaml_text, key, seconds, exchange", [
+    # Taken: on a stop while Kafka is slow (it keeps the flush budget while it answers),
+    # supervisord's SIGKILL at stopwaitsecs came first, and the queue was lost, not spooled.
+    ("runtime: {stop_timeout_s: 60}\n", "runtime.stop_timeout_s", 60, "binance"),
+    ("runtime: {stop_timeout_s: 25}\n", "runtime.stop_timeout_s", 25, "binance"),
+    ("exchanges: {okx: {runtime: {stop_timeout_s: 40}}}\n", "exchanges.okx.runtime.stop_timeout_s", 40, "okx"),
+])
+def test_check_refuses_a_stop_timeout_supervisord_would_cut_short(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], yaml_text: str, key: str, seconds: int,
+        exchange: str) -> None:
+    code, err = run_check(tmp_path, yaml_text, capsys)
+    assert code == 78
+    assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: {key}: {seconds} s, and up to 5 s for "
+                   f"the purged records' reports, is not within stopwaitsecs=30 of [program:{exchange}] in "
+                   f"{check.SUPERVISOR_CONF}: a stop while Kafka is slow would be killed before spooling its queue\n")
+
+
+def test_topics_with_kafka_unreachable_exits_69_naming_where_the_address_was_set(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """It exited 78, a config error, and named the last file whichever set the address."""
+    monkeypatch.delenv(configuration.ENV_OVERRIDE_FILE, raising=False)
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv(configuration.ENV_BOOTSTRAP, address)
+    monkeypatch.setattr(topics.ensure, "__defaults__", (1.0,))  # librdkafka tries for timeout_s (30 s)
+    with pytest.raises(SystemExit) as exited:
+        topics.main([])
+    assert exited.value.code == 69
+    assert capsys.readouterr().err == (f"coinstream topics: error: ${configuration.ENV_BOOTSTRAP}: "
+                                       f"kafka.producer.bootstrap.servers: Kafka unreachable at {address}: "
+                                       "Failed to get metadata: Local: Broker transport failure\n")
