@@ -155,7 +155,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
         except SinkError as error:
             unreachable = "unreachable" in str(error)
             fail(EXIT_UNAVAILABLE if unreachable else EXIT_CONFIG,
-                 f"{config.bootstrap_origin if unreachable else config.source_files[-1]}: {error}")
+                 f"{config.bootstrap_origin if unreachable else config.origin(*error.key)}: {error}")
         sink = kafka_sink
 
     venue = venue_class(exchange.ws_url, exchange.rest_url, exchange.book_ws_url)

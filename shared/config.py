@@ -316,16 +316,24 @@ def _expand_env(node: Any, layers: list[tuple[str, dict[str, Any]]], path: tuple
 
 
 def _origin(path: tuple[str, ...], layers: list[tuple[str, dict[str, Any]]]) -> str:
-    """The file that set the value at `path`, the last layer winning; else the last file."""
+    """The file that set the value at `path`, the last layer winning. A value no file
+    sets (a default) is blamed on the last file that holds most of its path, the one a
+    user would set it in: for kafka.spool.dir the override file or coinstream.yaml, never
+    an exchange's file."""
+    best, best_depth = layers[-1][0], -1
     for name, tree in reversed(layers):
         node: Any = tree
+        depth = 0
         for key in path:
             if not isinstance(node, dict) or key not in node:
                 break
             node = node[key]
+            depth += 1
         else:
             return name
-    return layers[-1][0]
+        if depth > best_depth:
+            best, best_depth = name, depth
+    return best
 
 
 _AT = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")

@@ -146,7 +146,12 @@ def _not_also_an_error(record: logging.LogRecord) -> bool:
 
 
 class SinkError(Exception):
-    """The sink cannot start (Kafka unreachable, a topic missing): one line, exit non-zero."""
+    """The sink cannot start (Kafka unreachable, a topic missing): one line, exit non-zero.
+    `key` is the config key at fault, whose file the line names (Config.origin)."""
+
+    def __init__(self, message: str, key: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class Sink(Protocol):
@@ -248,7 +253,7 @@ class KafkaSink:
             self._spool = DiskSpool(Path(spool.dir), exchange, spool.max_mb * 1024 * 1024, spool.when_full,
                                     stats, log)
         except SpoolError as error:
-            raise SinkError(str(error)) from None
+            raise SinkError(str(error), ("kafka", "spool", "dir")) from None
         stats.spool_inherited = self._spool.inherited
         self._purged: list[tuple[str, bytes, bytes]] = []
         self._unsure: set[tuple[str, str, int]] = set()  # purged in flight (topic, run, seq): Kafka may hold them
@@ -271,7 +276,7 @@ class KafkaSink:
         try:
             self._producer = Producer(self._producer_config)
         except KafkaException as error:
-            raise SinkError(f"kafka.producer: {error.args[0].str()}") from None
+            raise SinkError(f"kafka.producer: {error.args[0].str()}", ("kafka", "producer")) from None
         self._new_producer_counts()
         # Progress of deliveries, as serve() last saw it (see STUCK_AFTER_S).
         self._delivered_seen = 0
@@ -297,15 +302,16 @@ class KafkaSink:
                 kafka_log.disabled = self._quiet = False
             if self._authentication_error is not None:
                 raise SinkError(f"kafka.producer: Kafka authentication failed at {self._bootstrap}: "
-                                f"{self._authentication_error}") from None
+                                f"{self._authentication_error}", ("kafka", "producer")) from None
             raise SinkError(
-                f"kafka.producer.bootstrap.servers: Kafka unreachable at {self._bootstrap}: {error.args[0].str()}"
+                f"kafka.producer.bootstrap.servers: Kafka unreachable at {self._bootstrap}: {error.args[0].str()}",
+                ("kafka", "producer", "bootstrap.servers"),
             ) from None
         for topic in self._topics:
             if topic not in metadata.topics:
                 raise SinkError(
                     f"topics: Kafka topic {topic!r} does not exist: create the topics with "
-                    f"'coinstream topics' (coinstream run does this)"
+                    f"'coinstream topics' (coinstream run does this)", ("topics",)
                 )
         self._fit_batches_to_topics(timeout_s)
 

@@ -173,3 +173,18 @@ def test_exchanges_may_share_a_ticker_topic(tmp_path: Path) -> None:
 ])
 def test_a_list_item_given_twice_is_refused(tmp_path: Path, yaml_text: str, problem: str) -> None:
     assert refusal(tmp_path, yaml_text.encode()) == f"{tmp_path / 'site.yaml'}: {problem}"
+
+
+def test_a_default_value_is_blamed_on_the_file_a_user_would_set_it_in(tmp_path: Path) -> None:
+    """An error about a value no file sets (the spool directory, by default) names the
+    last file that holds most of its key: coinstream.yaml, or an override with a kafka
+    section; never an exchange's file, which cannot hold it (the last file read)."""
+    shipped = configuration.load()
+    assert shipped.source_files[-1].endswith("upbit.yaml")
+    assert shipped.origin("kafka", "spool", "dir") == str(configuration.DEFAULT_FILE)
+    override = tmp_path / "site.yaml"
+    override.write_text("kafka:\n  producer:\n    linger.ms: 5\n")
+    assert configuration.load(override).origin("kafka", "spool", "dir") == str(override)
+    override.write_text("runtime:\n  watchdog_s: 30\n")
+    assert configuration.load(override).origin("kafka", "spool", "dir") == str(configuration.DEFAULT_FILE)
+    assert configuration.load(override).origin("runtime", "watchdog_s") == str(override)
