@@ -471,7 +471,7 @@ class Connection:
         self.markets = markets
         self.books = books
         self._opened = time.monotonic()
-        self._stalled = False
+        self._stalled = ""  # why the watchdog aborted the current session, if it did
         self._handshake_done = False  # in the current session
         self.name = f"{worker.venue.name}{'-book' if books else ''}#{index}"
         # The current session's name, "<name>/<sessions>": what a book frame is captured
@@ -528,7 +528,7 @@ class Connection:
             except ConnectionClosed as closed:
                 delivered = self.last_ws_record > self._opened
                 if self._stalled:
-                    reason = f"stalled: nothing heard for {runtime.watchdog_s:.0f} s"
+                    reason = self._stalled
                 else:
                     # The peer's close frame, or ours (1009 when a frame breaks max_frame_bytes).
                     close = closed.rcvd or closed.sent
@@ -558,7 +558,7 @@ class Connection:
         worker = self.worker
         venue = worker.venue
         self._opened = time.monotonic()
-        self._stalled = False
+        self._stalled = ""
         if self.books is not None and self.session:
             # The session before is closed: no frame comes on it any more (while it was
             # closing, its frames were still read, and checked).
@@ -664,7 +664,7 @@ class Connection:
             raise self._ended_by.result()  # leaving `async with connect` closes the socket
         closed.result()
 
-    async def _watchdog(self, socket: ClientConnection) -> None:
+    async def _watchdog(self, socket: "MessageConnection") -> None:
         """Probe the socket once it has been quiet for the probe time; close it once
         nothing at all has been heard for watchdog_s.
 
@@ -681,7 +681,10 @@ class Connection:
             now = time.monotonic()
             heard = self.last_heard
             if now - heard > limit:
-                self._stalled = True
+                self._stalled = f"stalled: nothing heard for {limit:.0f} s"
+                if socket.writes_held:
+                    self._stalled += (f" (the peer reads nothing: {socket.transport.get_write_buffer_size()} "
+                                      f"bytes of ours unsent, our reading paused)")
                 # The peer may be gone without a FIN; don't wait for its close frame.
                 socket.transport.abort()
                 return
@@ -784,6 +787,7 @@ class MessageConnection(ClientConnection):
         self._read_pause_s = read_pause_s
         self._frames_per_read = frames_per_read
         self._fragments: list[bytes] = []
+        self.writes_held = False  # the peer has left our writes unread (pause_writing)
         self._read: list[bytes] = []  # the data messages of the read being parsed
         # The feed's rate, judged over RATE_WINDOW_S, sets the pause after each read.
         self._pause_s = read_pause_s
@@ -811,8 +815,23 @@ class MessageConnection(ClientConnection):
                 self.loop.call_later(pause, self._resume_reading)
 
     def _resume_reading(self) -> None:
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not self.writes_held:
             self.transport.resume_reading()
+
+    # websockets answers every ping with a pong, written whether or not the peer reads: a
+    # peer that floods pings and reads nothing grew the write buffer without bound (2 MB
+    # a second at 10,000 pings a second). While the buffer is over its high-water mark,
+    # the socket is left unread: nothing more is answered, and nothing is heard, so the
+    # watchdog ends the session after watchdog_s.
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.writes_held = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writes_held = False
+        self._resume_reading()
 
     def process_event(self, event: Event) -> None:
         if not isinstance(event, Frame) or event.opcode not in DATA_OPCODES:

@@ -1,0 +1,110 @@
+"""Hostile WebSocket peers the simulator does not play: a raw server in the test, speaking
+just enough RFC 6455 to be one, against the Binance worker (REST from the simulator)."""
+
+import asyncio
+import base64
+import hashlib
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import WorkerProcess, override_file, wait_until
+
+pytestmark = pytest.mark.integration
+
+ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# A ping with the largest payload a control frame takes (125 bytes), unmasked (server to client).
+PING = bytes([0x89, 125]) + b"p" * 125
+
+
+class PingFlooder:
+    """Completes the opening handshake, then sends ~20,000 pings a second and reads
+    nothing more: every pong the worker writes stays unread. `stuck` is set once the
+    server's own writes have waited over a second: the worker reads nothing either."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.stuck = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self._writers: list[asyncio.StreamWriter] = []
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self._server = self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        request = await reader.readuntil(b"\r\n\r\n")
+        key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request).group(1)  # type: ignore[union-attr]
+        accept = base64.b64encode(hashlib.sha1(key + ACCEPT_GUID).digest())
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        try:
+            while True:
+                writer.write(PING * 100)
+                started = time.monotonic()
+                await writer.drain()
+                if time.monotonic() - started > 1:
+                    self.stuck.set()
+                await asyncio.sleep(0.005)
+        except ConnectionError:
+            pass
+
+    def stop(self) -> None:
+        def close() -> None:
+            self._server.close()
+            for writer in self._writers:
+                writer.transport.abort()
+        self.loop.call_soon_threadsafe(close)
+        time.sleep(0.2)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def rss_mb(process: WorkerProcess) -> float:
+    status = Path(f"/proc/{process.process.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def start_against(flooder: PingFlooder, kafka: str, simulator: Any, worker: Any, tmp_path: Path,
+                  **runtime: Any) -> WorkerProcess:
+    sim = simulator("binance", rate=0, markets=3)
+    section = {**sim.config["exchanges"]["binance"], "ws_url": f"ws://127.0.0.1:{flooder.port}/stream"}
+    return worker("binance", override_file(tmp_path, kafka, {"binance": section}, runtime))
+
+
+def test_a_peer_that_floods_pings_and_reads_nothing_is_left_unread_and_dropped(
+        kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """Before: the pongs piled up in the write buffer, 2 MB a second, and the pings kept the
+    socket alive: never reconnected. Now the socket is left unread while the buffer is
+    full, so nothing is heard and the watchdog ends the session."""
+    flooder = PingFlooder()
+    try:
+        process = start_against(flooder, kafka, simulator, worker, tmp_path, watchdog_s=3, rest_fallback_after_s=30)
+        wait_until(lambda: flooder.connections >= 1, 30, "the worker to connect")
+        peak = 0.0
+
+        def dropped() -> bool:
+            nonlocal peak
+            peak = max(peak, rss_mb(process))
+            return "the peer reads nothing" in process.log()
+        wait_until(dropped, 60, "the watchdog to drop the peer that reads nothing", interval_s=0.5)
+        wait_until(lambda: flooder.connections >= 2, 30, "the reconnect")
+    finally:
+        flooder.stop()
+    assert process.stop() == 0
+    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    assert re.search(r" reconnects=\d+\[[^\]]*\bstalled=\d+", counters), counters
+    assert peak < 120, f"RSS {peak:.0f} MB"
