@@ -575,34 +575,37 @@ class Connection:
             ping_interval=self._protocol_ping_s,
             ping_timeout=self._protocol_ping_s,
             open_timeout=worker.runtime.rest_timeout_s,
-            close_timeout=2,
+            close_timeout=CLOSE_TIMEOUT_S,
             additional_headers=venue.headers,
             user_agent_header="coinstream/0.1",
             create_connection=functools.partial(  # type: ignore[arg-type]
                 MessageConnection, self._on_read, self._on_control,
                 worker.runtime.read_pause_s, worker.runtime.frames_per_read),
         ) as socket:
-            self._handshake_done = True
-            subscribe = (venue.subscribe_messages(self.markets) if self.books is None
-                         else venue.book_subscribe_messages(self.markets, self.books.depth))
-            for message in subscribe:
-                await socket.send(message)
-                if venue.subscribe_gap_s:
-                    await asyncio.sleep(venue.subscribe_gap_s)
-            worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
-            self.last_heard = time.monotonic()
-            guards = [asyncio.create_task(self._watchdog(socket))]
-            if venue.app_ping() is not None:
-                guards.append(asyncio.create_task(self._app_ping(socket)))
-            self.connected = True
-            self._socket = socket
             try:
-                await self._until_closed(socket)
+                self._handshake_done = True
+                subscribe = (venue.subscribe_messages(self.markets) if self.books is None
+                             else venue.book_subscribe_messages(self.markets, self.books.depth))
+                for message in subscribe:
+                    await socket.send(message)
+                    if venue.subscribe_gap_s:
+                        await asyncio.sleep(venue.subscribe_gap_s)
+                worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
+                self.last_heard = time.monotonic()
+                guards = [asyncio.create_task(self._watchdog(socket))]
+                if venue.app_ping() is not None:
+                    guards.append(asyncio.create_task(self._app_ping(socket)))
+                self.connected = True
+                self._socket = socket
+                try:
+                    await self._until_closed(socket)
+                finally:
+                    self.connected = False
+                    self._socket = None
+                    for guard in guards:
+                        guard.cancel()
             finally:
-                self.connected = False
-                self._socket = None
-                for guard in guards:
-                    guard.cancel()
+                await _close(socket)
         return self.last_ws_record > self._opened
 
     def _on_read(self, frames: list[bytes], received_ns: int) -> None:
@@ -849,6 +852,9 @@ class MessageConnection(ClientConnection):
             self._fragments = []
 
 
+# How long a session's end waits for the peer's close frame (websockets' close_timeout,
+# and all _close gives it).
+CLOSE_TIMEOUT_S = 2
 # libuv's timers count whole milliseconds: a shorter pause is not worth a timer.
 MIN_READ_PAUSE_S = 0.001
 # The rate is judged over this long, not read by read: a sender writes in bursts, and
@@ -875,6 +881,18 @@ _NUMBERS = slice(Ticker.__struct_fields__.index("last"), Ticker.__struct_fields_
 
 def _numbers(ticker: Ticker) -> tuple[str | None, ...]:
     return msgspec.structs.astuple(ticker)[_NUMBERS]
+
+
+async def _close(socket: ClientConnection) -> None:
+    """Close the socket within CLOSE_TIMEOUT_S, else abort it. websockets' close() first
+    waits, unbounded, for our unsent bytes to drain, and its close_timeout starts only
+    after that: a peer that reads nothing held a session's end, and a stop, until
+    supervisord's SIGKILL (librdkafka's queue lost with it)."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await socket.close()
+    except TimeoutError:
+        socket.transport.abort()
 
 
 async def _send_all(socket: ClientConnection, messages: list[str]) -> None:
