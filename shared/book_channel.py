@@ -14,10 +14,13 @@ published, for every exchange alike (the worker module only parses, shared.venue
             book socket numbers from 0, each frame the last + 1. A gap, a repeat or an
             older number means that any message of the socket may be missing: every book
             built on that session is lost (reason gap, counted per market) and the
-            socket's markets are resubscribed at once. The key is the session's name as
-            captured (shared.capture), so a replay checks what the live run checked. A
-            book follows the stream of the session whose snapshot built it: a change from
-            another session (before that session's snapshot) is skipped
+            socket's markets are resubscribed at once (RESUBSCRIBE_MIN_GAP_S after the
+            last time at the soonest); a break that finds no book to lose within
+            RESUBSCRIBE_AGAIN_AFTER_S of that asks for nothing more. The key
+            is the session's name as captured (shared.capture), so a replay checks what
+            the live run checked. A book follows the stream of the session whose
+            snapshot built it: a change from another session (before that session's
+            snapshot) is skipped
   lost      a gap, a wrong checksum, a crossed book or a stale REST snapshot: the market
             publishes nothing until it is rebuilt, as the exchange allows
             (venue.book_resync_at): the next whole-book frame, a resubscribe of that market
@@ -30,6 +33,7 @@ published, for every exchange alike (the worker module only parses, shared.venue
 
 import asyncio
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -48,6 +52,9 @@ MAX_HELD_CHANGES = 10_000
 # (a request lost with its socket's last moments). OKX allows 480 requests an hour a
 # connection, and a resubscribe is two.
 RESUBSCRIBE_AGAIN_AFTER_S = 30.0
+# Least time between two resubscribes of a numbered socket's markets after its breaks
+# (Coinbase: 8 messages a second per IP, and a resubscribe is two).
+RESUBSCRIBE_MIN_GAP_S = 1.0
 
 
 class MarketBook:
@@ -86,6 +93,10 @@ class BookChannel:
         self._asking: set[asyncio.Task[None]] = set()  # REST snapshot calls on their way
         # The highest number heard on each session of a numbering exchange's book socket.
         self._numbers: dict[str, int] = {}
+        # When each such session's markets were last resubscribed after a break (_lose_session),
+        # and the sessions whose next resubscribe waits for RESUBSCRIBE_MIN_GAP_S.
+        self._resubscribed: dict[str, float] = {}
+        self._resubscribe_due: set[str] = set()
 
     # One path for every payload, live or replayed. -----------------------------------
 
@@ -133,6 +144,7 @@ class BookChannel:
     def session_ended(self, session: str) -> None:
         """A book socket's session is over: the next one numbers anew."""
         self._numbers.pop(session, None)
+        self._resubscribed.pop(session, None)
 
     def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
         """Keep and publish the REST snapshots in one body (recorded by the worker)."""
@@ -264,12 +276,34 @@ class BookChannel:
         market of its socket in one request: a market still awaiting its snapshot may
         have lost it in the gap."""
         lost = [state for state in self.books.values() if state.session == session and state.book.state == "live"]
+        # A socket that breaks its numbering on every frame (an old number repeated) was
+        # resubscribed on every frame, far beyond Coinbase's 8 messages a second: a break
+        # that finds no book to lose asks for nothing while the last request's snapshots
+        # are awaited, and requests go at least RESUBSCRIBE_MIN_GAP_S apart.
+        asked = self._resubscribed.get(session, -math.inf)
+        if not lost and time.monotonic() - asked < RESUBSCRIBE_AGAIN_AFTER_S:
+            self.worker.throttled.warning("book sequence breaks", "%s: no book to lose; the socket's markets are "
+                                          "asked for already", detail)
+            return
         self.worker.throttled.warning("book sequence breaks", "%s: %d book(s) lost; resubscribing the socket's markets",
                                       detail, len(lost))
         for state in lost:
             self._count_lost(state, state.book.lose("gap", detail))
+        self._resubscribe_session(session, asked + RESUBSCRIBE_MIN_GAP_S - time.monotonic())
+
+    def _resubscribe_session(self, session: str, after_s: float) -> None:
+        """Resubscribe every market of `session`'s socket in one request, `after_s` from now
+        (at once if not positive); one request at a time is scheduled."""
+        loop = self.worker.loop
+        if after_s > 0 and loop is not None:
+            if session not in self._resubscribe_due:
+                self._resubscribe_due.add(session)
+                loop.call_later(after_s, self._resubscribe_session, session, 0.0)
+            return
+        self._resubscribe_due.discard(session)
         for connection in self.worker.book_connections:
-            if connection.session == session:
+            if connection.session == session:  # else the socket has reconnected, and subscribed everything
+                self._resubscribed[session] = time.monotonic()
                 self._resubscribe(connection, [self.books[market.raw] for market in connection.markets])
 
     # Rebuilding a lost book (live runs only: a replay reads the snapshots recorded). ---
