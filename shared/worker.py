@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import DATA_OPCODES, Frame
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import Event
 
 from shared import capture
@@ -591,8 +591,7 @@ class Connection:
                     if venue.subscribe_gap_s:
                         await asyncio.sleep(venue.subscribe_gap_s)
                 worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
-                self.last_heard = time.monotonic()
-                guards = [asyncio.create_task(self._watchdog(socket))]
+                guards = [asyncio.create_task(self._watchdog(socket, time.monotonic()))]
                 if venue.app_ping() is not None:
                     guards.append(asyncio.create_task(self._app_ping(socket)))
                 self.connected = True
@@ -651,7 +650,7 @@ class Connection:
             sending.add_done_callback(self._sending.discard)
 
     def _on_control(self) -> None:
-        """Every control frame of the socket (ping, pong, close): the peer is there."""
+        """Every ping and pong of the socket: the peer is there."""
         self.last_heard = time.monotonic()
 
     async def _until_closed(self, socket: ClientConnection) -> None:
@@ -667,9 +666,15 @@ class Connection:
             raise self._ended_by.result()  # leaving `async with connect` closes the socket
         closed.result()
 
-    async def _watchdog(self, socket: "MessageConnection") -> None:
+    async def _watchdog(self, socket: "MessageConnection", subscribed_at: float) -> None:
         """Probe the socket once it has been quiet for the probe time; close it once
-        nothing at all has been heard for watchdog_s.
+        nothing at all has been heard for watchdog_s, counted from the subscribe at the
+        earliest.
+
+        The handshake is no frame heard: last_heard stays as it was, so the fallback goes
+        on until the socket is heard. Before, each connect counted as hearing it: a peer
+        that closed every session at once after its handshake, reconnected more often
+        than rest_fallback_after_s, kept the fallback from ever polling.
 
         The probe time is half the shorter of watchdog_s and rest_fallback_after_s, so
         that an answering socket is never silent long enough for either: a quiet market
@@ -682,7 +687,7 @@ class Connection:
         while True:
             await asyncio.sleep(min(1.0, probe_after / 4))
             now = time.monotonic()
-            heard = self.last_heard
+            heard = max(self.last_heard, subscribed_at)
             if now - heard > limit:
                 self._stalled = f"stalled: nothing heard for {limit:.0f} s"
                 if socket.writes_held:
@@ -768,16 +773,16 @@ class MessageConnection(ClientConnection):
     """websockets' client connection, handing the data messages of each read from the
     socket to `on_read` in one list once the read is parsed (an empty one after a read
     that completed none), with the wall-clock time (ns) of the read, and calling
-    `on_control` for each control frame (ping, pong, close: signs of life a quiet socket
-    gives). One clock reading and one handler call a read, not one a frame: the frames of
+    `on_control` for each ping and pong (signs of life a quiet socket gives; a close
+    frame is none). One clock reading and one handler call a read, not one a frame: the frames of
     one read arrived together.
 
     ClientConnection queues every message for recv(), and a reader task wakes up to take
     it: a future, a task step and flow-control bookkeeping per message (6.3 -> 4.5 µs a
     frame flat out, 57 -> 42 µs at 1,000 frames/s, measured on this stack). Here the
     messages are handled inside data_received, in arrival order; the handshake, ping, pong
-    and close frames still take websockets' own path (after on_control, which costs a
-    data frame nothing). A handler that raises would break the connection's
+    and close frames still take websockets' own path (pings and pongs after on_control,
+    which costs a data frame nothing). A handler that raises would break the connection's
     data_received: on_read must not raise. With `read_pause_s` the socket may rest after
     each read, so that about `frames_per_read` frames come in one read (read_pause).
     """
@@ -838,7 +843,9 @@ class MessageConnection(ClientConnection):
 
     def process_event(self, event: Event) -> None:
         if not isinstance(event, Frame) or event.opcode not in DATA_OPCODES:
-            if isinstance(event, Frame):
+            # The peer's close frame is no sign of life: a peer that closes every session
+            # at once must not stop the fallback.
+            if isinstance(event, Frame) and event.opcode is not Opcode.CLOSE:
                 self._on_control()
             super().process_event(event)
             return

@@ -21,14 +21,12 @@ ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PING = bytes([0x89, 125]) + b"p" * 125
 
 
-class PingFlooder:
-    """Completes the opening handshake, then sends ~20,000 pings a second and reads
-    nothing more: every pong the worker writes stays unread. stuck(): the server's own
-    writes have waited over a second: the worker reads nothing either."""
+class RawPeer:
+    """A WebSocket server on a thread of its own: it completes the opening handshake, then
+    `after_handshake` does the rest (reads nothing unless it says so)."""
 
     def __init__(self) -> None:
         self.connections = 0
-        self._draining_since: float | None = None
         self.loop = asyncio.new_event_loop()
         self._writers: list[asyncio.StreamWriter] = []
         ready = threading.Event()
@@ -52,18 +50,12 @@ class PingFlooder:
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
         try:
-            while True:
-                writer.write(PING * 100)
-                self._draining_since = time.monotonic()
-                await writer.drain()
-                self._draining_since = None
-                await asyncio.sleep(0.005)
+            await self.after_handshake(writer)
         except ConnectionError:
             pass
 
-    def stuck(self) -> bool:
-        since = self._draining_since
-        return since is not None and time.monotonic() - since > 1
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         def close() -> None:
@@ -76,15 +68,46 @@ class PingFlooder:
         self._thread.join(10)
 
 
+class PingFlooder(RawPeer):
+    """Sends ~20,000 pings a second and reads nothing: every pong the worker writes stays
+    unread. stuck(): the server's own writes have waited over a second: the worker reads
+    nothing either."""
+
+    _draining_since: float | None = None
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        while True:
+            writer.write(PING * 100)
+            self._draining_since = time.monotonic()
+            await writer.drain()
+            self._draining_since = None
+            await asyncio.sleep(0.005)
+
+    def stuck(self) -> bool:
+        since = self._draining_since
+        return since is not None and time.monotonic() - since > 1
+
+
+class ClosingAtOnce(RawPeer):
+    """Closes every session with 1008 and a reason as soon as its handshake is done."""
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        reason = b"policy violation"
+        writer.write(bytes([0x88, 2 + len(reason)]) + (1008).to_bytes(2, "big") + reason)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+
+
 def rss_mb(process: WorkerProcess) -> float:
     status = Path(f"/proc/{process.process.pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def start_against(flooder: PingFlooder, kafka: str, simulator: Any, worker: Any, tmp_path: Path,
+def start_against(peer: RawPeer, kafka: str, simulator: Any, worker: Any, tmp_path: Path,
                   **runtime: Any) -> WorkerProcess:
     sim = simulator("binance", rate=0, markets=3)
-    section = {**sim.config["exchanges"]["binance"], "ws_url": f"ws://127.0.0.1:{flooder.port}/stream"}
+    section = {**sim.config["exchanges"]["binance"], "ws_url": f"ws://127.0.0.1:{peer.port}/stream"}
     return worker("binance", override_file(tmp_path, kafka, {"binance": section}, runtime))
 
 
@@ -132,3 +155,27 @@ def test_a_stop_while_the_peer_reads_nothing_ends_within_the_close_timeout(
         flooder.stop()
     assert stop_s < 10, f"the stop took {stop_s:.1f} s"
     assert process.log().rstrip().endswith("stopped")
+
+
+def test_a_peer_that_closes_every_session_at_once_leaves_the_rest_fallback_polling(
+        kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """A completed handshake is no frame heard. Before, each reconnect counted as hearing
+    the socket: with reconnects less than rest_fallback_after_s apart the fallback never
+    polled (1 REST call, the snapshot, in 20 s), and with longer ones it stopped at each
+    handshake, logging that the socket answered again."""
+    peer = ClosingAtOnce()
+    try:
+        process = start_against(peer, kafka, simulator, worker, tmp_path, rest_fallback_after_s=2,
+                                backoff_initial_s=0.2, backoff_max_s=0.5)
+        wait_until(lambda: "closed 1008 (policy violation)" in process.log(), 30, "the first close")
+        wait_until(lambda: "polling REST every" in process.log(), 20, "the REST fallback")
+        connections = peer.connections
+        wait_until(lambda: peer.connections >= connections + 5, 30, "five more sessions")
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    log = process.log()
+    assert "socket answers again" not in log
+    counters = [line for line in log.splitlines() if " counters " in line][-1]
+    assert int(re.search(r" rest_polls=(\d+)", counters).group(1)) >= 5, counters  # type: ignore[union-attr]
+    assert re.search(r" reconnects=\d+\[closed_1008=\d+", counters), counters
