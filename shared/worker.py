@@ -523,7 +523,9 @@ class Connection:
                 delivered = await self._session()
                 reason = "closed by peer"
             except ServerRestart as announced:
-                delivered = True
+                # Not `delivered` by itself: a peer that announces a restart on every
+                # session at once, records or none, was reconnected to every second forever.
+                delivered = self.last_ws_record > self._opened
                 reason = f"restart announced: {announced}"
             except ConnectionClosed as closed:
                 delivered = self.last_ws_record > self._opened

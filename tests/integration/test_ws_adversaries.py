@@ -179,3 +179,39 @@ def test_a_peer_that_closes_every_session_at_once_leaves_the_rest_fallback_polli
     counters = [line for line in log.splitlines() if " counters " in line][-1]
     assert int(re.search(r" rest_polls=(\d+)", counters).group(1)) >= 5, counters  # type: ignore[union-attr]
     assert re.search(r" reconnects=\d+\[closed_1008=\d+", counters), counters
+
+
+class AnnouncingRestarts(RawPeer):
+    """Announces a restart (Binance's serverShutdown event) as soon as each handshake is
+    done, and closes."""
+
+    def __init__(self) -> None:
+        self.connected_at: list[float] = []
+        super().__init__()
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        self.connected_at.append(time.monotonic())
+        event = b'{"e":"serverShutdown","E":1778000000000}'
+        writer.write(bytes([0x81, len(event)]) + event)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+
+
+def test_restarts_announced_at_once_on_every_session_back_off(kafka: str, simulator: Any, worker: Any,
+                                                               tmp_path: Path) -> None:
+    """A restart announced after records reconnects after the initial backoff; one
+    announced before any record must not reset it. Before: every session reset it, and the
+    worker reconnected every 0.2 s (backoff_initial_s here; every second with the
+    defaults, Binance's limit being 300 connections in 5 minutes) for as long as it lasted."""
+    peer = AnnouncingRestarts()
+    try:
+        process = start_against(peer, kafka, simulator, worker, tmp_path, backoff_initial_s=0.2, backoff_max_s=3.2)
+        # Waits of 0.2, 0.4, 0.8, 1.6, 3.2 s, each times 0.5 to 1.5.
+        wait_until(lambda: len(peer.connected_at) >= 6, 60, "six sessions")
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    gaps = [later - earlier for earlier, later in zip(peer.connected_at, peer.connected_at[1:])]
+    assert gaps[-1] >= 1.5, gaps
+    assert re.search(r" reconnects=\d+\[restart_announced=\d+\]", process.log()), process.log()[-2000:]
