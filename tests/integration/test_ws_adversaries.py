@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.harness import WorkerProcess, override_file, wait_until
+from tests.conftest import fixture_bytes
+from tests.harness import WorkerProcess, consume, override_file, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -105,10 +107,66 @@ def rss_mb(process: WorkerProcess) -> float:
 
 
 def start_against(peer: RawPeer, kafka: str, simulator: Any, worker: Any, tmp_path: Path,
-                  **runtime: Any) -> WorkerProcess:
+                  **runtime: Any) -> tuple[WorkerProcess, dict[str, str]]:
+    """The Binance worker, its socket at `peer`, its REST at the simulator, and its topics;
+    ETH-USDT alone, the market of the ticker fixture."""
     sim = simulator("binance", rate=0, markets=3)
-    section = {**sim.config["exchanges"]["binance"], "ws_url": f"ws://127.0.0.1:{peer.port}/stream"}
-    return worker("binance", override_file(tmp_path, kafka, {"binance": section}, runtime))
+    section = {**sim.config["exchanges"]["binance"], "ws_url": f"ws://127.0.0.1:{peer.port}/stream",
+               "symbols": ["ETH-USDT"]}
+    config = override_file(tmp_path, kafka, {"binance": section}, runtime)
+    return worker("binance", config), yaml.safe_load(config.read_text())["topics"]
+
+
+MAX_FRAME_BYTES = 4096
+
+
+def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One unmasked frame (server to client)."""
+    length = (bytes([len(payload)]) if len(payload) < 126 else bytes([126]) + len(payload).to_bytes(2, "big"))
+    return bytes([(0x80 if fin else 0) | opcode]) + length + payload
+
+
+class SendingEdgeFrames(RawPeer):
+    """On the first session: a ticker as a text message in three fragments with a ping
+    among them, as a binary frame, after bytes that are no UTF-8 in a text frame, padded to
+    exactly MAX_FRAME_BYTES; a second later, one a byte over. Later sessions hear nothing."""
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        if self.connections == 1:
+            ticker = fixture_bytes("binance", "ws_ticker_combined_1.json").strip()
+            writer.write(frame(0x1, ticker[:30], fin=False) + frame(0x9, b"between") +
+                         frame(0x0, ticker[30:60], fin=False) + frame(0x0, ticker[60:]) +
+                         frame(0x2, ticker) + frame(0x1, b"\xff\xfe" + ticker) +
+                         frame(0x1, ticker.ljust(MAX_FRAME_BYTES)))
+            await writer.drain()
+            await asyncio.sleep(1)
+            writer.write(frame(0x1, ticker.ljust(MAX_FRAME_BYTES + 1)))
+            await writer.drain()
+        await asyncio.sleep(3600)
+
+
+def test_fragments_binary_frames_bad_utf8_and_the_frame_size_limit(kafka: str, simulator: Any, worker: Any,
+                                                                  tmp_path: Path) -> None:
+    """A fragmented message (a ping among its fragments), a binary frame and a frame of
+    exactly max_frame_bytes are tickers; a text frame that is no UTF-8 is a dead letter
+    (its raw with U+FFFD); a frame a byte over closes the socket with 1009, counted."""
+    peer = SendingEdgeFrames()
+    try:
+        process, topics = start_against(peer, kafka, simulator, worker, tmp_path, max_frame_bytes=MAX_FRAME_BYTES,
+                                        rest_fallback_after_s=30)
+        wait_until(lambda: "closed 1009" in process.log(), 30, "the frame over the limit")
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    tickers = consume(kafka, topics["ticker"],
+                      lambda got: sum(value["source"] == "ws" for _, value in got) >= 3)
+    assert sum(value["source"] == "ws" for _, value in tickers) == 3
+    assert {value["last"] for _, value in tickers if value["source"] == "ws"} == {"1792.84000000"}
+    [(_, letter)] = consume(kafka, topics["dead_letter"], lambda got: len(got) >= 1)
+    assert letter["raw"].startswith("\ufffd\ufffd{")
+    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    assert " frames=4 " in counters and " dead_letters=1 " in counters, counters
+    assert re.search(r" reconnects=\d+\[[^\]]*\bclosed_1009=1\b", counters), counters
 
 
 def test_a_peer_that_floods_pings_and_reads_nothing_is_left_unread_and_dropped(
@@ -118,7 +176,8 @@ def test_a_peer_that_floods_pings_and_reads_nothing_is_left_unread_and_dropped(
     full, so nothing is heard and the watchdog ends the session."""
     flooder = PingFlooder()
     try:
-        process = start_against(flooder, kafka, simulator, worker, tmp_path, watchdog_s=3, rest_fallback_after_s=30)
+        process, _ = start_against(flooder, kafka, simulator, worker, tmp_path, watchdog_s=3,
+                                   rest_fallback_after_s=30)
         wait_until(lambda: flooder.connections >= 1, 30, "the worker to connect")
         peak = 0.0
 
@@ -145,8 +204,8 @@ def test_a_stop_while_the_peer_reads_nothing_ends_within_the_close_timeout(
     loses librdkafka's queue. Here the keepalive is 600 s."""
     flooder = PingFlooder()
     try:
-        process = start_against(flooder, kafka, simulator, worker, tmp_path, watchdog_s=120, rest_fallback_after_s=60,
-                                ping_interval_s=600)
+        process, _ = start_against(flooder, kafka, simulator, worker, tmp_path, watchdog_s=120,
+                                   rest_fallback_after_s=60, ping_interval_s=600)
         wait_until(flooder.stuck, 60, "the worker to leave the socket unread, its writes held")
         started = time.monotonic()
         assert process.stop(timeout_s=30) == 0
@@ -165,8 +224,8 @@ def test_a_peer_that_closes_every_session_at_once_leaves_the_rest_fallback_polli
     handshake, logging that the socket answered again."""
     peer = ClosingAtOnce()
     try:
-        process = start_against(peer, kafka, simulator, worker, tmp_path, rest_fallback_after_s=2,
-                                backoff_initial_s=0.2, backoff_max_s=0.5)
+        process, _ = start_against(peer, kafka, simulator, worker, tmp_path, rest_fallback_after_s=2,
+                                   backoff_initial_s=0.2, backoff_max_s=0.5)
         wait_until(lambda: "closed 1008 (policy violation)" in process.log(), 30, "the first close")
         wait_until(lambda: "polling REST every" in process.log(), 20, "the REST fallback")
         connections = peer.connections
@@ -206,7 +265,7 @@ def test_restarts_announced_at_once_on_every_session_back_off(kafka: str, simula
     defaults, Binance's limit being 300 connections in 5 minutes) for as long as it lasted."""
     peer = AnnouncingRestarts()
     try:
-        process = start_against(peer, kafka, simulator, worker, tmp_path, backoff_initial_s=0.2, backoff_max_s=3.2)
+        process, _ = start_against(peer, kafka, simulator, worker, tmp_path, backoff_initial_s=0.2, backoff_max_s=3.2)
         # Waits of 0.2, 0.4, 0.8, 1.6, 3.2 s, each times 0.5 to 1.5.
         wait_until(lambda: len(peer.connected_at) >= 6, 60, "six sessions")
     finally:
