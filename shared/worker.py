@@ -523,8 +523,8 @@ class Connection:
                 delivered = await self._session()
                 reason = "closed by peer"
             except ServerRestart as announced:
-                # Not `delivered` by itself: a peer that announces a restart on every
-                # session at once, records or none, was reconnected to every second forever.
+                # Not `delivered` by itself: a peer that announces a restart at once on
+                # every session was reconnected to every second forever.
                 delivered = self.last_ws_record > self._opened
                 reason = f"restart announced: {announced}"
             except ConnectionClosed as closed:
@@ -541,7 +541,10 @@ class Connection:
                 reason = f"handshake refused: HTTP {error.response.status_code}"
             except (OSError, InvalidHandshake, TimeoutError) as error:
                 reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            if delivered:
+            # A session that delivered records but ended sooner than the backoff before it
+            # proves no healthy peer: one that sent a ticker and closed at once each time was
+            # reconnected to every second, forever.
+            if delivered and time.monotonic() - self._opened >= delay:
                 delay = runtime.backoff_initial_s
             # The host is judged by the handshake alone: a quiet market is no reason to move.
             if self._handshake_done:

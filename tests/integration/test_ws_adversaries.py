@@ -274,3 +274,38 @@ def test_restarts_announced_at_once_on_every_session_back_off(kafka: str, simula
     gaps = [later - earlier for earlier, later in zip(peer.connected_at, peer.connected_at[1:])]
     assert gaps[-1] >= 1.5, gaps
     assert re.search(r" reconnects=\d+\[restart_announced=\d+\]", process.log()), process.log()[-2000:]
+
+
+class OneTickerThenClose(RawPeer):
+    """Sends one ticker as soon as each handshake is done, then closes with 1011."""
+
+    def __init__(self) -> None:
+        self.connected_at: list[float] = []
+        super().__init__()
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        self.connected_at.append(time.monotonic())
+        reason = b"try again"
+        writer.write(frame(0x1, fixture_bytes("binance", "ws_ticker_combined_1.json").strip()) +
+                     frame(0x8, (1011).to_bytes(2, "big") + reason))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+
+
+def test_sessions_that_deliver_a_record_and_close_at_once_back_off(kafka: str, simulator: Any, worker: Any,
+                                                                  tmp_path: Path) -> None:
+    """The backoff resets after a session that delivered records and lasted the backoff
+    before it. Before, one record was enough: a peer that sent a ticker and closed each
+    time was reconnected to every 0.5 to 1.5 s (26 times in 30 s with the defaults), forever."""
+    peer = OneTickerThenClose()
+    try:
+        process, _ = start_against(peer, kafka, simulator, worker, tmp_path, backoff_initial_s=0.2, backoff_max_s=3.2)
+        # Waits of 0.2, 0.4, 0.8, 1.6, 3.2 s, each times 0.5 to 1.5.
+        wait_until(lambda: len(peer.connected_at) >= 6, 60, "six sessions")
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    gaps = [later - earlier for earlier, later in zip(peer.connected_at, peer.connected_at[1:])]
+    assert gaps[-1] >= 1.5, gaps
+    assert re.search(r" reconnects=\d+\[closed_1011=\d+", process.log()), process.log()[-2000:]
