@@ -28,7 +28,7 @@ class RawPeer:
     `after_handshake` does the rest (reads nothing unless it says so)."""
 
     def __init__(self) -> None:
-        self.connections = 0
+        self.connected_at: list[float] = []  # when each connection came (monotonic)
         self.loop = asyncio.new_event_loop()
         self._writers: list[asyncio.StreamWriter] = []
         ready = threading.Event()
@@ -43,8 +43,12 @@ class RawPeer:
         ready.set()
         self.loop.run_forever()
 
+    @property
+    def connections(self) -> int:
+        return len(self.connected_at)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
+        self.connected_at.append(time.monotonic())
         self._writers.append(writer)
         request = await reader.readuntil(b"\r\n\r\n")
         key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request).group(1)  # type: ignore[union-attr]
@@ -88,17 +92,6 @@ class PingFlooder(RawPeer):
     def stuck(self) -> bool:
         since = self._draining_since
         return since is not None and time.monotonic() - since > 1
-
-
-class ClosingAtOnce(RawPeer):
-    """Closes every session with 1008 and a reason as soon as its handshake is done."""
-
-    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
-        reason = b"policy violation"
-        writer.write(bytes([0x88, 2 + len(reason)]) + (1008).to_bytes(2, "big") + reason)
-        await writer.drain()
-        await asyncio.sleep(0.1)
-        writer.close()
 
 
 def rss_mb(process: WorkerProcess) -> float:
@@ -169,6 +162,39 @@ def test_fragments_binary_frames_bad_utf8_and_the_frame_size_limit(kafka: str, s
     assert re.search(r" reconnects=\d+\[[^\]]*\bclosed_1009=1\b", counters), counters
 
 
+class SendingThenClosing(RawPeer):
+    """Sends `frames` as soon as each handshake is done, then closes."""
+
+    def __init__(self, frames: bytes) -> None:
+        self._frames = frames
+        super().__init__()
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(self._frames)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+
+
+def close_frame(code: int, reason: bytes) -> bytes:
+    return frame(0x8, code.to_bytes(2, "big") + reason)
+
+
+def assert_sessions_back_off(peer: RawPeer, kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> str:
+    """Six sessions with `peer`, with backoff_initial_s 0.2 and backoff_max_s 3.2: the
+    waits are 0.2, 0.4, 0.8, 1.6, 3.2 s, each times 0.5 to 1.5, if none reset it. The
+    worker's log, once stopped."""
+    try:
+        process, _ = start_against(peer, kafka, simulator, worker, tmp_path, backoff_initial_s=0.2, backoff_max_s=3.2)
+        wait_until(lambda: peer.connections >= 6, 60, "six sessions")
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    gaps = [later - earlier for earlier, later in zip(peer.connected_at, peer.connected_at[1:])]
+    assert gaps[-1] >= 1.5, gaps
+    return process.log()
+
+
 def test_a_peer_that_floods_pings_and_reads_nothing_is_left_unread_and_dropped(
         kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
     """Before: the pongs piled up in the write buffer, 2 MB a second, and the pings kept the
@@ -222,7 +248,7 @@ def test_a_peer_that_closes_every_session_at_once_leaves_the_rest_fallback_polli
     the socket: with reconnects less than rest_fallback_after_s apart the fallback never
     polled (1 REST call, the snapshot, in 20 s), and with longer ones it stopped at each
     handshake, logging that the socket answered again."""
-    peer = ClosingAtOnce()
+    peer = SendingThenClosing(close_frame(1008, b"policy violation"))
     try:
         process, _ = start_against(peer, kafka, simulator, worker, tmp_path, rest_fallback_after_s=2,
                                    backoff_initial_s=0.2, backoff_max_s=0.5)
@@ -240,57 +266,15 @@ def test_a_peer_that_closes_every_session_at_once_leaves_the_rest_fallback_polli
     assert re.search(r" reconnects=\d+\[closed_1008=\d+", counters), counters
 
 
-class AnnouncingRestarts(RawPeer):
-    """Announces a restart (Binance's serverShutdown event) as soon as each handshake is
-    done, and closes."""
-
-    def __init__(self) -> None:
-        self.connected_at: list[float] = []
-        super().__init__()
-
-    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
-        self.connected_at.append(time.monotonic())
-        event = b'{"e":"serverShutdown","E":1778000000000}'
-        writer.write(bytes([0x81, len(event)]) + event)
-        await writer.drain()
-        await asyncio.sleep(0.1)
-        writer.close()
-
-
 def test_restarts_announced_at_once_on_every_session_back_off(kafka: str, simulator: Any, worker: Any,
                                                                tmp_path: Path) -> None:
     """A restart announced after records reconnects after the initial backoff; one
     announced before any record must not reset it. Before: every session reset it, and the
     worker reconnected every 0.2 s (backoff_initial_s here; every second with the
     defaults, Binance's limit being 300 connections in 5 minutes) for as long as it lasted."""
-    peer = AnnouncingRestarts()
-    try:
-        process, _ = start_against(peer, kafka, simulator, worker, tmp_path, backoff_initial_s=0.2, backoff_max_s=3.2)
-        # Waits of 0.2, 0.4, 0.8, 1.6, 3.2 s, each times 0.5 to 1.5.
-        wait_until(lambda: len(peer.connected_at) >= 6, 60, "six sessions")
-    finally:
-        peer.stop()
-    assert process.stop() == 0
-    gaps = [later - earlier for earlier, later in zip(peer.connected_at, peer.connected_at[1:])]
-    assert gaps[-1] >= 1.5, gaps
-    assert re.search(r" reconnects=\d+\[restart_announced=\d+\]", process.log()), process.log()[-2000:]
-
-
-class OneTickerThenClose(RawPeer):
-    """Sends one ticker as soon as each handshake is done, then closes with 1011."""
-
-    def __init__(self) -> None:
-        self.connected_at: list[float] = []
-        super().__init__()
-
-    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
-        self.connected_at.append(time.monotonic())
-        reason = b"try again"
-        writer.write(frame(0x1, fixture_bytes("binance", "ws_ticker_combined_1.json").strip()) +
-                     frame(0x8, (1011).to_bytes(2, "big") + reason))
-        await writer.drain()
-        await asyncio.sleep(0.1)
-        writer.close()
+    log = assert_sessions_back_off(SendingThenClosing(frame(0x1, b'{"e":"serverShutdown","E":1778000000000}')),
+                                   kafka, simulator, worker, tmp_path)
+    assert re.search(r" reconnects=\d+\[restart_announced=\d+\]", log), log[-2000:]
 
 
 def test_sessions_that_deliver_a_record_and_close_at_once_back_off(kafka: str, simulator: Any, worker: Any,
@@ -298,14 +282,7 @@ def test_sessions_that_deliver_a_record_and_close_at_once_back_off(kafka: str, s
     """The backoff resets after a session that delivered records and lasted the backoff
     before it. Before, one record was enough: a peer that sent a ticker and closed each
     time was reconnected to every 0.5 to 1.5 s (26 times in 30 s with the defaults), forever."""
-    peer = OneTickerThenClose()
-    try:
-        process, _ = start_against(peer, kafka, simulator, worker, tmp_path, backoff_initial_s=0.2, backoff_max_s=3.2)
-        # Waits of 0.2, 0.4, 0.8, 1.6, 3.2 s, each times 0.5 to 1.5.
-        wait_until(lambda: len(peer.connected_at) >= 6, 60, "six sessions")
-    finally:
-        peer.stop()
-    assert process.stop() == 0
-    gaps = [later - earlier for earlier, later in zip(peer.connected_at, peer.connected_at[1:])]
-    assert gaps[-1] >= 1.5, gaps
-    assert re.search(r" reconnects=\d+\[closed_1011=\d+", process.log()), process.log()[-2000:]
+    ticker = fixture_bytes("binance", "ws_ticker_combined_1.json").strip()
+    log = assert_sessions_back_off(SendingThenClosing(frame(0x1, ticker) + close_frame(1011, b"try again")),
+                                   kafka, simulator, worker, tmp_path)
+    assert re.search(r" reconnects=\d+\[closed_1011=\d+", log), log[-2000:]
