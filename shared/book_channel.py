@@ -14,15 +14,20 @@ published, for every exchange alike (the worker module only parses, shared.venue
             book socket numbers from 0, each frame the last + 1. A gap, a repeat or an
             older number means that any message of the socket may be missing: every book
             built on that session is lost (reason gap, counted per market) and the
-            socket's markets are resubscribed at once. The key is the session's name as
-            captured (shared.capture), so a replay checks what the live run checked. A
-            book follows the stream of the session whose snapshot built it: a change from
-            another session (before that session's snapshot) is skipped
+            socket's markets are resubscribed at once (as paced: "lost" below); a break
+            that finds no book to lose within RESUBSCRIBE_AGAIN_AFTER_S of that asks for
+            nothing more. The key
+            is the session's name as captured (shared.capture), so a replay checks what
+            the live run checked. A book follows the stream of the session whose
+            snapshot built it: a change from another session (before that session's
+            snapshot) is skipped
   lost      a gap, a wrong checksum, a crossed book or a stale REST snapshot: the market
             publishes nothing until it is rebuilt, as the exchange allows
             (venue.book_resync_at): the next whole-book frame, a resubscribe of that market
-            on its socket, or a REST snapshot (its stream's changes held meanwhile);
-            counted by reason (book_resyncs), logged throttled; other markets go on
+            on its socket (a socket's requests venue.book_resubscribe_gap_s apart at
+            least, those asked meanwhile in one), or a REST snapshot (its stream's changes
+            held meanwhile); counted by reason (book_resyncs), logged throttled; other
+            markets go on
   REST      snapshots and, while a book socket is down, the fallback (source "rest"),
             through the worker's REST client and pacing, shared with the ticker's
   replay    the same path: frames captured as kind "book", REST bodies by their path
@@ -30,6 +35,7 @@ published, for every exchange alike (the worker module only parses, shared.venue
 
 import asyncio
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -86,6 +92,12 @@ class BookChannel:
         self._asking: set[asyncio.Task[None]] = set()  # REST snapshot calls on their way
         # The highest number heard on each session of a numbering exchange's book socket.
         self._numbers: dict[str, int] = {}
+        # When each such session's markets were last resubscribed after a break (_lose_session).
+        self._resubscribed: dict[str, float] = {}
+        # Each book socket's last resubscribe request (loop time), and the markets of the
+        # next, while it waits for the venue's book_resubscribe_gap_s (_resubscribe).
+        self._resubscribed_at: dict["Connection", float] = {}
+        self._resubscribe_due: dict["Connection", dict[MarketBook, None]] = {}
 
     # One path for every payload, live or replayed. -----------------------------------
 
@@ -133,6 +145,7 @@ class BookChannel:
     def session_ended(self, session: str) -> None:
         """A book socket's session is over: the next one numbers anew."""
         self._numbers.pop(session, None)
+        self._resubscribed.pop(session, None)
 
     def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
         """Keep and publish the REST snapshots in one body (recorded by the worker)."""
@@ -264,10 +277,19 @@ class BookChannel:
         market of its socket in one request: a market still awaiting its snapshot may
         have lost it in the gap."""
         lost = [state for state in self.books.values() if state.session == session and state.book.state == "live"]
+        # A socket that breaks its numbering on every frame (an old number repeated) was
+        # resubscribed on every frame, far beyond Coinbase's 8 messages a second: a break
+        # that finds no book to lose asks for nothing while the last request's snapshots
+        # are awaited (and _resubscribe paces the requests).
+        if not lost and time.monotonic() - self._resubscribed.get(session, -math.inf) < RESUBSCRIBE_AGAIN_AFTER_S:
+            self.worker.throttled.warning("book sequence breaks", "%s: no book to lose; the socket's markets are "
+                                          "asked for already", detail)
+            return
         self.worker.throttled.warning("book sequence breaks", "%s: %d book(s) lost; resubscribing the socket's markets",
                                       detail, len(lost))
         for state in lost:
             self._count_lost(state, state.book.lose("gap", detail))
+        self._resubscribed[session] = time.monotonic()
         for connection in self.worker.book_connections:
             if connection.session == session:
                 self._resubscribe(connection, [self.books[market.raw] for market in connection.markets])
@@ -275,11 +297,29 @@ class BookChannel:
     # Rebuilding a lost book (live runs only: a replay reads the snapshots recorded). ---
 
     def _resubscribe(self, connection: "Connection | None", states: list[MarketBook]) -> None:
-        """Ask for fresh snapshots of `states`' markets, all carried by `connection`."""
-        if self.worker.replaying or connection is None or self.worker.loop is None or not states:
+        """Ask for fresh snapshots of `states`' markets, all carried by `connection`: at once,
+        or, within the venue's book_resubscribe_gap_s of the connection's last request, in
+        the one request made when that has passed. A server that repeats an old sequence id
+        loses a book again at each snapshot: OKX's books were resubscribed 242 times in 3 s
+        in the simulator, past its 480 requests an hour, and not rebuilt after that."""
+        loop = self.worker.loop
+        if self.worker.replaying or connection is None or loop is None or not states:
             return
+        due = self._resubscribe_due.get(connection)
+        if due is not None:
+            due.update(dict.fromkeys(states))
+            return
+        wait_s = self._resubscribed_at.get(connection, -math.inf) + self.venue.book_resubscribe_gap_s - loop.time()
+        if wait_s > 0:
+            self._resubscribe_due[connection] = dict.fromkeys(states)
+            loop.call_later(wait_s, self._resubscribe_due_now, connection)
+            return
+        self._resubscribed_at[connection] = loop.time()
         connection.send_soon(self.venue.book_resubscribe_messages([state.market for state in states], self.depth))
-        self.worker.loop.call_later(RESUBSCRIBE_AGAIN_AFTER_S, self._resubscribe_if_lost, connection, states)
+        loop.call_later(RESUBSCRIBE_AGAIN_AFTER_S, self._resubscribe_if_lost, connection, states)
+
+    def _resubscribe_due_now(self, connection: "Connection") -> None:
+        self._resubscribe(connection, list(self._resubscribe_due.pop(connection)))
 
     def _resubscribe_if_lost(self, connection: "Connection", states: list[MarketBook]) -> None:
         self._resubscribe(connection, [state for state in states if state.book.state != "live"])

@@ -153,6 +153,10 @@ class Venue(ABC):
     book_snapshot_ids_grow: ClassVar[bool] = False
     # The exchange's book checksum (shared.book.OKX, KRAKEN), if it sends one.
     book_checksum: ClassVar[Checksum | None] = None
+    # Least time between two resubscribe requests of one book socket (book_resync
+    # "resubscribe"), within the exchange's request limits; the markets lost meanwhile go
+    # in the one request made when it has passed (shared.book_channel).
+    book_resubscribe_gap_s: ClassVar[float] = 1.0
     # Markets on one book connection; 0: markets_per_connection.
     book_markets_per_connection: ClassVar[int] = 0
     # The path of the REST book endpoint: REST bodies from it are books (and replayed as such).

@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import DATA_OPCODES, Frame
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import Event
 
 from shared import capture, numbers
@@ -500,7 +500,7 @@ class Connection:
         self.markets = markets
         self.books = books
         self._opened = time.monotonic()
-        self._stalled = False
+        self._stalled = ""  # why the watchdog aborted the current session, if it did
         self._handshake_done = False  # in the current session
         self.name = f"{worker.venue.name}{'-book' if books else ''}#{index}"
         # The current session's name, "<name>/<sessions>": what a book frame is captured
@@ -552,12 +552,14 @@ class Connection:
                 delivered = await self._session()
                 reason = "closed by peer"
             except ServerRestart as announced:
-                delivered = True
+                # Not `delivered` by itself: a peer that announces a restart at once on
+                # every session was reconnected to every second forever.
+                delivered = self.last_ws_record > self._opened
                 reason = f"restart announced: {announced}"
             except ConnectionClosed as closed:
                 delivered = self.last_ws_record > self._opened
                 if self._stalled:
-                    reason = f"stalled: nothing heard for {runtime.watchdog_s:.0f} s"
+                    reason = self._stalled
                 else:
                     # The peer's close frame, or ours (1009 when a frame breaks max_frame_bytes).
                     close = closed.rcvd or closed.sent
@@ -568,7 +570,10 @@ class Connection:
                 reason = f"handshake refused: HTTP {error.response.status_code}"
             except (OSError, InvalidHandshake, TimeoutError) as error:
                 reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            if delivered:
+            # A session that delivered records but ended sooner than the backoff before it
+            # proves no healthy peer: one that sent a ticker and closed at once each time was
+            # reconnected to every second, forever.
+            if delivered and time.monotonic() - self._opened >= delay:
                 delay = runtime.backoff_initial_s
             # The host is judged by the handshake alone: a quiet market is no reason to move.
             if self._handshake_done:
@@ -587,7 +592,7 @@ class Connection:
         worker = self.worker
         venue = worker.venue
         self._opened = time.monotonic()
-        self._stalled = False
+        self._stalled = ""
         if self.books is not None and self.session:
             # The session before is closed: no frame comes on it any more (while it was
             # closing, its frames were still read, and checked).
@@ -604,34 +609,36 @@ class Connection:
             ping_interval=self._protocol_ping_s,
             ping_timeout=self._protocol_ping_s,
             open_timeout=worker.runtime.rest_timeout_s,
-            close_timeout=2,
+            close_timeout=CLOSE_TIMEOUT_S,
             additional_headers=venue.headers,
             user_agent_header="coinstream/0.1",
             create_connection=functools.partial(  # type: ignore[arg-type]
                 MessageConnection, self._on_read, self._on_control,
                 worker.runtime.read_pause_s, worker.runtime.frames_per_read),
         ) as socket:
-            self._handshake_done = True
-            subscribe = (venue.subscribe_messages(self.markets) if self.books is None
-                         else venue.book_subscribe_messages(self.markets, self.books.depth))
-            for message in subscribe:
-                await socket.send(message)
-                if venue.subscribe_gap_s:
-                    await asyncio.sleep(venue.subscribe_gap_s)
-            worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
-            self.last_heard = time.monotonic()
-            guards = [asyncio.create_task(self._watchdog(socket))]
-            if venue.app_ping() is not None:
-                guards.append(asyncio.create_task(self._app_ping(socket)))
-            self.connected = True
-            self._socket = socket
             try:
-                await self._until_closed(socket)
+                self._handshake_done = True
+                subscribe = (venue.subscribe_messages(self.markets) if self.books is None
+                             else venue.book_subscribe_messages(self.markets, self.books.depth))
+                for message in subscribe:
+                    await socket.send(message)
+                    if venue.subscribe_gap_s:
+                        await asyncio.sleep(venue.subscribe_gap_s)
+                worker.log.info("%s: connected to %s, %d markets", self.name, self.url, len(self.markets))
+                guards = [asyncio.create_task(self._watchdog(socket, time.monotonic()))]
+                if venue.app_ping() is not None:
+                    guards.append(asyncio.create_task(self._app_ping(socket)))
+                self.connected = True
+                self._socket = socket
+                try:
+                    await self._until_closed(socket)
+                finally:
+                    self.connected = False
+                    self._socket = None
+                    for guard in guards:
+                        guard.cancel()
             finally:
-                self.connected = False
-                self._socket = None
-                for guard in guards:
-                    guard.cancel()
+                await _close(socket)
         return self.last_ws_record > self._opened
 
     def _on_read(self, frames: list[bytes], received_ns: int) -> None:
@@ -677,7 +684,7 @@ class Connection:
             sending.add_done_callback(self._sending.discard)
 
     def _on_control(self) -> None:
-        """Every control frame of the socket (ping, pong, close): the peer is there."""
+        """Every ping and pong of the socket: the peer is there."""
         self.last_heard = time.monotonic()
 
     async def _until_closed(self, socket: ClientConnection) -> None:
@@ -693,9 +700,15 @@ class Connection:
             raise self._ended_by.result()  # leaving `async with connect` closes the socket
         closed.result()
 
-    async def _watchdog(self, socket: ClientConnection) -> None:
+    async def _watchdog(self, socket: "MessageConnection", subscribed_at: float) -> None:
         """Probe the socket once it has been quiet for the probe time; close it once
-        nothing at all has been heard for watchdog_s.
+        nothing at all has been heard for watchdog_s, counted from the subscribe at the
+        earliest.
+
+        The handshake is no frame heard: last_heard stays as it was, so the fallback goes
+        on until the socket is heard. Before, each connect counted as hearing it: a peer
+        that closed every session at once after its handshake, reconnected more often
+        than rest_fallback_after_s, kept the fallback from ever polling.
 
         The probe time is half the shorter of watchdog_s and rest_fallback_after_s, so
         that an answering socket is never silent long enough for either: a quiet market
@@ -708,9 +721,12 @@ class Connection:
         while True:
             await asyncio.sleep(min(1.0, probe_after / 4))
             now = time.monotonic()
-            heard = self.last_heard
+            heard = max(self.last_heard, subscribed_at)
             if now - heard > limit:
-                self._stalled = True
+                self._stalled = f"stalled: nothing heard for {limit:.0f} s"
+                if socket.writes_held:
+                    self._stalled += (f" (the peer reads nothing: {socket.transport.get_write_buffer_size()} "
+                                      f"bytes of ours unsent, our reading paused)")
                 # The peer may be gone without a FIN; don't wait for its close frame.
                 socket.transport.abort()
                 return
@@ -791,16 +807,16 @@ class MessageConnection(ClientConnection):
     """websockets' client connection, handing the data messages of each read from the
     socket to `on_read` in one list once the read is parsed (an empty one after a read
     that completed none), with the wall-clock time (ns) of the read, and calling
-    `on_control` for each control frame (ping, pong, close: signs of life a quiet socket
-    gives). One clock reading and one handler call a read, not one a frame: the frames of
+    `on_control` for each ping and pong (signs of life a quiet socket gives; a close
+    frame is none). One clock reading and one handler call a read, not one a frame: the frames of
     one read arrived together.
 
     ClientConnection queues every message for recv(), and a reader task wakes up to take
     it: a future, a task step and flow-control bookkeeping per message (6.3 -> 4.5 µs a
     frame flat out, 57 -> 42 µs at 1,000 frames/s, measured on this stack). Here the
     messages are handled inside data_received, in arrival order; the handshake, ping, pong
-    and close frames still take websockets' own path (after on_control, which costs a
-    data frame nothing). A handler that raises would break the connection's
+    and close frames still take websockets' own path (pings and pongs after on_control,
+    which costs a data frame nothing). A handler that raises would break the connection's
     data_received: on_read must not raise. With `read_pause_s` the socket may rest after
     each read, so that about `frames_per_read` frames come in one read (read_pause).
     """
@@ -813,6 +829,7 @@ class MessageConnection(ClientConnection):
         self._read_pause_s = read_pause_s
         self._frames_per_read = frames_per_read
         self._fragments: list[bytes] = []
+        self.writes_held = False  # the peer has left our writes unread (pause_writing)
         self._read: list[bytes] = []  # the data messages of the read being parsed
         # The feed's rate, judged over RATE_WINDOW_S, sets the pause after each read.
         self._pause_s = read_pause_s
@@ -840,12 +857,29 @@ class MessageConnection(ClientConnection):
                 self.loop.call_later(pause, self._resume_reading)
 
     def _resume_reading(self) -> None:
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not self.writes_held:
             self.transport.resume_reading()
+
+    # websockets answers every ping with a pong, written whether or not the peer reads: a
+    # peer that floods pings and reads nothing grew the write buffer without bound (2 MB
+    # a second at 10,000 pings a second). While the buffer is over its high-water mark,
+    # the socket is left unread: nothing more is answered, and nothing is heard, so the
+    # watchdog ends the session after watchdog_s.
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.writes_held = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writes_held = False
+        self._resume_reading()
 
     def process_event(self, event: Event) -> None:
         if not isinstance(event, Frame) or event.opcode not in DATA_OPCODES:
-            if isinstance(event, Frame):
+            # The peer's close frame is no sign of life: a peer that closes every session
+            # at once must not stop the fallback.
+            if isinstance(event, Frame) and event.opcode is not Opcode.CLOSE:
                 self._on_control()
             super().process_event(event)
             return
@@ -859,6 +893,9 @@ class MessageConnection(ClientConnection):
             self._fragments = []
 
 
+# How long a session's end waits for the peer's close frame (websockets' close_timeout,
+# and all _close gives it).
+CLOSE_TIMEOUT_S = 2
 # libuv's timers count whole milliseconds: a shorter pause is not worth a timer.
 MIN_READ_PAUSE_S = 0.001
 # The rate is judged over this long, not read by read: a sender writes in bursts, and
@@ -885,6 +922,18 @@ _NUMBERS = slice(Ticker.__struct_fields__.index("last"), Ticker.__struct_fields_
 
 def _numbers(ticker: Ticker) -> tuple[str | None, ...]:
     return msgspec.structs.astuple(ticker)[_NUMBERS]
+
+
+async def _close(socket: ClientConnection) -> None:
+    """Close the socket within CLOSE_TIMEOUT_S, else abort it. websockets' close() first
+    waits, unbounded, for our unsent bytes to drain, and its close_timeout starts only
+    after that: a peer that reads nothing held a session's end, and a stop, until
+    supervisord's SIGKILL (librdkafka's queue lost with it)."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await socket.close()
+    except TimeoutError:
+        socket.transport.abort()
 
 
 async def _send_all(socket: ClientConnection, messages: list[str]) -> None:

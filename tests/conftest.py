@@ -5,7 +5,9 @@ COINSTREAM_TEST_BOOTSTRAP=host:port reuses a broker that is already running inst
 (handy while developing; CI always starts its own).
 """
 
+import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -15,6 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.book_channel import BookChannel
+from shared.config import ExchangeConfig, Runtime
+from shared.sink import StdoutSink
+from shared.stats import Stats
+from shared.venue import Market, Venue
+from shared.worker import Worker
 from tests.harness import Broker, Simulator, WorkerProcess, fresh_checkout, processes_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -68,6 +76,19 @@ def worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
 def fixture_bytes(exchange: str, name: str) -> bytes:
     return (FIXTURES / exchange / name).read_bytes()
+
+
+def book_worker(venue: Venue, symbols: list[str]) -> tuple[Worker, BookChannel, list[Market]]:
+    """A worker collecting the top-1 books of `symbols` on `venue` to stdout, its book
+    channel and their markets; its loop, made here, runs only when the test runs it (the
+    timers a resubscribe schedules). The caller closes the loop and the sink."""
+    exchange = ExchangeConfig(ws_url=venue.ws_base, rest_url=venue.rest_base, symbols=symbols[:1], channels=["book"])
+    stats = Stats()
+    worker = Worker(venue, exchange, Runtime(), StdoutSink(stats), stats, logging.getLogger("coinstream.test"))
+    markets = [venue.market(*symbol.split("-")) for symbol in symbols]
+    books = worker.books = BookChannel(worker, markets, 1)
+    worker.loop = asyncio.new_event_loop()
+    return worker, books, markets
 
 
 def json_shape(payload: str | bytes) -> object:

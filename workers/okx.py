@@ -169,6 +169,8 @@ class Okx(Venue):
     connect_gap_s = 0.4  # 3 new connections per second per IP
     book_depths = range(1, BOOK_LEVELS + 1)
     book_resync = "resubscribe"
+    # 480 subscribe and unsubscribe requests an hour a connection, and a resubscribe is two.
+    book_resubscribe_gap_s = 15.0
     book_checksum = OKX
     book_markets_per_connection = 25
     book_rest_path = "/api/v5/market/books"

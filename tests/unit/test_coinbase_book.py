@@ -4,22 +4,17 @@ apply to an OrderBook."""
 
 import asyncio
 import json
-import logging
 
 import msgspec
 import pytest
 
 from shared import config as configuration
 from shared.book import BookLost, OrderBook
-from shared.book_channel import BookChannel
-from shared.config import ExchangeConfig, Runtime
 from shared.record import ExchangeError, FrameError
-from shared.sink import StdoutSink
-from shared.stats import Stats
 from shared.venue import BookMessage, NumberedBookFrame
-from shared.worker import Connection, Worker
+from shared.worker import Connection
 from simulator.coinbase import advanced_frame, l2_event
-from tests.conftest import fixture_bytes
+from tests.conftest import book_worker, fixture_bytes
 from workers.coinbase import Coinbase, epoch_ms
 
 SNAPSHOT = "book_advanced_ws_l2_data_snapshot_real_2026_trimmed_perp.json"
@@ -157,19 +152,15 @@ def test_a_break_resubscribes_every_market_of_its_socket_in_one_request(monkeypa
     second per IP: not two a market), among them the market still awaiting its
     snapshot; the other socket is left alone."""
     venue = Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com", ADVANCED_TRADE)
-    exchange = ExchangeConfig(ws_url=venue.ws_base, rest_url=venue.rest_base, symbols=["BTC-USD"], channels=["book"])
-    stats = Stats()
-    worker = Worker(venue, exchange, Runtime(), StdoutSink(stats), stats, logging.getLogger("coinstream.test"))
-    markets = [venue.market(*symbol.split("-")) for symbol in ("BTC-USD", "SOL-USD", "ETH-USD")]
-    books = worker.books = BookChannel(worker, markets, 1)
+    worker, books, markets = book_worker(venue, ["BTC-USD", "SOL-USD", "ETH-USD"])
+    stats = worker.stats
     worker.book_connections = [Connection(worker, markets[:2], 0, books), Connection(worker, markets[2:], 1, books)]
     sent: dict[str, list[str]] = {}
     for connection in worker.book_connections:
         connection.session = f"{connection.name}/1"
         monkeypatch.setattr(connection, "send_soon", lambda messages, name=connection.name: sent.setdefault(
             name, []).extend(messages))
-    worker.loop = asyncio.new_event_loop()  # the retry a resubscribe schedules, never run here
-    try:
+    try:  # the loop never runs: the retry a resubscribe schedules never comes
         def frame(session: str, number: int, kind: str, product_id: str) -> None:
             books.on_frame(advanced_frame("l2_data", SENT, number, [
                 l2_event(kind, product_id, [("bid", "100", "1"), ("offer", "101", "1")], SENT)]).encode(), 1,
@@ -185,3 +176,46 @@ def test_a_break_resubscribes_every_market_of_its_socket_in_one_request(monkeypa
     assert [json.loads(message)["product_ids"] for message in sent["coinbase-book#0"]] == [["BTC-USD", "SOL-USD"]] * 2
     assert stats.book_resyncs == {"gap": 1}
     assert (books.books["BTC-USD"].book.state, books.books["ETH-USD"].book.state) == ("lost", "live")
+
+
+def test_a_socket_that_repeats_old_numbers_is_resubscribed_at_most_once_a_second(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket that repeats an old number after every frame was resubscribed at every
+    repeat (in the simulator, ~60 requests in 2 s with the snapshots, ~230 before them),
+    far beyond Coinbase's 8 messages a second. Now a repeat that finds no book to lose asks
+    for nothing while the last request's snapshots are awaited, and a book rebuilt and lost
+    again is asked for book_resubscribe_gap_s after the last request, in one request."""
+    venue = Coinbase("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com", ADVANCED_TRADE)
+    worker, books, markets = book_worker(venue, ["BTC-USD", "ETH-USD"])
+    stats = worker.stats
+    connection = Connection(worker, markets, 0, books)
+    worker.book_connections = [connection]
+    connection.session = "coinbase-book#0/1"
+    requests: list[list[str]] = []
+    monkeypatch.setattr(connection, "send_soon", requests.append)
+    try:  # the loop runs only for the paced resubscribe below
+        number = -1
+
+        def frame(kind: str, product_id: str, repeat: bool = False) -> None:
+            nonlocal number
+            number += not repeat
+            books.on_frame(advanced_frame("l2_data", SENT, number if not repeat else 1, [
+                l2_event(kind, product_id, [("bid", "100", "1"), ("offer", "101", "1")], SENT)]).encode(), 1,
+                ADVANCED_TRADE, connection.session)
+
+        frame("snapshot", "BTC-USD")
+        frame("snapshot", "ETH-USD")
+        for _ in range(100):  # awaiting the snapshots: nothing to lose
+            frame("update", "BTC-USD")
+            frame("update", "BTC-USD", repeat=True)
+        assert len(requests) == 1 and stats.book_resyncs == {"gap": 2}
+        for _ in range(100):  # each snapshot lost again at the next repeat
+            frame("snapshot", "BTC-USD")
+            frame("update", "BTC-USD", repeat=True)
+        assert len(requests) == 1 and stats.book_resyncs == {"gap": 102}
+        worker.loop.run_until_complete(asyncio.sleep(venue.book_resubscribe_gap_s + 0.1))
+        assert len(requests) == 2
+        assert [json.loads(message)["product_ids"] for message in requests[1]] == [["BTC-USD", "ETH-USD"]] * 2
+    finally:
+        worker.loop.close()
+        worker.sink.close(1)

@@ -1,5 +1,6 @@
 """OKX parsing on verbatim payloads (tests/fixtures/okx, see SOURCES.md there)."""
 
+import asyncio
 import json
 
 import msgspec
@@ -7,7 +8,9 @@ import pytest
 
 from shared.book import OKX, BookLost, OrderBook
 from shared.record import ExchangeError, FrameError, ServerRestart
-from tests.conftest import fixture_bytes
+from shared.venue import BookMessage
+from shared.worker import Connection
+from tests.conftest import book_worker, fixture_bytes
 from workers.okx import Okx
 
 REST = "https://www.okx.com"
@@ -266,3 +269,32 @@ def test_book_rest_names_its_instrument_in_the_url(venue: Okx) -> None:
     assert (message.raw, message.snapshot, message.update_id) == ("BTC-USDT", True, None)
     assert (message.bids, message.asks) == ([("41006.3", "0.30178218")], [("41006.8", "0.60038921")])
     assert message.exchange_ts == 1629966436396
+
+
+def test_books_lost_again_and_again_are_resubscribed_within_okxs_request_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that repeats an old sequence id loses a book again at each snapshot: each
+    loss resubscribed at once (242 requests in 3 s in the simulator, past OKX's 480 an hour
+    a connection, answered 60014 from then on). Now a socket's requests go
+    book_resubscribe_gap_s apart, the markets lost meanwhile in one."""
+    assert 3600 / Okx.book_resubscribe_gap_s * 2 <= 480  # a resubscribe is two requests
+    venue = Okx("wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com")
+    worker, books, markets = book_worker(venue, ["BTC-USDT", "ETH-USDT"])
+    stats = worker.stats
+    connection = Connection(worker, markets, 0, books)
+    requests: list[list[str]] = []
+    monkeypatch.setattr(connection, "send_soon", requests.append)
+    monkeypatch.setattr(venue, "book_resubscribe_gap_s", 0.2)
+    try:  # the loop runs only for the paced request below
+        for update_id in range(10, 60):
+            for market in markets:
+                books._take(BookMessage(market.raw, True, [("100", "1")], [("101", "1")], update_id), 1, "ws", "", b"")
+                books._take(BookMessage(market.raw, False, [("100", "2")], [], 5, 5), 1, "ws", "", b"")  # an old id
+        assert len(requests) == 1 and stats.book_resyncs == {"gap": 100}
+        worker.loop.run_until_complete(asyncio.sleep(0.3))
+        assert len(requests) == 2
+        for message in requests[1]:  # the unsubscribe, then the subscribe
+            assert sorted(arg["instId"] for arg in json.loads(message)["args"]) == ["BTC-USDT", "ETH-USDT"]
+    finally:
+        worker.loop.close()
+        worker.sink.close(1)
