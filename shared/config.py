@@ -597,10 +597,15 @@ def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) ->
     refusal = _librdkafka_refusal(producer)
     if refusal is None:
         return
+    if isinstance(refusal, list):
+        # librdkafka takes these and ignores them, with a warning lost among its start-up lines.
+        key = refusal[0]
+        raise ConfigError(f"{_origin(('kafka', 'producer', key), layers)}: kafka.producer.{key}: a consumer "
+                          f"property, which the producer ignores; remove it")
     # librdkafka's message may name another spelling (linger.ms is queue.buffering.max.ms):
     # name the key as the file spells it, when one key alone is refused.
     for key, value in producer.items():
-        if key != "bootstrap.servers" and (alone := _librdkafka_refusal({key: value})) is not None:
+        if key != "bootstrap.servers" and isinstance(alone := _librdkafka_refusal({key: value}), str):
             raise ConfigError(f"{_origin(('kafka', 'producer', key), layers)}: kafka.producer.{key}: {alone}")
     raise ConfigError(f"{_origin(('kafka', 'producer'), layers)}: kafka.producer: {refusal}")
 
@@ -611,15 +616,35 @@ UNHEARD = logging.Logger("coinstream.librdkafka.unheard")
 UNHEARD.addHandler(logging.NullHandler())
 
 
-def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | None:
-    """Why librdkafka refuses these producer settings, or None: a producer is made with
-    them, as the worker makes its own, but without bootstrap.servers, so it connects to
-    nothing, and dropped (~15 ms)."""
+def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | list[str] | None:
+    """Why librdkafka refuses these producer settings, or the consumer properties among
+    them (which it takes, and ignores), or None: a producer is made with them, as the
+    worker makes its own, but without bootstrap.servers, so it connects to nothing, and
+    dropped (~15 ms)."""
     settings = {key: value for key, value in producer.items() if key != "bootstrap.servers"}
+    heard = _Lines()
+    logger = logging.Logger("coinstream.librdkafka.checked")
+    logger.addHandler(heard)
     try:
-        Producer({**settings, "logger": UNHEARD})
+        Producer({**settings, "logger": logger}).poll(0)  # poll: librdkafka's log lines are served
     except KafkaException as error:
         return str(error.args[0].str())
     except (TypeError, ValueError) as error:  # a Python-side setting (on_delivery...) that is not a callable
         return str(error)
-    return None
+    consumer_only = [match.group("key") for line in heard.lines if (match := _CONSUMER_PROPERTY.search(line))]
+    return consumer_only or None
+
+
+# librdkafka's CONFWARN line for a consumer property given to a producer.
+_CONSUMER_PROPERTY = re.compile(r"Configuration property (?P<key>\S+) is a consumer property")
+
+
+class _Lines(logging.Handler):
+    """The messages logged to it, kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())

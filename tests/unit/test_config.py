@@ -188,3 +188,18 @@ def test_a_default_value_is_blamed_on_the_file_a_user_would_set_it_in(tmp_path: 
     override.write_text("runtime:\n  watchdog_s: 30\n")
     assert configuration.load(override).origin("kafka", "spool", "dir") == str(configuration.DEFAULT_FILE)
     assert configuration.load(override).origin("runtime", "watchdog_s") == str(override)
+
+
+@pytest.mark.parametrize("producer, key", [
+    ("group.id: mine", "group.id"),
+    ("linger.ms: 5\n    auto.offset.reset: earliest", "auto.offset.reset"),
+])
+def test_a_consumer_property_among_the_producers_is_refused(tmp_path: Path, producer: str, key: str) -> None:
+    """librdkafka takes a consumer property in a producer's settings and ignores it, with
+    a warning among its start-up lines: the user meant something that will not happen."""
+    override = tmp_path / "site.yaml"
+    override.write_text(f"kafka:\n  producer:\n    {producer}\n")
+    with pytest.raises(configuration.ConfigError) as refused:
+        configuration.load(override)
+    assert str(refused.value) == (f"{override}: kafka.producer.{key}: a consumer property, which the producer "
+                                  f"ignores; remove it")
