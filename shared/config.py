@@ -22,6 +22,8 @@ import msgspec
 import yaml
 from confluent_kafka import KafkaException, Producer
 
+from shared.log import KeptLines
+
 EXCHANGES = (
     "upbit", "bithumb", "coinone", "korbit",
     "okx", "bybit", "gateio",
@@ -622,7 +624,7 @@ def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | list[str] | None:
     worker makes its own, but without bootstrap.servers, so it connects to nothing, and
     dropped (~15 ms)."""
     settings = {key: value for key, value in producer.items() if key != "bootstrap.servers"}
-    heard = _Lines()
+    heard = KeptLines()
     logger = logging.Logger("coinstream.librdkafka.checked")
     logger.addHandler(heard)
     try:
@@ -637,14 +639,3 @@ def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | list[str] | None:
 
 # librdkafka's CONFWARN line for a consumer property given to a producer.
 _CONSUMER_PROPERTY = re.compile(r"Configuration property (?P<key>\S+) is a consumer property")
-
-
-class _Lines(logging.Handler):
-    """The messages logged to it, kept."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())

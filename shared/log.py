@@ -118,3 +118,15 @@ class ThrottleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         # librdkafka messages read "FAIL [thrd:...]: ...": the first word is the kind.
         return self._throttled.allow("kafka " + record.getMessage().split(" ", 1)[0])
+
+
+class KeptLines(logging.Handler):
+    """A handler that keeps the messages logged to it: what a librdkafka client made for a
+    check said (shared.config)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())

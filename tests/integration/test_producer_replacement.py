@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from shared import config as configuration
+from shared.log import KeptLines
 from shared.record import DeadLetter, Ticker
 from shared.sink import PROBE_TIMEOUT_S, KafkaSink
 from shared.stats import Stats
@@ -28,21 +29,12 @@ pytestmark = pytest.mark.integration
 RECORDS = 20_000
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def _sink(tmp_path: Path, bootstrap: str, producer: dict[str, Any] | None = None,
-          ticker_topic: str | None = None) -> tuple[KafkaSink, str, Lines]:
+          ticker_topic: str | None = None) -> tuple[KafkaSink, str, KeptLines]:
     endpoints = {"binance": {"ws_url": "ws://127.0.0.1/x", "rest_url": "http://127.0.0.1"}}
     path = override_file(tmp_path, bootstrap, endpoints)
     config = configuration.load(path)
-    lines = Lines()
+    lines = KeptLines()
     log = logging.getLogger(f"test.replacement.{path.stem}")
     log.addHandler(lines)
     topic = ticker_topic or config.ticker_topic("binance")

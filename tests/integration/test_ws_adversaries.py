@@ -7,6 +7,7 @@ import hashlib
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PING = bytes([0x89, 125]) + b"p" * 125
 
 
-class RawPeer:
+class RawPeer(ABC):
     """A WebSocket server on a thread of its own: it completes the opening handshake, then
     `after_handshake` does the rest (reads nothing unless it says so)."""
 
@@ -60,8 +61,9 @@ class RawPeer:
         except ConnectionError:
             pass
 
+    @abstractmethod
     async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        """What the peer does once the socket is open."""
 
     def stop(self) -> None:
         def close() -> None:
