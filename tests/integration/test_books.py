@@ -288,22 +288,24 @@ def test_while_the_book_socket_is_down_rest_books_are_published(case_name: str, 
 @pytest.mark.parametrize("exchange", ["okx", "upbit"])
 def test_a_fallback_answer_that_comes_after_the_socket_is_back_is_dropped(exchange: str, kafka: str, simulator: Any,
                                                                          worker: Any, tmp_path: Path) -> None:
-    """REST calls of 2 s each while the book socket is down: the socket comes back while one
-    is on its way. Its answer is older than the stream's book: publishing it put a stale book
+    """A REST call of 8 s while the book socket is down for 4 s: the socket comes back while
+    it is on its way. Its answer is older than the stream's book: publishing it put a stale book
     after a newer record, and for OKX (a REST book has no seqId) left every later change of
     that market skipped, the book never published again."""
     case = BOOKS[exchange]
-    # Polls 50 ms apart, not the tests' 0.5 s: the socket must come back while a call is on
-    # its way, and a return in the pause between two polls (~8% of the time at 0.5 s, more
-    # on a loaded machine) dropped nothing, the case untested (CI, stop 28: book_skipped=0).
+    # The first fallback call made slow enough to span the socket's return, whatever the
+    # machine's load: asked 2 s into a 4 s outage (rest_fallback_after_s), before the
+    # socket can be heard again; answered 8 s later, after the reconnect (backoff at most
+    # ~1.3 s) has been heard. Fast polls with slow answers left it to chance: a return in
+    # the pause between two calls dropped nothing (CI, stops 28 and 29: book_skipped=0).
     sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path,
-                                      runtime={"rest_poll_interval_s": 0.05})
+                                      runtime={"rest_timeout_s": 15})
     consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
-    sim.fault(exchange, "ws_down", seconds=5)
+    sim.fault(exchange, "slow_rest", count=1, seconds=8)
+    sim.fault(exchange, "ws_down", seconds=4)
     wait_until(lambda: "polling REST" in process.log(), 20, "the REST fallback")
-    sim.fault(exchange, "slow_rest", count=30, seconds=2)
+    # Logged once the call on its way has answered: the loop stops at the next look.
     wait_until(lambda: "socket answers again" in process.log(), 30, "the socket back")
-    time.sleep(4)  # the calls on their way answer
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
     skipped = re.search(r" book_skipped=(\d+)", final_counters(process))
