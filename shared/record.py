@@ -113,9 +113,10 @@ _ZERO_BELOW = "0." + "0" * (MAX_NUMBER_CHARS - 3) + "1"
 
 class ZeroLastPrice(FrameError):
     """A ticker whose last price is zero: its frame is dead-lettered. Raised by
-    check_values once every ticker is checked, with how many exchange_ts it nulled."""
+    check_values once every ticker is checked, with the tickers whose exchange_ts it
+    nulled: only those that are published count in timestamps_nulled."""
 
-    def __init__(self, last: str, nulled: int) -> None:
+    def __init__(self, last: str, nulled: list["Ticker"]) -> None:
         super().__init__(f"last {last}: a price must be positive")
         self.nulled = nulled
 
@@ -135,7 +136,7 @@ def check_values(tickers: list[Ticker]) -> int:
     of zero, a window without a trade. Sizes and volumes may be zero. An exchange_ts
     before 2009 or more than a day after arrival becomes null.
     """
-    nulled = 0
+    nulled: list[Ticker] = []
     refused: str | None = None
     zero_below = _ZERO_BELOW
     for ticker in tickers:
@@ -149,10 +150,10 @@ def check_values(tickers: list[Ticker]) -> int:
         if exchange_ts is not None and not (
                 EARLIEST_EXCHANGE_TS_MS <= exchange_ts <= ticker.received_ns // 1_000_000 + EXCHANGE_TS_AHEAD_MS):
             ticker.exchange_ts = None
-            nulled += 1
+            nulled.append(ticker)
     if refused is not None:
         raise ZeroLastPrice(refused, nulled)
-    return nulled
+    return len(nulled)
 
 
 def _null_zero_prices(ticker: Ticker) -> None:

@@ -147,8 +147,9 @@ class Worker:
             try:
                 stats.timestamps_nulled += check_values(tickers)
             except ZeroLastPrice as refused:
-                stats.timestamps_nulled += refused.nulled
                 tickers = self._without_refused(frames, ends, tickers, received_ns, url)
+                published = set(map(id, tickers))
+                stats.timestamps_nulled += sum(id(ticker) in published for ticker in refused.nulled)
             self.sink.publish(tickers)
             latest = self.latest
             for ticker in tickers:

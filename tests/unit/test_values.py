@@ -293,3 +293,22 @@ def test_a_coinone_read_with_a_zero_last_price_keeps_its_other_tickers(capsys: p
     assert [(ticker.last, ticker.seq) for ticker in sink.calls[0]] == [("116380000", 1), ("116380000", 2)]
     assert (stats.dead_letters, stats.records) == (1, 2)
     assert "last 0: a price must be positive" in capsys.readouterr().err
+
+
+def test_a_refused_frames_nulled_timestamp_is_not_counted_as_published() -> None:
+    """timestamps_nulled counts records published with a null exchange_ts: a frame
+    dead-lettered for its zero last price published none, whatever check_values nulled in it."""
+    sample = fixture_bytes("coinone", "ws_ticker_1.json")
+    exchange = ExchangeConfig(ws_url="wss://127.0.0.1:1", rest_url="http://127.0.0.1:1", symbols=["BTC-KRW"])
+    stats = Stats()
+    worker = Worker(_venue(Coinone, "BTC-KRW"), exchange, Runtime(), CountingSink(stats), stats,
+                    logging.getLogger("coinstream.test"))
+
+    def frame(number: int, last: bytes) -> bytes:  # dated 1990: out of range, nulled
+        return (sample.replace(b"1790133796484001", b"%d" % (1790133796484001 + number))
+                .replace(b'"last":"116380000"', b'"last":"' + last + b'"')
+                .replace(b'"timestamp":1790133796484', b'"timestamp":631152000000'))
+
+    assert worker.on_frames([frame(1, b"116380000"), frame(2, b"0")], 1_790_133_796_500_000_000,
+                            exchange.ws_url) == 1
+    assert (stats.records, stats.dead_letters, stats.timestamps_nulled) == (1, 1, 1)
