@@ -39,6 +39,16 @@ def test_more_digits_than_decimals_default_precision_keep_their_order() -> None:
     assert book.crossed()
 
 
+def test_prices_on_either_side_of_the_integer_keys_scale_order_exactly() -> None:
+    # 18 decimals get an integer key, more a Decimal one; "...0010" is the 18-decimal value.
+    at_scale, beyond = "3.000000000000000007", "3.0000000000000000071"
+    same_value = "3.0000000000000000070"
+    book = live_book([(beyond, "1"), (at_scale, "2")], [(beyond, "3"), (at_scale, "4")])
+    assert book.top(5) == ([(beyond, "1"), (at_scale, "2")], [(at_scale, "4"), (beyond, "3")])
+    book.apply([(same_value, "5")], [(same_value, "0")])
+    assert book.top(5) == ([(beyond, "1"), (same_value, "5")], [(beyond, "3")])
+
+
 def test_one_value_written_two_ways_is_one_level_that_keeps_the_latest_text() -> None:
     book = live_book([("1.10", "5")], [("2", "1")])
     book.apply([("1.1", "6.000")], [("2.0", "1")])
