@@ -71,13 +71,14 @@ RECEIVED_NS = 1_790_000_000_000_000_000
 
 # --- Binance @depth20 -----------------------------------------------------------------
 
-class PartialDepth(msgspec.Struct):
+# gc=False, as in workers.binance and workers.okx: decoded frames hold no reference cycle.
+class PartialDepth(msgspec.Struct, gc=False):
     lastUpdateId: int
     bids: list[Level]
     asks: list[Level]
 
 
-class PartialDepthPush(msgspec.Struct):
+class PartialDepthPush(msgspec.Struct, gc=False):
     stream: str
     data: PartialDepth
 
@@ -142,7 +143,7 @@ def depth20_pass() -> Callable[[bytes], bytes | None]:
 
 # --- OKX books --------------------------------------------------------------------------
 
-class OkxBookData(msgspec.Struct):
+class OkxBookData(msgspec.Struct, gc=False):
     asks: list[list[str]]
     bids: list[list[str]]
     ts: int
@@ -151,11 +152,11 @@ class OkxBookData(msgspec.Struct):
     seqId: int = 0
 
 
-class OkxArg(msgspec.Struct):
+class OkxArg(msgspec.Struct, gc=False):
     instId: str
 
 
-class OkxBookPush(msgspec.Struct):
+class OkxBookPush(msgspec.Struct, gc=False):
     arg: OkxArg
     action: str
     data: list[OkxBookData]

@@ -121,7 +121,9 @@ class Frame(msgspec.Struct):
     error: ErrorBody | None = None
 
 
-class PartialDepth(msgspec.Struct):
+# Not tracked by the garbage collector (gc=False), as a decoded push holds no reference
+# cycle: made and freed cheaper (bench.book depth20: ~350 instructions a frame).
+class PartialDepth(msgspec.Struct, gc=False):
     """A partial-depth push: the top L, best first; no event type, symbol or time."""
 
     lastUpdateId: int
@@ -129,7 +131,7 @@ class PartialDepth(msgspec.Struct):
     asks: list[Level]
 
 
-class PartialDepthFrame(msgspec.Struct):
+class PartialDepthFrame(msgspec.Struct, gc=False):
     """A partial-depth push in the combined envelope: nearly every frame of a book socket
     at a depth of 20 or less, decoded in one pass (a BookFrame leaves `data` to a second)."""
 

@@ -103,7 +103,10 @@ class Frame(msgspec.Struct):
     msg: str = ""
 
 
-class BookData(msgspec.Struct):
+# The book frame's structs are not tracked by the garbage collector (gc=False): a decoded
+# frame holds no reference cycle, and untracked structs are made and freed cheaper
+# (bench.book okx-deep: ~500 instructions a message).
+class BookData(msgspec.Struct, gc=False):
     asks: list[list[str]]
     bids: list[list[str]]
     ts: int  # a JSON string of digits (the decoder is not strict)
@@ -112,12 +115,12 @@ class BookData(msgspec.Struct):
     seqId: int | None = None
 
 
-class BookArg(msgspec.Struct):
+class BookArg(msgspec.Struct, gc=False):
     channel: str
     instId: str | None = None
 
 
-class BookFrame(msgspec.Struct):
+class BookFrame(msgspec.Struct, gc=False):
     """A `books` push, an ack, an error or a notice: only the keys we use."""
 
     arg: BookArg | None = None
