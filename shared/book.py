@@ -208,25 +208,39 @@ def _checked_changes(levels: Sequence[Sequence[str]], key_of: Callable[[str], Ke
 
 
 class Checksum(NamedTuple):
-    """An exchange's book checksum: how many levels a side it covers, and how it is computed."""
+    """An exchange's book checksum: how many levels a side it covers, and how it is computed.
+
+    With `level_text` and `of_texts`, the book keeps each covered level's text as its levels
+    change, so that a checksum builds again only the texts of the levels that changed:
+    flattening 50 levels for one join cost ~37k instructions of OKX's ~55k.
+    """
 
     levels: int
     of: Callable[[Sequence[Level], Sequence[Level]], int]  # (bids, asks), best first
+    level_text: Callable[[Level], str] | None = None  # a level as the checksum writes it
+    of_texts: Callable[[list[str], list[str]], int] | None = None  # (bids, asks) texts, best first
 
 
 def okx_checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
     """OKX `books`: CRC32 of bid1px:bid1sz:ask1px:ask1sz:bid2px:... over the first 25 of
     each side (a side's missing levels are skipped), of the texts as received, as a
     signed 32-bit int (how OKX sends it)."""
-    bids, asks = bids[:25], asks[:25]
-    # The levels in checksum order, interleaved by two slice assignments in C (a
-    # zip_longest of the sides made a pair to take apart again a level): bid1, ask1, ...
-    # for the levels both sides have, then the rest of the longer side.
+    return okx_checksum_of_texts(list(map(_okx_level_text, bids[:25])), list(map(_okx_level_text, asks[:25])))
+
+
+# "price:size", in C.
+_okx_level_text: Callable[[Level], str] = ":".join
+
+
+def okx_checksum_of_texts(bids: list[str], asks: list[str]) -> int:
+    """okx_checksum from the "price:size" texts of each side's first 25 levels, best first."""
+    # In checksum order, interleaved by two slice assignments in C: bid1, ask1, ... for
+    # the levels both sides have, then the rest of the longer side.
     common = min(len(bids), len(asks))
-    levels = list(bids[:common]) * 2
-    levels[0::2], levels[1::2] = bids[:common], asks[:common]
-    levels += bids[common:] or asks[common:]
-    crc = zlib.crc32(":".join(chain.from_iterable(levels)).encode())
+    texts = bids[:common] * 2
+    texts[0::2], texts[1::2] = bids[:common], asks[:common]
+    texts += bids[common:] or asks[common:]
+    crc = zlib.crc32(":".join(texts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
@@ -238,7 +252,7 @@ def kraken_checksum(bids: Sequence[Level], asks: Sequence[Level]) -> int:
     return zlib.crc32("".join([text.replace(".", "").lstrip("0") for text in texts]).encode())
 
 
-OKX = Checksum(25, okx_checksum)
+OKX = Checksum(25, okx_checksum, _okx_level_text, okx_checksum_of_texts)
 KRAKEN = Checksum(10, kraken_checksum)
 
 
@@ -248,11 +262,18 @@ KRAKEN = Checksum(10, kraken_checksum)
 class _Side:
     """One side's levels, best first, and their keys (see _ASK_KEYS) in ascending order."""
 
-    __slots__ = ("keys", "levels", "key_of", "_ladder", "_ladder_keys")
+    __slots__ = ("keys", "levels", "key_of", "_ladder", "_ladder_keys", "texts", "text_of", "texts_kept")
 
-    def __init__(self, known_keys: _KnownTexts[Key]) -> None:
+    def __init__(self, known_keys: _KnownTexts[Key], checksum: Checksum | None) -> None:
         self.keys: list[Key] = []
         self.levels: list[Level] = []
+        # The checksum's text of each of the best `texts_kept` levels (Checksum.level_text),
+        # or None for a checksum without level texts.
+        self.texts: list[str] | None = None
+        self.text_of: Callable[[Level], str] | None = None
+        self.texts_kept = 0
+        if checksum is not None and checksum.level_text is not None and checksum.of_texts is not None:
+            self.texts, self.text_of, self.texts_kept = [], checksum.level_text, checksum.levels
         # Bound: `known_keys[price]` on a dict subclass would take CPython's slow path.
         self.key_of = known_keys.__getitem__
         # The prices of the last snapshot that came best first, and their keys: a book
@@ -294,6 +315,11 @@ class _Side:
             kept_levels = _written_plain(kept_levels)
         return kept_keys, kept_levels
 
+    def write_texts(self) -> None:
+        """The checksum's texts of the best levels, all built again (after a snapshot)."""
+        if self.text_of is not None:
+            self.texts = list(map(self.text_of, self.levels[:self.texts_kept]))
+
     def apply(self, changes: list[tuple[Key, str, str]], watched: int, window: int | None) -> bool:
         """Apply checked changes (a size without a character but 0 and the point deletes);
         True when one of them was within the best `watched` levels."""
@@ -301,7 +327,7 @@ class _Side:
         if self._ladder is not None:  # not a new empty list a message
             self._ladder, self._ladder_keys = None, []
         side_keys, levels = self.keys, self.levels
-        touched = False
+        first = watched  # the best rank changed: the levels above it are as they were
         for key, price, size in changes:
             index = bisect_left(side_keys, key)
             # Not `index < len(side_keys) and ...`: the len() call cost ~380 a change
@@ -322,12 +348,17 @@ class _Side:
                 del levels[index]
             else:
                 continue  # a delete of a price the book does not hold changes nothing
-            if index < watched:
-                touched = True
+            if index < first:
+                first = index
         if window is not None:
             del side_keys[window:]
             del levels[window:]
-        return touched
+        if first == watched:
+            return False
+        texts, text_of = self.texts, self.text_of
+        if texts is not None and text_of is not None and first < self.texts_kept:
+            texts[first:] = map(text_of, levels[first:self.texts_kept])
+        return True
 
 
 class OrderBook:
@@ -353,8 +384,8 @@ class OrderBook:
         self.state: BookState = "awaiting_snapshot"
         self.lost_reason: LossReason | None = None
         self.update_id: int | None = None  # the exchange's sequence id of the last message applied
-        self._bids = _Side(_BID_KEYS)
-        self._asks = _Side(_ASK_KEYS)
+        self._bids = _Side(_BID_KEYS, checksum)
+        self._asks = _Side(_ASK_KEYS, checksum)
         # Counts the messages that changed something within the watched levels: the
         # record and the checksum are recomputed only when it moved.
         self._version = 0
@@ -372,6 +403,9 @@ class OrderBook:
         ask_keys, ask_levels = self._asks.snapshot(asks, self.window)
         self._bids.keys, self._bids.levels = bid_keys, bid_levels
         self._asks.keys, self._asks.levels = ask_keys, ask_levels
+        if self._bids.texts is not None:  # not two calls a frame for a book without level texts
+            self._bids.write_texts()
+            self._asks.write_texts()
         self.state = "live"
         self.lost_reason = None
         self._version += 1
@@ -414,7 +448,11 @@ class OrderBook:
             if self.checksum is None:
                 raise ValueError(f"{self.market}: a checksum to check, and no checksum algorithm for the book")
             if self._checksum_version != self._version:
-                self._checksum = self.checksum.of(*self.top(self.checksum.levels))
+                of_texts = self.checksum.of_texts
+                if of_texts is not None and self._bids.texts is not None and self._asks.texts is not None:
+                    self._checksum = of_texts(self._bids.texts, self._asks.texts)
+                else:
+                    self._checksum = self.checksum.of(*self.top(self.checksum.levels))
                 self._checksum_version = self._version
             if checksum != self._checksum:
                 raise self.lose("checksum", f"the exchange's {checksum}, the book's {self._checksum}")
@@ -452,5 +490,7 @@ class OrderBook:
         self.update_id = None
         self._bids.keys, self._bids.levels = [], []
         self._asks.keys, self._asks.levels = [], []
+        self._bids.write_texts()
+        self._asks.write_texts()
         self._version += 1
         return BookLost(self.market, reason, detail)
