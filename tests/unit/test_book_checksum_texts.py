@@ -23,17 +23,14 @@ def test_the_checksum_from_kept_texts_is_the_checksum_of_the_levels(
     for kind, bids, asks in messages:
         if kind == "change" and book.state != "live":
             continue
-        if kind == "snapshot":
-            book.replace(bids, asks)
-            reference.replace(bids, asks)
-        else:
-            book.apply(bids, asks)
-            reference.apply(bids, asks)
+        for kept in (book, reference):
+            (kept.replace if kind == "snapshot" else kept.apply)(bids, asks)
+        exchange_checksum = okx_checksum(*reference.top(3))
         if reference.crossed():
-            with pytest.raises(BookLost):
-                book.check(okx_checksum(*reference.top(3)))
-            continue
-        book.check(okx_checksum(*reference.top(3)))  # BookLost ("checksum") if the texts were stale
+            with pytest.raises(BookLost, match="crossed"):
+                book.check(exchange_checksum)
+        else:
+            book.check(exchange_checksum)  # BookLost ("checksum") if the texts were stale
 
 
 def test_a_change_below_the_checksum_levels_keeps_them_and_one_within_builds_them_again() -> None:
