@@ -77,7 +77,10 @@ def test_check_refuses_a_book_depth_the_exchange_does_not_serve(
 def test_run_refuses_it_before_starting_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """`coinstream run` validates as check does, before the broker and supervisord."""
-    monkeypatch.delenv(configuration.ENV_OVERRIDE_FILE, raising=False)  # run.main sets it; restored after
+    # run.main sets it. Set here so that monkeypatch removes it after: a delenv of an unset
+    # variable records nothing, and the test's site.yaml leaked into every later load()
+    # of the same pytest worker (test_config's default-origin test failed, order-dependent).
+    monkeypatch.setenv(configuration.ENV_OVERRIDE_FILE, "")
     # Past the check, run would start a broker and exec supervisord in this process.
     monkeypatch.setattr(run, "local_broker_port", lambda config: pytest.fail("run went past the check"))
     override = tmp_path / "site.yaml"
