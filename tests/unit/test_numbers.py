@@ -1,5 +1,6 @@
 """shared.numbers keeps every digit and writes plain notation."""
 
+import re
 from decimal import Decimal
 
 import msgspec
@@ -131,6 +132,45 @@ def test_an_exponent_expanded_in_the_text_equals_decimal_s_plain_form(text: str)
         assert numbers._expand_exponent(text) == expected
     except NumberError as error:
         assert type(error) is expected, text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1.16539E8", "116539000"), ("0E-8", "0.00000000"), ("0E+3", "0"), ("1.500E2", "150.0"),
+    ("4E39", "4" + "0" * 39), ("1E-38", "0." + "0" * 37 + "1"), ("0.5e1", "5"),
+    ("1." + "1" * 36 + "E1", "11." + "1" * 35),  # 40 characters in, 39 out
+    ("1." + "0" * 37 + "E2", "100." + "0" * 35),  # 41 characters in, 40 out
+])
+def test_an_exponent_within_the_bounds_expands(text: str, expected: str) -> None:
+    assert numbers._expand_exponent(text) == expected == format(Decimal(text), "f")
+
+
+@pytest.mark.parametrize("text", ["4E40", "1E-39", "1E101", "1E-101", "0E+101", "-1.5E3", "-0E-8",
+                                  "1" * 39 + "E2"])
+def test_an_exponent_out_of_the_bounds_is_refused_with_decimal_s_message(text: str) -> None:
+    with pytest.raises(NumberError) as expected:
+        numbers._expand_exponent_by_decimal(text)
+    with pytest.raises(NumberError, match=f"^{re.escape(str(expected.value))}$"):
+        numbers._expand_exponent(text)
+
+
+@pytest.mark.parametrize("json_values", [
+    ['"5"', "1.5", "2"], ["1.5", '"5"'], ["1.5", '""', "2"], ['""'], ["1.5", '"1,2"', "2"],
+    ["1.5", "1" * 41, "2"], ["1.5E3", "1" * 41], ["1" * 40, "2.5E-3"], ["1." + "0" * 37 + "E2", "3"],
+    ["1.5E3", "-2"], ["-2", "1.5E3"], ["1.5e3", "7.25E-2", "0E-8"], ["null", "1.5"], ["1.5", "true"],
+])
+def test_a_ticker_s_raws_in_one_decode_equal_each_alone_with_its_message(json_values: list[str]) -> None:
+    """A quoted number, an empty string, a number longer than MAX_NUMBER_CHARS or a negative one
+    among a ticker's numbers: the one-pass conversion gives what raw_plain_or_none of each gives,
+    or raises its first message."""
+    raws = [_raw(value) for value in json_values]
+    try:
+        expected: list[str | None] | str = [raw_plain_or_none(raw) for raw in raws]
+    except NumberError as error:
+        expected = str(error)
+    try:
+        assert raw_plain_all_or_none(*raws) == expected
+    except NumberError as error:
+        assert str(error) == expected
 
 
 @pytest.mark.parametrize("count", [1, 63, 64, 65, 200])
