@@ -112,11 +112,6 @@ def _only(allowed: bytes) -> bytes:
     return bytes(byte if byte in allowed else (ord(",") if byte != ord(",") else ord(".")) for byte in range(256))
 
 
-# What a comma-joined list of plain, non-negative JSON numbers is made of: a minus sign
-# sends the texts to the per-field functions, which refuse it.
-_NUMBER_LIST = _only(b"0123456789.,")
-
-
 # What is left of a ticker's numbers, joined into a JSON array, once their digits and
 # points are deleted (_plain_all_by): the brackets and the commas of the join alone.
 _PLAIN_NUMBER_BYTES = b"0123456789."
