@@ -4,7 +4,8 @@ A sink stamps each record with the run id and the next sequence number, encodes 
 once with a reused msgspec encoder, and hands it on without waiting. Kafka delivery
 is asynchronous: librdkafka batches (linger.ms), retries, and reports each record
 Kafka did not take through a callback; the event loop serves those and counts the
-delivered ones with a steady poll().
+delivered ones after each socket read, and with a poll() every POLL_INTERVAL_S while
+records are pending (KafkaSink.serve).
 """
 
 import asyncio
@@ -29,8 +30,13 @@ from shared.stats import Stats
 
 # The delivery reports' backstop while no socket reads (see serve_deliveries): REST-only
 # records wait up to this long for their report. Every wakeup costs (~0.1 ms of CPU on
-# a 2-core VM), and an idle worker wakes mostly for this loop.
+# a 2-core VM), and an idle worker woke mostly for this loop: it runs this often only
+# while records are pending (in librdkafka, the spool, or held for a missing topic).
 POLL_INTERVAL_S = 0.1
+# With nothing pending the loop rests this long, or until a record is handed to the
+# producer (then it is back within POLL_INTERVAL_S): what it serves meanwhile is only
+# librdkafka's own events (statistics every STATISTICS_INTERVAL_MS, errors, log lines).
+IDLE_POLL_INTERVAL_S = 1.0
 # librdkafka (2.16) can stay stuck after a broker restart that left a partition without a
 # leader for a moment (a single node, or replication factor 1): its queue never moves
 # again, even once metadata names the leader (librdkafka issue #5430). Measured against
@@ -137,6 +143,11 @@ def _identity(topic: str, value: bytes) -> tuple[str, str, int]:
     numbers its ticker and its book records each on their own)."""
     sequenced = _sequenced.decode(value)
     return topic, sequenced.run, sequenced.seq
+
+
+def _end_rest(resting: "asyncio.Future[None]") -> None:
+    if not resting.done():
+        resting.set_result(None)
 
 
 def _not_also_an_error(record: logging.LogRecord) -> bool:
@@ -285,6 +296,9 @@ class KafkaSink:
         self._cluster_ready_since: float | None = None
         self._replacing = False
         self._unreturned: int | None = None  # at close: records librdkafka did not give back
+        # While serve() rests with nothing pending: what ends the rest, and its timer.
+        self._resting: asyncio.Future[None] | None = None
+        self._rest_timer: asyncio.TimerHandle | None = None
 
     def check_ready(self, timeout_s: float) -> None:
         """Fail fast, in one line, when the cluster or a topic is not there."""
@@ -372,6 +386,8 @@ class KafkaSink:
             self._handed += handed
             if self._handing_since is None:
                 self._handing_since = time.monotonic()
+                if self._resting is not None:
+                    self._poll_soon()
 
     def publish_book(self, book: Book) -> None:
         self._book_seq += 1
@@ -409,6 +425,8 @@ class KafkaSink:
         self._handed += 1
         if self._handing_since is None:
             self._handing_since = time.monotonic()
+            if self._resting is not None:
+                self._poll_soon()
 
     def _produce_refused(self, error: KafkaError, record: tuple[str, bytes, bytes], spool: bool) -> bool:
         """produce() refused the record at once. A missing topic: the record waits (in the
@@ -565,7 +583,34 @@ class KafkaSink:
             self.stats.spool_bytes = self._spool.size_bytes
             self.stats.spool_records = self._spool.records
             await self._replace_producer_if_stuck()
-            await asyncio.sleep(POLL_INTERVAL_S)
+            if len(self._producer) or self._spool or self._topic_missing_since is not None or self._replacing:
+                await asyncio.sleep(POLL_INTERVAL_S)
+            else:
+                await self._rest()
+
+    async def _rest(self) -> None:
+        """Wait IDLE_POLL_INTERVAL_S, or less: a record handed meanwhile ends the wait
+        within POLL_INTERVAL_S (_poll_soon)."""
+        loop = asyncio.get_running_loop()
+        self._resting = resting = loop.create_future()
+        self._rest_timer = loop.call_later(IDLE_POLL_INTERVAL_S, _end_rest, resting)
+        try:
+            await resting
+        finally:
+            self._rest_timer.cancel()
+            self._resting = self._rest_timer = None
+
+    def _poll_soon(self) -> None:
+        """A record was handed while serve() rests: its report is served within
+        POLL_INTERVAL_S, as when the loop polls. The timer is moved, the loop not woken
+        now: a socket read serves its own records' reports, and most are not ready yet."""
+        timer, resting = self._rest_timer, self._resting
+        if timer is None or resting is None or resting.done():
+            return
+        loop = resting.get_loop()
+        if timer.when() > loop.time() + POLL_INTERVAL_S:
+            timer.cancel()
+            self._rest_timer = loop.call_later(POLL_INTERVAL_S, _end_rest, resting)
 
     def _retry_missing_topic(self) -> None:
         """Once the producer holds none of the missing topic's records, they go to the

@@ -49,7 +49,7 @@ class Stats:
         self.rate_limit_waits = 0
         self.delivered = 0
         # time.monotonic() of the last delivery report for a record Kafka took (of the
-        # start, before the first), as the sink's poll loop saw it (every 0.1 s).
+        # start, before the first), as the sink's poll loop saw it (every 0.1 s while records are pending).
         self.last_delivery_at = time.monotonic()
         self.delivery_failures = 0
         self.spooled = 0
