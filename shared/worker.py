@@ -720,7 +720,14 @@ class Connection:
         probe_after = min(limit, runtime.rest_fallback_after_s) / 2
         probed = 0.0
         while True:
-            await asyncio.sleep(min(1.0, probe_after / 4))
+            # Asleep until its next deadline, counted from the last frame heard, and at most
+            # probe_after: a frame heard meanwhile (a probe's pong) sets the next probe's
+            # deadline, never sooner than probe_after from now, and moves the stall's later.
+            # Not a fixed tick: with frames flowing it wakes once a probe_after, not every second.
+            heard = max(self.last_heard, subscribed_at)
+            now = time.monotonic()
+            due = heard + probe_after if probed < heard else heard + limit
+            await asyncio.sleep(max(min(due, now + probe_after) - now, 0.0) + DEADLINE_SLACK_S)
             now = time.monotonic()
             heard = max(self.last_heard, subscribed_at)
             if now - heard > limit:
@@ -789,9 +796,16 @@ class Connection:
                 worker.log.info("%s: socket answers again; REST polling stopped", self.name)
                 polling = False
             # Books are not refreshed: a quiet book has not changed.
-            if self.books is None and runtime.rest_refresh_s and time.monotonic() - self._last_refresh >= runtime.rest_refresh_s:
+            refreshing = self.books is None and runtime.rest_refresh_s
+            if refreshing and time.monotonic() - self._last_refresh >= runtime.rest_refresh_s:
                 await self._refresh()
-            await asyncio.sleep(min(1.0, runtime.rest_fallback_after_s - unheard_s))
+            # Asleep until the fallback is due if nothing is heard meanwhile, or the next
+            # refresh; a frame heard meanwhile moves the first later, which the next pass finds.
+            now = time.monotonic()
+            due = self.last_heard + runtime.rest_fallback_after_s
+            if refreshing:
+                due = min(due, self._last_refresh + runtime.rest_refresh_s)
+            await asyncio.sleep(max(due - now, 0.0) + DEADLINE_SLACK_S)
 
     async def _refresh(self) -> None:
         """The markets of an answering socket that published nothing for rest_refresh_s,
@@ -899,6 +913,9 @@ class MessageConnection(ClientConnection):
 CLOSE_TIMEOUT_S = 2
 # libuv's timers count whole milliseconds: a shorter pause is not worth a timer.
 MIN_READ_PAUSE_S = 0.001
+# Added to a sleep until a deadline (the watchdog's, the fallback's): a libuv timer may
+# fire up to a millisecond before it, and the loop would pass once more for nothing.
+DEADLINE_SLACK_S = 0.002
 # The rate is judged over this long, not read by read: a sender writes in bursts, and
 # a short read just after a long one would look like a slow feed.
 RATE_WINDOW_S = 0.1
