@@ -7,12 +7,17 @@ and, where listed, the connection, reconnect reason or record source: a bounded 
 never a symbol.
 """
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from itertools import accumulate
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
@@ -173,6 +178,25 @@ def registry_for(worker: Worker) -> CollectorRegistry:
     return registry
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing: a scrape is no news (wsgiref writes every request to stderr)."""
+
+
 def serve(worker: Worker, host: str, port: int) -> None:
-    """Serve /metrics from a daemon thread; OSError when the address cannot be bound."""
-    start_http_server(port, host, registry_for(worker))
+    """Serve /metrics from a daemon thread; OSError when the address cannot be bound.
+
+    What prometheus_client's start_http_server does, but for its thread's wait: that
+    one polls for a shutdown request twice a second, two wakeups a second of an idle
+    worker, and this server is never shut down (a daemon thread, ended with the
+    process). Here the thread sleeps until a scrape arrives, or an hour."""
+    # The address family of the host, as start_http_server finds it: an IPv6 host too.
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    server = make_server(str(address[0]), port, make_wsgi_app(registry_for(worker)), Server, handler_class=_Quiet)
+    # Its wait for a shutdown request, which never comes: an hour, not half a second.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 3600.0}, name="metrics",
+                     daemon=True).start()

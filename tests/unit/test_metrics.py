@@ -6,6 +6,8 @@ import asyncio
 import logging
 import math
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,11 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coinstream import check
 from shared import config as configuration
-from shared.metrics import registry_for
+from shared.metrics import registry_for, serve
 from shared.sink import StdoutSink
 from shared.stats import Stats
 from shared.worker import Connection, Worker
 from tests.conftest import fixture_bytes
+from tests.harness import free_port
 from workers.binance import Binance
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -232,3 +235,23 @@ def test_counters_line_shows_nothing_to_show_plainly() -> None:
     line = stats.line(queue_depth=0)
     assert " reconnects=3[closed_1011=1,stalled=2] " in line
     assert " ack_p50_ms=6.1 ack_p99_ms=12.3 delivery_report_p50_ms<=5 delivery_report_p99_ms<=5 " in line
+
+
+def _wakeups(thread: threading.Thread) -> int:
+    """How often `thread` has slept and been woken (Linux: its voluntary context switches)."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt_switches")))
+
+
+def test_metrics_are_served_by_a_thread_that_sleeps_until_a_scrape() -> None:
+    """prometheus_client's start_http_server thread woke twice a second to look for a
+    shutdown that never comes; an idle worker's process paid for it."""
+    port = free_port()
+    serve(binance_worker(), "127.0.0.1", port)
+    [thread] = [thread for thread in threading.enumerate() if thread.name == "metrics"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert b'coinstream_frames_total{exchange="binance"} 1.0' in response.read()
+    time.sleep(0.1)  # the scrape's own wakeups over
+    before = _wakeups(thread)
+    time.sleep(1.6)
+    assert _wakeups(thread) - before == 0  # before: 3
