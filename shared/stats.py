@@ -48,8 +48,8 @@ class Stats:
         self.rest_resent = 0
         self.rate_limit_waits = 0
         self.delivered = 0
-        # time.monotonic() of the last delivery report for a record Kafka took (of the
-        # start, before the first), as the sink's poll loop saw it (every 0.1 s while records are pending).
+        # time.monotonic() of the last count that found records Kafka took (of the start,
+        # before the first): after each socket read, or the sink's poll loop's pass.
         self.last_delivery_at = time.monotonic()
         self.delivery_failures = 0
         self.spooled = 0

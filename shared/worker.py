@@ -15,7 +15,9 @@
             markets; stop as soon as it is heard again. While it answers, its markets
             that published nothing for rest_refresh_s are refreshed from REST that
             often, and a refreshed ticker is published only if a number changed
-  sink      records to Kafka without awaiting; delivery reports on a steady poll
+  sink      records to Kafka without awaiting; delivery reports served after each
+            socket read, and by a poll every 0.1 s while records are pending and no
+            read serves them (shared.sink.KafkaSink.serve)
   stop      SIGTERM/SIGINT: close sockets, flush within stop_timeout_s, exit 0
 """
 
