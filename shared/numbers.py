@@ -270,6 +270,8 @@ def raw_plain_all_or_none(*raws: msgspec.Raw) -> list[str | None]:
             texts = _NUMBER_TEXTS.decode(b'["' + joined + b'"]')
         except msgspec.DecodeError:  # a quoted number (an empty string in the array), or a long one
             return list(map(raw_plain_or_none, raws))
+        if len(texts) != len(raws):  # a Raw that is the string "," parses as two empty strings
+            return list(map(raw_plain_or_none, raws))
         if _E in joined or _LOWER_E in joined or _MINUS in joined:
             # Only the numbers with an exponent or a sign take the long way, without a call for
             # the others; a loop, not a comprehension, which is a call of its own in CPython 3.11.
@@ -285,7 +287,8 @@ def raw_plain_all_or_none(*raws: msgspec.Raw) -> list[str | None]:
 # What Raws joined by '","' are made of when each is a bare JSON number: digits, '.', an
 # exponent's letter and signs, and the separator's quotes and comma. A Raw that is a JSON
 # string of those (a quoted number) leaves an empty string and its text side by side in
-# the array ('["1",""2"","3"]'), which does not parse.
+# the array ('["1",""2"","3"]'), which does not parse; but for the string ",", which
+# parses as two empty strings, told by the count.
 _QUOTED_NUMBER_LIST = _only(b'0123456789.eE+-",')
 # Bytes as ints: `int in bytes` is a memchr, where a bytes operand is first tried as an
 # int, and its TypeError raised and cleared (~2k instructions each).

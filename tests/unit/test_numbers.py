@@ -105,7 +105,7 @@ def test_plain_all_or_none_keeps_missing_values() -> None:
 
 
 JSON_VALUES = ["0E-8", "1.16539E8", "-1.5e-3", '"0.35210000"', '"1."', '"abc"', "null", "true", "[1,2]",
-               '{"a":1}', '"1,2"', "0", "-0", "31883000", "95078733694.3792000000000000"]
+               '{"a":1}', '"1,2"', '","', "0", "-0", "31883000", "95078733694.3792000000000000"]
 
 
 @given(st.lists(st.one_of(st.sampled_from(JSON_VALUES),
@@ -157,9 +157,12 @@ def test_an_exponent_out_of_the_bounds_is_refused_with_decimal_s_message(text: s
     ['"5"', "1.5", "2"], ["1.5", '"5"'], ["1.5", '""', "2"], ['""'], ["1.5", '"1,2"', "2"],
     ["1.5", "1" * 41, "2"], ["1.5E3", "1" * 41], ["1" * 40, "2.5E-3"], ["1." + "0" * 37 + "E2", "3"],
     ["1.5E3", "-2"], ["-2", "1.5E3"], ["1.5e3", "7.25E-2", "0E-8"], ["null", "1.5"], ["1.5", "true"],
+    # The string "," parses as two empty strings in the joined array: [1.5, '', '', 2] shifted
+    # every later number (a book's sizes read as prices).
+    ['","'], ["1.5", '","', "2"], ['","', '","'],
 ])
 def test_a_ticker_s_raws_in_one_decode_equal_each_alone_with_its_message(json_values: list[str]) -> None:
-    """A quoted number, an empty string, a number longer than MAX_NUMBER_CHARS or a negative one
+    """A quoted number, an empty string, the string ",", a number longer than MAX_NUMBER_CHARS or a negative one
     among a ticker's numbers: the one-pass conversion gives what raw_plain_or_none of each gives,
     or raises its first message."""
     raws = [_raw(value) for value in json_values]
