@@ -296,6 +296,19 @@ class BookFeed:
         subscription = self.subscriptions.get(socket)
         return subscription.markets if subscription else []
 
+    def state(self) -> dict[str, Any]:
+        """What a test that waits in vain for book frames is shown: the update driver's
+        and each book socket's writer's state, its markets and queued frames."""
+        def task_state(task: "asyncio.Task[None] | None") -> str:
+            if task is None or not task.done():
+                return "none" if task is None else "running"
+            return "cancelled" if task.cancelled() else f"ended: {task.exception()!r}"
+
+        return {"driver": task_state(self._driver),
+                "sockets": [{"state": socket.protocol.state.name, "markets": subscription.markets,
+                             "queued": subscription.queue.qsize(), "writer": task_state(subscription.writer)}
+                            for socket, subscription in self.subscriptions.items()]}
+
     def _put(self, subscription: _Subscription, frame: str) -> None:
         subscription.queue.put_nowait(frame.encode() if self.sim.binary_frames else frame)
 

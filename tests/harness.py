@@ -62,14 +62,18 @@ def free_port_run(count: int) -> int:
         return first
 
 
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
+def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1,
+               last_seen: Callable[[], str] | None = None) -> Any:
+    """condition()'s first true value; on timeout, an AssertionError naming `what` and, with
+    last_seen, what it returns then (the state that was never right)."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            seen = f"; last seen:\n{last_seen()}" if last_seen else ""
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{seen}")
         time.sleep(interval_s)
 
 

@@ -185,7 +185,10 @@ def settle_and_compare(sim: Simulator, exchange: str, kafka: str, topic: str, de
                 return False
         return True
 
-    records = [record for _, record in consume(kafka, topic, caught_up, timeout_s=60)]
+    try:
+        records = [record for _, record in consume(kafka, topic, caught_up, timeout_s=60)]
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; the simulator's stats: {sim.control(exchange, 'stats')}") from None
     assert_true_books(sim, exchange, records, depth)
     return records
 

@@ -59,10 +59,15 @@ class Terminal(Pane):
         return int(self._tmux("display-message", "-p", "-t", "live", "#{pane_pid}"))
 
 
+# The last `coinstream status` output, for a test that times out waiting for it to be right.
+last_status: list[str] = [""]
+
+
 def status(checkout: Path) -> tuple[int, dict[str, list[str]]]:
     """`coinstream status` as the demo prints it: exit code, worker -> its row's cells."""
     done = subprocess.run([".venv/bin/python", "-m", "coinstream", "status", "--config", "run/demo.yaml",
                            "--window", "0.5"], cwd=checkout, capture_output=True, text=True, timeout=60)
+    last_status[0] = f"{done.stdout}{done.stderr}"
     rows = {cells[0]: cells for line in done.stdout.splitlines()[1:]
             if (cells := re.split(r"\s{2,}", line.strip()))[0] in EXCHANGES}
     return done.returncode, rows
@@ -86,7 +91,8 @@ def test_demo_end_to_end(checkout: Path) -> None:
         assert fault, screen
 
         # make status: all ten ok, their metrics on the demo's ports.
-        code, rows = wait_until(lambda: (result := status(checkout))[0] == 0 and result, 90, "all ten workers ok")
+        code, rows = wait_until(lambda: (result := status(checkout))[0] == 0 and result, 90, "all ten workers ok",
+                                last_seen=lambda: last_status[0])
         assert list(rows) == list(EXCHANGES) and all(cells[-1] == "ok" for cells in rows.values()), rows
         # The demo's broker is new: the producer ids are asked for before the workers start, so no
         # worker logs librdkafka's "Coordinator load in progress" retry.
@@ -131,7 +137,7 @@ def test_demo_end_to_end(checkout: Path) -> None:
         # The simulator's fault URL: every Kraken socket dropped; status counts the reconnect.
         assert requests.get(f"http://{fault.group(1)}", timeout=10).json() == {"ok": "close"}
         wait_until(lambda: (reconnects := status(checkout)[1]["kraken"][5]).isdigit() and int(reconnects) >= 1, 60,
-                   "kraken's reconnect in status")
+                   "kraken's reconnect in status", last_seen=lambda: last_status[0])
         restarted = subprocess.run([".venv/bin/supervisorctl", "-c", "supervisord.conf", "restart", "kraken"],
                                    cwd=checkout, capture_output=True, text=True, timeout=60)
         assert restarted.stdout.splitlines() == ["kraken: stopped", "kraken: started"], restarted
