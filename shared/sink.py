@@ -890,6 +890,10 @@ class KafkaSink:
             self._count_deliveries()
             if self.stats.delivered != delivered:
                 delivered, answered_at = self.stats.delivered, time.monotonic()
+        # Counted once more: the loop's own look at len() may find a record gone that the
+        # count before it still saw pending (delivered in between, by librdkafka's thread,
+        # with no report: only failures have one), which no count would have seen since.
+        self._count_deliveries()
         self._unreturned = 0
         if remaining := len(self._producer):
             # Every record comes back through its delivery report, oldest first per partition,
