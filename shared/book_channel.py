@@ -346,21 +346,27 @@ class BookChannel:
         """Publish the REST books of `markets`; returns how many records.
 
         For the fallback of a socket (`fallback_of`), an answer is dropped, unrecorded, when
-        the socket was heard while its call was on its way: the stream is back, and may
-        have rebuilt the book already, so the REST book would be older than the one kept
-        (published after a newer record), and without a sequence id (OKX's) it would leave
-        the stream's changes nothing to follow. Counted in book_skipped."""
+        the socket was heard since this round of calls began, and the round's calls left
+        are not made: the stream is back, and may have rebuilt the book already, so the
+        REST book would be older than the one kept (published after a newer record), and
+        without a sequence id (OKX's) it would leave the stream's changes nothing to
+        follow. A call asked after the socket was heard is no better: Gate's REST book holds
+        only the top N, and one taken at the stream's own id would replace the stream's
+        whole book and let its next changes apply to the top N alone (a deleted level
+        leaves the record short of the true top N). Counted in book_skipped."""
         worker = self.worker
         markets = [market for market in markets if market.raw not in worker.unknown_markets]
         published = 0
+        began = time.monotonic()
         for url in self.venue.book_rest_urls(markets, self.depth):
-            asked = time.monotonic()
+            if fallback_of is not None and fallback_of.last_heard > began:
+                break
             try:
                 body, received_ns, url = await worker.rest_get(url)
             except (ExchangeError, RestUnavailable) as error:
                 worker.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
                 continue
-            if fallback_of is not None and fallback_of.last_heard > asked:
+            if fallback_of is not None and fallback_of.last_heard > began:
                 self.stats.book_skipped += 1
                 continue
             published += worker.on_rest_body(body, received_ns, url)
