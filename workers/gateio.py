@@ -55,9 +55,10 @@ Book        `spot.obu` (Order Book V2), chosen over the legacy `spot.order_book_
             checksum. Only the docs' examples of spot.obu exist (their sizes look like
             contract counts): no live capture.
 Book REST   /spot/order_book?currency_pair=BTC_USDT&limit=N&with_id=true, for the fallback
-            while a socket is down: {"id","current","update","asks","bids"}, `id` the book's
-            update id (published as update_id), `update` the time of its last change (ms,
-            absent from 2021 answers). The body does not name the pair: the URL does.
+            while a socket is down (N: the stream's window, 50, up to 100, at least
+            book_depth): {"id","current","update","asks","bids"}, `id` the book's update id
+            (published as update_id), `update` the time of its last change (ms, absent
+            from 2021 answers). The body does not name the pair: the URL does.
 """
 
 import json
@@ -78,6 +79,9 @@ BOOK_CHANNEL = "spot.obu"
 # The depths spot.obu serves: 50 levels (pushed every 20 ms) and 400 (every 100 ms).
 OBU_LEVELS = (50, 400)
 BOOK_PATH = "/api/v4/spot/order_book"
+# The deepest REST book asked for beyond `book_depth`: the docs' own call asks for 100 (the
+# endpoint's maximum is unconfirmed; third-party docs say 1000).
+REST_BOOK_LEVELS = 100
 
 Levels = list[tuple[Number, Number]]
 
@@ -298,8 +302,12 @@ class Gateio(Venue):
         return []
 
     def book_rest_urls(self, markets: list[Market], depth: int) -> list[str]:
-        """One call a pair (the endpoint takes one)."""
-        return [f"{self.rest_base}{BOOK_PATH}?currency_pair={market.raw}&limit={depth}&with_id=true"
+        """One call a pair (the endpoint takes one), as deep as the stream's window (up to
+        REST_BOOK_LEVELS; never less than `depth`): a fallback book of a quiet market is
+        kept at the stream's own id, and when a stalled socket speaks again its changes
+        apply to it, so it must hold the levels a deletion moves up into the top N."""
+        limit = max(depth, min(obu_level(depth), REST_BOOK_LEVELS))
+        return [f"{self.rest_base}{BOOK_PATH}?currency_pair={market.raw}&limit={limit}&with_id=true"
                 for market in markets]
 
     def parse_rest_book(self, url: str, body: bytes, received_ns: int) -> list[BookMessage]:

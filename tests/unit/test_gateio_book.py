@@ -2,6 +2,7 @@
 (tests/fixtures/gateio/book_*, see SOURCES.md there): parse, then apply to an OrderBook."""
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import pytest
@@ -96,6 +97,15 @@ def test_broken_pushes_are_rejected(venue: Gateio, old: bytes, new: bytes, error
 def test_stream_names() -> None:
     assert pair_of_stream("ob.BTC_USDT.50") == "BTC_USDT"
     assert pair_of_stream("ob.BTC3L_USDT.400") == "BTC3L_USDT"
+
+
+def test_a_rest_book_is_as_deep_as_the_streams_window_up_to_100_levels(venue: Gateio) -> None:
+    """A fallback book of a quiet market is kept at the stream's own id, and a stalled
+    socket's next changes apply to it: at the top N alone, a deleted level left the
+    record short of the true top N."""
+    limits = {depth: parse_qs(urlsplit(venue.book_rest_urls([venue.market("BTC", "USDT")], depth)[0]).query)["limit"]
+              for depth in (10, 50, 51, 100, 400)}
+    assert limits == {10: ["50"], 50: ["50"], 51: ["100"], 100: ["100"], 400: ["400"]}
 
 
 def test_real_rest_book_is_the_whole_book_at_its_id(venue: Gateio) -> None:
