@@ -350,10 +350,11 @@ class BookChannel:
         are not made: the stream is back, and may have rebuilt the book already, so the
         REST book would be older than the one kept (published after a newer record), and
         without a sequence id (OKX's) it would leave the stream's changes nothing to
-        follow. A call asked after the socket was heard is no better: Gate's REST book holds
-        only the top N, and one taken at the stream's own id would replace the stream's
-        whole book and let its next changes apply to the top N alone (a deleted level
-        leaves the record short of the true top N). Counted in book_skipped."""
+        follow. A call asked after the socket was heard is no better: a REST book may hold
+        fewer levels than the stream's, and one taken at the stream's own id (Gate's) would
+        replace the stream's whole book and let its next changes apply to those levels
+        alone (a deleted level leaves a record short of the true top N). Counted in
+        book_skipped."""
         worker = self.worker
         markets = [market for market in markets if market.raw not in worker.unknown_markets]
         published = 0

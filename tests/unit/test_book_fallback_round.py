@@ -1,9 +1,9 @@
 """A round of REST fallback calls for a book socket's markets ends when the socket is
-heard again. Gate's REST book holds only the top N: one asked after the socket was back,
-at the stream's own id, replaced the stream's whole book, and the stream's next changes
-could apply to the top N alone (a deleted level leaves a record short of the true top N).
-Before, only a call on its way when the socket was heard was dropped; the round's later
-calls were made and published."""
+heard again. A REST book may hold fewer levels than the stream's (Gate's was the top N):
+one asked after the socket was back, at the stream's own id, replaced the stream's whole
+book, and the stream's next changes could apply to those levels alone (a deleted level
+leaves a record short of the true top N). Before, only a call on its way when the socket
+was heard was dropped; the round's later calls were made and published."""
 
 import time
 
