@@ -217,10 +217,12 @@ class BookChannel:
         last = book.update_id
         if message.first_id is not None:
             if last is None:
-                # A book from a snapshot without a sequence id (OKX's REST): its changes
-                # cannot be placed until a snapshot of the stream comes.
-                self.stats.book_skipped += 1
-                return 0
+                # A book from a REST snapshot without a sequence id (OKX's, Bybit's), taken
+                # while its socket was silent: the stream's changes cannot be placed on it,
+                # and a socket that speaks again sends no snapshot of its own. Skipped, they
+                # left the book as REST had it, unpublished, until the exchange chose to
+                # send a snapshot (OKX never does unasked). The book is lost, and rebuilt.
+                raise book.lose("gap", f"a change from {message.first_id} on a REST book, which has no sequence id")
             if state.seeded:
                 if message.update_id is not None and message.update_id <= last:
                     return 0  # older than the REST snapshot: the documented drop

@@ -51,7 +51,8 @@ Book        `orderbook.{N}.{symbol}`, the docs' recommended book: a snapshot, th
 REST book   /v5/market/orderbook?category=spot&symbol=X&limit=N (1..1000, one symbol a
             call): {"result":{"s","a","b","ts","u","seq","cts"}}. Its `u` is the
             1000-level stream's, so it cannot seed an orderbook.50 book: the REST book
-            serves the fallback only, and its records carry no update_id.
+            serves the fallback only, and its records carry no update_id. A stream change
+            after it (a silent socket speaking again) loses the book: resubscribed.
 """
 
 import json

@@ -52,8 +52,9 @@ Book        channel `books` (400 levels, 100 ms, no login): a snapshot on subscr
             channels a connection: 25.
 Book REST   /api/v5/market/books?instId=BTC-USDT&sz=400 (one instrument a call; the body
             does not name it, the URL does): levels as on the socket, no seqId, so a REST
-            book is published (the fallback) but stream changes wait for the socket's
-            next snapshot. 40 requests per 2 s per IP.
+            book is published (the fallback), and a stream change that comes after it (a
+            silent socket speaking again) loses the book: resubscribed (resync gap) for
+            the next snapshot. 40 requests per 2 s per IP.
 """
 
 import json
