@@ -316,6 +316,29 @@ def test_a_fallback_answer_that_comes_after_the_socket_is_back_is_dropped(exchan
     audited(kafka, topic)
 
 
+@pytest.mark.parametrize("exchange", ["okx", "bybit"])
+def test_after_a_stall_the_rest_books_give_way_to_the_stream_again(exchange: str, kafka: str, simulator: Any,
+                                                                 worker: Any, tmp_path: Path) -> None:
+    """The book socket stalls (connected, silent) long enough for the REST fallback, not for
+    the watchdog: its books come from REST snapshots without a sequence id, on which the
+    stream's changes cannot be placed when the socket speaks again. Each is lost (resync
+    gap) and resubscribed, and the records are true books again; before, every later change
+    was skipped and the books were never published again."""
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path, runtime={"watchdog_s": 15})
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault(exchange, "stall", seconds=5)
+    wait_until(lambda: "polling REST" in process.log(), 20, "the REST fallback")
+    wait_until(lambda: "socket answers again" in process.log(), 30, "the socket back")
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    assert " reconnects=0 " in final_counters(process), final_counters(process)
+    assert resyncs(process).get("gap", 0) >= 1, final_counters(process)
+    assert {record["source"] for record in records} == {"ws", "rest"}
+    assert records[-1]["source"] == "ws"
+    audited(kafka, topic)
+
+
 @pytest.mark.parametrize("case_name", sorted(BOOKS))
 def test_after_a_reconnect_every_book_is_rebuilt_and_right(case_name: str, kafka: str, simulator: Any,
                                                            worker: Any, tmp_path: Path) -> None:
