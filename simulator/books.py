@@ -43,6 +43,10 @@ Control (GET, JSON):
       book_stale     the next N REST book snapshots are of the book as it was
                      STALE_UPDATES changes of its top before (an id older than the
                      stream), once the market has had that many
+  /_sim/fault?kind=book_forget      every book socket's markets are forgotten, unannounced:
+                                    the socket stays open and answers its keepalives,
+                                    the books move on, and nothing of them is sent until
+                                    the client subscribes the market again
 """
 
 import asyncio
@@ -218,6 +222,8 @@ class _Subscription:
     ring: list[tuple[bytes, bytes]] = field(default_factory=list)
     ring_markets: list[str] = field(default_factory=list)
     ring_index: int = 0
+    # Markets the exchange forgot (book_forget): subscribed, sent nothing, until asked again.
+    forgotten: set[str] = field(default_factory=set)
 
 
 def _ws_frame(payload: bytes, opcode: int) -> bytes:
@@ -271,6 +277,7 @@ class BookFeed:
                 self._put(subscription, frame)
             if market_id not in subscription.markets:
                 subscription.markets.append(market_id)
+            subscription.forgotten.discard(market_id)
         if self._driver is None:
             self._driver = asyncio.create_task(self._drive())
         return known
@@ -406,7 +413,7 @@ class BookFeed:
                 if subscription.writer is not None:
                     subscription.writer.cancel()  # it waits for a frame it could never send
                 self.subscriptions.pop(socket, None)
-            elif market_id in subscription.markets:
+            elif market_id in subscription.markets and market_id not in subscription.forgotten:
                 rendered.append((subscription, self.sim.book_update_frame(socket, market_id, update)))
         return rendered
 
@@ -432,7 +439,8 @@ class BookFeed:
         nothing is written to a socket whose send buffer holds more than BULK_HIGH_WATER
         bytes, or whose queue still holds frames.
         """
-        if self.rate_per_s < BULK_RATE_PER_S or any(self.faults.values()) or self._held:
+        if self.rate_per_s < BULK_RATE_PER_S or any(self.faults.values()) or self._held \
+                or any(subscription.forgotten for subscription in self.subscriptions.values()):
             return None
         subscriptions = [(socket, subscription) for socket, subscription in self.subscriptions.items()
                          if subscription.markets and socket.protocol.state is State.OPEN]
@@ -498,6 +506,13 @@ class BookFeed:
                 for market_id in list(self._held):
                     self._send_rendered(self._held.pop(market_id))
             return {"book_rate_per_s": self.rate_per_s}
+        if command == "fault" and query.get("kind", [""])[0] == "book_forget":
+            # An exchange that drops its book subscriptions unannounced: every socket stays
+            # open and answers its keepalives, the books go on changing, and no frame of
+            # them is sent until the client subscribes the market again.
+            for subscription in self.subscriptions.values():
+                subscription.forgotten.update(subscription.markets)
+            return {"ok": "book_forget"}
         if command == "fault" and query.get("kind", [""])[0] in BOOK_FAULTS:
             kind = query["kind"][0]
             self.faults[kind] += int(query.get("count", ["1"])[0])
