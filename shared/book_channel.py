@@ -30,6 +30,12 @@ published, for every exchange alike (the worker module only parses, shared.venue
             markets go on
   REST      snapshots and, while a book socket is down, the fallback (source "rest"),
             through the worker's REST client and pacing, shared with the ticker's
+  quiet     while a book socket answers, its markets that heard nothing for rest_refresh_s
+            are compared with REST (refresh_quiet): an exchange that drops a subscription
+            unannounced leaves the book quiet and wrong, which nothing else shows. A REST
+            book equal to the one kept, by value, changes nothing; one that differs means
+            the stream lost the market: a whole-book exchange publishes it (source "rest",
+            counted in refreshed), any other loses the book (gap) and rebuilds it
   replay    the same path: frames captured as kind "book", REST bodies by their path
 """
 
@@ -37,10 +43,12 @@ import asyncio
 import logging
 import math
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from shared.book import BookLost, OrderBook
-from shared.record import EARLIEST_EXCHANGE_TS_MS, EXCHANGE_TS_AHEAD_MS, Book, ExchangeError, ServerRestart, Source
+from shared.record import (EARLIEST_EXCHANGE_TS_MS, EXCHANGE_TS_AHEAD_MS, Book, ExchangeError, Level, ServerRestart,
+                           Source)
 from shared.rest import RestUnavailable
 from shared.venue import BookMessage, Market, NumberedBookFrame
 
@@ -54,12 +62,23 @@ MAX_HELD_CHANGES = 10_000
 # (a request lost with its socket's last moments). OKX allows 480 requests an hour a
 # connection, and a resubscribe is two.
 RESUBSCRIBE_AGAIN_AFTER_S = 30.0
+# REST calls a refresh round of a book socket's quiet markets makes at most, those quiet
+# and unchecked longest first: a call a market at most exchanges, and Kraken takes one a
+# second, shared with the tickers' fallback. 10 in a round of rest_refresh_s (300 s) is
+# under a thirtieth of the slowest budget; a socket of 100 quiet markets is gone through
+# in 10 rounds.
+REFRESH_CALLS_PER_ROUND = 10
+# After a refresh round's calls, how long a market's stream is given to speak before its
+# REST book is compared: a change on its way when REST answered makes the book kept older
+# than REST's, not wrong, and arrives within this.
+REFRESH_GRACE_S = 1.0
 
 
 class MarketBook:
     """One market's book and what its resync needs."""
 
-    __slots__ = ("market", "book", "connection", "session", "held", "seeded", "snapshot_asked")
+    __slots__ = ("market", "book", "connection", "session", "held", "seeded", "snapshot_asked", "heard_ns",
+                 "checked_ns")
 
     def __init__(self, market: Market, book: OrderBook) -> None:
         self.market = market
@@ -75,6 +94,10 @@ class MarketBook:
         # straddle the snapshot's update_id; older changes are dropped meanwhile.
         self.seeded = False
         self.snapshot_asked = False  # a REST snapshot call is on its way
+        # Wall clock (ns) of the market's last book message, socket or REST, and of its last
+        # refresh call (refresh_quiet): a market quiet in both for rest_refresh_s is refreshed.
+        self.heard_ns = 0
+        self.checked_ns = 0
 
 
 class BookChannel:
@@ -149,20 +172,52 @@ class BookChannel:
 
     def on_rest_body(self, body: bytes, received_ns: int, url: str) -> int:
         """Keep and publish the REST snapshots in one body (recorded by the worker)."""
-        try:
-            messages = self.venue.parse_rest_book(url, body, received_ns)
-        except ExchangeError as error:
-            self.stats.exchange_errors += 1
-            self.worker.throttled.warning("exchange errors", "%s: %s", url, error)
-            return 0
-        except Exception as error:
-            self.worker.dead_letter(error, received_ns, "rest", url, body)
-            return 0
         published = 0
-        for message in messages:
+        for message in self._rest_messages(body, received_ns, url):
             published += self._take(message, received_ns, "rest", url, body)
         self.stats.book_rest_records += published
         return published
+
+    def on_refresh_body(self, body: bytes, received_ns: int, url: str) -> int:
+        """The REST books of quiet markets (refresh_quiet; recorded by the worker as a
+        refresh, and replayed through here): a book equal to the one kept, by value, is
+        right and changes nothing. One that differs shows that the stream lost the market
+        unannounced: a whole-book exchange's REST book is the book now, published (source
+        "rest"); any other exchange's book is lost (gap) and rebuilt as it allows, its
+        stream's next changes having nothing to follow. A book not live is left to its
+        rebuild, but a whole-book exchange's, which waits for a frame that may not come."""
+        published = 0
+        runtime = self.worker.runtime
+        for message in self._rest_messages(body, received_ns, url):
+            state = self.books.get(message.raw)
+            if state is not None:
+                try:
+                    if state.book.state == "live" and _same_top(state.book, message, self.depth):
+                        continue
+                except Exception as error:  # a level that is no number: as any REST body's
+                    self.worker.dead_letter(error, received_ns, "rest", url, body)
+                    continue
+                if self.resync != "frames":
+                    if state.book.state == "live":
+                        self._lost(state, state.book.lose(
+                            "gap", f"quiet for {runtime.rest_refresh_s:.0f} s, and its REST book differs"))
+                    continue
+            published += self._take(message, received_ns, "rest", url, body)
+        self.stats.book_rest_records += published
+        self.stats.refreshed += published
+        return published
+
+    def _rest_messages(self, body: bytes, received_ns: int, url: str) -> list[BookMessage]:
+        """The BookMessages of a REST body; none when it is an exchange's error (counted)
+        or no book (dead-lettered)."""
+        try:
+            return self.venue.parse_rest_book(url, body, received_ns)
+        except ExchangeError as error:
+            self.stats.exchange_errors += 1
+            self.worker.throttled.warning("exchange errors", "%s: %s", url, error)
+        except Exception as error:
+            self.worker.dead_letter(error, received_ns, "rest", url, body)
+        return []
 
     def _take(self, message: BookMessage, received_ns: int, source: Source, url: str, payload: bytes,
               numbered_by: str | None = None) -> int:
@@ -171,6 +226,7 @@ class BookChannel:
             self.worker.dead_letter(ValueError(f"a book of market {message.raw!r}, not subscribed"),
                                     received_ns, source, url, payload)
             return 0
+        state.heard_ns = received_ns
         try:
             return self._keep(state, message, received_ns, source, numbered_by)
         except BookLost as lost:
@@ -374,3 +430,61 @@ class BookChannel:
                 continue
             published += worker.on_rest_body(body, received_ns, url)
         return published
+
+    async def refresh_quiet(self, connection: "Connection") -> None:
+        """Compare with REST the books of `connection`'s markets that heard nothing for
+        rest_refresh_s while the socket answered (see on_refresh_body), live ones (and a
+        whole-book exchange's lost ones, which wait for a frame): at most
+        REFRESH_CALLS_PER_ROUND calls, those quiet and unchecked longest first. A market
+        heard within REFRESH_GRACE_S of its call's start is not compared: its stream
+        speaks. The round ends when the socket falls silent: the fallback takes over."""
+        worker = self.worker
+        runtime = worker.runtime
+        quiet_ns = time.time_ns() - runtime.rest_refresh_s * 1e9
+        quiet: list[MarketBook] = []
+        for market in connection.markets:
+            state = self.books[market.raw]
+            if max(state.heard_ns, state.checked_ns) < quiet_ns and market.raw not in worker.unknown_markets \
+                    and (state.book.state == "live" or self.resync == "frames"):
+                quiet.append(state)
+        if not quiet:
+            return
+        quiet.sort(key=lambda state: max(state.heard_ns, state.checked_ns))
+        answers: list[tuple[MarketBook, int, bytes, int, str]] = []
+        calls = 0
+        for state in quiet:
+            urls = self.venue.book_rest_urls([state.market], self.depth)
+            if calls + len(urls) > REFRESH_CALLS_PER_ROUND \
+                    or connection.seconds_since_heard() >= runtime.rest_fallback_after_s:
+                break
+            if not calls:
+                self.stats.refreshes += 1
+            calls += len(urls)
+            # Asked: the next round asks the others first, whether this one is answered or not.
+            state.checked_ns = began_ns = time.time_ns()
+            for url in urls:
+                try:
+                    body, received_ns, url = await worker.rest_get(url)
+                except (ExchangeError, RestUnavailable) as error:
+                    worker.throttled.warning("rest book refresh", "REST book refresh failed: %s", error)
+                    continue
+                answers.append((state, began_ns, body, received_ns, url))
+        if not answers:
+            return
+        await asyncio.sleep(REFRESH_GRACE_S)
+        for state, began_ns, body, received_ns, url in answers:
+            if state.heard_ns < began_ns:
+                worker.on_rest_body(body, received_ns, url, refresh=True)
+
+
+def _same_top(book: OrderBook, message: BookMessage, depth: int) -> bool:
+    """Whether a REST snapshot's top `depth` is the book's, by value: REST may print a
+    number otherwise than the stream (trailing zeros, an exponent), list levels in any
+    order or with zero sizes; read into a book of its own, as a snapshot is."""
+    rest = OrderBook(book.market, depth, book.window)
+    rest.replace(message.bids, message.asks)
+    return _by_value(rest.top(depth)) == _by_value(book.top(depth))
+
+
+def _by_value(top: tuple[list[Level], list[Level]]) -> tuple[list[tuple[Decimal, Decimal]], ...]:
+    return tuple([(Decimal(price), Decimal(size)) for price, size in side] for side in top)

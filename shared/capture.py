@@ -3,11 +3,12 @@
 One object per line: {"ts": <received ns>, "kind": "ws"|"book"|"rest"|"refresh", "url": ...,
 "data": ...}, `data` exactly as received (binary frames decoded as UTF-8); "book" is a
 frame of a book socket (shared.book_channel), "refresh" a REST body of a quiet-market
-refresh, which publishes only what changed. REST book bodies are "rest", told apart by
-their path. A book frame also names its connection: {"connection": "coinbase-book#0/2"}
-(socket coinbase-book#0, its second session), which a per-connection sequence
-(Coinbase's) is checked by, live and replayed alike; absent from older captures (one
-connection). --record writes them; --replay feeds them back through the same parsing path.
+refresh, which publishes only what changed (a book's: compared with the book kept).
+REST book bodies are "rest" or "refresh", told apart from the tickers' by their path.
+A book frame also names its connection: {"connection": "coinbase-book#0/2"} (socket
+coinbase-book#0, its second session), which a per-connection sequence (Coinbase's) is
+checked by, live and replayed alike; absent from older captures (one connection).
+--record writes them; --replay feeds them back through the same parsing path.
 
 A run also writes the markets it collects, once they are known:
 {"kind": "markets", "ts": ..., "markets": [{"raw": "KRW-BTC", "base": "BTC", "quote": "KRW"}, ...]}.

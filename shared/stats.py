@@ -38,8 +38,9 @@ class Stats:
         self.reconnects: Counter[str] = Counter()
         self.host_switches = 0  # moves to the alternate host and back (shared.hosts)
         self.rest_polls = 0
-        # Quiet markets refreshed from REST while their socket answers (shared.worker):
-        # refresh rounds made, and the records they published (also in records).
+        # Quiet markets refreshed from REST while their socket answers (shared.worker, and
+        # shared.book_channel for books): refresh rounds made, and the records they
+        # published (also in records or book_records).
         self.refreshes = 0
         self.refreshed = 0
         self.rest_errors = 0

@@ -14,7 +14,8 @@
             for rest_fallback_after_s (it is down, or not answering), poll REST for its
             markets; stop as soon as it is heard again. While it answers, its markets
             that published nothing for rest_refresh_s are refreshed from REST that
-            often, and a refreshed ticker is published only if a number changed
+            often, and a refreshed ticker is published only if a number changed; a
+            book socket's quiet books are compared with REST's (shared.book_channel)
   sink      records to Kafka without awaiting; delivery reports served after each
             socket read, and by a poll every 0.1 s while records are pending and no
             read serves them (shared.sink.KafkaSink.serve)
@@ -203,6 +204,8 @@ class Worker:
         if self.recorder is not None:
             self.recorder.write("refresh" if refresh else "rest", url, body, received_ns)
         if self.books is not None and self.venue.is_book_rest(url):
+            if refresh:
+                return self.books.on_refresh_body(body, received_ns, url)
             return self.books.on_rest_body(body, received_ns, url)
         try:
             tickers = self.venue.parse_rest(url, body, received_ns, self.quotes)
@@ -797,8 +800,7 @@ class Connection:
             if polling:
                 worker.log.info("%s: socket answers again; REST polling stopped", self.name)
                 polling = False
-            # Books are not refreshed: a quiet book has not changed.
-            refreshing = self.books is None and runtime.rest_refresh_s
+            refreshing = runtime.rest_refresh_s
             if refreshing and time.monotonic() - self._last_refresh >= runtime.rest_refresh_s:
                 await self._refresh()
             # Asleep until the fallback is due if nothing is heard meanwhile, or the next
@@ -812,8 +814,12 @@ class Connection:
     async def _refresh(self) -> None:
         """The markets of an answering socket that published nothing for rest_refresh_s,
         from REST: a quiet market's rolling 24 h numbers move without a push, and a
-        subscription the exchange dropped unannounced looks just as quiet."""
+        subscription the exchange dropped unannounced looks just as quiet. A book socket's
+        quiet books are compared with REST's (BookChannel.refresh_quiet)."""
         self._last_refresh = time.monotonic()
+        if self.books is not None:
+            await self.books.refresh_quiet(self)
+            return
         quiet = self.worker.quiet_markets(self.markets)
         if quiet:
             self.worker.stats.refreshes += 1

@@ -339,6 +339,41 @@ def test_after_a_stall_the_rest_books_give_way_to_the_stream_again(exchange: str
     audited(kafka, topic)
 
 
+@pytest.mark.parametrize("exchange", ["upbit", "okx"])
+def test_a_book_subscription_the_exchange_drops_unannounced_is_found_by_the_quiet_refresh(
+        exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """The exchange forgets the book socket's subscriptions (book_forget): the socket stays
+    open and answers its keepalives, the books move on, and nothing of them is sent. Books
+    quiet for rest_refresh_s are compared with REST: Upbit's REST books, which differ, are
+    published (source "rest"); OKX's books are lost (gap) and resubscribed, which the
+    exchange honours, and the stream is back. Before, nothing was published after the
+    fault, and nothing showed it."""
+    case = BOOKS[exchange]
+    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path, rate=20,
+                                      runtime={"rest_refresh_s": 3})
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.fault(exchange, "book_forget")
+    forgotten_ns = time.time_ns()
+
+    def after_the_fault(got: list[tuple[str, Record]]) -> set[str]:
+        return {record["symbol"] for _, record in got if record["received_ns"] > forgotten_ns + 1e9}
+    # Quiet for 3 s, then a refresh round (every 3 s) and its grace: each market is found.
+    consume(kafka, topic, lambda got: len(after_the_fault(got)) == 3, timeout_s=30)
+    records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    counters = final_counters(process)
+    assert " reconnects=0 " in counters, counters
+    late = [record for record in records if record["received_ns"] > forgotten_ns + 1e9]
+    if exchange == "upbit":
+        assert {record["source"] for record in late} == {"rest"}
+        assert resyncs(process) == {}, counters
+        assert int(re.search(r" refreshed=(\d+) ", counters).group(1)) >= 3, counters  # type: ignore[union-attr]
+    else:
+        assert resyncs(process).get("gap", 0) >= 3, counters
+        assert records[-1]["source"] == "ws"
+    audited(kafka, topic)
+
+
 @pytest.mark.parametrize("case_name", sorted(BOOKS))
 def test_after_a_reconnect_every_book_is_rebuilt_and_right(case_name: str, kafka: str, simulator: Any,
                                                            worker: Any, tmp_path: Path) -> None:
