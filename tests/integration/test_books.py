@@ -339,19 +339,31 @@ def test_after_a_stall_the_rest_books_give_way_to_the_stream_again(exchange: str
     audited(kafka, topic)
 
 
-@pytest.mark.parametrize("exchange", ["upbit", "okx"])
-def test_a_book_subscription_the_exchange_drops_unannounced_is_found_by_the_quiet_refresh(
-        exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
-    """The exchange forgets the book socket's subscriptions (book_forget): the socket stays
-    open and answers its keepalives, the books move on, and nothing of them is sent. Books
-    quiet for rest_refresh_s are compared with REST: Upbit's REST books, which differ, are
-    published (source "rest"); OKX's books are lost (gap) and resubscribed, which the
-    exchange honours, and the stream is back. Before, nothing was published after the
-    fault, and nothing showed it."""
-    case = BOOKS[exchange]
-    sim, process, topic = start_books(exchange, kafka, simulator, worker, tmp_path, rate=20,
+# How each kind of book channel rebuilds a book (Venue.book_resync_at), for the cases below.
+REBUILT_BY = {"upbit": "frames", "okx": "resubscribe", "kraken": "resubscribe", "binance-diff": "rest"}
+
+
+@pytest.mark.parametrize("case_name", sorted(REBUILT_BY))
+def test_quiet_books_are_compared_with_rest_and_a_subscription_dropped_unannounced_is_found(
+        case_name: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """Books quiet for rest_refresh_s are compared with REST. Frozen (quiet and right),
+    they equal REST's by value: nothing is published, nothing lost. Then the exchange
+    forgets the book socket's subscriptions (book_forget): the socket stays open and
+    answers its keepalives, the books move on, and nothing of them is sent. Each book is
+    found: a whole-book exchange's REST book is published (source "rest"); the others'
+    books are lost (gap) and rebuilt, OKX's and Kraken's by a resubscribe the exchange
+    honours (the stream is back), Binance's diff book from REST. Before, nothing was
+    published after the fault, and nothing showed it."""
+    case, exchange, rebuilt_by = BOOKS[case_name], exchange_of(case_name), REBUILT_BY[case_name]
+    sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path, rate=20,
                                       runtime={"rest_refresh_s": 3})
     consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    sim.control(exchange, "book_rate", per_s=0)
+    frozen_ns, calls = time.time_ns(), sim.control(exchange, "stats")["rest_calls"]
+    wait_until(lambda: sim.control(exchange, "stats")["rest_calls"] >= calls + 2 * 3, 30, "two refresh rounds")
+    right_until_ns = time.time_ns()
+    assert "book lost" not in process.log()
+    sim.control(exchange, "book_rate", per_s=20)
     sim.fault(exchange, "book_forget")
     forgotten_ns = time.time_ns()
 
@@ -363,14 +375,15 @@ def test_a_book_subscription_the_exchange_drops_unannounced_is_found_by_the_quie
     assert process.stop() == 0
     counters = final_counters(process)
     assert " reconnects=0 " in counters, counters
+    assert not [record for record in records if frozen_ns + 1e9 < record["received_ns"] < right_until_ns]
     late = [record for record in records if record["received_ns"] > forgotten_ns + 1e9]
-    if exchange == "upbit":
+    if rebuilt_by == "frames":
         assert {record["source"] for record in late} == {"rest"}
         assert resyncs(process) == {}, counters
         assert int(re.search(r" refreshed=(\d+) ", counters).group(1)) >= 3, counters  # type: ignore[union-attr]
     else:
-        assert resyncs(process).get("gap", 0) >= 3, counters
-        assert records[-1]["source"] == "ws"
+        assert set(resyncs(process)) == {"gap"} and resyncs(process)["gap"] >= 3, counters
+        assert records[-1]["source"] == ("ws" if rebuilt_by == "resubscribe" else "rest")
     audited(kafka, topic)
 
 
