@@ -35,7 +35,8 @@ published, for every exchange alike (the worker module only parses, shared.venue
             unannounced leaves the book quiet and wrong, which nothing else shows. A REST
             book equal to the one kept, by value, changes nothing; one that differs means
             the stream lost the market: a whole-book exchange publishes it (source "rest",
-            counted in refreshed), any other loses the book (gap) and rebuilds it
+            counted in refreshed), any other loses the book (gap) and rebuilds it; and the
+            socket's markets are subscribed again
   replay    the same path: frames captured as kind "book", REST bodies by their path
 """
 
@@ -121,6 +122,8 @@ class BookChannel:
         # next, while it waits for the venue's book_resubscribe_gap_s (_resubscribe).
         self._resubscribed_at: dict["Connection", float] = {}
         self._resubscribe_due: dict["Connection", dict[MarketBook, None]] = {}
+        # Markets whose quiet book a refresh found not to be REST's (on_refresh_body).
+        self.found_stale: set[str] = set()
 
     # One path for every payload, live or replayed. -----------------------------------
 
@@ -197,6 +200,7 @@ class BookChannel:
                 except Exception as error:  # a level that is no number: as any REST body's
                     self.worker.dead_letter(error, received_ns, "rest", url, body)
                     continue
+                self.found_stale.add(message.raw)
                 if self.resync != "frames":
                     if state.book.state == "live":
                         self._lost(state, state.book.lose(
@@ -437,7 +441,9 @@ class BookChannel:
         whole-book exchange's lost ones, which wait for a frame): at most
         REFRESH_CALLS_PER_ROUND calls, those quiet and unchecked longest first. A market
         heard within REFRESH_GRACE_S of its call's start is not compared: its stream
-        speaks. The round ends when the socket falls silent: the fallback takes over."""
+        speaks. The round ends when the socket falls silent: the fallback takes over. A
+        book found not to be REST's has the socket's markets asked for again, so that
+        the stream comes back."""
         worker = self.worker
         runtime = worker.runtime
         quiet_ns = time.time_ns() - runtime.rest_refresh_s * 1e9
@@ -472,9 +478,23 @@ class BookChannel:
         if not answers:
             return
         await asyncio.sleep(REFRESH_GRACE_S)
+        self.found_stale.clear()
         for state, began_ns, body, received_ns, url in answers:
             if state.heard_ns < began_ns:
                 worker.on_rest_body(body, received_ns, url, refresh=True)
+        if self.found_stale:
+            # A subscription the exchange dropped is seldom one market's: the socket's other
+            # quiet markets are asked for again too, beside those lost (resubscribed already).
+            # A request of a whole-book exchange (Upbit) replaces the socket's subscription:
+            # every market of the socket, as a reconnect asks.
+            if self.resync == "resubscribe":
+                again = [state for state in quiet if state.market.raw not in self.found_stale]
+            else:
+                again = [self.books[market.raw] for market in connection.markets]
+            worker.throttled.warning("book refresh", "%s: %d quiet book(s) not what REST has (%s): the stream lost "
+                                     "them; %d more market(s) subscribed again", connection.name,
+                                     len(self.found_stale), ", ".join(sorted(self.found_stale)[:5]), len(again))
+            self._resubscribe(connection, again)
 
 
 def _same_top(book: OrderBook, message: BookMessage, depth: int) -> bool:

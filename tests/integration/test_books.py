@@ -339,11 +339,13 @@ def test_after_a_stall_the_rest_books_give_way_to_the_stream_again(exchange: str
     audited(kafka, topic)
 
 
-# How each kind of book channel rebuilds a book (Venue.book_resync_at), for the cases below.
-REBUILT_BY = {"upbit": "frames", "okx": "resubscribe", "kraken": "resubscribe", "binance-diff": "rest"}
+# How each case of BOOKS rebuilds a lost book (Venue.book_resync_at).
+REBUILT_BY = {"upbit": "frames", "bithumb": "frames", "coinone": "frames", "korbit": "frames", "binance": "frames",
+              "binance-diff": "rest", "okx": "resubscribe", "gateio": "resubscribe", "coinbase": "resubscribe",
+              "bybit": "resubscribe", "kraken": "resubscribe"}
 
 
-@pytest.mark.parametrize("case_name", sorted(REBUILT_BY))
+@pytest.mark.parametrize("case_name", sorted(BOOKS))
 def test_quiet_books_are_compared_with_rest_and_a_subscription_dropped_unannounced_is_found(
         case_name: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
     """Books quiet for rest_refresh_s are compared with REST. Frozen (quiet and right),
@@ -351,9 +353,10 @@ def test_quiet_books_are_compared_with_rest_and_a_subscription_dropped_unannounc
     forgets the book socket's subscriptions (book_forget): the socket stays open and
     answers its keepalives, the books move on, and nothing of them is sent. Each book is
     found: a whole-book exchange's REST book is published (source "rest"); the others'
-    books are lost (gap) and rebuilt, OKX's and Kraken's by a resubscribe the exchange
-    honours (the stream is back), Binance's diff book from REST. Before, nothing was
-    published after the fault, and nothing showed it."""
+    books are lost (gap) and rebuilt (OKX's and Kraken's by a resubscribe, Binance's diff
+    book from REST), and the socket's markets are subscribed again, which the exchange
+    honours: the stream is back. Before, nothing was published after the fault, and
+    nothing showed it."""
     case, exchange, rebuilt_by = BOOKS[case_name], exchange_of(case_name), REBUILT_BY[case_name]
     sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path, rate=20,
                                       runtime={"rest_refresh_s": 3})
@@ -367,23 +370,25 @@ def test_quiet_books_are_compared_with_rest_and_a_subscription_dropped_unannounc
     sim.fault(exchange, "book_forget")
     forgotten_ns = time.time_ns()
 
-    def after_the_fault(got: list[tuple[str, Record]]) -> set[str]:
-        return {record["symbol"] for _, record in got if record["received_ns"] > forgotten_ns + 1e9}
-    # Quiet for 3 s, then a refresh round (every 3 s) and its grace: each market is found.
-    consume(kafka, topic, lambda got: len(after_the_fault(got)) == 3, timeout_s=30)
+    def streamed_after_the_fault(got: list[tuple[str, Record]]) -> set[str]:
+        return {record["symbol"] for _, record in got
+                if record["received_ns"] > forgotten_ns + 1e9 and record["source"] == "ws"}
+    # Quiet for 3 s, then a refresh round (every 3 s) and its grace: each market is found,
+    # and its stream subscribed again.
+    consume(kafka, topic, lambda got: len(streamed_after_the_fault(got)) == 3, timeout_s=30)
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
     counters = final_counters(process)
     assert " reconnects=0 " in counters, counters
     assert not [record for record in records if frozen_ns + 1e9 < record["received_ns"] < right_until_ns]
-    late = [record for record in records if record["received_ns"] > forgotten_ns + 1e9]
+    # The first book found brings the socket's markets back: the others may never be compared.
     if rebuilt_by == "frames":
-        assert {record["source"] for record in late} == {"rest"}
         assert resyncs(process) == {}, counters
-        assert int(re.search(r" refreshed=(\d+) ", counters).group(1)) >= 3, counters  # type: ignore[union-attr]
+        assert int(re.search(r" refreshed=(\d+) ", counters).group(1)) >= 1, counters  # type: ignore[union-attr]
     else:
-        assert set(resyncs(process)) == {"gap"} and resyncs(process)["gap"] >= 3, counters
-        assert records[-1]["source"] == ("ws" if rebuilt_by == "resubscribe" else "rest")
+        assert set(resyncs(process)) == {"gap"}, counters
+    assert "the stream lost them" in process.log()
+    assert records[-1]["source"] == "ws"
     audited(kafka, topic)
 
 
