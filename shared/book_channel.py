@@ -384,7 +384,11 @@ class BookChannel:
         self._resubscribe(connection, list(self._resubscribe_due.pop(connection)))
 
     def _resubscribe_if_lost(self, connection: "Connection", states: list[MarketBook]) -> None:
-        self._resubscribe(connection, [state for state in states if state.book.state != "live"])
+        lost = [state for state in states if state.book.state != "live"]
+        # A whole-book exchange is asked for the socket's markets all at once (refresh_quiet),
+        # and asked again so: a request of Upbit's replaces the socket's whole subscription,
+        # and one of the lost alone would leave the others unsubscribed.
+        self._resubscribe(connection, lost if self.resync == "resubscribe" or not lost else states)
 
     def _ask_snapshot(self, state: MarketBook) -> None:
         if self.worker.replaying or state.snapshot_asked or self.worker.loop is None:

@@ -108,3 +108,26 @@ def test_a_refresh_round_makes_at_most_its_calls_the_longest_quiet_first_and_sto
     longest_first = [url for market in reversed(markets) for url in venue.book_rest_urls([market], 1)]
     assert rounds == [longest_first[:10], longest_first[10:20], longest_first[20:], []]
     assert silent == [] and worker.stats.refreshes == 3
+
+
+def test_a_whole_book_exchange_asked_again_is_asked_for_every_market_of_the_socket(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upbit's request replaces the socket's whole subscription: the socket's markets,
+    subscribed again after a refresh found a book stale, are asked for again all at once
+    when one of them is still not live, never that one alone."""
+    venue = Upbit(UPBIT_WS, UPBIT_REST)
+    worker, books, markets = book_worker(venue, ["BTC-KRW", "ETH-KRW", "XRP-KRW"])
+    connection = Connection(worker, markets, 0, books)
+    sent: list[list[str]] = []
+    monkeypatch.setattr(connection, "send_soon", sent.append)
+    states = [books.books[market.raw] for market in markets]
+    for state in states[1:]:
+        state.book.replace([("1", "1")], [("2", "1")])  # the first one's snapshot never came
+    try:
+        books._resubscribe_if_lost(connection, states)
+    finally:
+        worker.loop.close()
+        worker.sink.close(1)
+    [request] = sent
+    [subscribe] = request
+    assert json.loads(subscribe)[1]["codes"] == ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
