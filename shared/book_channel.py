@@ -493,11 +493,13 @@ class BookChannel:
             # every market of the socket, as a reconnect asks.
             if self.resync == "resubscribe":
                 again = [state for state in quiet if state.market.raw not in self.found_stale]
+                asked = len(again) + len(self.found_stale)
             else:
                 again = [self.books[market.raw] for market in connection.markets]
+                asked = len(again)
             worker.throttled.warning("book refresh", "%s: %d quiet book(s) not what REST has (%s): the stream lost "
-                                     "them; %d more market(s) subscribed again", connection.name,
-                                     len(self.found_stale), ", ".join(sorted(self.found_stale)[:5]), len(again))
+                                     "them; %d market(s) of the socket asked for again", connection.name,
+                                     len(self.found_stale), ", ".join(sorted(self.found_stale)[:5]), asked)
             self._resubscribe(connection, again)
 
 
