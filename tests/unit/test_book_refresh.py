@@ -131,3 +131,19 @@ def test_a_whole_book_exchange_asked_again_is_asked_for_every_market_of_the_sock
     [request] = sent
     [subscribe] = request
     assert json.loads(subscribe)[1]["codes"] == ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
+
+
+def test_a_quiet_book_s_rest_body_with_a_level_that_is_no_number_is_dead_lettered_and_the_book_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A refresh's REST book that cannot be compared is dead-lettered, counted, and
+    nothing else: the book stays live and its stream's next change applies."""
+    venue = Bybit(BYBIT_WS, BYBIT_REST)
+    [rest_url] = venue.book_rest_urls([venue.market("ETH", "USDT")], 1)
+    published, stats = replay(tmp_path, capsys, Bybit, BYBIT_WS, BYBIT_REST, ["ETH-USDT"], 1, [
+        ("book", BYBIT_WS, fixture_bytes("bybit", "book_ws_snapshot_trimmed.json")),
+        ("refresh", rest_url, _bybit_rest([["2191.5", "3.25x"]], [["2191.6", "2.0"]])),
+        ("book", BYBIT_WS, fixture_bytes("bybit", "book_ws_delta.json")),  # still followed
+    ])
+    books = [record for record in published if "bids" in record]
+    assert [record["source"] for record in books] == ["ws", "ws"]
+    assert (stats.dead_letters, stats.book_resyncs, stats.refreshed, stats.book_skipped) == (1, {}, 0, 0)
