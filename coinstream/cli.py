@@ -8,6 +8,9 @@ import importlib
 import os
 import signal
 import sys
+from typing import NoReturn
+
+from shared import config as configuration
 
 # command -> (module, one line of help), in the order a newcomer meets them.
 COMMANDS = {
@@ -18,8 +21,10 @@ COMMANDS = {
     "check": ("coinstream.check", "validate the configuration without starting anything"),
     "demo": ("coinstream.demo", "the ten workers against the exchange simulator, with a broker of its own"),
     "verify": ("coinstream.verify", "read topics and prove delivery by run and seq; exit 1 on a gap or repeat"),
+    "resend": ("coinstream.resend", "send again the records Kafka refused for good (undelivered.jsonl)"),
 }
 EXIT_USAGE = 2
+EXIT_CONFIG = 78
 # When the reader has gone (`coinstream status | head`): 128 + SIGPIPE, what a shell
 # reports for a program the signal ended (cat, yes), so that a script with pipefail
 # tells it apart from the 1 of status and verify (unhealthy, a gap in delivery).
@@ -58,3 +63,17 @@ def _run_command(argv: list[str] | None) -> None:
         print(f"coinstream: error: unknown command {command!r} (one of: {', '.join(COMMANDS)})", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     importlib.import_module(COMMANDS[command][0]).main(rest)
+
+
+def fail(program: str, code: int, message: str) -> NoReturn:
+    """A command's error: one line on stderr, then exit `code`."""
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def config_or_exit(program: str, path: str | None) -> configuration.Config:
+    """The configuration, or one line naming the file and the key, and exit 78."""
+    try:
+        return configuration.load(path)
+    except configuration.ConfigError as error:
+        fail(program, EXIT_CONFIG, str(error))

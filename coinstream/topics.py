@@ -6,17 +6,16 @@ if their partition count differs); running it twice is harmless.
 """
 
 import logging
-import sys
 from typing import NoReturn
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from coinstream import cli
 from shared import config as configuration
 from shared.arguments import OneLineParser
 from shared.config import client_settings
 
-EXIT_CONFIG = 78
 EXIT_UNAVAILABLE = 69
 
 
@@ -76,15 +75,14 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
 
     def fail(code: int, message: str) -> NoReturn:
-        print(f"coinstream topics: error: {message}", file=sys.stderr)
-        sys.exit(code)
+        cli.fail("coinstream topics", code, message)
 
     try:
         config = configuration.load(arguments.config)
         for line in ensure(config):
             print(f"topics: {line}")
     except configuration.ConfigError as error:
-        fail(EXIT_CONFIG, str(error))
+        fail(cli.EXIT_CONFIG, str(error))
     except KafkaUnreachable as error:
         fail(EXIT_UNAVAILABLE, str(error))
 

@@ -46,6 +46,7 @@ from typing import Any, NoReturn
 import msgspec
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, KafkaException, TopicPartition
 
+from coinstream import cli
 from coinstream.table import format_table
 from shared import config as configuration
 from shared.arguments import OneLineParser
@@ -54,7 +55,6 @@ from shared.config import client_settings
 EXIT_GAPS = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69
-EXIT_CONFIG = 78
 METADATA_TIMEOUT_S = 10.0
 # Give up when no record arrives for this long while partitions are still unread.
 STALL_TIMEOUT_S = 30.0
@@ -452,13 +452,9 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
 
     def fail(code: int, message: str) -> NoReturn:
-        print(f"coinstream verify: error: {message}", file=sys.stderr)
-        sys.exit(code)
+        cli.fail("coinstream verify", code, message)
 
-    try:
-        config = configuration.load(arguments.config)
-    except configuration.ConfigError as error:
-        fail(EXIT_CONFIG, str(error))
+    config = cli.config_or_exit("coinstream verify", arguments.config)
     client = client_settings(config.kafka.producer)
     if arguments.bootstrap:
         client["bootstrap.servers"] = arguments.bootstrap

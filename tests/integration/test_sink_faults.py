@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,7 +34,7 @@ from shared import config as configuration
 from shared.sink import PURGE_RETURN_S
 from shared.spool import UNSURE
 
-from tests.harness import Broker, WorkerProcess, audited, consume, override_file, run_sizes, topic_size, wait_until
+from tests.harness import ROOT, Broker, WorkerProcess, audited, consume, override_file, run_sizes, topic_size, wait_until
 from tests.integration.test_books import BOOKS, assert_true_books, settle_and_compare
 from tests.integration.test_supervisord import Supervisor, enabled_workers
 
@@ -383,13 +384,15 @@ def huge_rest_body() -> Iterator[str]:
     server.server_close()
 
 
-def test_a_payload_larger_than_kafka_takes_is_cut_in_its_dead_letter_and_a_record_kafka_refuses_is_kept(
+def test_a_payload_larger_than_kafka_takes_is_cut_in_its_dead_letter_and_a_record_kafka_refuses_is_kept_and_resent(
         broker: Broker, tmp_path: Path, simulator: Any, worker: Any, huge_rest_body: str) -> None:
     """Issue 17, item 4. A 2 MB REST body that cannot be decoded: its dead letter carries
     the first 256 KiB with the whole body's size and sha256, so it fits in Kafka (1 MB by
     default); before, produce() raised MSG_SIZE_TOO_LARGE and the worker exited 70 within a
     second of every start. And with Kafka's limit below even that, the dead letter goes to
-    undelivered.jsonl, counted; the worker runs on."""
+    undelivered.jsonl, counted; the worker runs on. `coinstream resend` under the same
+    limit keeps every line (exit 1); with the limit lifted it sends each one, whole, and
+    the file is gone."""
     sim = simulator("binance", rate=200, markets=5)
     sim.config["exchanges"]["binance"]["rest_url"] = huge_rest_body
     body = requests.get(huge_rest_body, timeout=10).content
@@ -419,7 +422,25 @@ def test_a_payload_larger_than_kafka_takes_is_cut_in_its_dead_letter_and_a_recor
             lines = undelivered.read_text().splitlines()
             assert len(lines) == found["delivery_failures"]
             assert "Message size too large" in lines[0] or "MSG_SIZE_TOO_LARGE" in lines[0], lines[0][:300]
+            still_limited = resend(config)
+            assert still_limited.returncode == 1, still_limited.stdout + still_limited.stderr
+            assert f"0 delivered, {len(lines)} kept" in still_limited.stdout, still_limited.stdout
+            assert len(undelivered.read_text().splitlines()) == len(lines)
+            unlimited, _ = config_for(tmp_path, broker, sim)
+            sent = resend(unlimited, str(undelivered))
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            assert f"{len(lines)} delivered, 0 kept" in sent.stdout, sent.stdout
+            assert not undelivered.exists() and not list(undelivered.parent.glob("*.resending"))
+            letters = consume(broker.bootstrap, settings["topics"]["dead_letter"], lambda got: len(got) >= len(lines))
+            assert sorted(json.dumps(value, sort_keys=True) for _, value in letters) == sorted(
+                json.dumps(json.loads(json.loads(line)["value"]), sort_keys=True) for line in lines)
         print(f"oversize (message.max.bytes {limit or 'default'}): {found}")
+
+
+def resend(config: Path, *files: str) -> subprocess.CompletedProcess[str]:
+    """`coinstream resend` as an operator runs it, from the repository."""
+    return subprocess.run([sys.executable, "-m", "coinstream", "resend", "--config", str(config), *files],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def test_a_deleted_topic_is_waited_for_and_nothing_is_lost_or_repeated(
