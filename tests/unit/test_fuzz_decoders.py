@@ -454,12 +454,14 @@ def test_a_read_of_mutants_equals_its_frames_one_by_one(exchange: str, data: st.
                                           mutated(found.ws, prepared.ticker_frames)), min_size=2, max_size=6))
 
     def one_by_one(worker: Worker) -> int:
-        """Each frame alone, its numbers checked at once, as a venue whose parse keeps state has them."""
+        """Each frame alone, its numbers checked at once, as a venue whose parse keeps state
+        has them. Through on_frames, as the read: a frame nested as deep as the decoder's
+        recursion limit fails or not by the Python stack's depth, which on_frame deepens."""
         worker.venue.parse_repeatable = False  # type: ignore[misc]  # on _outcome's copy alone
         published = 0
         for frame in frames:
             try:
-                published += worker.on_frame(frame, 1, "wss://fuzz")
+                published += worker.on_frames([frame], 1, "wss://fuzz")
             except ServerRestart:
                 pass
         return published
