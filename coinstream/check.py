@@ -1,9 +1,11 @@
 """coinstream check [--config PATH]: validate the configuration; one line and exit 78 if it is wrong."""
 
 import configparser
+import errno
 import importlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,9 +35,14 @@ def local_broker_port(config: configuration.Config) -> int | None:
     bootstrap = str(config.kafka.producer.get("bootstrap.servers", ""))
     first = urlsplit(f"//{bootstrap.split(',')[0]}")
     if first.hostname not in ("127.0.0.1", "localhost") or first.port is None:
+        # Named by where the address was set (a file, or the environment): the line says
+        # what to add there, where the last file loaded may be an exchange's own.
+        where = config.bootstrap_origin
+        fix = ("set local_broker: false to use that cluster" if not where.startswith("$")
+               else "set kafka.local_broker: false in an override file (--config) to use that cluster")
         raise configuration.ConfigError(
-            f"{config.source_files[-1]}: kafka.local_broker: true, but kafka.producer.bootstrap.servers="
-            f"{bootstrap} is not a local 127.0.0.1:PORT address; set local_broker: false to use that cluster")
+            f"{where}: kafka.local_broker: true, but kafka.producer.bootstrap.servers={bootstrap} is not a "
+            f"local address with its port (127.0.0.1:PORT); {fix}")
     return first.port
 
 
@@ -60,16 +67,38 @@ def check_stop_timeouts(config: configuration.Config, supervisor_conf: Path = SU
                 f"{supervisor_conf}: a stop while Kafka is slow would be killed before spooling its queue")
 
 
+def check_spool(config: configuration.Config) -> None:
+    """ConfigError for a spool directory the workers could not write: each would refuse to
+    start (exit 78). Probed with a temporary file in it, or in the nearest directory above
+    it that exists, which is where a worker creates it: nothing is left behind."""
+    directory = Path(config.kafka.spool.dir)
+    if not directory.is_absolute():
+        directory = SUPERVISOR_CONF.parent / directory  # the workers' directory under supervisord
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise configuration.ConfigError(
+            f"{config.origin('kafka', 'spool', 'dir')}: kafka.spool.dir: the spool directory {directory} is not "
+            f"writable: {error.strerror or error}") from None
+
+
 def load(override: str | os.PathLike[str] | None = None) -> configuration.Config:
     """The configuration, refused (ConfigError) where a worker or `coinstream run` would
     refuse it at its start: beyond the files, each exchange's own rules (the book depths
-    it serves), a bundled broker asked for on another machine's address, and a stop that
-    supervisord would cut short."""
+    it serves), a bundled broker asked for on another machine's address, a stop that
+    supervisord would cut short, and a spool directory that cannot be written."""
     config = configuration.load(override)
     for name, exchange in config.exchanges.items():
         worker_cli.check_books(venue_class(name), exchange, config)
     local_broker_port(config)
     check_stop_timeouts(config)
+    check_spool(config)
     return config
 
 

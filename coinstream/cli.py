@@ -15,8 +15,8 @@ from shared import config as configuration
 # command -> (module, one line of help), in the order a newcomer meets them.
 COMMANDS = {
     "run": ("coinstream.run", "start the bundled Kafka (if configured), create the topics, run supervisord"),
-    "status": ("coinstream.status", "one table of the workers' health; exit 1 when one is unhealthy"),
-    "live": ("coinstream.live", "the latest tickers from Kafka, redrawn in place"),
+    "status": ("coinstream.status", "one table of the workers' and the topics' health; exit 1 when one is unhealthy"),
+    "live": ("coinstream.live", "the latest tickers, or one market's order book, from Kafka, redrawn in place"),
     "topics": ("coinstream.topics", "create the configured Kafka topics (idempotent)"),
     "check": ("coinstream.check", "validate the configuration without starting anything"),
     "demo": ("coinstream.demo", "the ten workers against the exchange simulator, with a broker of its own"),

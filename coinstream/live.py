@@ -1,4 +1,4 @@
-"""coinstream live: the latest ticker of every (exchange, symbol), redrawn in place.
+"""coinstream live: the latest ticker of every (exchange, symbol), or one market's book, redrawn in place.
 
 Consumes the configured ticker topic(s) in a consumer group of its own, from the
 latest offsets (or --from-beginning), keeps the newest record per (exchange, symbol)

@@ -26,8 +26,9 @@ its first offset 0. Reading from a later start (or after retention deleted the s
 each partition starts at its own place in the run: a seq below the highest of the
 run's first seqs in each partition is then "not read", not missing.
 
-Exit 0 when no record is missing (open tails aside) and none is repeated or out of
-order, 1 otherwise, 2 on a usage error (bad arguments, a topic that does not exist),
+Exit 0 when no record is missing (open tails aside), none is repeated or out of order,
+and every record read is one of coinstream's (JSON; one without seq, a dead letter, is
+counted apart), 1 otherwise, 2 on a usage error (bad arguments, a topic that does not exist),
 69 when Kafka cannot be read, 78 for a bad configuration.
 """
 
@@ -234,7 +235,9 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(run.ok for run in self.runs)
+        """Every run whole, and every record one of coinstream's: a record that is not
+        (another producer on the topic, a corrupt one) would stop a consumer too."""
+        return self.undecodable == 0 and all(run.ok for run in self.runs)
 
     def runs_of(self, exchange: str) -> list[RunAudit]:
         return [run for run in self.runs if run.exchange == exchange]
@@ -261,8 +264,9 @@ class Report:
         lines.append(f"{self.records:,} records from {', '.join(self.topics)} ({self.start.describe()}) "
                      f"in {self.read_s:.1f} s ({rate:,.0f}/s); {len(self.runs)} runs; "
                      f"{self.without_seq:,} without seq; {self.undecodable:,} undecodable")
-        lines.append("verdict: " + ("every run complete, nothing repeated" if self.ok else
-                                    "records missing, repeated or out of order"))
+        problems = [*([] if all(run.ok for run in self.runs) else ["records missing, repeated or out of order"]),
+                    *([f"{self.undecodable:,} records that are no coinstream record"] if self.undecodable else [])]
+        lines.append("verdict: " + ("; ".join(problems) or "every run complete, nothing repeated"))
         return lines
 
 

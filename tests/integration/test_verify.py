@@ -29,15 +29,17 @@ def new_topic(kafka: str, partitions: int = 3) -> str:
     return name
 
 
-def write(kafka: str, topic: str, records: list[tuple[int, str, str, int]]) -> None:
-    """(partition, exchange, run, seq) in this order; received_ns grows with each record."""
+def write(kafka: str, topic: str, records: list[tuple[int, str, str, int]], foreign: bool = True) -> None:
+    """(partition, exchange, run, seq) in this order; received_ns grows with each record.
+    With `foreign`, then a record without seq (a dead letter) and one that is no JSON."""
     producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True, "linger.ms": 5})
     for index, (partition, exchange, run, seq) in enumerate(records):
         value = msgspec.json.encode({"exchange": exchange, "symbol": "BTC-USDT", "run": run, "seq": seq,
                                      "received_ns": NS + index * 1000, "last": "1"})
         producer.produce(topic, value, f"{exchange}:BTC-USDT".encode(), partition=partition)
-    producer.produce(topic, b'{"exchange":"okx","error":"bad frame","raw":"x","run":"r"}', b"okx", partition=0)
-    producer.produce(topic, b"not json", b"okx", partition=0)
+    if foreign:
+        producer.produce(topic, b'{"exchange":"okx","error":"bad frame","raw":"x","run":"r"}', b"okx", partition=0)
+        producer.produce(topic, b"not json", b"okx", partition=0)
     assert producer.flush(30) == 0
 
 
@@ -131,8 +133,13 @@ def test_the_command_line(kafka: str, tmp_path: Path) -> None:
     assert recent.returncode == 1 and "50,027 records" in recent.stdout
 
     clean = new_topic(kafka)
-    write(kafka, clean, spread("gateio", "fine", list(range(1, 101))))
+    write(kafka, clean, spread("gateio", "fine", list(range(1, 101))), foreign=False)
     assert cli(clean, "--bootstrap", kafka).returncode == 0
+    # Every run whole, but a record no consumer of coinstream's can read: not ok (before: exit 0).
+    foreign = new_topic(kafka)
+    write(kafka, foreign, spread("gateio", "fine", list(range(1, 101))))
+    found = cli(foreign, "--bootstrap", kafka)
+    assert found.returncode == 1 and "verdict: 1 records that are no coinstream record" in found.stdout, found.stdout
 
     for args, message in [(("no.such.topic",), "no such topic: no.such.topic"),
                           ((topic, "--since", "yesterday"), "--since 'yesterday': not a duration"),

@@ -97,8 +97,21 @@ def test_check_refuses_a_local_broker_on_a_remote_address(tmp_path: Path, capsys
     code, err = run_check(tmp_path, "kafka: {producer: {bootstrap.servers: 'kafka.example:9092'}}\n", capsys)
     assert code == 78
     assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: kafka.local_broker: true, but "
-                   "kafka.producer.bootstrap.servers=kafka.example:9092 is not a local 127.0.0.1:PORT address; "
-                   "set local_broker: false to use that cluster\n")
+                   "kafka.producer.bootstrap.servers=kafka.example:9092 is not a local address with its port "
+                   "(127.0.0.1:PORT); set local_broker: false to use that cluster\n")
+
+
+def test_a_remote_address_from_the_environment_names_the_environment(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """COINSTREAM_KAFKA_BOOTSTRAP_SERVERS alone, local_broker left true: the line named the
+    last file loaded (config/exchanges/upbit.yaml), which sets neither."""
+    monkeypatch.setenv("COINSTREAM_KAFKA_BOOTSTRAP_SERVERS", "kafka1.internal:9093")
+    code, err = run_check(tmp_path, "runtime: {}\n", capsys)
+    assert code == 78
+    assert err == ("coinstream check: error: $COINSTREAM_KAFKA_BOOTSTRAP_SERVERS: kafka.local_broker: true, but "
+                   "kafka.producer.bootstrap.servers=kafka1.internal:9093 is not a local address with its port "
+                   "(127.0.0.1:PORT); set kafka.local_broker: false in an override file (--config) to use that "
+                   "cluster\n")
 
 
 @pytest.mark.parametrize("yaml_text, key, seconds, exchange", [
@@ -131,3 +144,15 @@ def test_topics_with_kafka_unreachable_exits_69_naming_where_the_address_was_set
     assert capsys.readouterr().err == (f"coinstream topics: error: ${configuration.ENV_BOOTSTRAP}: "
                                        f"kafka.producer.bootstrap.servers: Kafka unreachable at {address}: "
                                        "Failed to get metadata: Local: Broker transport failure\n")
+
+
+def test_check_refuses_a_spool_directory_the_workers_cannot_write(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check said ok; every worker then exited 78 under supervisord ('not writable')."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, err = run_check(tmp_path, f"kafka: {{spool: {{dir: '{blocker / 'spool'}'}}}}\n", capsys)
+    assert code == 78
+    assert err == (f"coinstream check: error: {tmp_path / 'site.yaml'}: kafka.spool.dir: the spool directory "
+                   f"{blocker / 'spool'} is not writable: Not a directory\n")
+    assert not (blocker.parent / "spool").exists()
