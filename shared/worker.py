@@ -534,6 +534,9 @@ class Connection:
         self.last_heard = time.monotonic()
         self._created = self.last_ws_record = self._last_refresh = time.monotonic()
         self.connected = False  # subscribed and reading frames
+        # When the socket's subscription was last sent (time.monotonic()): its snapshots are
+        # on their way from then on (BookChannel.rest_poll).
+        self.subscribed_at = 0.0
         # Set by _on_read to what ends the session (ServerRestart); made by each session.
         self._ended_by: asyncio.Future[Exception]
 
@@ -626,6 +629,7 @@ class Connection:
                 self._handshake_done = True
                 subscribe = (venue.subscribe_messages(self.markets) if self.books is None
                              else venue.book_subscribe_messages(self.markets, self.books.depth))
+                self.subscribed_at = time.monotonic()
                 for message in subscribe:
                     await socket.send(message)
                     if venue.subscribe_gap_s:
