@@ -43,6 +43,12 @@ Control (GET, JSON):
       book_stale     the next N REST book snapshots are of the book as it was
                      STALE_UPDATES changes of its top before (an id older than the
                      stream), once the market has had that many
+  /_sim/fault?kind=book_late&seconds=S[&count=N]
+                                    the next N book subscribes are answered S s late:
+                                    their snapshot frames, of the books as they were when
+                                    subscribed, and every frame queued behind them, are
+                                    written S s after the subscribe (frames in flight
+                                    while the books move on, and REST answers them as now)
   /_sim/fault?kind=book_forget      every book socket's markets are forgotten, unannounced:
                                     the socket stays open and answers its keepalives,
                                     the books move on, and nothing of them is sent until
@@ -224,6 +230,8 @@ class _Subscription:
     ring_index: int = 0
     # Markets the exchange forgot (book_forget): subscribed, sent nothing, until asked again.
     forgotten: set[str] = field(default_factory=set)
+    # book_late: nothing is written before this time (monotonic).
+    late_until: float = 0.0
 
 
 def _ws_frame(payload: bytes, opcode: int) -> bytes:
@@ -251,6 +259,9 @@ class BookFeed:
         # book_reorder's held-back update, by market: its frames, rendered when it was made.
         self._held: dict[str, list[tuple[_Subscription, str]]] = {}
         self._bulk_id = 0  # the last update id the bulk feed sent
+        # book_late: subscribes still to be answered late, and how late.
+        self.late_subscribes = 0
+        self.late_s = 0.0
         self._driver: asyncio.Task[None] | None = None
 
     def book(self, market_id: str) -> TrueBook:
@@ -269,6 +280,9 @@ class BookFeed:
         subscription = self._subscription(socket)
         if replace:
             subscription.markets = []
+        if known and self.late_subscribes > 0:
+            self.late_subscribes -= 1
+            subscription.late_until = time.monotonic() + self.late_s
         for market_id in known:
             book = self.book(market_id)
             snapshot = BookUpdate(book, book.update_id, book.update_id, [], book.changed_ms, snapshot=True)
@@ -303,6 +317,13 @@ class BookFeed:
         subscription = self.subscriptions.get(socket)
         return subscription.markets if subscription else []
 
+    def pending_faults(self) -> dict[str, int]:
+        """The faults still to come, by kind: updates, or book_late's subscribes."""
+        pending = {kind: count for kind, count in self.faults.items() if count}
+        if self.late_subscribes:
+            pending["book_late"] = self.late_subscribes
+        return pending
+
     def state(self) -> dict[str, Any]:
         """What a test that waits in vain for book frames is shown: the update driver's
         and each book socket's writer's state, its markets and queued frames."""
@@ -323,9 +344,9 @@ class BookFeed:
         try:
             while True:
                 frame = await subscription.queue.get()
-                stalled_until = self.sim.faults.stalled.get(socket, 0.0)
-                if time.monotonic() < stalled_until:
-                    await asyncio.sleep(stalled_until - time.monotonic())
+                held_until = max(self.sim.faults.stalled.get(socket, 0.0), subscription.late_until)
+                if time.monotonic() < held_until:
+                    await asyncio.sleep(held_until - time.monotonic())
                 await socket.send(frame)
                 self.frames += 1
         except ConnectionClosed:
@@ -506,6 +527,10 @@ class BookFeed:
                 for market_id in list(self._held):
                     self._send_rendered(self._held.pop(market_id))
             return {"book_rate_per_s": self.rate_per_s}
+        if command == "fault" and query.get("kind", [""])[0] == "book_late":
+            self.late_subscribes += int(query.get("count", ["1"])[0])
+            self.late_s = float(query.get("seconds", ["1"])[0])
+            return {"ok": "book_late"}
         if command == "fault" and query.get("kind", [""])[0] == "book_forget":
             # An exchange that drops its book subscriptions unannounced: every socket stays
             # open and answers its keepalives, the books go on changing, and no frame of

@@ -397,8 +397,7 @@ class ExchangeSim(ABC):
         if command == "stats":
             return {"port": self.port, "frames": self.counters.frames, "connections": len(self.sockets),
                     "book_frames": self.book_feed.frames if self.book_feed else 0,
-                    "book_faults": {kind: count for kind, count in self.book_feed.faults.items() if count}
-                    if self.book_feed else {},
+                    "book_faults": self.book_feed.pending_faults() if self.book_feed else {},
                     "book_feed": self.book_feed.state() if self.book_feed else {},
                     "connections_total": self.counters.connections, "rest_calls": self.counters.rest_calls,
                     "rate_per_s": self.rate_per_s, "edge_shapes": dict(self.counters.edge_shapes)}
