@@ -433,9 +433,7 @@ class BookChannel:
         began = time.monotonic()
 
         def stream_back() -> bool:
-            return fallback_of is not None and (
-                fallback_of.last_heard > began
-                or time.monotonic() - fallback_of.subscribed_at < worker.runtime.rest_fallback_after_s)
+            return fallback_of is not None and fallback_of.stream_back_since(began)
 
         for url in self.venue.book_rest_urls(markets, self.depth):
             if stream_back():

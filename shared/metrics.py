@@ -36,6 +36,8 @@ EXCHANGE_COUNTERS = (
     ("coinstream_unknown_symbols", "Configured markets the exchange does not list, or its REST API refused.",
      "unknown_symbols"),
     ("coinstream_rest_polls", "REST requests made (snapshots, fallback polls, retries).", "rest_polls"),
+    ("coinstream_rest_skipped", "REST fallback tickers dropped: their socket was heard since the round began, or "
+     "its new subscription was being answered (the stream's records are newer).", "rest_skipped"),
     ("coinstream_rest_refreshes", "Refreshes of quiet markets from REST while their socket answers.", "refreshes"),
     ("coinstream_rest_refreshed", "Records those refreshes published (a number, or a book's level, had changed).",
      "refreshed"),
@@ -54,7 +56,8 @@ EXCHANGE_COUNTERS = (
     ("coinstream_book_frames", "Frames received on book sockets.", "book_frames"),
     ("coinstream_book_conflated", "Book messages that changed nothing in the top N: no record.", "book_conflated"),
     ("coinstream_book_skipped", "Book changes not applied: their book was awaiting its snapshot, or lost; "
-     "snapshots older than the book kept (Coinone); REST fallback books answered after their socket was heard again.",
+     "snapshots older than the book kept (Coinone); REST fallback books answered after their socket was heard again, "
+     "or while its new subscription was being answered.",
      "book_skipped"),
 )
 # Every reason a book is lost for (shared.book.LossReason): each is reported from the

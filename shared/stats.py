@@ -38,6 +38,8 @@ class Stats:
         self.reconnects: Counter[str] = Counter()
         self.host_switches = 0  # moves to the alternate host and back (shared.hosts)
         self.rest_polls = 0
+        # Ticker fallback answers dropped: their socket's stream was back (Connection.stream_back_since).
+        self.rest_skipped = 0
         # Quiet markets refreshed from REST while their socket answers (shared.worker, and
         # shared.book_channel for books): refresh rounds made, and the records they
         # published (also in records or book_records).
@@ -102,7 +104,8 @@ class Stats:
             f"dead_letters={self.dead_letters} exchange_errors={self.exchange_errors} "
             f"timestamps_nulled={self.timestamps_nulled} unknown_symbols={self.unknown_symbols} "
             f"reconnects={reconnects} host_switches={self.host_switches} "
-            f"rest_polls={self.rest_polls} rest_errors={self.rest_errors} rest_resent={self.rest_resent} "
+            f"rest_polls={self.rest_polls} rest_skipped={self.rest_skipped} rest_errors={self.rest_errors} "
+            f"rest_resent={self.rest_resent} "
             f"refreshes={self.refreshes} refreshed={self.refreshed} "
             f"rate_limit_waits={self.rate_limit_waits} kafka_queue={queue_depth} "
             f"delivered={self.delivered} delivery_failures={self.delivery_failures} "

@@ -379,29 +379,40 @@ class Worker:
         finally:
             self.snapshot_done.set()
 
-    async def rest_poll(self, markets: list[Market], why: str) -> int:
+    async def rest_poll(self, markets: list[Market], why: str, fallback_of: "Connection | None" = None) -> int:
         """Publish the REST tickers of `markets`; returns how many.
 
         A call that names several markets and is refused because one of them is unknown
         to the exchange (venue.rest_unknown_market) is split in two, and so on, until
         that market is found: it is dropped from REST polling and logged once, and the
         others keep their snapshot and fallback.
+
+        For the fallback of a socket (`fallback_of`), the round ends once its stream is
+        back (Connection.stream_back_since): an answer then is dropped, counted in
+        rest_skipped, and the calls left are not made.
         """
         markets = [market for market in markets if market.raw not in self.unknown_markets]
         per_call = self.venue.rest_markets_per_call or len(markets) or 1
+        began = time.monotonic()
+
+        def stream_back() -> bool:
+            return fallback_of is not None and fallback_of.stream_back_since(began)
+
         published = 0
         for start in range(0, len(markets), per_call):
-            published += await self._poll_batch(markets[start:start + per_call], why)
+            published += await self._poll_batch(markets[start:start + per_call], why, stream_back)
         return published
 
-    async def _poll_batch(self, markets: list[Market], why: str) -> int:
+    async def _poll_batch(self, markets: list[Market], why: str, stream_back: Callable[[], bool]) -> int:
         published = 0
         for url in self.venue.rest_ticker_urls(markets):
+            if stream_back():
+                break
             try:
                 body, received_ns, url = await self.rest_get(url)
             except ExchangeError as error:
                 if self._names_unknown_market(str(error)):
-                    return published + await self._split(markets, str(error), why)
+                    return published + await self._split(markets, str(error), why, stream_back)
                 self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
                 continue
             except RestUnavailable as error:
@@ -411,7 +422,10 @@ class Worker:
             answer = body.decode("utf-8", errors="replace") if len(body) <= 1024 else ""
             if self._names_unknown_market(answer):
                 self.stats.rest_errors += 1
-                return published + await self._split(markets, answer, why)
+                return published + await self._split(markets, answer, why, stream_back)
+            if stream_back():
+                self.stats.rest_skipped += 1
+                continue
             published += self.on_rest_body(body, received_ns, url, refresh=why == "refresh")
         return published
 
@@ -426,7 +440,7 @@ class Worker:
         marker = self.venue.rest_unknown_market
         return bool(marker) and self.venue.rest_markets_per_call > 0 and marker in answer
 
-    async def _split(self, markets: list[Market], answer: str, why: str) -> int:
+    async def _split(self, markets: list[Market], answer: str, why: str, stream_back: Callable[[], bool]) -> int:
         if len(markets) == 1:
             [market] = markets
             self._count_unknown(markets)
@@ -434,7 +448,8 @@ class Worker:
                              market.symbol, answer.strip()[:200])
             return 0
         half = len(markets) // 2
-        return await self._poll_batch(markets[:half], why) + await self._poll_batch(markets[half:], why)
+        return (await self._poll_batch(markets[:half], why, stream_back)
+                + await self._poll_batch(markets[half:], why, stream_back))
 
     def _count_unknown(self, markets: list[Market]) -> None:
         self.unknown_markets.update(market.raw for market in markets)
@@ -534,11 +549,23 @@ class Connection:
         self.last_heard = time.monotonic()
         self._created = self.last_ws_record = self._last_refresh = time.monotonic()
         self.connected = False  # subscribed and reading frames
-        # When the socket's subscription was last sent (time.monotonic()): its snapshots are
-        # on their way from then on (BookChannel.rest_poll).
+        # When the open session's subscription was sent (time.monotonic()), 0 between
+        # sessions: its snapshots are on their way from then on (stream_back_since).
         self.subscribed_at = 0.0
         # Set by _on_read to what ends the session (ServerRestart); made by each session.
         self._ended_by: asyncio.Future[Exception]
+
+    def stream_back_since(self, began: float) -> bool:
+        """Whether the socket's stream is back, for a REST fallback round of its markets
+        begun at `began` (time.monotonic()): heard since, or in a session whose
+        subscription was sent within rest_fallback_after_s, unheard yet. A fallback answer
+        then is dropped (the round ends): the stream may have published newer records
+        already, and an answer taken after the subscription's snapshot frames left the
+        exchange, published first, was followed by their older values (an Upbit or
+        Bithumb book went back in time). A subscription unanswered for longer has the
+        fallback resume."""
+        return self.last_heard > began or (
+            self.subscribed_at > 0 and time.monotonic() - self.subscribed_at < self.worker.runtime.rest_fallback_after_s)
 
     def seconds_since_heard(self) -> float:
         """Since anything (a frame, a pong) was last heard on the socket."""
@@ -648,6 +675,7 @@ class Connection:
                     for guard in guards:
                         guard.cancel()
             finally:
+                self.subscribed_at = 0.0  # no snapshot comes on a closed session
                 await _close(socket)
         return self.last_ws_record > self._opened
 
@@ -796,7 +824,7 @@ class Connection:
                     )
                     polling = True
                 if self.books is None:
-                    await worker.rest_poll(self.markets, "fallback")
+                    await worker.rest_poll(self.markets, "fallback", fallback_of=self)
                 else:
                     await self.books.rest_poll(self.markets, "book fallback", fallback_of=self)
                 await asyncio.sleep(runtime.rest_poll_interval_s)

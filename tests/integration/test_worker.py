@@ -168,6 +168,38 @@ def test_rest_fallback_while_socket_is_down(exchange: str, kafka: str, simulator
     assert "polling REST" in log
 
 
+def test_a_fallback_ticker_answered_after_the_socket_is_back_is_dropped(kafka: str, simulator: Any, worker: Any,
+                                                                       tmp_path: Any) -> None:
+    """A REST call of 8 s while the socket is down for 4 s: the socket is back, subscribed
+    and publishing while the call is on its way. Its answer is older than the stream's
+    records: published, the market's ticker went back in time after the stream's first
+    records (a quiet market kept the older one as its latest). It is dropped, counted in
+    rest_skipped. Upbit: its subscription is answered with every market's snapshot."""
+    sim, process, topics = _setup("upbit", kafka, simulator, worker, tmp_path, runtime={"rest_timeout_s": 15})
+    consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= 20, timeout_s=60)
+    down_at = time.time_ns()
+    # Asked 2 s into the outage (rest_fallback_after_s), answered 8 s later, after the
+    # reconnect (4 s, plus a backoff of at most ~1.3 s) has been heard.
+    sim.fault("upbit", "slow_rest", count=1, seconds=8)
+    sim.fault("upbit", "ws_down", seconds=4)
+    wait_until(lambda: "polling REST" in process.log(), 20, "the REST fallback")
+    # Logged once the call on its way has answered: the loop stops at the next look.
+    wait_until(lambda: "socket answers again" in process.log(), 30, "the socket back")
+    answered_at = time.time_ns()
+    messages = consume(kafka, topics["ticker"],
+                       lambda got: any(v["source"] == "ws" and v["received_ns"] > answered_at for _, v in got))
+    assert process.stop() == 0
+    records = _values(messages)
+    back_at = min(record["received_ns"] for record in records if record["source"] == "ws"
+                  and record["received_ns"] > down_at + 4e9)
+    late = [record for record in records if record["source"] == "rest" and record["received_ns"] > back_at]
+    assert not late, f"{len(late)} REST records after the stream's first one back"
+    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    skipped = re.search(r" rest_skipped=(\d+)", counters)
+    assert skipped and int(skipped.group(1)) >= 1, counters
+    audited(kafka, topics["ticker"])
+
+
 @pytest.mark.parametrize("exchange", EXCHANGES)
 def test_garbage_frame_is_dead_lettered_raw(exchange: str, kafka: str, simulator: Any, worker: Any,
                                             tmp_path: Any) -> None:
