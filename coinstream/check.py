@@ -112,4 +112,20 @@ def main(argv: list[str] | None = None) -> None:
     except configuration.ConfigError as error:
         print(f"coinstream check: error: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-    print(f"config ok: {', '.join(config.source_files)}")
+    kafka = config.kafka
+    bundled = " (the bundled broker)" if kafka.local_broker else ""
+    sources = [shown_path(source) for source in config.source_files]
+    print("config ok")
+    print(f"  kafka      {kafka.producer.get('bootstrap.servers')}{bundled}")
+    print(f"  exchanges  {', '.join(config.exchanges)} ({len(config.exchanges)})")
+    print(f"  read from  {sources[0]}")
+    for source in sources[1:]:
+        print(f"             {source}")
+
+
+def shown_path(path: str) -> str:
+    """`path` relative to the working directory when it lies under it: shorter to read."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path

@@ -608,6 +608,9 @@ def _check_producer(config: Config, layers: list[tuple[str, dict[str, Any]]]) ->
     # name the key as the file spells it, when one key alone is refused.
     for key, value in producer.items():
         if key != "bootstrap.servers" and isinstance(alone := _librdkafka_refusal({key: value}), str):
+            named = _NAMED_PROPERTY.search(alone)
+            if named and named.group("key") != key:
+                alone += f" (librdkafka's name for {key})"
             raise ConfigError(f"{_origin(('kafka', 'producer', key), layers)}: kafka.producer.{key}: {alone}")
     raise ConfigError(f"{_origin(('kafka', 'producer'), layers)}: kafka.producer: {refusal}")
 
@@ -637,5 +640,7 @@ def _librdkafka_refusal(producer: Mapping[str, Any]) -> str | list[str] | None:
     return consumer_only or None
 
 
+# The property a librdkafka refusal names, perhaps by another spelling than the file's.
+_NAMED_PROPERTY = re.compile(r'configuration property "(?P<key>[^"]+)"')
 # librdkafka's CONFWARN line for a consumer property given to a producer.
 _CONSUMER_PROPERTY = re.compile(r"Configuration property (?P<key>\S+) is a consumer property")

@@ -25,9 +25,11 @@ def run_check(tmp_path: Path, yaml_text: str, capsys: pytest.CaptureFixture[str]
     ("kafka: {producer: {lingr.ms: 5}}\n", 'kafka.producer.lingr.ms: No such configuration property: "lingr.ms"'),
     # librdkafka names linger.ms by its alias; the line names the key as the file spells it.
     ("kafka: {producer: {linger.ms: soon}}\n",
-     'kafka.producer.linger.ms: Invalid value for configuration property "queue.buffering.max.ms"'),
+     'kafka.producer.linger.ms: Invalid value for configuration property "queue.buffering.max.ms" '
+     "(librdkafka's name for linger.ms)"),
     ("kafka: {producer: {compression.type: zip}}\n",
-     'kafka.producer.compression.type: Invalid value "zip" for configuration property "compression.codec"'),
+     'kafka.producer.compression.type: Invalid value "zip" for configuration property "compression.codec" '
+     "(librdkafka's name for compression.type)"),
     # Refused only together with the shipped enable.idempotence: the section is named.
     ("kafka: {producer: {acks: 1}}\n",
      "kafka.producer: Failed to create producer: `acks` must be set to `all` when `enable.idempotence` is true"),
@@ -49,6 +51,21 @@ def test_check_validates_without_connecting(tmp_path: Path, capsys: pytest.Captu
         assert (code, err) == (0, "")
         with pytest.raises(TimeoutError):
             broker.accept()
+
+
+def test_check_says_what_it_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Which Kafka, which exchanges and which files, a line each: one line of them all was
+    400 characters long."""
+    override = tmp_path / "site.yaml"
+    override.write_text("kafka: {local_broker: false, producer: {bootstrap.servers: 'kafka-1:9092'}}\n")
+    check.main(["--config", str(override)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["config ok", "  kafka      kafka-1:9092",
+                         "  exchanges  binance, bithumb, bybit, coinbase, coinone, gateio, korbit, kraken, okx, upbit "
+                         "(10)"]
+    assert lines[3].split()[:2] == ["read", "from"] and lines[3].endswith("config/coinstream.yaml")
+    assert lines[-1].strip() == str(override)
+    assert max(map(len, lines)) <= 120
 
 
 def test_symbols_and_quotes_are_case_insensitive(tmp_path: Path) -> None:
