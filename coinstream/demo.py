@@ -37,6 +37,7 @@ from coinstream.run import ROOT, SUPERVISOR_CONF, SUPERVISORD, make_directories,
 from coinstream.status import supervisor_states
 from shared import config as configuration
 from shared.arguments import OneLineParser, number
+from shared.cli import stop_with_parent
 
 RUN_DIR = ROOT / "run"
 DEMO_CONFIG = RUN_DIR / "demo.yaml"
@@ -61,6 +62,16 @@ def relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def dies_with_the_demo() -> None:
+    """In a child of the demo, before its program starts: SIGTERM to it when the demo dies
+    however it dies (kill -9, the OOM killer, a killed test run), which its own handlers
+    cannot see. Before, the simulator and supervisord, and so the ten workers, ran on as
+    orphans; supervisord now stops the workers as on Ctrl-C. (The broker, a daemon of
+    kafka/kafka-local.sh, stays: the next demo's start stops it, and empties its data.)"""
+    if not stop_with_parent():
+        os._exit(1)  # the demo is gone already
+
+
 def start_simulator(rate: float, markets: int,
                     stops: list[Callable[[], None]]) -> tuple[dict[str, int], dict[str, Any]]:
     """The simulator for every exchange; (exchange -> port, its override's exchanges section)."""
@@ -71,7 +82,8 @@ def start_simulator(rate: float, markets: int,
         simulator = subprocess.Popen(
             [sys.executable, "-m", "simulator", *exchanges, "--rate", f"{rate:g}", "--markets", str(markets),
              "--real-prices", "--no-edge-shapes", "--write-config", str(SIMULATOR_CONFIG)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
+            preexec_fn=dies_with_the_demo)
     stops.append(lambda: _stop_process(simulator, "simulator", 10))
     assert simulator.stdout is not None
     for line in simulator.stdout:
@@ -162,6 +174,10 @@ def run_demo(arguments: argparse.Namespace, stops: list[Callable[[], None]]) -> 
     """Start everything, appending how to stop each part to `stops`, then wait for Ctrl-C
     (KeyboardInterrupt); DemoError when a part does not start or supervisord ends."""
     broker = BundledBroker(arguments.kafka_port, RUN_DIR / "demo-kafka")
+    if broker.running_address() is not None:
+        # A demo killed with kill -9 left it (see dies_with_the_demo); its data goes anyway.
+        print("demo: kafka: stopping the broker a killed demo left running", flush=True)
+        broker.stop()
     stops.append(broker.stop)  # before start(): a Ctrl-C during the start leaves a broker to stop
     try:
         broker.start(fresh=True)
@@ -183,7 +199,7 @@ def run_demo(arguments: argparse.Namespace, stops: list[Callable[[], None]]) -> 
 
     # Its own session too; its log is logs/supervisord.log.
     supervisord = subprocess.Popen([str(SUPERVISORD), "-c", str(SUPERVISOR_CONF)], cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, start_new_session=True)
+                                   stdout=subprocess.DEVNULL, start_new_session=True, preexec_fn=dies_with_the_demo)
     stops.append(lambda: _stop_process(supervisord, "supervisord", STOP_TIMEOUT_S))
     not_running = wait_running(supervisord)
     if not_running:

@@ -55,9 +55,9 @@ def _arguments(name: str, argv: list[str] | None) -> argparse.Namespace:
 PR_SET_PDEATHSIG = 1
 
 
-def _stop_with_parent() -> bool:
-    """Ask Linux for SIGTERM when the process that started this worker dies; False if
-    it has died already.
+def stop_with_parent() -> bool:
+    """Ask Linux for SIGTERM when the process that started this one dies; False if it
+    has died already.
 
     supervisord killed with SIGKILL leaves its workers running as orphans, beside the
     set a restarted supervisord starts: every record would arrive twice. With this the
@@ -109,7 +109,7 @@ def main(venue_class: type[Venue], argv: list[str] | None = None) -> None:
     name = venue_class.name
     arguments = _arguments(name, argv)
     log = logging_setup.setup(name)
-    if not _stop_with_parent():
+    if not stop_with_parent():
         log.warning("the process that started this worker has exited; not starting")
         sys.exit(EXIT_UNAVAILABLE)
 
