@@ -268,6 +268,42 @@ def test_a_peer_that_closes_every_session_at_once_leaves_the_rest_fallback_polli
     assert re.search(r" reconnects=\d+\[closed_1008=\d+", counters), counters
 
 
+class Dripping(RawPeer):
+    """After the handshake, a ticker whole on the first session, then a frame one byte a
+    second (one every 5 s on the wire is the same, slower): it takes minutes to complete,
+    and its bytes keep coming."""
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        ticker = fixture_bytes("binance", "ws_ticker_combined_1.json").strip()
+        if self.connections == 1:
+            writer.write(frame(0x1, ticker))
+        for byte in frame(0x1, ticker):
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(1)
+
+
+def test_a_peer_that_drips_a_frame_byte_by_byte_is_left_and_the_rest_fallback_polls(
+        kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """Bytes that complete no frame are no sign of life: the watchdog ends the session
+    after watchdog_s (5 s here), however many of them come, and the REST fallback polls
+    after rest_fallback_after_s (2 s) meanwhile; each new session drips as well."""
+    peer = Dripping()
+    try:
+        process, topics = start_against(peer, kafka, simulator, worker, tmp_path, rest_fallback_after_s=2)
+        consume(kafka, topics["ticker"], lambda got: any(value["source"] == "ws" for _, value in got))
+        wait_until(lambda: "polling REST every" in process.log(), 20, "the REST fallback")
+        wait_until(lambda: "stalled: nothing heard for 5 s" in process.log(), 20, "the stalled session ended")
+        wait_until(lambda: peer.connections >= 2, 20, "a new session")
+        rest = consume(kafka, topics["ticker"], lambda got: sum(value["source"] == "rest" for _, value in got) >= 3)
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    assert re.search(r" reconnects=\d+\[(\w+=\d+,)*stalled=\d+", counters), counters
+    assert sum(value["source"] == "ws" for _, value in rest) == 1
+
+
 def test_restarts_announced_at_once_on_every_session_back_off(kafka: str, simulator: Any, worker: Any,
                                                                tmp_path: Path) -> None:
     """A restart announced after records reconnects after the initial backoff; one
