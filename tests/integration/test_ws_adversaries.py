@@ -304,6 +304,42 @@ def test_a_peer_that_drips_a_frame_byte_by_byte_is_left_and_the_rest_fallback_po
     assert sum(value["source"] == "ws" for _, value in rest) == 1
 
 
+class DrippingHandshake(RawPeer):
+    """Answers the opening handshake one byte a second: its 129 bytes would take minutes."""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connected_at.append(time.monotonic())
+        self._writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            for byte in b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n":
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(1)
+        except ConnectionError:
+            pass
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        raise AssertionError("the handshake never completes")
+
+
+def test_a_handshake_answered_byte_by_byte_is_abandoned_and_the_rest_fallback_polls(
+        kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """The opening handshake is bounded as a whole (rest_timeout_s, 3 s here), however
+    many bytes of it come: each attempt ends, is counted, and the next backs off, while
+    the REST fallback publishes from rest_fallback_after_s (2 s) on."""
+    peer = DrippingHandshake()
+    try:
+        process, topics = start_against(peer, kafka, simulator, worker, tmp_path, rest_fallback_after_s=2)
+        consume(kafka, topics["ticker"], lambda got: sum(value["source"] == "rest" for _, value in got) >= 3)
+        wait_until(lambda: peer.connections >= 3, 30, "three attempts")
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    assert re.search(r" reconnects=\d+\[(\w+=\d+,)*TimeoutError=\d+", counters), counters
+
+
 def test_restarts_announced_at_once_on_every_session_back_off(kafka: str, simulator: Any, worker: Any,
                                                                tmp_path: Path) -> None:
     """A restart announced after records reconnects after the initial backoff; one
