@@ -164,6 +164,39 @@ def test_fragments_binary_frames_bad_utf8_and_the_frame_size_limit(kafka: str, s
     assert re.search(r" reconnects=\d+\[[^\]]*\bclosed_1009=1\b", counters), counters
 
 
+class FragmentingForever(RawPeer):
+    """A text message begun and never ended: continuation frames of 1,000 bytes, each
+    far under the size limit, a hundred a second."""
+
+    async def after_handshake(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(frame(0x1, b"[" + b" " * 999, fin=False))
+        while True:
+            writer.write(frame(0x0, b" " * 1000, fin=False))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+
+def test_a_message_fragmented_without_end_is_refused_at_the_size_limit(kafka: str, simulator: Any, worker: Any,
+                                                                       tmp_path: Path) -> None:
+    """The size limit bounds a whole message, not each of its fragments: the worker
+    assembles fragmented messages itself (MessageConnection), and a message that never
+    ends must not grow without bound. The socket is closed with 1009 once its fragments
+    pass max_frame_bytes, counted, and the worker's memory stays flat."""
+    peer = FragmentingForever()
+    try:
+        process, _ = start_against(peer, kafka, simulator, worker, tmp_path, max_frame_bytes=MAX_FRAME_BYTES * 4,
+                                   rest_fallback_after_s=30)
+        wait_until(lambda: "closed 1009" in process.log(), 30, "the message over the limit")
+        before = rss_mb(process)
+        wait_until(lambda: peer.connections >= 3, 30, "two more sessions")
+        assert rss_mb(process) - before < 20
+    finally:
+        peer.stop()
+    assert process.stop() == 0
+    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    assert " frames=0 " in counters and re.search(r" reconnects=\d+\[[^\]]*\bclosed_1009=\d+", counters), counters
+
+
 class SendingThenClosing(RawPeer):
     """Sends `frames` as soon as each handshake is done, then closes."""
 
