@@ -13,6 +13,10 @@ sent again at once on a new connection, within the same deadline, counted in
 rest_resent and logged (throttled). A second such end, or one on a new connection, is
 an ordinary connection error.
 
+A body is read up to MAX_BODY_BYTES: a server that sends more (an endless body, a broken
+proxy) fails the call as a connection error would (BodyTooLarge), and its connection is
+closed; read whole, gigabytes within the deadline would have gone into memory.
+
 The deadline (runtime.rest_timeout_s) is for the whole call: connect, headers and body.
 requests' own timeout bounds each read, and a server that sends one byte every few
 seconds never trips it. So the loop stops waiting at the deadline and cuts the call's
@@ -44,6 +48,16 @@ USER_AGENT = "coinstream/0.1"
 # requests' timeout for each connect and read: past the deadline, so that the loop's
 # deadline decides, and a thread whose sockets could not be cut still ends.
 READ_TIMEOUT_MARGIN_S = 1.0
+# The longest body read: many times the longest answer a worker asks for, a market list
+# of a few megabytes (Binance's exchangeInfo was under 1.9 MB in a 2021 capture; a
+# 5,000-level book is ~0.3 MB).
+MAX_BODY_BYTES = 64 * 1024 * 1024
+BODY_CHUNK_BYTES = 64 * 1024
+
+
+class BodyTooLarge(requests.RequestException):
+    """A body longer than MAX_BODY_BYTES: the call fails, and is tried again, as on a
+    connection error."""
 
 
 class RestUnavailable(Exception):
@@ -64,6 +78,7 @@ class RestClient:
         stats: Stats,
         log: logging.Logger,
         min_interval_s: float = 0.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         """`min_interval_s`: the least time from a call's end to the next call's start
         (the exchange's request-rate limit, venue.rest_min_interval_s)."""
@@ -81,6 +96,7 @@ class RestClient:
         self._resume_at = 0.0  # monotonic: no call before, after a failure (backoff, Retry-After)
         self._min_interval_s = min_interval_s
         self._last_call_ended = -math.inf  # monotonic
+        self._max_body_bytes = max_body_bytes
 
     async def get(self, url: str, attempts: int = 4) -> tuple[bytes, int]:
         """The body of a successful GET and the wall-clock ns when it arrived."""
@@ -128,7 +144,8 @@ class RestClient:
             start_at = max(self._resume_at, self._last_call_ended + self._min_interval_s)
             if (pause := start_at - time.monotonic()) > 0:
                 await asyncio.sleep(pause)
-            call = _Call(self._session, url, self._timeout_s + READ_TIMEOUT_MARGIN_S, asyncio.get_running_loop())
+            call = _Call(self._session, url, self._timeout_s + READ_TIMEOUT_MARGIN_S, self._max_body_bytes,
+                         asyncio.get_running_loop())
             try:
                 async with asyncio.timeout(self._timeout_s):
                     return await call.answer
@@ -152,7 +169,7 @@ class RestClient:
 class _Call:
     """One GET on its own daemon thread, and the sockets it uses, so that the loop can cut them."""
 
-    def __init__(self, session: requests.Session, url: str, timeout_s: float,
+    def __init__(self, session: requests.Session, url: str, timeout_s: float, max_body_bytes: int,
                  loop: asyncio.AbstractEventLoop) -> None:
         self.answer: asyncio.Future[requests.Response] = loop.create_future()
         self._sockets: list[socket.socket] = []
@@ -162,26 +179,43 @@ class _Call:
         self.stale_end: ConnectionResetError | None = None
         self.resent_after: ConnectionResetError | None = None
         self._loop = loop
+        self._max_body_bytes = max_body_bytes
         threading.Thread(target=self._run, args=(session, url, timeout_s), name="rest", daemon=True).start()
 
     def _run(self, session: requests.Session, url: str, timeout_s: float) -> None:
         _current.call = self
         try:
             try:
-                response = session.get(url, timeout=timeout_s)
+                response = self._get(session, url, timeout_s)
             except requests.ConnectionError:
                 if self.stale_end is None or self._abandoned:
                     raise
                 # A GET is idempotent and no answer had begun: send it once more, on a
                 # new connection (the pool closed the stale one), within the same deadline.
                 self.resent_after = self.stale_end
-                response = session.get(url, timeout=timeout_s)
+                response = self._get(session, url, timeout_s)
         except BaseException as error:  # noqa: BLE001 - handed to the loop, which decides
             self._settle(None, error)
         else:
             self._settle(response, None)
         finally:
             _current.call = None
+
+    def _get(self, session: requests.Session, url: str, timeout_s: float) -> requests.Response:
+        """session.get(), its body read here up to max_body_bytes (BodyTooLarge past it)."""
+        response = session.get(url, timeout=timeout_s, stream=True)
+        try:
+            chunks, size = [], 0
+            for chunk in response.iter_content(BODY_CHUNK_BYTES):
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    raise BodyTooLarge(f"a body of more than {self._max_body_bytes} bytes; not read further")
+                chunks.append(chunk)
+            response._content = b"".join(chunks)  # what response.content returns
+        finally:
+            # Read whole: the connection goes back to the pool, kept alive. Not: it is closed.
+            response.close()
+        return response
 
     def _settle(self, response: requests.Response | None, error: BaseException | None) -> None:
         def settle() -> None:
