@@ -204,14 +204,20 @@ class _Call:
     def _get(self, session: requests.Session, url: str, timeout_s: float) -> requests.Response:
         """session.get(), its body read here up to max_body_bytes (BodyTooLarge past it)."""
         response = session.get(url, timeout=timeout_s, stream=True)
+        chunks: list[bytes] = []
         try:
-            chunks, size = [], 0
+            size = 0
             for chunk in response.iter_content(BODY_CHUNK_BYTES):
                 size += len(chunk)
                 if size > self._max_body_bytes:
                     raise BodyTooLarge(f"a body of more than {self._max_body_bytes} bytes; not read further")
                 chunks.append(chunk)
             response._content = b"".join(chunks)  # what response.content returns
+        except BaseException:
+            # The exception's traceback keeps this frame, in a cycle with the call's future
+            # that only the collector breaks: the next attempt held 64 MiB more meanwhile.
+            chunks.clear()
+            raise
         finally:
             # Read whole: the connection goes back to the pool, kept alive. Not: it is closed.
             response.close()
