@@ -290,6 +290,10 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def counters(self) -> str:
+        """The last counters line the worker logged: its final one, once it has stopped."""
+        return [line for line in self.log().splitlines() if " counters " in line][-1]
+
     def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signum)

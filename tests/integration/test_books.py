@@ -193,13 +193,9 @@ def settle_and_compare(sim: Simulator, exchange: str, kafka: str, topic: str, de
     return records
 
 
-def final_counters(process: WorkerProcess) -> str:
-    return [line for line in process.log().splitlines() if " counters " in line][-1]
-
-
 def resyncs(process: WorkerProcess) -> dict[str, int]:
-    match = re.search(r" book_resyncs=(\d+)(?:\[([^\]]*)\])?", final_counters(process))
-    assert match, final_counters(process)
+    match = re.search(r" book_resyncs=(\d+)(?:\[([^\]]*)\])?", process.counters())
+    assert match, process.counters()
     return {reason: int(count) for reason, count in
             (item.split("=") for item in (match.group(2) or "").split(",") if item)}
 
@@ -213,7 +209,7 @@ def test_a_socket_of_books_alone_counts_as_subscribed(kafka: str, simulator: Any
     time.sleep(CoinbaseSim.subscribe_deadline_s + 2)
     assert sim.control("coinbase", "stats")["connections_total"] == 1
     assert process.stop() == 0
-    assert " reconnects=0 " in final_counters(process)
+    assert " reconnects=0 " in process.counters()
 
 
 @pytest.mark.parametrize("case_name", sorted(BOOKS))
@@ -228,7 +224,7 @@ def test_book_records_are_the_true_top_n(case_name: str, kafka: str, simulator: 
         assert record["depth"] == case.depth and (record["source"] == "ws" or case.rest_seeded)
         assert (record["update_id"] is not None) == case.sequenced
     assert sum(record["source"] == "ws" for record in records) > len(records) / 2
-    counters = final_counters(process)
+    counters = process.counters()
     assert resyncs(process) == {}, counters
     assert " dead_letters=0 " in counters
     # Every exchange time read right (Bithumb's in µs): none out of range, none nulled.
@@ -263,7 +259,7 @@ def test_a_book_fault_is_detected_counted_and_never_published(case_name: str, fa
     assert process.stop() == 0
     counted = resyncs(process)
     expected = {reason, "gap"} if fault == "book_stale" else {reason}
-    assert counted.get(reason, 0) >= 1 and set(counted) <= expected, final_counters(process)
+    assert counted.get(reason, 0) >= 1 and set(counted) <= expected, process.counters()
     if exchange in CONNECTION_NUMBERED:  # the resubscribes' snapshots come on the same connection
         assert_numbers_grow(records)
     audited(kafka, topic)
@@ -311,8 +307,8 @@ def test_a_fallback_answer_that_comes_after_the_socket_is_back_is_dropped(exchan
     wait_until(lambda: "socket answers again" in process.log(), 30, "the socket back")
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
-    skipped = re.search(r" book_skipped=(\d+)", final_counters(process))
-    assert skipped and int(skipped.group(1)) >= 1, final_counters(process)
+    skipped = re.search(r" book_skipped=(\d+)", process.counters())
+    assert skipped and int(skipped.group(1)) >= 1, process.counters()
     audited(kafka, topic)
 
 
@@ -358,8 +354,8 @@ def test_after_a_stall_the_rest_books_give_way_to_the_stream_again(exchange: str
     wait_until(lambda: "socket answers again" in process.log(), 30, "the socket back")
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
-    assert " reconnects=0 " in final_counters(process), final_counters(process)
-    assert resyncs(process).get("gap", 0) >= 1, final_counters(process)
+    assert " reconnects=0 " in process.counters(), process.counters()
+    assert resyncs(process).get("gap", 0) >= 1, process.counters()
     assert {record["source"] for record in records} == {"ws", "rest"}
     assert records[-1]["source"] == "ws"
     audited(kafka, topic)
@@ -404,7 +400,7 @@ def test_quiet_books_are_compared_with_rest_and_a_subscription_dropped_unannounc
     consume(kafka, topic, lambda got: len(streamed_after_the_fault(got)) == 3, timeout_s=30)
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
-    counters = final_counters(process)
+    counters = process.counters()
     assert " reconnects=0 " in counters, counters
     assert not [record for record in records if frozen_ns + 1e9 < record["received_ns"] < right_until_ns]
     # The first book found brings the socket's markets back: the others may never be compared.
@@ -435,7 +431,7 @@ def test_after_a_reconnect_every_book_is_rebuilt_and_right(case_name: str, kafka
     assert process.stop() == 0
     # A REST-seeded book learns of the missed changes from the next one's ids.
     assert set(resyncs(process)) <= ({"gap", "snapshot_stale"} if case.rest_seeded else set()), \
-        final_counters(process)
+        process.counters()
     audited(kafka, topic)
 
 
@@ -460,8 +456,8 @@ def test_a_lost_or_repeated_whole_book_frame_leaves_the_book_right(case_name: st
     time.sleep(1)
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
-    assert resyncs(process) == {}, final_counters(process)
-    assert " dead_letters=0 " in final_counters(process)
+    assert resyncs(process) == {}, process.counters()
+    assert " dead_letters=0 " in process.counters()
     audited(kafka, topic)
     assert records
 
@@ -504,7 +500,7 @@ def test_rest_fallback_book_records_are_true_books(exchange: str, kafka: str, si
     assert process.stop() == 0
     assert {record["source"] for record in records} == {"rest"}
     assert all(record["update_id"] is None for record in records)  # no id of the subscribed stream
-    counters = final_counters(process)
+    counters = process.counters()
     assert resyncs(process) == {} and " dead_letters=0 " in counters, counters
     audited(kafka, topic)
 

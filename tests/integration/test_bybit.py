@@ -34,7 +34,7 @@ def _ws(messages: Messages) -> list[dict[str, Any]]:
 
 
 def _final_counters(process: WorkerProcess) -> dict[str, int]:
-    line = [line for line in process.log().splitlines() if " counters " in line][-1]
+    line = process.counters()
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
 
 

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.harness import Simulator, audited, consume, override_file, wait_until
-from tests.integration.test_books import BOOKS, final_counters, resyncs, settle_and_compare, start_books
+from tests.integration.test_books import BOOKS, resyncs, settle_and_compare, start_books
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +178,7 @@ def test_book_frames_late_or_again_are_skipped_by_their_id(kafka: str, simulator
     records = settle_and_compare(sim, "coinone", kafka, topic, BOOKS["coinone"].depth, markets=1)
     assert process.stop() == 0
     _book_ids_grow(records)
-    counters = final_counters(process)
+    counters = process.counters()
     assert resyncs(process) == {}, counters
     # 5 late frames and 5 repeats skipped (subscribing repeats nothing here: one subscribe a pair).
     assert int(counters.rsplit(" book_skipped=", 1)[1].split()[0]) == 10, counters
@@ -198,7 +198,7 @@ def test_an_older_rest_book_is_skipped_by_its_id(kafka: str, simulator: Any, wor
     records = settle_and_compare(sim, "coinone", kafka, topic, BOOKS["coinone"].depth, markets=3)
     assert process.stop() == 0
     _book_ids_grow(records)
-    counters = final_counters(process)
+    counters = process.counters()
     assert resyncs(process) == {} and " dead_letters=0 " in counters, counters
     assert int(counters.rsplit(" book_skipped=", 1)[1].split()[0]) >= 3, counters
     audited(kafka, topic)

@@ -135,7 +135,7 @@ def test_bulk_frames_of_the_benchmark_rates_are_the_exchange_s_protocol(
     assert {record["symbol"] for record in records} == set(sim.config["exchanges"][exchange]["symbols"])
     assert all(PLAIN_DECIMAL.match(record["last"]) for record in records)
     assert topic_size(kafka, topics["dead_letter"]) == 0
-    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    counters = process.counters()
     assert " dead_letters=0 " in counters, counters
     # Only Binance's edge shapes include an error (its bare {"code","msg"} form).
     assert (" exchange_errors=0 " in counters) == (exchange != "binance"), counters
@@ -194,7 +194,7 @@ def test_a_fallback_ticker_answered_after_the_socket_is_back_is_dropped(kafka: s
                   and record["received_ns"] > down_at + 4e9)
     late = [record for record in records if record["source"] == "rest" and record["received_ns"] > back_at]
     assert not late, f"{len(late)} REST records after the stream's first one back"
-    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    counters = process.counters()
     skipped = re.search(r" rest_skipped=(\d+)", counters)
     assert skipped and int(skipped.group(1)) >= 1, counters
     audited(kafka, topics["ticker"])

@@ -159,7 +159,7 @@ def test_fragments_binary_frames_bad_utf8_and_the_frame_size_limit(kafka: str, s
     assert {value["last"] for _, value in tickers if value["source"] == "ws"} == {"1792.84000000"}
     [(_, letter)] = consume(kafka, topics["dead_letter"], lambda got: len(got) >= 1)
     assert letter["raw"].startswith("\ufffd\ufffd{")
-    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    counters = process.counters()
     assert " frames=4 " in counters and " dead_letters=1 " in counters, counters
     assert re.search(r" reconnects=\d+\[[^\]]*\bclosed_1009=1\b", counters), counters
 
@@ -193,7 +193,7 @@ def test_a_message_fragmented_without_end_is_refused_at_the_size_limit(kafka: st
     finally:
         peer.stop()
     assert process.stop() == 0
-    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    counters = process.counters()
     assert " frames=0 " in counters and re.search(r" reconnects=\d+\[[^\]]*\bclosed_1009=\d+", counters), counters
 
 
@@ -251,7 +251,7 @@ def test_a_peer_that_floods_pings_and_reads_nothing_is_left_unread_and_dropped(
     finally:
         flooder.stop()
     assert process.stop() == 0
-    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    counters = process.counters()
     assert re.search(r" reconnects=\d+\[[^\]]*\bstalled=\d+", counters), counters
     assert peak < 120, f"RSS {peak:.0f} MB"
 
@@ -332,7 +332,7 @@ def test_a_peer_that_drips_a_frame_byte_by_byte_is_left_and_the_rest_fallback_po
     finally:
         peer.stop()
     assert process.stop() == 0
-    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    counters = process.counters()
     assert re.search(r" reconnects=\d+\[(\w+=\d+,)*stalled=\d+", counters), counters
     assert sum(value["source"] == "ws" for _, value in rest) == 1
 
@@ -369,7 +369,7 @@ def test_a_handshake_answered_byte_by_byte_is_abandoned_and_the_rest_fallback_po
     finally:
         peer.stop()
     assert process.stop() == 0
-    counters = [line for line in process.log().splitlines() if " counters " in line][-1]
+    counters = process.counters()
     assert re.search(r" reconnects=\d+\[(\w+=\d+,)*TimeoutError=\d+", counters), counters
 
 
