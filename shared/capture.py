@@ -8,6 +8,10 @@ REST book bodies are "rest" or "refresh", told apart from the tickers' by their 
 A book frame also names its connection: {"connection": "coinbase-book#0/2"} (socket
 coinbase-book#0, its second session), which a per-connection sequence (Coinbase's) is
 checked by, live and replayed alike; absent from older captures (one connection).
+A REST ticker body of a socket's fallback or refresh names the markets it was asked
+for: {"markets": ["BTC-USDT", ...]}. Where one call answers every market (OKX, Bybit,
+Gate.io, Coinone), only those are published, live and replayed alike; a body without
+the field (the startup snapshot, older captures) publishes every market it holds.
 --record writes them; --replay feeds them back through the same parsing path.
 
 A run also writes the markets it collects, once they are known:
@@ -30,6 +34,7 @@ class Captured(msgspec.Struct, omit_defaults=True):
     url: str
     data: str
     connection: str = ""  # a book frame's socket and session (shared.worker.Connection.session)
+    markets: list[str] = []  # a REST ticker body's asked-for markets (raw ids); empty: all
 
 
 class Markets(msgspec.Struct, tag_field="kind", tag="markets"):
@@ -47,8 +52,8 @@ class Recorder:
         self._encoder = msgspec.json.Encoder()
 
     def write(self, kind: Literal["ws", "book", "rest", "refresh"], url: str, data: bytes, received_ns: int,
-              connection: str = "") -> None:
-        item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"), connection)
+              connection: str = "", markets: list[str] | None = None) -> None:
+        item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"), connection, markets or [])
         self._file.write(self._encoder.encode(item) + b"\n")
 
     def write_markets(self, markets: list[Market], now_ns: int) -> None:

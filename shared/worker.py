@@ -198,11 +198,17 @@ class Worker:
                 kept += own
         return kept
 
-    def on_rest_body(self, body: bytes, received_ns: int, url: str, refresh: bool = False) -> int:
+    def on_rest_body(self, body: bytes, received_ns: int, url: str, refresh: bool = False,
+                     asked: list[str] | None = None) -> int:
         """Publish the tickers in one REST body; returns how many. A refresh's body (see
-        Connection.fallback) publishes only the tickers that bring news (_is_news)."""
+        Connection.fallback) publishes only the tickers that bring news (_is_news).
+
+        `asked`: the markets (raw ids) a socket's fallback or refresh asked for. Where one
+        call answers every market, the others are not published: their sockets may be
+        streaming, and a REST ticker older than their last record would take them back
+        in time. Recorded with the body, so that a replay publishes the same."""
         if self.recorder is not None:
-            self.recorder.write("refresh" if refresh else "rest", url, body, received_ns)
+            self.recorder.write("refresh" if refresh else "rest", url, body, received_ns, markets=asked)
         if self.books is not None and self.venue.is_book_rest(url):
             if refresh:
                 return self.books.on_refresh_body(body, received_ns, url)
@@ -217,6 +223,9 @@ class Worker:
         except Exception as error:
             self.dead_letter(error, received_ns, "rest", url, body)
             return 0
+        if asked:
+            wanted = set(asked)
+            tickers = [ticker for ticker in tickers if ticker.raw_symbol in wanted]
         if refresh:
             tickers = [ticker for ticker in tickers if self._is_news(ticker)]
             self.stats.refreshed += len(tickers)
@@ -394,16 +403,19 @@ class Worker:
         markets = [market for market in markets if market.raw not in self.unknown_markets]
         per_call = self.venue.rest_markets_per_call or len(markets) or 1
         began = time.monotonic()
+        # A socket's markets, out of a body that may hold every market (on_rest_body).
+        asked = None if why == "snapshot" else sorted(market.raw for market in markets)
 
         def stream_back() -> bool:
             return fallback_of is not None and fallback_of.stream_back_since(began)
 
         published = 0
         for start in range(0, len(markets), per_call):
-            published += await self._poll_batch(markets[start:start + per_call], why, stream_back)
+            published += await self._poll_batch(markets[start:start + per_call], why, stream_back, asked)
         return published
 
-    async def _poll_batch(self, markets: list[Market], why: str, stream_back: Callable[[], bool]) -> int:
+    async def _poll_batch(self, markets: list[Market], why: str, stream_back: Callable[[], bool],
+                          asked: list[str] | None) -> int:
         published = 0
         for url in self.venue.rest_ticker_urls(markets):
             if stream_back():
@@ -412,7 +424,7 @@ class Worker:
                 body, received_ns, url = await self.rest_get(url)
             except ExchangeError as error:
                 if self._names_unknown_market(str(error)):
-                    return published + await self._split(markets, str(error), why, stream_back)
+                    return published + await self._split(markets, str(error), why, stream_back, asked)
                 self.throttled.warning("rest " + why, "REST %s failed: %s", why, error)
                 continue
             except RestUnavailable as error:
@@ -422,11 +434,11 @@ class Worker:
             answer = body.decode("utf-8", errors="replace") if len(body) <= 1024 else ""
             if self._names_unknown_market(answer):
                 self.stats.rest_errors += 1
-                return published + await self._split(markets, answer, why, stream_back)
+                return published + await self._split(markets, answer, why, stream_back, asked)
             if stream_back():
                 self.stats.rest_skipped += 1
                 continue
-            published += self.on_rest_body(body, received_ns, url, refresh=why == "refresh")
+            published += self.on_rest_body(body, received_ns, url, refresh=why == "refresh", asked=asked)
         return published
 
     def quiet_markets(self, markets: list[Market]) -> list[Market]:
@@ -440,7 +452,8 @@ class Worker:
         marker = self.venue.rest_unknown_market
         return bool(marker) and self.venue.rest_markets_per_call > 0 and marker in answer
 
-    async def _split(self, markets: list[Market], answer: str, why: str, stream_back: Callable[[], bool]) -> int:
+    async def _split(self, markets: list[Market], answer: str, why: str, stream_back: Callable[[], bool],
+                     asked: list[str] | None) -> int:
         if len(markets) == 1:
             [market] = markets
             self._count_unknown(markets)
@@ -448,8 +461,8 @@ class Worker:
                              market.symbol, answer.strip()[:200])
             return 0
         half = len(markets) // 2
-        return (await self._poll_batch(markets[:half], why, stream_back)
-                + await self._poll_batch(markets[half:], why, stream_back))
+        return (await self._poll_batch(markets[:half], why, stream_back, asked)
+                + await self._poll_batch(markets[half:], why, stream_back, asked))
 
     def _count_unknown(self, markets: list[Market]) -> None:
         self.unknown_markets.update(market.raw for market in markets)
@@ -504,7 +517,7 @@ class Worker:
                 elif item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)
                 else:
-                    self.on_rest_body(data, item.ts, item.url, refresh=item.kind == "refresh")
+                    self.on_rest_body(data, item.ts, item.url, refresh=item.kind == "refresh", asked=item.markets)
             else:
                 self.dead_letter(item, time.time_ns(), "ws", f"{path}:{number}", line)
         if books_not_collected:

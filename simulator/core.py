@@ -13,7 +13,8 @@ Control, on every exchange's port (plain GET, answers JSON):
       close       abrupt TCP close of every open socket (no close frame)
       close_code  close frame with code C (default 1011) on every socket
       stall       open sockets stay open but send nothing (and answer no ping) for S s;
-                  new connections work
+                  new connections work. With &market=M (the exchange's id), only the
+                  sockets subscribed to M; the answer lists their markets
       mute        for S s no socket gets a ticker while the markets keep moving, but
                   every socket answers its pings: a subscription dropped unannounced
       garbage     the next N frames on each socket are garbage bytes
@@ -421,13 +422,19 @@ class ExchangeSim(ABC):
             for socket in list(self.sockets):
                 asyncio.create_task(socket.close(code, "simulated close"))
         elif kind == "stall":
-            for socket in list(self.sockets):
+            market = query.get("market", [""])[0]
+            stalled = [socket for socket in self.sockets if not market or market in _subscription(socket)]
+            if market and not stalled:
+                return {"error": f"no socket subscribed to {market!r}"}
+            for socket in stalled:
                 faults.stalled[socket] = time.monotonic() + seconds
                 if isinstance(socket, _SimConnection):
                     socket.stalled_until = faults.stalled[socket]  # no server pings either
                 # Not even pongs: a stalled peer reads nothing.
                 socket.transport.pause_reading()
                 asyncio.get_running_loop().call_later(seconds, _resume_reading, socket)
+            if market:
+                return {"ok": kind, "markets": sorted({name for socket in stalled for name in _subscription(socket)})}
         elif kind in ("garbage", "wrong_shape", "unknown_symbol", "http_429", "http_500"):
             setattr(faults, kind, getattr(faults, kind) + count)
             if kind == "http_429":
@@ -481,7 +488,7 @@ class ExchangeSim(ABC):
         assert isinstance(socket, _SimConnection)
         self.sockets.add(socket)
         self.counters.connections += 1
-        subscribed = self.url_subscription(socket)
+        subscribed = socket.subscribed = self.url_subscription(socket)
         sender: asyncio.Task[None] | None = None
         if subscribed:
             sender = asyncio.create_task(self._send_tickers(socket, lambda: subscribed))
@@ -492,7 +499,7 @@ class ExchangeSim(ABC):
                 markets = await self.on_message(socket, message)
                 if markets is None:
                     continue
-                subscribed = markets
+                subscribed = socket.subscribed = markets
                 if sender is None:
                     sender = asyncio.create_task(self._send_tickers(socket, lambda: subscribed))
         except ConnectionClosed:
@@ -613,6 +620,10 @@ class ExchangeSim(ABC):
             self._journal.write(frame + "\n")
 
 
+def _subscription(socket: ServerConnection) -> list[str]:
+    return socket.subscribed if isinstance(socket, _SimConnection) else []
+
+
 class _SimConnection(ServerConnection):
     """A server connection that notes when its client last sent a message or an RFC 6455
     ping and when it last sent something itself (the idle rules), and sends no ping of
@@ -621,6 +632,7 @@ class _SimConnection(ServerConnection):
     last_ping = 0.0
     last_sent = 0.0
     stalled_until = 0.0
+    subscribed: list[str] = []  # the market ids of its ticker subscription
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -168,6 +168,31 @@ def test_rest_fallback_while_socket_is_down(exchange: str, kafka: str, simulator
     assert "polling REST" in log
 
 
+def test_a_socket_s_fallback_publishes_only_its_own_markets(kafka: str, simulator: Any, worker: Any,
+                                                           tmp_path: Any) -> None:
+    """OKX answers one REST call with every market's ticker. 210 markets take two sockets
+    (200 a socket): while one of them is stalled, its fallback polls, and publishes its
+    own markets only. The other socket streams on: a REST ticker of its markets, older
+    than their last records, took them back in time (a quiet one kept it as its latest)."""
+    sim, process, topics = _setup("okx", kafka, simulator, worker, tmp_path, rate=40, markets=210,
+                                  runtime={"watchdog_s": 60, "ping_interval_s": 600})
+    wait_until(lambda: "210 markets on 2 connection(s)" in process.log(), 30, "two sockets")
+    consume(kafka, topics["ticker"], lambda got: _ws_count(got) >= 40, timeout_s=60)
+    stalled_at = time.time_ns()
+    stalled = set(sim.fault("okx", "stall", seconds=8, market="BTC-USDT")["markets"])
+    assert 0 < len(stalled) < 210, stalled
+    wait_until(lambda: "polling REST" in process.log(), 20, "the stalled socket's REST fallback")
+    time.sleep(3)  # a few polls, every 0.5 s
+    messages = consume(kafka, topics["ticker"],
+                       lambda got: sum(1 for _, v in got if v["source"] == "rest" and v["received_ns"] > stalled_at)
+                       >= 2 * len(stalled))
+    assert process.stop() == 0
+    polled = {record["raw_symbol"] for record in _values(messages)
+              if record["source"] == "rest" and record["received_ns"] > stalled_at}
+    assert polled == stalled, f"{len(polled - stalled)} markets of the streaming socket polled: {sorted(polled - stalled)[:5]}"
+    audited(kafka, topics["ticker"])
+
+
 def test_a_fallback_ticker_answered_after_the_socket_is_back_is_dropped(kafka: str, simulator: Any, worker: Any,
                                                                        tmp_path: Any) -> None:
     """A REST call of 8 s while the socket is down for 4 s: the socket is back, subscribed

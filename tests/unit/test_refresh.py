@@ -57,3 +57,28 @@ def test_a_refresh_publishes_only_news_and_a_replay_agrees(tmp_path: Path, capsy
         ("ETH-USDT", "rest", "471703.5311", T0_NS + 403 * SECOND_NS),
     ]
     assert stats.refreshed == 2
+
+
+def test_a_fallback_body_publishes_only_the_markets_it_was_asked_for(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A socket's fallback or refresh body names the markets it asked for (where one call
+    answers every market, the others' sockets may be streaming): the others are not
+    published, replayed as live. A body without the list (a snapshot, an older capture)
+    publishes every market it holds."""
+    capture = tmp_path / "capture.jsonl"
+    asked = json.loads(_line("rest", T0_NS, json.dumps([ETH, BTC])))
+    asked["markets"] = ["ETHUSDT"]
+    capture.write_text("\n".join([
+        json.dumps(asked),
+        _line("rest", T0_NS + SECOND_NS, json.dumps([ETH, BTC])),
+    ]) + "\n")
+    exchange = ExchangeConfig(ws_url="wss://stream.binance.com:9443/stream",
+                              rest_url="https://data-api.binance.vision", symbols=["ETH-USDT", "BTC-USDT"])
+    stats = Stats()
+    worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(),
+                    StdoutSink(stats), stats, logging.getLogger("coinstream.test"))
+    worker.replay(capture)
+    worker.sink.close(1)
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["symbol"], r["received_ns"]) for r in records] == [
+        ("ETH-USDT", T0_NS), ("ETH-USDT", T0_NS + SECOND_NS), ("BTC-USDT", T0_NS + SECOND_NS)]
