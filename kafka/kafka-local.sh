@@ -178,8 +178,6 @@ cluster_id() {
   cat "$CLUSTER_ID_FILE"
 }
 
-# Launch the selected node's JVM in the background (formatting a new data dir first);
-# prints its pid. `wait_ready` then waits for it.
 # A SASL_PLAINTEXT listener beside the PLAINTEXT one, for tests of authentication.
 add_sasl_listener() {
   [[ -n "${KAFKA_SASL_PASSWORD:-}" ]] || die "KAFKA_SASL_PORT needs KAFKA_SASL_PASSWORD"
@@ -191,6 +189,20 @@ add_sasl_listener() {
     >> "$CONFIG"
 }
 
+# The broker needs Java 17+ (Kafka 4): said in one line before anything is fetched or formatted.
+need_java() {
+  local banner major
+  command -v "$JAVA" >/dev/null ||
+    die "Java 17+ runs the broker, and there is no '$JAVA' on PATH: install a JDK or JRE 17+, or set JAVA=/path/to/java"
+  # 'openjdk version "17.0.9" 2023-10-17', 'java version "1.8.0_392"' (major 1: Java 8).
+  banner="$("$JAVA" -version 2>&1 | head -n 1)" || true
+  major="$(sed -n 's/.* version "\([0-9]*\).*/\1/p' <<< "$banner")"
+  [[ -z "$major" || "$major" -ge 17 ]] ||
+    die "Java 17+ runs the broker, and '$(command -v "$JAVA")' is older ($banner): set JAVA=/path/to/java 17+"
+}
+
+# Launch the selected node's JVM in the background (formatting a new data dir first);
+# prints its pid. `wait_ready` then waits for it.
 launch() {
   local pid
   if pid="$(running_pid)"; then
@@ -321,6 +333,7 @@ cmd_start() {
     --fresh) fresh=1 ;;
     *) die "unknown start option '$1' (only --fresh)" ;;
   esac
+  need_java
   cmd_fetch
   ((fresh)) && rm -rf "$DATA"
   launch
@@ -370,6 +383,7 @@ cluster_start() {
   check_node "$node"
   ((fresh)) && [[ -n "$node" ]] &&
     die "--fresh is for the whole cluster: a node that lost its data would rejoin the quorum without the log it voted on"
+  need_java
   cmd_fetch
   local started=()
   if ((fresh)); then
