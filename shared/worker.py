@@ -860,15 +860,32 @@ class Connection:
         """The markets of an answering socket that published nothing for rest_refresh_s,
         from REST: a quiet market's rolling 24 h numbers move without a push, and a
         subscription the exchange dropped unannounced looks just as quiet. A book socket's
-        quiet books are compared with REST's (BookChannel.refresh_quiet)."""
+        quiet books are compared with REST's (BookChannel.refresh_quiet).
+
+        A quiet market whose REST last price is not its last record's traded without a
+        push: the socket's subscription is lost (dropped unannounced, or refused), and
+        the session is ended, so that the reconnect subscribes every market again. Its
+        24 h numbers alone move without a trade, and are only published."""
         self._last_refresh = time.monotonic()
         if self.books is not None:
             await self.books.refresh_quiet(self)
             return
-        quiet = self.worker.quiet_markets(self.markets)
-        if quiet:
-            self.worker.stats.refreshes += 1
-            await self.worker.rest_poll(quiet, "refresh")
+        worker = self.worker
+        quiet = worker.quiet_markets(self.markets)
+        if not quiet:
+            return
+        worker.stats.refreshes += 1
+        latest = worker.latest
+        before = {market.symbol: latest.get(market.symbol) for market in quiet}
+        await worker.rest_poll(quiet, "refresh")
+        traded = sorted(symbol for symbol, last in before.items()
+                        if last is not None and (now := latest[symbol]) is not last and now.source == "rest"
+                        and Decimal(now.last) != Decimal(last.last))
+        socket = self._socket
+        if traded and socket is not None:
+            self._stalled = (f"subscription lost: {len(traded)} quiet market(s) traded without a push "
+                             f"({', '.join(traded[:5])})")
+            socket.transport.abort()
 
 
 class MessageConnection(ClientConnection):

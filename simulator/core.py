@@ -17,6 +17,9 @@ Control, on every exchange's port (plain GET, answers JSON):
                   sockets subscribed to M; the answer lists their markets
       mute        for S s no socket gets a ticker while the markets keep moving, but
                   every socket answers its pings: a subscription dropped unannounced
+      forget      every open socket's ticker subscription is dropped unannounced, for
+                  good: it gets no ticker while the markets keep moving, and answers
+                  its pings, until it subscribes again (or a new socket does)
       garbage     the next N frames on each socket are garbage bytes
       wrong_shape the next N frames are valid JSON of the wrong shape
       unknown_symbol  the next N tickers carry a symbol nobody subscribed to
@@ -449,6 +452,10 @@ class ExchangeSim(ABC):
             asyncio.create_task(self.refuse(seconds))
         elif kind == "mute":
             faults.muted_until = time.monotonic() + seconds
+        elif kind == "forget":
+            for socket in self.sockets:
+                if isinstance(socket, _SimConnection):
+                    socket.forgotten = True
         elif kind == "delist":
             market = query.get("market", [""])[0]
             if self.quotes.pop(market, None) is None:
@@ -500,6 +507,7 @@ class ExchangeSim(ABC):
                 if markets is None:
                     continue
                 subscribed = socket.subscribed = markets
+                socket.forgotten = False
                 if sender is None:
                     sender = asyncio.create_task(self._send_tickers(socket, lambda: subscribed))
         except ConnectionClosed:
@@ -526,7 +534,8 @@ class ExchangeSim(ABC):
                     continue
                 # Send what the rate allows by now, in one burst, then sleep briefly.
                 started, sent, due = paced(started, sent, self.rate_per_s, time.monotonic(), MAX_TICKER_BURST)
-                if time.monotonic() < self.faults.muted_until:
+                forgotten = isinstance(socket, _SimConnection) and socket.forgotten
+                if forgotten or time.monotonic() < self.faults.muted_until:
                     for _ in range(due):  # the markets trade; this socket hears nothing of it
                         self.quotes[markets[index % len(markets)]].step(self.rng)
                         index += 1
@@ -633,6 +642,7 @@ class _SimConnection(ServerConnection):
     last_sent = 0.0
     stalled_until = 0.0
     subscribed: list[str] = []  # the market ids of its ticker subscription
+    forgotten = False  # its subscription dropped unannounced (the forget fault)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
