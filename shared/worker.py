@@ -863,9 +863,10 @@ class Connection:
         quiet books are compared with REST's (BookChannel.refresh_quiet).
 
         A quiet market whose REST last price is not its last record's traded without a
-        push: the socket's subscription is lost (dropped unannounced, or refused), and
-        the session is ended, so that the reconnect subscribes every market again. Its
-        24 h numbers alone move without a trade, and are only published."""
+        push (none within TRADE_PUSH_GRACE_S either): the socket's subscription is lost
+        (dropped unannounced, or refused), and the session is ended, so that the
+        reconnect subscribes every market again. Its 24 h numbers alone move without a
+        trade, and are only published."""
         self._last_refresh = time.monotonic()
         if self.books is not None:
             await self.books.refresh_quiet(self)
@@ -878,11 +879,16 @@ class Connection:
         latest = worker.latest
         before = {market.symbol: latest.get(market.symbol) for market in quiet}
         await worker.rest_poll(quiet, "refresh")
-        traded = sorted(symbol for symbol, last in before.items()
-                        if last is not None and (now := latest[symbol]) is not last and now.source == "rest"
-                        and Decimal(now.last) != Decimal(last.last))
+        refreshed = {symbol: now for symbol, last in before.items()
+                     if last is not None and (now := latest[symbol]) is not last and now.source == "rest"
+                     and Decimal(now.last) != Decimal(last.last)}
         socket = self._socket
-        if traded and socket is not None:
+        if not refreshed or socket is None:
+            return
+        # A trade just before REST answered may be on its way: its push keeps the socket.
+        await asyncio.sleep(TRADE_PUSH_GRACE_S)
+        traded = sorted(symbol for symbol, record in refreshed.items() if latest[symbol] is record)
+        if traded and socket is self._socket:  # not a session begun meanwhile, subscribed anew
             self._stalled = (f"subscription lost: {len(traded)} quiet market(s) traded without a push "
                              f"({', '.join(traded[:5])})")
             socket.transport.abort()
@@ -986,6 +992,10 @@ MIN_READ_PAUSE_S = 0.001
 # Added to a sleep until a deadline (the watchdog's, the fallback's): a libuv timer may
 # fire up to a millisecond before it, and the loop would pass once more for nothing.
 DEADLINE_SLACK_S = 0.002
+# After a quiet-market refresh finds a trade its socket did not push, how long the push
+# is waited for before the subscription is judged lost: Binance's @ticker pushes once a
+# second, so a trade just before REST answered may not have been pushed yet.
+TRADE_PUSH_GRACE_S = 2.0
 # The rate is judged over this long, not read by read: a sender writes in bursts, and
 # a short read just after a long one would look like a slow feed.
 RATE_WINDOW_S = 0.1
