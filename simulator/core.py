@@ -40,6 +40,7 @@ Control, on every exchange's port (plain GET, answers JSON):
 import asyncio
 import json
 import logging
+import os
 import random
 import socket
 import time
@@ -144,14 +145,29 @@ class Counters:
     edge_shapes: Counter[str] = field(default_factory=Counter)
 
 
+# Narrows where free_listening_port() looks, "FIRST-LAST": parallel test processes each
+# take a share of their own (tests/conftest.py), so that a broker one of them stopped for
+# a fault never finds, at its restart, its port taken by another's simulator or broker.
+LISTEN_PORTS_ENV = "COINSTREAM_LISTEN_PORTS"
+
+
+def listening_port_range() -> tuple[int, int]:
+    """Where free_listening_port() looks: [first, last), below the kernel's ephemeral range."""
+    narrowed = os.environ.get(LISTEN_PORTS_ENV)
+    if narrowed:
+        first, last = narrowed.split("-")
+        return int(first), int(last)
+    return 10_000, int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+
+
 def free_listening_port() -> int:
     """A free port below the kernel's ephemeral range, for a server that must bind it
     again after a stop (the refuse fault, a broker restart): an ephemeral port may
     meanwhile become the local port of some outgoing connection, and the rebind fails."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first, last = listening_port_range()
     rng = random.Random()
     while True:
-        port = rng.randrange(10_000, low)
+        port = rng.randrange(first, last)
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))

@@ -23,9 +23,27 @@ from shared.sink import StdoutSink
 from shared.stats import Stats
 from shared.venue import Market, Venue
 from shared.worker import Worker
+from simulator.core import LISTEN_PORTS_ENV, listening_port_range
 from tests.harness import Broker, Simulator, WorkerProcess, fresh_checkout, processes_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_listening_ports() -> None:
+    """Under xdist, each test process picks listening ports (brokers, simulators) from a
+    share of the range of its own, inherited by the processes it starts: a test that
+    stops its broker for an outage restarted it on a port another process's simulator
+    had taken meanwhile ("port already in use")."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2:
+        return
+    first, last = listening_port_range()
+    share = (last - first) // count
+    start = first + int(worker[2:]) * share
+    # Short of the share's end by a run of ports (harness.free_port_run: the demo's ten).
+    os.environ[LISTEN_PORTS_ENV] = f"{start}-{start + share - 32}"
 
 
 @pytest.fixture(scope="session")
