@@ -20,6 +20,9 @@ Control, on every exchange's port (plain GET, answers JSON):
       forget      every open socket's ticker subscription is dropped unannounced, for
                   good: it gets no ticker while the markets keep moving, and answers
                   its pings, until it subscribes again (or a new socket does)
+      late_push   market M (&market=M) trades once now at a new price, and REST shows it; its
+                  ticker reaches the sockets subscribed to M S s after the next REST
+                  call is answered (a push on its way while REST already knows)
       garbage     the next N frames on each socket are garbage bytes
       wrong_shape the next N frames are valid JSON of the wrong shape
       unknown_symbol  the next N tickers carry a symbol nobody subscribed to
@@ -133,6 +136,8 @@ class Faults:
     stalled: dict[ServerConnection, float] = field(default_factory=dict)
     ws_down_until: float = 0.0
     muted_until: float = 0.0
+    # late_push: (seconds, [(socket, frame)]) sent that long after the next REST answer.
+    late_pushes: list[tuple[float, list[tuple[ServerConnection, str]]]] = field(default_factory=list)
 
 
 @dataclass
@@ -263,6 +268,7 @@ class ExchangeSim(ABC):
         self._ticker_frames = 0  # made so far: every EDGE_EVERY-th is an edge shape
         self._journal: Any = None
         self._rings: dict[tuple[str, ...], list[bytes]] = {}  # see _send_bulk
+        self._late_pushing: set[asyncio.Task[None]] = set()  # the late_push fault's sends
         # The order books, for an exchange mode with a book channel (simulator/books.py).
         self.book_feed: "BookFeed | None" = None
 
@@ -406,7 +412,20 @@ class ExchangeSim(ABC):
             faults.http_500 -= 1
             return _json_response(500, {"error": "internal error"})
         status, body = self.rest(path, query)
+        for seconds, pushes in faults.late_pushes:
+            pushing = asyncio.create_task(self._push_late(seconds, pushes))
+            self._late_pushing.add(pushing)  # held: the loop keeps only a weak reference to a task
+            pushing.add_done_callback(self._late_pushing.discard)
+        faults.late_pushes.clear()
         return _json_response(status, body)
+
+    async def _push_late(self, seconds: float, pushes: list[tuple[ServerConnection, str]]) -> None:
+        await asyncio.sleep(seconds)
+        for socket, frame in pushes:
+            try:
+                await self._send(socket, frame)
+            except ConnectionClosed:
+                pass  # the socket is gone: its successor subscribes anew
 
     async def _control(self, command: str, query: dict[str, list[str]]) -> dict[str, Any]:
         def arg(key: str, default: float) -> float:
@@ -472,6 +491,19 @@ class ExchangeSim(ABC):
             for socket in self.sockets:
                 if isinstance(socket, _SimConnection):
                     socket.forgotten = True
+        elif kind == "late_push":
+            market = query.get("market", [""])[0]
+            sockets = [socket for socket in self.sockets if market in _subscription(socket)]
+            if not sockets:
+                return {"error": f"no socket subscribed to {market!r}"}
+            quote = self.quotes[market]
+            before = quote.ticks
+            while quote.ticks == before:  # a trade at a new price, which REST's last shows
+                quote.step(self.rng)
+            faults.late_pushes.append((seconds, [
+                (socket, self.in_form(self.frame_form(socket.request.path if socket.request else ""), market,
+                                      self.ticker_frame(market, quote, quote.changed_ms)))
+                for socket in sockets]))
         elif kind == "delist":
             market = query.get("market", [""])[0]
             if self.quotes.pop(market, None) is None:

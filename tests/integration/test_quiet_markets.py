@@ -131,3 +131,38 @@ def test_quiet_markets_are_refreshed_from_rest_and_a_lost_subscription_is_renewe
     assert re.search(r"subscription lost: \d quiet market\(s\) traded without a push", log), log[-2000:]
     assert "polling REST" not in log
     assert (back_ns - forgotten_ns) / 1e9 < 10
+
+
+@pytest.mark.parametrize("exchange", ["upbit", "binance"])
+def test_a_trade_whose_push_is_on_its_way_when_rest_shows_it_keeps_the_socket(
+        exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
+    """A quiet market trades; the refresh's REST call shows the trade before its push
+    arrives, 1 s after REST answered (late_push). The refresh publishes REST's ticker and
+    waits TRADE_PUSH_GRACE_S (2 s): the push arrives within it, so the subscription is not
+    lost and the socket is kept. Without the grace the session is ended for a
+    subscription that was never lost."""
+    sim = simulator(exchange, rate=0, markets=3)
+    config = override_file(tmp_path, kafka, sim.config["exchanges"],
+                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": WATCHDOG_S, "rest_refresh_s": 2,
+                            "stats_interval_s": 1})
+    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
+    process = worker(exchange, config)
+    wait_until(lambda: len(REFRESHES.findall(process.log())) >= 2, 30, "two refreshes")
+    market = _values(consume(kafka, topic, lambda got: len(got) >= 3))[0]["raw_symbol"]
+    connections = sim.control(exchange, "stats")["connections_total"]
+
+    sim.fault(exchange, "late_push", market=market, seconds=1)
+    traded_ns = time.time_ns()
+    records = [record for record in _values(consume(kafka, topic, lambda got: any(
+        v["source"] == "ws" and v["received_ns"] > traded_ns for _, v in got), timeout_s=15))
+        if record["received_ns"] > traded_ns]
+    time.sleep(3)  # the refresh's grace is over
+    log = process.log()
+    assert process.stop() == 0
+    pushed = next(record for record in records if record["source"] == "ws")
+    assert pushed["raw_symbol"] == market
+    shown = [record for record in records if record["source"] == "rest" and record["received_ns"] < pushed["received_ns"]]
+    # The fault staged what it should: REST showed the trade before its push came.
+    assert [record["last"] for record in shown if record["raw_symbol"] == market] == [pushed["last"]], records
+    assert "subscription lost" not in log, log[-2000:]
+    assert sim.control(exchange, "stats")["connections_total"] == connections
