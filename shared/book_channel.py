@@ -495,7 +495,7 @@ class BookChannel:
         self.found_stale.clear()
         for state, began_ns, body, received_ns, url in answers:
             if state.heard_ns < began_ns:
-                worker.on_rest_body(body, received_ns, url, refresh=True)
+                worker.on_rest_body(body, received_ns, url, "refresh")
         if self.found_stale:
             # A subscription the exchange dropped is seldom one market's: the socket's other
             # quiet markets are asked for again too, beside those lost (resubscribed already).

@@ -1,9 +1,11 @@
 """Capture files: every raw frame and REST body a worker received, as JSON Lines.
 
-One object per line: {"ts": <received ns>, "kind": "ws"|"book"|"rest"|"refresh", "url": ...,
-"data": ...}, `data` exactly as received (binary frames decoded as UTF-8); "book" is a
-frame of a book socket (shared.book_channel), "refresh" a REST body of a quiet-market
-refresh, which publishes only what changed (a book's: compared with the book kept).
+One object per line: {"ts": <received ns>, "kind": "ws"|"book"|"rest"|"refresh"|"silence",
+"url": ..., "data": ...}, `data` exactly as received (binary frames decoded as UTF-8);
+"book" is a frame of a book socket (shared.book_channel), "refresh" a REST body of a
+quiet-market refresh, which publishes only what changed (a book's: compared with the
+book kept), "silence" one of a silent ticker socket's check, alike but for markets quiet
+for rest_fallback_after_s (shared.worker.Worker.on_rest_body).
 REST book bodies are "rest" or "refresh", told apart from the tickers' by their path.
 A book frame also names its connection: {"connection": "coinbase-book#0/2"} (socket
 coinbase-book#0, its second session), which a per-connection sequence (Coinbase's) is
@@ -28,9 +30,15 @@ import msgspec
 from shared.venue import Market
 
 
+Kind = Literal["ws", "book", "rest", "refresh", "silence"]
+# How a REST ticker body is judged (Worker.on_rest_body): every ticker published (""), or
+# only news, after rest_refresh_s ("refresh") or rest_fallback_after_s ("silence") quiet.
+Refresh = Literal["", "refresh", "silence"]
+
+
 class Captured(msgspec.Struct, omit_defaults=True):
     ts: int
-    kind: Literal["ws", "book", "rest", "refresh"]
+    kind: Kind
     url: str
     data: str
     connection: str = ""  # a book frame's socket and session (shared.worker.Connection.session)
@@ -51,7 +59,7 @@ class Recorder:
         self._file: BinaryIO = open(path, "ab")
         self._encoder = msgspec.json.Encoder()
 
-    def write(self, kind: Literal["ws", "book", "rest", "refresh"], url: str, data: bytes, received_ns: int,
+    def write(self, kind: Kind, url: str, data: bytes, received_ns: int,
               connection: str = "", markets: list[str] | None = None) -> None:
         item = Captured(received_ns, kind, url, data.decode("utf-8", errors="replace"), connection, markets or [])
         self._file.write(self._encoder.encode(item) + b"\n")

@@ -86,6 +86,9 @@ class Worker:
         # The last record published for each market (by unified symbol): what a REST
         # refresh of a quiet market is compared with.
         self.latest: dict[str, Ticker] = {}
+        # The last price and arrival (time.time_ns()) of each market's latest refreshed
+        # REST ticker, published or not: what tells a trade the socket did not push.
+        self.refreshed_last: dict[str, tuple[str, int]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop run() runs on
         # Set when the startup snapshot has run: the fallback polls only after it, so
         # that the two never spend the exchange's REST rate limit twice at once.
@@ -198,17 +201,20 @@ class Worker:
                 kept += own
         return kept
 
-    def on_rest_body(self, body: bytes, received_ns: int, url: str, refresh: bool = False,
+    def on_rest_body(self, body: bytes, received_ns: int, url: str, refresh: capture.Refresh = "",
                      asked: list[str] | None = None) -> int:
         """Publish the tickers in one REST body; returns how many. A refresh's body (see
-        Connection.fallback) publishes only the tickers that bring news (_is_news).
+        Connection.fallback) publishes only the tickers that bring news (_is_news): after
+        rest_refresh_s quiet for a quiet-market refresh ("refresh"), after
+        rest_fallback_after_s for a silent socket's check ("silence"; a silence longer
+        than that, so newer than the stream's last record).
 
         `asked`: the markets (raw ids) a socket's fallback or refresh asked for. Where one
         call answers every market, the others are not published: their sockets may be
         streaming, and a REST ticker older than their last record would take them back
         in time. Recorded with the body, so that a replay publishes the same."""
         if self.recorder is not None:
-            self.recorder.write("refresh" if refresh else "rest", url, body, received_ns, markets=asked)
+            self.recorder.write(refresh or "rest", url, body, received_ns, markets=asked)
         if self.books is not None and self.venue.is_book_rest(url):
             if refresh:
                 return self.books.on_refresh_body(body, received_ns, url)
@@ -227,7 +233,12 @@ class Worker:
             wanted = set(asked)
             tickers = [ticker for ticker in tickers if ticker.raw_symbol in wanted]
         if refresh:
-            tickers = [ticker for ticker in tickers if self._is_news(ticker)]
+            refreshed_last = self.refreshed_last
+            for ticker in tickers:
+                refreshed_last[ticker.symbol] = (ticker.last, ticker.received_ns)
+            runtime = self.runtime
+            quiet_ns = (runtime.rest_refresh_s if refresh == "refresh" else runtime.rest_fallback_after_s) * 1e9
+            tickers = [ticker for ticker in tickers if self._is_news(ticker, quiet_ns)]
             self.stats.refreshed += len(tickers)
         self.sink.publish(tickers)
         for ticker in tickers:
@@ -235,15 +246,15 @@ class Worker:
         self.stats.rest_records += len(tickers)
         return len(tickers)
 
-    def _is_news(self, ticker: Ticker) -> bool:
+    def _is_news(self, ticker: Ticker, quiet_ns: float) -> bool:
         """Whether a refreshed ticker is worth a record: its market has published nothing
-        for rest_refresh_s before it arrived, and one of its numbers differs from the
+        for quiet_ns before it arrived, and one of its numbers differs from the
         market's last record (one the REST body lacks does not count). Judged from the
         records alone, so that a replay publishes what the live run did."""
         last = self.latest.get(ticker.symbol)
         if last is None:
             return True
-        if ticker.received_ns - last.received_ns < self.runtime.rest_refresh_s * 1e9:
+        if ticker.received_ns - last.received_ns < quiet_ns:
             return False  # the socket spoke for this market meanwhile
         return any(new is not None and (old is None or Decimal(new) != Decimal(old))
                    for new, old in zip(_numbers(ticker), _numbers(last)))
@@ -438,7 +449,8 @@ class Worker:
             if stream_back():
                 self.stats.rest_skipped += 1
                 continue
-            published += self.on_rest_body(body, received_ns, url, refresh=why == "refresh", asked=asked)
+            refresh: capture.Refresh = "refresh" if why == "refresh" else "silence" if why == "silence" else ""
+            published += self.on_rest_body(body, received_ns, url, refresh, asked)
         return published
 
     def quiet_markets(self, markets: list[Market]) -> list[Market]:
@@ -517,7 +529,9 @@ class Worker:
                 elif item.kind == "ws":
                     self.on_frame(data, item.ts, item.url)
                 else:
-                    self.on_rest_body(data, item.ts, item.url, refresh=item.kind == "refresh", asked=item.markets)
+                    refresh: capture.Refresh = ("refresh" if item.kind == "refresh"
+                                        else "silence" if item.kind == "silence" else "")
+                    self.on_rest_body(data, item.ts, item.url, refresh, item.markets)
             else:
                 self.dead_letter(item, time.time_ns(), "ws", f"{path}:{number}", line)
         if books_not_collected:
@@ -565,6 +579,10 @@ class Connection:
         # When the open session's subscription was sent (time.monotonic()), 0 between
         # sessions: its snapshots are on their way from then on (stream_back_since).
         self.subscribed_at = 0.0
+        # The last_ws_record whose silence was checked against REST (_silent_too_long),
+        # and when a subscription was last judged lost (time.monotonic()).
+        self._silence_checked = 0.0
+        self._renewed_at = -math.inf
         # Set by _on_read to what ends the session (ServerRestart); made by each session.
         self._ended_by: asyncio.Future[Exception]
 
@@ -848,15 +866,35 @@ class Connection:
             refreshing = runtime.rest_refresh_s
             if refreshing and time.monotonic() - self._last_refresh >= runtime.rest_refresh_s:
                 await self._refresh()
-            # Asleep until the fallback is due if nothing is heard meanwhile, or the next
-            # refresh; a frame heard meanwhile moves the first later, which the next pass finds.
+            elif refreshing and time.monotonic() >= self._silence_check_due():
+                await self._refresh(silent=True)
+            # Asleep until the fallback is due if nothing is heard meanwhile, the next
+            # refresh, or the silence check; a frame heard meanwhile moves the first and the
+            # last later, which the next pass finds.
             now = time.monotonic()
             due = self.last_heard + runtime.rest_fallback_after_s
             if refreshing:
-                due = min(due, self._last_refresh + runtime.rest_refresh_s)
+                due = min(due, self._last_refresh + runtime.rest_refresh_s, self._silence_check_due())
             await asyncio.sleep(max(due - now, 0.0) + DEADLINE_SLACK_S)
 
-    async def _refresh(self) -> None:
+    def _silence_check_due(self) -> float:
+        """When (time.monotonic()) this ticker socket's silence is to be checked against
+        REST (_refresh(silent=True)); infinite when there is none to check.
+
+        A socket that streamed in its session (published rest_fallback_after_s or more
+        after it opened: not only the answer to its subscribe, which some exchanges send),
+        answers its pings, and has published nothing for rest_fallback_after_s may have
+        lost its subscription (dropped unannounced): its markets would otherwise wait for
+        the next refresh, rest_refresh_s (300 s) on. Each silence is checked once. A
+        session renewed for one is not renewed again within rest_refresh_s: an exchange
+        whose REST and stream disagree costs a reconnect every rest_refresh_s at most."""
+        after_s = self.worker.runtime.rest_fallback_after_s
+        if (self.books is not None or not self.connected or self._silence_checked == self.last_ws_record
+                or self.last_ws_record - self._opened < after_s):
+            return math.inf
+        return max(self.last_ws_record + after_s, self._renewed_at + self.worker.runtime.rest_refresh_s)
+
+    async def _refresh(self, silent: bool = False) -> None:
         """The markets of an answering socket that published nothing for rest_refresh_s,
         from REST: a quiet market's rolling 24 h numbers move without a push, and a
         subscription the exchange dropped unannounced looks just as quiet. A book socket's
@@ -866,31 +904,47 @@ class Connection:
         push (none within TRADE_PUSH_GRACE_S either): the socket's subscription is lost
         (dropped unannounced, or refused), and the session is ended, so that the
         reconnect subscribes every market again. Its 24 h numbers alone move without a
-        trade, and are only published."""
-        self._last_refresh = time.monotonic()
-        if self.books is not None:
-            await self.books.refresh_quiet(self)
-            return
+        trade, and are only published.
+
+        `silent`: the whole socket has published nothing for rest_fallback_after_s
+        (_silent_too_long). The SILENCE_CHECK_MARKETS markets it heard from last, the
+        likeliest to trade, are read from REST and judged alike; what they publish is
+        judged as a refresh's (news only after rest_refresh_s)."""
         worker = self.worker
-        quiet = worker.quiet_markets(self.markets)
+        if silent:
+            self._silence_checked = self.last_ws_record
+            latest = worker.latest
+            quiet = sorted(self.markets, reverse=True, key=lambda market: latest[market.symbol].received_ns
+                           if market.symbol in latest else 0)[:SILENCE_CHECK_MARKETS]
+        else:
+            self._last_refresh = time.monotonic()
+            if self.books is not None:
+                await self.books.refresh_quiet(self)
+                return
+            quiet = worker.quiet_markets(self.markets)
         if not quiet:
             return
         worker.stats.refreshes += 1
         latest = worker.latest
         before = {market.symbol: latest.get(market.symbol) for market in quiet}
-        await worker.rest_poll(quiet, "refresh")
-        refreshed = {symbol: now for symbol, last in before.items()
-                     if last is not None and (now := latest[symbol]) is not last and now.source == "rest"
-                     and Decimal(now.last) != Decimal(last.last)}
+        asked_ns = time.time_ns()
+        await worker.rest_poll(quiet, "silence" if silent else "refresh")
+        refreshed_last = worker.refreshed_last
+        moved = [symbol for symbol, last in before.items()
+                 if last is not None and (shown := refreshed_last.get(symbol)) is not None and shown[1] >= asked_ns
+                 and Decimal(shown[0]) != Decimal(last.last)]
         socket = self._socket
-        if not refreshed or socket is None:
+        if not moved or socket is None:
             return
         # A trade just before REST answered may be on its way: its push keeps the socket.
         await asyncio.sleep(TRADE_PUSH_GRACE_S)
-        traded = sorted(symbol for symbol, record in refreshed.items() if latest[symbol] is record)
+        traded = sorted(symbol for symbol in moved
+                        if (now := latest[symbol]) is before[symbol] or now.source == "rest")
         if traded and socket is self._socket:  # not a session begun meanwhile, subscribed anew
-            self._stalled = (f"subscription lost: {len(traded)} quiet market(s) traded without a push "
-                             f"({', '.join(traded[:5])})")
+            what = (f"{len(traded)} market(s) traded without a push since the socket fell silent" if silent
+                    else f"{len(traded)} quiet market(s) traded without a push")
+            self._stalled = f"subscription lost: {what} ({', '.join(traded[:5])})"
+            self._renewed_at = time.monotonic()
             socket.transport.abort()
 
 
@@ -996,6 +1050,10 @@ DEADLINE_SLACK_S = 0.002
 # is waited for before the subscription is judged lost: Binance's @ticker pushes once a
 # second, so a trade just before REST answered may not have been pushed yet.
 TRADE_PUSH_GRACE_S = 2.0
+# A ticker socket silent for rest_fallback_after_s has this many of its markets read from
+# REST (those it heard from last): one that traded meanwhile proves the subscription lost,
+# and Coinbase's REST takes a call per market.
+SILENCE_CHECK_MARKETS = 10
 # The rate is judged over this long, not read by read: a sender writes in bursts, and
 # a short read just after a long one would look like a slow feed.
 RATE_WINDOW_S = 0.1

@@ -166,3 +166,37 @@ def test_a_trade_whose_push_is_on_its_way_when_rest_shows_it_keeps_the_socket(
     assert [record["last"] for record in shown if record["raw_symbol"] == market] == [pushed["last"]], records
     assert "subscription lost" not in log, log[-2000:]
     assert sim.control(exchange, "stats")["connections_total"] == connections
+
+
+@pytest.mark.parametrize("exchange", ["upbit", "binance"])
+def test_a_busy_socket_whose_subscription_is_dropped_is_renewed_within_seconds(
+        exchange: str, kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
+    """A streaming socket's subscription is dropped unannounced (forget) while its markets
+    trade and it answers its pings: once it has published nothing for
+    rest_fallback_after_s, REST shows trades it did not push, and the session is renewed
+    within seconds. Before, its markets waited for the next quiet-market refresh,
+    rest_refresh_s (300 s here, the default) on."""
+    sim = simulator(exchange, rate=20, markets=3)
+    config = override_file(tmp_path, kafka, sim.config["exchanges"],
+                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": WATCHDOG_S, "stats_interval_s": 1})
+    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
+    process = worker(exchange, config)
+    wait_until(lambda: " connected to " in process.log(), 30, "the socket to connect")
+    time.sleep(WATCHDOG_S + 1)  # streaming for longer than rest_fallback_after_s
+    assert "subscription lost" not in process.log()
+
+    sim.fault(exchange, "forget")
+    forgotten_ns = time.time_ns()
+    records = _values(consume(kafka, topic, lambda got: any(
+        v["source"] == "ws" and v["received_ns"] > forgotten_ns + 1e9 for _, v in got), timeout_s=20))
+    log = process.log()
+    assert process.stop() == 0
+    assert re.search(r"subscription lost: \d market\(s\) traded without a push since the socket fell silent", log), \
+        log[-2000:]
+    assert "polling REST" not in log
+    back_ns = min(record["received_ns"] for record in records
+                  if record["source"] == "ws" and record["received_ns"] > forgotten_ns + 1e9)
+    # What REST showed traded meanwhile is published, newer than the stream's last records.
+    assert any(record["source"] == "rest" and forgotten_ns < record["received_ns"] < back_ns for record in records)
+    # Silent for rest_fallback_after_s, a REST round, the push's grace (2 s), a reconnect.
+    assert (back_ns - forgotten_ns) / 1e9 < WATCHDOG_S + 6

@@ -82,3 +82,35 @@ def test_a_fallback_body_publishes_only_the_markets_it_was_asked_for(
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["symbol"], r["received_ns"]) for r in records] == [
         ("ETH-USDT", T0_NS), ("ETH-USDT", T0_NS + SECOND_NS), ("BTC-USDT", T0_NS + SECOND_NS)]
+
+
+def test_a_silent_socket_s_check_publishes_news_after_rest_fallback_after_s(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A silent streaming socket's check (kind "silence") publishes a REST ticker that
+    differs from its market's last record once that record is rest_fallback_after_s old:
+    the REST ticker is then newer than the stream's. A refresh's body keeps its own
+    rest_refresh_s. Replayed as live."""
+    ws_frame = fixture_bytes("binance", "ws_ticker_combined_1.json").decode()
+    traded = {**ETH, "lastPrice": "1793.01"}
+    later = {**ETH, "lastPrice": "1793.02"}
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("\n".join([
+        _line("ws", T0_NS, ws_frame, "wss://stream.binance.com:9443/stream"),
+        _line("silence", T0_NS + 5 * SECOND_NS, json.dumps([traded])),   # the socket spoke 5 s ago
+        _line("silence", T0_NS + 12 * SECOND_NS, json.dumps([ETH])),     # silent, nothing changed
+        _line("silence", T0_NS + 13 * SECOND_NS, json.dumps([traded])),  # silent, traded: news
+        _line("refresh", T0_NS + 30 * SECOND_NS, json.dumps([later])),   # 17 s since, not 300
+    ]) + "\n")
+    exchange = ExchangeConfig(ws_url="wss://stream.binance.com:9443/stream",
+                              rest_url="https://data-api.binance.vision", symbols=["ETH-USDT"])
+    stats = Stats()
+    worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange,
+                    Runtime(rest_fallback_after_s=10, rest_refresh_s=300), StdoutSink(stats), stats,
+                    logging.getLogger("coinstream.test"))
+    worker.replay(capture)
+    worker.sink.close(1)
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["source"], r["last"], r["received_ns"]) for r in records] == [
+        ("ws", "1792.84000000", T0_NS), ("rest", "1793.01", T0_NS + 13 * SECOND_NS)]
+    assert stats.refreshed == 1
+    assert worker.refreshed_last["ETH-USDT"] == ("1793.02", T0_NS + 30 * SECOND_NS)
