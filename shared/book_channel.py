@@ -190,7 +190,6 @@ class BookChannel:
         stream's next changes having nothing to follow. A book not live is left to its
         rebuild, but a whole-book exchange's, which waits for a frame that may not come."""
         published = 0
-        runtime = self.worker.runtime
         for message in self._rest_messages(body, received_ns, url):
             state = self.books.get(message.raw)
             if state is not None:
@@ -204,7 +203,7 @@ class BookChannel:
                 if self.resync != "frames":
                     if state.book.state == "live":
                         self._lost(state, state.book.lose(
-                            "gap", f"quiet for {runtime.rest_refresh_s:.0f} s, and its REST book differs"))
+                            "gap", "quiet, and its REST book differs"))
                     continue
             published += self._take(message, received_ns, "rest", url, body)
         self.stats.book_rest_records += published
@@ -449,9 +448,10 @@ class BookChannel:
             published += worker.on_rest_body(body, received_ns, url)
         return published
 
-    async def refresh_quiet(self, connection: "Connection") -> None:
+    async def refresh_quiet(self, connection: "Connection", quiet_s: float | None = None) -> None:
         """Compare with REST the books of `connection`'s markets that heard nothing for
-        rest_refresh_s while the socket answered (see on_refresh_body), live ones (and a
+        `quiet_s` (rest_refresh_s; rest_fallback_after_s when the whole socket fell silent,
+        Connection._silence_check_due) while the socket answered (see on_refresh_body), live ones (and a
         whole-book exchange's lost ones, which wait for a frame): at most
         REFRESH_CALLS_PER_ROUND calls, those quiet and unchecked longest first. A market
         heard within REFRESH_GRACE_S of its call's start is not compared: its stream
@@ -460,7 +460,7 @@ class BookChannel:
         the stream comes back."""
         worker = self.worker
         runtime = worker.runtime
-        quiet_ns = time.time_ns() - runtime.rest_refresh_s * 1e9
+        quiet_ns = time.time_ns() - (runtime.rest_refresh_s if quiet_s is None else quiet_s) * 1e9
         quiet: list[MarketBook] = []
         for market in connection.markets:
             state = self.books[market.raw]

@@ -55,7 +55,7 @@ class Runtime(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     rest_fallback_after_s: Seconds = 10.0  # nothing heard this long (down, not answering): poll REST
     # While a socket answers, its markets quiet this long are refreshed from REST this
     # often; a refreshed ticker is published only if a number changed. It also enables a
-    # streaming ticker socket's check after rest_fallback_after_s of silence. 0: never.
+    # streaming socket's check after rest_fallback_after_s of silence. 0: never.
     rest_refresh_s: Annotated[float, msgspec.Meta(ge=0, le=WEEK_S)] = 300.0
     rest_poll_interval_s: Seconds = 2.0
     rest_timeout_s: Seconds = 10.0

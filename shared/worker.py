@@ -579,7 +579,7 @@ class Connection:
         # When the open session's subscription was sent (time.monotonic()), 0 between
         # sessions: its snapshots are on their way from then on (stream_back_since).
         self.subscribed_at = 0.0
-        # The last_ws_record whose silence was checked against REST (_silent_too_long),
+        # The last_ws_record whose silence was checked against REST (_silence_check_due),
         # and when a subscription was last judged lost (time.monotonic()).
         self._silence_checked = 0.0
         self._renewed_at = -math.inf
@@ -878,18 +878,19 @@ class Connection:
             await asyncio.sleep(max(due - now, 0.0) + DEADLINE_SLACK_S)
 
     def _silence_check_due(self) -> float:
-        """When (time.monotonic()) this ticker socket's silence is to be checked against
-        REST (_refresh(silent=True)); infinite when there is none to check.
+        """When (time.monotonic()) this socket's silence is to be checked against REST
+        (_refresh(silent=True)); infinite when there is none to check.
 
         A socket that streamed in its session (published rest_fallback_after_s or more
         after it opened: not only the answer to its subscribe, which some exchanges send),
         answers its pings, and has published nothing for rest_fallback_after_s may have
         lost its subscription (dropped unannounced): its markets would otherwise wait for
         the next refresh, rest_refresh_s (300 s) on. Each silence is checked once. A
-        session renewed for one is not renewed again within rest_refresh_s: an exchange
-        whose REST and stream disagree costs a reconnect every rest_refresh_s at most."""
+        subscription renewed for one (a session ended, books asked for again) is not
+        renewed again for a silence within rest_refresh_s: an exchange whose REST and
+        stream disagree costs a renewal every rest_refresh_s at most."""
         after_s = self.worker.runtime.rest_fallback_after_s
-        if (self.books is not None or not self.connected or self._silence_checked == self.last_ws_record
+        if (not self.connected or self._silence_checked == self.last_ws_record
                 or self.last_ws_record - self._opened < after_s):
             return math.inf
         return max(self.last_ws_record + after_s, self._renewed_at + self.worker.runtime.rest_refresh_s)
@@ -907,10 +908,18 @@ class Connection:
         trade, and are only published.
 
         `silent`: the whole socket has published nothing for rest_fallback_after_s
-        (_silent_too_long). The SILENCE_CHECK_MARKETS markets it heard from last, the
-        likeliest to trade, are read from REST and judged alike; what they publish is
-        judged as a refresh's (news only after rest_refresh_s)."""
+        (_silence_check_due). Of a ticker socket, the SILENCE_CHECK_MARKETS markets it
+        heard from last, the likeliest to trade, are read from REST and judged alike; a
+        REST ticker that differs from a market's last record, rest_fallback_after_s old
+        or more, is published (on_rest_body's "silence"). Of a book socket, the books
+        that heard nothing for rest_fallback_after_s are compared with REST's."""
         worker = self.worker
+        if silent and self.books is not None:
+            self._silence_checked = self.last_ws_record
+            await self.books.refresh_quiet(self, worker.runtime.rest_fallback_after_s)
+            if self.books.found_stale:
+                self._renewed_at = time.monotonic()
+            return
         if silent:
             self._silence_checked = self.last_ws_record
             latest = worker.latest

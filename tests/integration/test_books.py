@@ -414,6 +414,34 @@ def test_quiet_books_are_compared_with_rest_and_a_subscription_dropped_unannounc
     audited(kafka, topic)
 
 
+@pytest.mark.parametrize("case_name", ["upbit", "okx", "binance-diff"])  # rebuilt by frames, resubscribe, REST
+def test_a_streaming_book_socket_that_falls_silent_is_checked_within_seconds(
+        case_name: str, kafka: str, simulator: Any, worker: Any, tmp_path: Path) -> None:
+    """The book socket was streaming when the exchange forgot its subscriptions
+    (book_forget): silent for rest_fallback_after_s while it answers its keepalives, its
+    books are compared with REST at once, found, and the stream is back within seconds.
+    Before, they waited for the quiet-book refresh, rest_refresh_s (300 s, the default
+    here) on."""
+    case, exchange = BOOKS[case_name], exchange_of(case_name)
+    sim, process, topic = start_books(case_name, kafka, simulator, worker, tmp_path, rate=20,
+                                      runtime={"rest_fallback_after_s": 3})
+    consume(kafka, topic, lambda got: len(got) >= 30, timeout_s=60)
+    time.sleep(3.5)  # streaming for longer than rest_fallback_after_s
+    sim.fault(exchange, "book_forget")
+    forgotten_ns = time.time_ns()
+
+    def streamed_after_the_fault(got: list[tuple[str, Record]]) -> set[str]:
+        return {record["symbol"] for _, record in got
+                if record["received_ns"] > forgotten_ns + 1e9 and record["source"] == "ws"}
+    # Silent for 3 s, a REST round and its grace: each market found, its stream asked for again.
+    consume(kafka, topic, lambda got: len(streamed_after_the_fault(got)) == 3, timeout_s=20)
+    settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
+    assert process.stop() == 0
+    assert " reconnects=0 " in process.counters(), process.counters()
+    assert "the stream lost them" in process.log()
+    audited(kafka, topic)
+
+
 @pytest.mark.parametrize("case_name", sorted(BOOKS))
 def test_after_a_reconnect_every_book_is_rebuilt_and_right(case_name: str, kafka: str, simulator: Any,
                                                            worker: Any, tmp_path: Path) -> None:
