@@ -450,7 +450,7 @@ class BookChannel:
 
     async def refresh_quiet(self, connection: "Connection", quiet_s: float | None = None) -> None:
         """Compare with REST the books of `connection`'s markets that heard nothing for
-        `quiet_s` (rest_refresh_s; rest_fallback_after_s when the whole socket fell silent,
+        `quiet_s` (rest_refresh_s; 0, every book, when the whole socket fell silent:
         Connection._silence_check_due) while the socket answered (see on_refresh_body), live ones (and a
         whole-book exchange's lost ones, which wait for a frame): at most
         REFRESH_CALLS_PER_ROUND calls, those quiet and unchecked longest first. A market

@@ -911,17 +911,17 @@ class Connection:
         (_silence_check_due). Of a ticker socket, the SILENCE_CHECK_MARKETS markets it
         heard from last, the likeliest to trade, are read from REST and judged alike; a
         REST ticker that differs from a market's last record, rest_fallback_after_s old
-        or more, is published (on_rest_body's "silence"). Of a book socket, the books
-        that heard nothing for rest_fallback_after_s are compared with REST's."""
+        or more, is published (on_rest_body's "silence"). Of a book socket, every book is
+        compared with REST's (at most REFRESH_CALLS_PER_ROUND calls, as a refresh)."""
         worker = self.worker
-        if silent and self.books is not None:
-            self._silence_checked = self.last_ws_record
-            await self.books.refresh_quiet(self, worker.runtime.rest_fallback_after_s)
-            if self.books.found_stale:
-                self._renewed_at = time.monotonic()
-            return
         if silent:
             self._silence_checked = self.last_ws_record
+            if self.books is not None:
+                # Every book: one may have heard a message the top N ignored (no record) since.
+                await self.books.refresh_quiet(self, quiet_s=0.0)
+                if self.books.found_stale:
+                    self._renewed_at = time.monotonic()
+                return
             latest = worker.latest
             quiet = sorted(self.markets, reverse=True, key=lambda market: latest[market.symbol].received_ns
                            if market.symbol in latest else 0)[:SILENCE_CHECK_MARKETS]
