@@ -20,6 +20,8 @@ Control, on every exchange's port (plain GET, answers JSON):
       forget      every open socket's ticker subscription is dropped unannounced, for
                   good: it gets no ticker while the markets keep moving, and answers
                   its pings, until it subscribes again (or a new socket does)
+      rest_skew   REST shows market M's (&market=M) price a tick above the stream's, for
+                  good: an exchange whose REST and stream disagree
       late_push   market M (&market=M) trades once now at a new price, and REST shows it; its
                   ticker reaches the sockets subscribed to M S s after the next REST
                   call is answered (a push on its way while REST already knows)
@@ -136,6 +138,8 @@ class Faults:
     stalled: dict[ServerConnection, float] = field(default_factory=dict)
     ws_down_until: float = 0.0
     muted_until: float = 0.0
+    # rest_skew: markets whose REST answers show the price a tick above the stream's.
+    rest_skewed: set[str] = field(default_factory=set)
     # late_push: (seconds, [(socket, frame)]) sent that long after the next REST answer.
     late_pushes: list[tuple[float, list[tuple[ServerConnection, str]]]] = field(default_factory=list)
 
@@ -411,7 +415,12 @@ class ExchangeSim(ABC):
         if faults.http_500 > 0:
             faults.http_500 -= 1
             return _json_response(500, {"error": "internal error"})
+        skewed = [self.quotes[market] for market in faults.rest_skewed if market in self.quotes]
+        for quote in skewed:  # rendered at once: no frame is made meanwhile
+            quote.ticks += 1
         status, body = self.rest(path, query)
+        for quote in skewed:
+            quote.ticks -= 1
         for seconds, pushes in faults.late_pushes:
             pushing = asyncio.create_task(self._push_late(seconds, pushes))
             self._late_pushing.add(pushing)  # held: the loop keeps only a weak reference to a task
@@ -491,6 +500,11 @@ class ExchangeSim(ABC):
             for socket in self.sockets:
                 if isinstance(socket, _SimConnection):
                     socket.forgotten = True
+        elif kind == "rest_skew":
+            market = query.get("market", [""])[0]
+            if market not in self.quotes:
+                return {"error": f"no market {market!r}"}
+            faults.rest_skewed.add(market)
         elif kind == "late_push":
             market = query.get("market", [""])[0]
             sockets = [socket for socket in self.sockets if market in _subscription(socket)]

@@ -200,3 +200,31 @@ def test_a_busy_socket_whose_subscription_is_dropped_is_renewed_within_seconds(
     assert any(record["source"] == "rest" and forgotten_ns < record["received_ns"] < back_ns for record in records)
     # Silent for rest_fallback_after_s, a REST round, the push's grace (2 s), a reconnect.
     assert (back_ns - forgotten_ns) / 1e9 < WATCHDOG_S + 6
+
+
+def test_an_exchange_whose_rest_and_stream_disagree_is_renewed_once_a_rest_refresh_s(
+        kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
+    """REST shows a market's price a tick off the stream's, for good (rest_skew): at every
+    lull the silent socket's check sees a trade that was never pushed. The first lull ends
+    the session; later ones within rest_refresh_s do not, or such an exchange would be
+    reconnected at every lull."""
+    sim = simulator("upbit", rate=20, markets=3)
+    config = override_file(tmp_path, kafka, sim.config["exchanges"],
+                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": 2, "rest_refresh_s": 60,
+                            "stats_interval_s": 1})
+    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
+    process = worker("upbit", config)
+    market = _values(consume(kafka, topic, lambda got: len(got) >= 3))[0]["raw_symbol"]
+    time.sleep(3)  # streaming for longer than rest_fallback_after_s
+    sim.fault("upbit", "rest_skew", market=market)
+    sim.control("upbit", "rate", per_s=0)  # a lull: the check finds the skew
+    wait_until(lambda: "subscription lost" in process.log(), 20, "the first lull's renewal")
+    for _ in range(2):  # a new session streams, then falls silent again
+        sim.control("upbit", "rate", per_s=20)
+        time.sleep(4)
+        sim.control("upbit", "rate", per_s=0)
+        time.sleep(5)
+    log = process.log()
+    assert process.stop() == 0
+    assert log.count("subscription lost") == 1, log[-3000:]
+    assert " reconnects=1[subscription_lost=1] " in process.counters(), process.counters()
