@@ -361,6 +361,11 @@ def test_after_a_stall_the_rest_books_give_way_to_the_stream_again(exchange: str
     audited(kafka, topic)
 
 
+def streamed_after(got: list[tuple[str, Record]], since_ns: float) -> set[str]:
+    """The markets with a record from the stream received after since_ns."""
+    return {record["symbol"] for _, record in got if record["received_ns"] > since_ns and record["source"] == "ws"}
+
+
 # How each case of BOOKS rebuilds a lost book (Venue.book_resync_at).
 REBUILT_BY = {"upbit": "frames", "bithumb": "frames", "coinone": "frames", "korbit": "frames", "binance": "frames",
               "binance-diff": "rest", "okx": "resubscribe", "gateio": "resubscribe", "coinbase": "resubscribe",
@@ -391,13 +396,9 @@ def test_quiet_books_are_compared_with_rest_and_a_subscription_dropped_unannounc
     sim.control(exchange, "book_rate", per_s=20)
     sim.fault(exchange, "book_forget")
     forgotten_ns = time.time_ns()
-
-    def streamed_after_the_fault(got: list[tuple[str, Record]]) -> set[str]:
-        return {record["symbol"] for _, record in got
-                if record["received_ns"] > forgotten_ns + 1e9 and record["source"] == "ws"}
     # Quiet for 3 s, then a refresh round (every 3 s) and its grace: each market is found,
     # and its stream subscribed again.
-    consume(kafka, topic, lambda got: len(streamed_after_the_fault(got)) == 3, timeout_s=30)
+    consume(kafka, topic, lambda got: len(streamed_after(got, forgotten_ns + 1e9)) == 3, timeout_s=30)
     records = settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
     counters = process.counters()
@@ -429,12 +430,8 @@ def test_a_streaming_book_socket_that_falls_silent_is_checked_within_seconds(
     time.sleep(3.5)  # streaming for longer than rest_fallback_after_s
     sim.fault(exchange, "book_forget")
     forgotten_ns = time.time_ns()
-
-    def streamed_after_the_fault(got: list[tuple[str, Record]]) -> set[str]:
-        return {record["symbol"] for _, record in got
-                if record["received_ns"] > forgotten_ns + 1e9 and record["source"] == "ws"}
     # Silent for 3 s, a REST round and its grace: each market found, its stream asked for again.
-    consume(kafka, topic, lambda got: len(streamed_after_the_fault(got)) == 3, timeout_s=20)
+    consume(kafka, topic, lambda got: len(streamed_after(got, forgotten_ns + 1e9)) == 3, timeout_s=20)
     settle_and_compare(sim, exchange, kafka, topic, case.depth, markets=3)
     assert process.stop() == 0
     assert " reconnects=0 " in process.counters(), process.counters()

@@ -39,6 +39,16 @@ def _values(messages: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     return [value for _, value in messages]
 
 
+def _start(exchange: str, rate: float, runtime: dict[str, Any], kafka: str, simulator: Any, worker: Any,
+           tmp_path: Any) -> tuple[Any, Any, str]:
+    """The simulator (3 markets at `rate`) and a worker with the quiet tests' watchdog and
+    counters every second, `runtime` beside; the ticker topic."""
+    sim = simulator(exchange, rate=rate, markets=3)
+    config = override_file(tmp_path, kafka, sim.config["exchanges"],
+                           {"watchdog_s": WATCHDOG_S, "stats_interval_s": 1, **runtime})
+    return sim, worker(exchange, config), yaml.safe_load(config.read_text())["topics"]["ticker"]
+
+
 def test_quiet_markets_keep_their_sockets_and_silent_dead_ones_are_caught(
         kafka: str, simulator: Any, worker: Any, tmp_path: Any) -> None:
     sim = simulator(*EXCHANGES, rate=0, markets=3)
@@ -97,12 +107,8 @@ def test_quiet_markets_are_refreshed_from_rest_and_a_lost_subscription_is_renewe
     trade: the next refresh publishes their new numbers and, their last prices having
     moved without a push, ends the session; the reconnect subscribes again and the stream
     is back. Before, the socket stayed as it was: REST every rest_refresh_s, forever."""
-    sim = simulator(exchange, rate=0, markets=3)
-    config = override_file(tmp_path, kafka, sim.config["exchanges"],
-                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": WATCHDOG_S, "rest_refresh_s": 2,
-                            "stats_interval_s": 1})
-    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
-    process = worker(exchange, config)
+    sim, process, topic = _start(exchange, 0, {"rest_fallback_after_s": WATCHDOG_S, "rest_refresh_s": 2},
+                                 kafka, simulator, worker, tmp_path)
 
     def refreshes() -> tuple[int, int]:
         found = REFRESHES.findall(process.log())
@@ -141,12 +147,8 @@ def test_a_trade_whose_push_is_on_its_way_when_rest_shows_it_keeps_the_socket(
     waits TRADE_PUSH_GRACE_S (2 s): the push arrives within it, so the subscription is not
     lost and the socket is kept. Without the grace the session is ended for a
     subscription that was never lost."""
-    sim = simulator(exchange, rate=0, markets=3)
-    config = override_file(tmp_path, kafka, sim.config["exchanges"],
-                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": WATCHDOG_S, "rest_refresh_s": 2,
-                            "stats_interval_s": 1})
-    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
-    process = worker(exchange, config)
+    sim, process, topic = _start(exchange, 0, {"rest_fallback_after_s": WATCHDOG_S, "rest_refresh_s": 2},
+                                 kafka, simulator, worker, tmp_path)
     wait_until(lambda: len(REFRESHES.findall(process.log())) >= 2, 30, "two refreshes")
     market = _values(consume(kafka, topic, lambda got: len(got) >= 3))[0]["raw_symbol"]
     connections = sim.control(exchange, "stats")["connections_total"]
@@ -176,11 +178,8 @@ def test_a_busy_socket_whose_subscription_is_dropped_is_renewed_within_seconds(
     rest_fallback_after_s, REST shows trades it did not push, and the session is renewed
     within seconds. Before, its markets waited for the next quiet-market refresh,
     rest_refresh_s (300 s here, the default) on."""
-    sim = simulator(exchange, rate=20, markets=3)
-    config = override_file(tmp_path, kafka, sim.config["exchanges"],
-                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": WATCHDOG_S, "stats_interval_s": 1})
-    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
-    process = worker(exchange, config)
+    sim, process, topic = _start(exchange, 20, {"rest_fallback_after_s": WATCHDOG_S}, kafka, simulator, worker,
+                                 tmp_path)
     wait_until(lambda: " connected to " in process.log(), 30, "the socket to connect")
     time.sleep(WATCHDOG_S + 1)  # streaming for longer than rest_fallback_after_s
     assert "subscription lost" not in process.log()
@@ -208,12 +207,8 @@ def test_an_exchange_whose_rest_and_stream_disagree_is_renewed_once_a_rest_refre
     lull the silent socket's check sees a trade that was never pushed. The first lull ends
     the session; later ones within rest_refresh_s do not, or such an exchange would be
     reconnected at every lull."""
-    sim = simulator("upbit", rate=20, markets=3)
-    config = override_file(tmp_path, kafka, sim.config["exchanges"],
-                           {"watchdog_s": WATCHDOG_S, "rest_fallback_after_s": 2, "rest_refresh_s": 60,
-                            "stats_interval_s": 1})
-    topic = yaml.safe_load(config.read_text())["topics"]["ticker"]
-    process = worker("upbit", config)
+    sim, process, topic = _start("upbit", 20, {"rest_fallback_after_s": 2, "rest_refresh_s": 60}, kafka, simulator,
+                                 worker, tmp_path)
     market = _values(consume(kafka, topic, lambda got: len(got) >= 3))[0]["raw_symbol"]
     time.sleep(3)  # streaming for longer than rest_fallback_after_s
     sim.fault("upbit", "rest_skew", market=market)
