@@ -41,7 +41,8 @@ EXCHANGE_COUNTERS = (
     ("coinstream_rest_refreshes", "Refreshes of quiet markets from REST while their socket answers.", "refreshes"),
     ("coinstream_rest_refreshed", "Records those refreshes published (a number, or a book's level, had changed).",
      "refreshed"),
-    ("coinstream_rest_errors", "REST requests that failed (5xx, timeout, connection error).", "rest_errors"),
+    ("coinstream_rest_errors", "REST requests that failed (5xx, timeout, connection error, an answer holding none "
+     "of the markets asked for).", "rest_errors"),
     ("coinstream_rest_resent", "GETs sent again at once: a kept-alive connection ended before answering.",
      "rest_resent"),
     ("coinstream_rate_limit_waits", "Waits after HTTP 429/418 from the exchange.", "rate_limit_waits"),

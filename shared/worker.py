@@ -231,7 +231,17 @@ class Worker:
             return 0
         if asked:
             wanted = set(asked)
-            tickers = [ticker for ticker in tickers if ticker.raw_symbol in wanted]
+            answered = [ticker for ticker in tickers if ticker.raw_symbol in wanted]
+            if tickers and not answered:
+                # None of the markets asked for, in a body of others: REST names them otherwise
+                # than the socket does (a change at the exchange), or has dropped them. The
+                # fallback would publish nothing while it lasts: an error of the call, not a lull.
+                self.stats.rest_errors += 1
+                self.throttled.warning("REST bodies without the markets asked for",
+                                       "%s: none of the %d market(s) asked for (%s) in the body's %d ticker(s) "
+                                       "(%s): nothing published", url, len(asked), ", ".join(asked[:5]),
+                                       len(tickers), ", ".join(ticker.raw_symbol for ticker in tickers[:5]))
+            tickers = answered
         if refresh:
             refreshed_last = self.refreshed_last
             for ticker in tickers:

@@ -114,3 +114,24 @@ def test_a_silent_socket_s_check_publishes_news_after_rest_fallback_after_s(
         ("ws", "1792.84000000", T0_NS), ("rest", "1793.01", T0_NS + 13 * SECOND_NS)]
     assert stats.refreshed == 1
     assert worker.refreshed_last["ETH-USDT"] == ("1793.02", T0_NS + 30 * SECOND_NS)
+
+
+def test_a_fallback_body_holding_none_of_the_markets_asked_for_is_an_error_not_a_lull(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A body of other markets only (REST names the socket's markets otherwise, or has
+    dropped them) publishes nothing for the socket: counted in rest_errors and logged,
+    not passed over as a fallback with nothing new."""
+    capture = tmp_path / "capture.jsonl"
+    asked = json.loads(_line("rest", T0_NS, json.dumps([ETH, BTC])))
+    asked["markets"] = ["SOLUSDT"]
+    capture.write_text(json.dumps(asked) + "\n")
+    exchange = ExchangeConfig(ws_url="wss://stream.binance.com:9443/stream",
+                              rest_url="https://data-api.binance.vision", symbols=["ETH-USDT", "BTC-USDT", "SOL-USDT"])
+    stats = Stats()
+    worker = Worker(Binance(exchange.ws_url, exchange.rest_url), exchange, Runtime(),
+                    StdoutSink(stats), stats, logging.getLogger("coinstream.test"))
+    worker.replay(capture)
+    worker.sink.close(1)
+    assert capsys.readouterr().out == ""
+    assert stats.rest_errors == 1
+    assert "none of the 1 market(s) asked for (SOLUSDT) in the body's 2 ticker(s) (ETHUSDT, BTCUSDT)" in caplog.text
