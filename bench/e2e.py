@@ -26,6 +26,11 @@ COUNTERS = re.compile(r"counters frames=(\d+) records=(\d+) .* delivered=(\d+) .
 CEILING_COUNTS = re.compile(r"ceiling delivered=(\d+)")
 WARM_UP_S = 5  # connect, snapshot, first librdkafka batches
 MAX_RATE = 1_000_000.0  # frames/s asked of the simulator for "as fast as the reader reads"
+# Measured seconds of a run at PACED_CPU_RATE msg/s or less, where the worker's CPU is
+# compared with the ceiling's: each side takes ~0.02 core there, and a run of 8 s moved
+# from one to the next by a fifth (the same code read 1.00 to 1.36 of the ceiling).
+PACED_CPU_RATE = 1_000
+PACED_CPU_SECONDS = 20
 
 
 class EndToEnd(msgspec.Struct):
@@ -43,9 +48,10 @@ class EndToEnd(msgspec.Struct):
     main_thread_cores: float
 
 
-def _proc_cpu_s(pid: int, thread: int | None = None) -> float:
-    """CPU seconds of process `pid`, or of its thread `thread` only."""
-    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds of process `pid`, its ended threads included, in 10 ms clock ticks: for
+    the fleet's and the simulators' tenths of a core and more."""
+    stat = Path(f"/proc/{pid}/stat")
     fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -57,19 +63,37 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _threads_cpu_ns(pid: int) -> dict[int, int]:
+    """Each thread's time on a CPU (ns), from the scheduler's own count
+    (/proc/<pid>/task/<tid>/schedstat): /proc's stat counts 10 ms clock ticks, and a side
+    at 1,000 msg/s (~0.02 core) earns some 16 of them in 8 s, so that one tick more or
+    less moved a CPU ratio by a tenth."""
+    times = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            times[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the thread ended meanwhile
+    return times
+
+
 def _watch(process: WorkerProcess, pattern: re.Pattern[str], seconds: float) -> tuple[list[Any], float, float, float]:
     """The counter lines `process` logged while watched for `seconds`; its peak RSS MB,
-    CPU cores, and its Python thread's cores."""
+    CPU cores (its threads alive at the end: a thread that ended meanwhile is not
+    counted; the worker's and the ceiling's last the whole run), and its Python
+    thread's cores."""
     pid = process.process.pid
-    # The main thread's id is the process id.
-    cpu0, main0 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid)
+    cpu0 = _threads_cpu_ns(pid)
     lines0, t0 = len(pattern.findall(process.log())), time.monotonic()
     rss = []
     while time.monotonic() - t0 < seconds:
         time.sleep(1)
         rss.append(_rss_mb(pid))
-    cpu1, main1, t1 = _proc_cpu_s(pid), _proc_cpu_s(pid, pid), time.monotonic()
-    return pattern.findall(process.log())[lines0:], max(rss), (cpu1 - cpu0) / (t1 - t0), (main1 - main0) / (t1 - t0)
+    cpu1, t1 = _threads_cpu_ns(pid), time.monotonic()
+    cores = sum(ns - cpu0.get(tid, 0) for tid, ns in cpu1.items()) / 1e9 / (t1 - t0)
+    # The main thread's id is the process id.
+    main_cores = (cpu1[pid] - cpu0[pid]) / 1e9 / (t1 - t0)
+    return pattern.findall(process.log())[lines0:], max(rss), cores, main_cores
 
 
 def _delivery_histogram(config: Path, exchange: str) -> list[float]:
