@@ -183,7 +183,8 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     with broker(scratch) as bootstrap:
         for exchange, rate_text, runtime in cases:
             runs, bare_runs = [], []
-            seconds = paced_seconds(arguments) if rate_of(rate_text) <= PACED_CPU_RATE else arguments.seconds
+            paced = rate_of(rate_text) <= PACED_CPU_RATE
+            seconds, cpu_digits = (paced_seconds(arguments), 3) if paced else (arguments.seconds, 2)
             for _ in range(E2E_RUNS):
                 # Interleaved: load from elsewhere on a shared machine hits both sides alike.
                 workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
@@ -198,10 +199,11 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
                          f"{spread(runs, lambda run: run.delivery_p50_ms, 1)} | "
                          f"{spread(runs, lambda run: run.delivery_p99_ms, 1)} | "
                          f"{spread(runs, lambda run: run.delivery_p99_worst_second_ms, 1)} | "
-                         f"{spread(runs, lambda run: run.rss_mb, 0)} | {spread(runs, lambda run: run.cpu_cores, 2)} | "
-                         f"{spread(runs, lambda run: run.main_thread_cores, 2)} | "
+                         f"{spread(runs, lambda run: run.rss_mb, 0)} | "
+                         f"{spread(runs, lambda run: run.cpu_cores, cpu_digits)} | "
+                         f"{spread(runs, lambda run: run.main_thread_cores, cpu_digits)} | "
                          f"{spread(bare_runs, lambda run: run.records_per_s, 0)} | "
-                         f"{spread(bare_runs, lambda run: run.cpu_cores, 2)} | "
+                         f"{spread(bare_runs, lambda run: run.cpu_cores, cpu_digits)} | "
                          f"{ratio:.2f} ({'records/s' if rate_text == 'max' else 'CPU'}) |")
             print(lines[-1], flush=True)
     return lines
