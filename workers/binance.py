@@ -74,7 +74,9 @@ DEPTH_LIMITS = (100, 500, 1000, 5000)
 SNAPSHOT_LEVELS_PER_DEPTH = 5
 
 
-class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker"):
+# A ticker push is not tracked by the garbage collector (gc=False), as the book's
+# structs below: a decoded frame holds no reference cycle.
+class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker", gc=False):
     E: int
     s: str
     c: Number
@@ -89,7 +91,7 @@ class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker"):
     q: Number
 
 
-class ServerShutdown(msgspec.Struct, tag_field="e", tag="serverShutdown"):
+class ServerShutdown(msgspec.Struct, tag_field="e", tag="serverShutdown", gc=False):
     E: int
 
 
@@ -102,12 +104,12 @@ class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
     a: list[list[str]]
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(msgspec.Struct, gc=False):
     code: int
     msg: str
 
 
-class Frame(msgspec.Struct):
+class Frame(msgspec.Struct, gc=False):
     """Every frame either endpoint sends: a stream event in the combined envelope or
     bare (`e` set: decoded again as an Event), an ack, or an error."""
 

@@ -75,7 +75,9 @@ BOOK_LEVELS = 400
 SERVICE_UPGRADE = "64008"
 
 
-class TickerData(msgspec.Struct):
+# A ticker push is not tracked by the garbage collector (gc=False), as the book frame's
+# structs below: a decoded frame holds no reference cycle.
+class TickerData(msgspec.Struct, gc=False):
     instId: str
     last: Number
     bidPx: Number
@@ -90,11 +92,11 @@ class TickerData(msgspec.Struct):
     ts: int  # a JSON string of digits; the decoder is not strict, so a JSON number works too
 
 
-class Arg(msgspec.Struct):
+class Arg(msgspec.Struct, gc=False):
     channel: str
 
 
-class Frame(msgspec.Struct):
+class Frame(msgspec.Struct, gc=False):
     """A ticker push, an ack, an error or a notice: only the keys we use."""
 
     arg: Arg | None = None

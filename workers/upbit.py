@@ -55,12 +55,14 @@ REST_MARKETS_PER_CALL = 100
 BOOK_UNITS = 30  # units a frame carries, and the most a REST call asks for
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(msgspec.Struct, gc=False):
     name: str | int
     message: str
 
 
-class Prices(msgspec.Struct):
+# Not tracked by the garbage collector (gc=False): a decoded frame holds no reference
+# cycle, and untracked structs are made and freed cheaper.
+class Prices(msgspec.Struct, gc=False):
     """The ticker keys we use, named alike on the socket and in REST."""
 
     trade_price: msgspec.Raw = ABSENT
@@ -86,7 +88,8 @@ SIMPLE_KEYS = {"type": "ty", "code": "cd", "trade_price": "tp", "opening_price":
                "low_price": "lp", "acc_trade_volume_24h": "atv24h", "acc_trade_price_24h": "atp24h",
                "timestamp": "tms"}
 SimpleFrame = msgspec.defstruct("SimpleFrame", [(field.name, field.type, field.default)
-                                                for field in msgspec.structs.fields(Frame)], rename=SIMPLE_KEYS)
+                                                for field in msgspec.structs.fields(Frame)], rename=SIMPLE_KEYS,
+                                gc=False)
 
 
 class Unit(msgspec.Struct):
