@@ -17,7 +17,9 @@ Source = Literal["ws", "rest"]
 Level = tuple[str, str]  # (price, size), exact plain decimal strings; encoded as [price, size]
 
 
-class Ticker(msgspec.Struct):
+# Not tracked by the garbage collector (gc=False): a record holds only text and numbers,
+# never a reference cycle, and an untracked struct is made and freed cheaper.
+class Ticker(msgspec.Struct, gc=False):
     exchange: str
     symbol: str  # unified BASE-QUOTE, upper case
     raw_symbol: str  # the exchange's own market id, as sent
@@ -139,6 +141,10 @@ def check_values(tickers: list[Ticker]) -> int:
     nulled: list[Ticker] = []
     refused: str | None = None
     zero_below = _ZERO_BELOW
+    # The latest exchange_ts allowed, worked out once for the tickers of one arrival (a
+    # socket read's share its received_ns): a division of an int this large is ~300
+    # instructions, a tenth of these checks.
+    received_ns, latest_ms = None, 0
     for ticker in tickers:
         if (ticker.last < zero_below or (ticker.bid or zero_below) < zero_below
                 or (ticker.ask or zero_below) < zero_below or (ticker.open_24h or zero_below) < zero_below
@@ -147,10 +153,13 @@ def check_values(tickers: list[Ticker]) -> int:
                 refused = ticker.last
             _null_zero_prices(ticker)
         exchange_ts = ticker.exchange_ts
-        if exchange_ts is not None and not (
-                EARLIEST_EXCHANGE_TS_MS <= exchange_ts <= ticker.received_ns // 1_000_000 + EXCHANGE_TS_AHEAD_MS):
-            ticker.exchange_ts = None
-            nulled.append(ticker)
+        if exchange_ts is not None:
+            if ticker.received_ns != received_ns:
+                received_ns = ticker.received_ns
+                latest_ms = received_ns // 1_000_000 + EXCHANGE_TS_AHEAD_MS
+            if not EARLIEST_EXCHANGE_TS_MS <= exchange_ts <= latest_ms:
+                ticker.exchange_ts = None
+                nulled.append(ticker)
     if refused is not None:
         raise ZeroLastPrice(refused, nulled)
     return len(nulled)
