@@ -260,6 +260,7 @@ class KafkaSink:
         self._book_seq = 0  # book records are numbered on their own
         self._encoder = msgspec.json.Encoder()
         self._encode = self._encoder.encode
+        self._buffer = bytearray(1024)
         self._keys: dict[str, bytes] = {}
         try:
             self._spool = DiskSpool(Path(spool.dir), exchange, spool.max_mb * 1024 * 1024, spool.when_full,
@@ -360,7 +361,7 @@ class KafkaSink:
         """Stamp, encode and hand over `tickers` in order: a socket read's, or a REST
         body's. One call for them all, _send's fast case inlined: a Python call costs as
         much as a record's checks (bench.profile)."""
-        run, keys, encode, spool = self.run, self._keys, self._encode, self._spool
+        run, keys, encode_into, buffer, spool = self.run, self._keys, self._encoder.encode_into, self._buffer, self._spool
         produce, topic = self._producer.produce, self._ticker_topic
         seq = self._seq
         handed = 0
@@ -374,7 +375,8 @@ class KafkaSink:
             key = keys.get(ticker.symbol)
             if key is None:
                 key = keys[ticker.symbol] = f"{ticker.exchange}:{ticker.symbol}".encode()
-            value = encode(ticker)
+            encode_into(ticker, buffer)
+            value = bytes(buffer)
             if direct:
                 try:
                     produce(topic, value, key)
