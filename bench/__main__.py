@@ -59,9 +59,9 @@ from typing import TypeVar
 import confluent_kafka
 
 from bench.book import book_scenario
-from bench.e2e import (BOOK_E2E_MARKETS, BOOK_RSS_MARKETS, FLEET, MAX_RATE, PACED_CPU_RATE, PACED_CPU_SECONDS,
-                       BookEndToEnd, PeerEndToEnd, book_end_to_end, book_memory, ceiling, end_to_end, fleet,
-                       peer_end_to_end)
+from bench.e2e import (BOOK_E2E_MARKETS, BOOK_RSS_MARKETS, FLEET, MAX_RATE, PACED_CPU_RATE, PACED_CPU_RUNS,
+                       PACED_CPU_SECONDS, BookEndToEnd, PeerEndToEnd, book_end_to_end, book_memory, ceiling,
+                       end_to_end, fleet, peer_end_to_end)
 from bench.verify import verify_scenario
 from bench.tiers import (EXCHANGES, decode_tiers, fresh_venue, median_and_range,
                          naive_produce_us, produce_tier, sample_frames)
@@ -157,7 +157,8 @@ def produce_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
 def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
     lines = [f"## Tier 4: simulator process → worker process → local Kafka (acks=all, idempotent), "
              f"{arguments.seconds:.0f} s per run after a warm-up ({paced_seconds(arguments):.0f} s at "
-             f"{PACED_CPU_RATE:,} msg/s and below); median [min–max] of {E2E_RUNS} runs", "",
+             f"{PACED_CPU_RATE:,} msg/s and below); median [min–max] of {E2E_RUNS} runs "
+             f"({PACED_CPU_RUNS} at {PACED_CPU_RATE:,} msg/s and below)", "",
              "Delivery report latency: produce() → the worker serving the delivery report (Kafka's ack plus "
              "the wait for its next poll), from the worker's histogram (bucket bounds: 5, 7.5, 10, 15, 20, "
              "30 ms…) over the whole measured window; the worst second's p99 beside it.", "",
@@ -185,7 +186,7 @@ def e2e_scenario(arguments: argparse.Namespace, scratch: Path) -> list[str]:
             runs, bare_runs = [], []
             paced = rate_of(rate_text) <= PACED_CPU_RATE
             seconds, cpu_digits = (paced_seconds(arguments), 3) if paced else (arguments.seconds, 2)
-            for _ in range(E2E_RUNS):
+            for _ in range(PACED_CPU_RUNS if paced else E2E_RUNS):
                 # Interleaved: load from elsewhere on a shared machine hits both sides alike.
                 workdir = Path(tempfile.mkdtemp(prefix=f"{exchange}-{rate_text}-", dir=scratch))
                 runs.append(end_to_end(exchange, rate_of(rate_text), seconds, bootstrap, workdir, runtime))
